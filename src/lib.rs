@@ -1,0 +1,4 @@
+//! # OpenHearing
+//!
+//! An open-source server for online court hearings: a WebSocket signaling server, an SFU
+//! media relay and (later) a recorder. See README.md for the architecture.
