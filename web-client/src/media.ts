@@ -1,0 +1,106 @@
+// Local camera/microphone: acquisition, device lists, level meter.
+
+export interface DeviceChoice {
+  cameraId?: string;
+  micId?: string;
+}
+
+export interface AcquireResult {
+  stream: MediaStream | null;
+  /** Why some or all media failed (DOMException name/message), if any. */
+  error: string | null;
+}
+
+const VIDEO: MediaTrackConstraints = {
+  width: { ideal: 1280 },
+  height: { ideal: 720 },
+  frameRate: { ideal: 25, max: 30 },
+};
+
+/** Gets camera + microphone, falling back to whichever of the two works. */
+export async function acquireMedia(choice: DeviceChoice): Promise<AcquireResult> {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    return { stream: null, error: 'mediaDevices unavailable (needs https)' };
+  }
+  const video: MediaTrackConstraints = choice.cameraId
+    ? { ...VIDEO, deviceId: { exact: choice.cameraId } }
+    : VIDEO;
+  const audio: MediaTrackConstraints = {
+    echoCancellation: true,
+    noiseSuppression: true,
+    autoGainControl: true,
+    ...(choice.micId ? { deviceId: { exact: choice.micId } } : {}),
+  };
+  let firstError: unknown = null;
+  for (const c of [{ audio, video }, { audio, video: false }, { audio: false, video }] as MediaStreamConstraints[]) {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia(c);
+      return { stream, error: c.audio && c.video ? null : describe(firstError) };
+    } catch (e) {
+      firstError ??= e;
+    }
+  }
+  return { stream: null, error: describe(firstError) };
+}
+
+function describe(e: unknown): string | null {
+  if (!e) return null;
+  if (e instanceof DOMException) return `${e.name}${e.message ? ': ' + e.message : ''}`;
+  return String(e);
+}
+
+export function stopStream(stream: MediaStream | null): void {
+  stream?.getTracks().forEach((t) => t.stop());
+}
+
+export interface DeviceLists {
+  cameras: MediaDeviceInfo[];
+  mics: MediaDeviceInfo[];
+}
+
+export async function listDevices(): Promise<DeviceLists> {
+  if (!navigator.mediaDevices?.enumerateDevices) return { cameras: [], mics: [] };
+  const all = await navigator.mediaDevices.enumerateDevices();
+  return {
+    cameras: all.filter((d) => d.kind === 'videoinput'),
+    mics: all.filter((d) => d.kind === 'audioinput'),
+  };
+}
+
+/** Microphone level (0..1) from a WebAudio AnalyserNode, reported once per frame. */
+export class LevelMeter {
+  private ctx: AudioContext | null = null;
+  private raf = 0;
+
+  constructor(stream: MediaStream, onLevel: (level: number) => void) {
+    if (stream.getAudioTracks().length === 0 || typeof AudioContext === 'undefined') return;
+    const ctx = new AudioContext();
+    this.ctx = ctx;
+    const source = ctx.createMediaStreamSource(stream);
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 1024;
+    source.connect(analyser);
+    const buf = new Float32Array(analyser.fftSize);
+    let smooth = 0;
+    const tick = () => {
+      analyser.getFloatTimeDomainData(buf);
+      let sum = 0;
+      for (let i = 0; i < buf.length; i++) sum += buf[i] * buf[i];
+      const rms = Math.sqrt(sum / buf.length);
+      // Map roughly -60..0 dBFS onto 0..1.
+      const db = 20 * Math.log10(rms + 1e-9);
+      const level = Math.min(1, Math.max(0, (db + 60) / 60));
+      smooth = Math.max(level, smooth * 0.85);
+      onLevel(smooth);
+      this.raf = requestAnimationFrame(tick);
+    };
+    void ctx.resume().catch(() => undefined);
+    this.raf = requestAnimationFrame(tick);
+  }
+
+  stop(): void {
+    cancelAnimationFrame(this.raf);
+    void this.ctx?.close().catch(() => undefined);
+    this.ctx = null;
+  }
+}

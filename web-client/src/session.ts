@@ -1,0 +1,370 @@
+// One connection to a hearing: signaling WebSocket + a single RTCPeerConnection.
+// Owns no DOM; reports everything through `SessionEvents`.
+import {
+  NON_RETRYABLE_CODES,
+  PROTOCOL_VERSION,
+  type ClientMessage,
+  type ErrorCode,
+  type HearingInfo,
+  type ParticipantInfo,
+  type ServerMessage,
+} from './protocol';
+
+export type SessionStatus =
+  | 'connecting' // WebSocket opening / waiting for welcome
+  | 'media' // welcome received, media path not yet connected
+  | 'connected'
+  | 'reconnecting'
+  | 'lost' // gave up reconnecting; user must press reconnect
+  | 'failed' // fatal, non-retryable server error
+  | 'left';
+
+export interface ServerError {
+  code: ErrorCode | string;
+  message: string;
+  fatal: boolean;
+}
+
+export interface SessionEvents {
+  status(status: SessionStatus, detail: { attempt?: number; error?: ServerError }): void;
+  welcome(you: ParticipantInfo, hearing: HearingInfo, canPublish: boolean): void;
+  participants(list: ParticipantInfo[]): void;
+  /** The participant's current remote track of `kind` (null = none / removed). */
+  remoteTrack(participantId: string, kind: 'audio' | 'video', track: MediaStreamTrack | null): void;
+  participantLeft(participantId: string, reason: string): void;
+  /** A non-fatal server error to show the user. */
+  error(err: ServerError): void;
+  /** The WebSocket opened (performance.now()). */
+  opened(at: number): void;
+}
+
+export interface SessionOptions {
+  url: string;
+  token: string;
+  localStream: MediaStream | null;
+  events: SessionEvents;
+  pingIntervalMs?: number;
+  maxAutoReconnects?: number;
+}
+
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
+
+export class HearingSession {
+  pc: RTCPeerConnection | null = null;
+  participantId: string | null = null;
+  status: SessionStatus = 'connecting';
+
+  private ws: WebSocket | null = null;
+  private participants = new Map<string, ParticipantInfo>();
+  /** receiver track id → [participant id, kind] currently shown. */
+  private trackOwner = new Map<string, { pid: string; kind: 'audio' | 'video'; track: MediaStreamTrack }>();
+  private pendingCandidates: RTCIceCandidateInit[] = [];
+  private chain: Promise<void> = Promise.resolve();
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private pingId = 0;
+  private attempt = 0;
+  private fatal: ServerError | null = null;
+  private closedByUs = false;
+  private welcomed = false;
+  private canPublish = false;
+
+  constructor(private opts: SessionOptions) {}
+
+  start(): void {
+    this.closedByUs = false;
+    this.fatal = null;
+    this.welcomed = false;
+    this.setStatus(this.attempt > 0 ? 'reconnecting' : 'connecting');
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(this.opts.url);
+    } catch (e) {
+      this.onSocketClosed();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      this.opts.events.opened(performance.now());
+      this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.opts.token });
+      this.pingTimer = setInterval(
+        () => this.send({ type: 'ping', id: ++this.pingId }),
+        this.opts.pingIntervalMs ?? 20000,
+      );
+    };
+    ws.onmessage = (ev) => {
+      if (typeof ev.data !== 'string') return;
+      let msg: ServerMessage;
+      try {
+        msg = JSON.parse(ev.data) as ServerMessage;
+      } catch {
+        return;
+      }
+      // Handle in order; SDP operations are asynchronous.
+      this.chain = this.chain
+        .then(() => this.handle(msg))
+        .catch((e) => console.warn('[openhearing] handling', msg.type, e));
+    };
+    ws.onclose = () => {
+      if (this.ws === ws) this.onSocketClosed();
+    };
+    ws.onerror = () => {
+      /* onclose follows */
+    };
+  }
+
+  /** Sends `media_state` with the local tracks' enabled flags. */
+  sendMediaState(): void {
+    const s = this.opts.localStream;
+    const audio = !!s?.getAudioTracks().some((t) => t.enabled && t.readyState === 'live');
+    const video = !!s?.getVideoTracks().some((t) => t.enabled && t.readyState === 'live');
+    this.send({ type: 'media_state', audio: this.canPublish && audio, video: this.canPublish && video });
+  }
+
+  /** Leaves on purpose: tells the server, closes everything. Local tracks are the caller's. */
+  leave(): void {
+    this.send({ type: 'leave' });
+    this.teardown();
+    this.setStatus('left');
+  }
+
+  /** Manual reconnect (from the "connection lost" screen). */
+  reconnect(): void {
+    this.teardown();
+    this.attempt = 0;
+    this.start();
+  }
+
+  /** Closes without telling the server (page unload, replaced by a new session). */
+  dispose(): void {
+    this.teardown();
+  }
+
+  private send(msg: ClientMessage): void {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  private setStatus(status: SessionStatus, detail: { attempt?: number; error?: ServerError } = {}): void {
+    this.status = status;
+    this.opts.events.status(status, detail);
+  }
+
+  private teardown(): void {
+    this.closedByUs = true;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.pingTimer = null;
+    this.reconnectTimer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
+      try {
+        ws.close(1000);
+      } catch {
+        /* already closed */
+      }
+    }
+    this.closePc();
+  }
+
+  private closePc(): void {
+    if (this.pc) {
+      this.pc.onicecandidate = this.pc.ontrack = this.pc.onconnectionstatechange = null;
+      this.pc.close();
+    }
+    this.pc = null;
+    for (const { pid, kind } of this.trackOwner.values()) this.opts.events.remoteTrack(pid, kind, null);
+    this.trackOwner.clear();
+    this.pendingCandidates = [];
+  }
+
+  private onSocketClosed(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    this.ws = null;
+    if (this.closedByUs) return;
+    this.closePc();
+    const fatal = this.fatal;
+    if (fatal && NON_RETRYABLE_CODES.includes(fatal.code as ErrorCode)) {
+      this.setStatus('failed', { error: fatal });
+      return;
+    }
+    const max = this.opts.maxAutoReconnects ?? BACKOFF_MS.length;
+    // A socket that never got a welcome and closed without a reason is retried too:
+    // the server may be restarting.
+    if (fatal?.code !== 'rate_limited' && this.attempt < max) {
+      const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+      this.attempt++;
+      this.setStatus('reconnecting', { attempt: this.attempt, error: fatal ?? undefined });
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        this.start();
+      }, delay);
+      return;
+    }
+    this.setStatus('lost', { error: fatal ?? undefined });
+  }
+
+  private async handle(msg: ServerMessage): Promise<void> {
+    switch (msg.type) {
+      case 'welcome':
+        await this.onWelcome(msg.you, msg.hearing, msg.participants, msg.can_publish);
+        break;
+      case 'participant_joined':
+      case 'participant_updated':
+        this.participants.set(msg.participant.id, msg.participant);
+        this.emitParticipants();
+        break;
+      case 'participant_left': {
+        const p = this.participants.get(msg.participant_id);
+        if (p) this.participants.set(p.id, { ...p, present: false });
+        for (const [id, o] of this.trackOwner) {
+          if (o.pid === msg.participant_id) this.trackOwner.delete(id);
+        }
+        this.opts.events.remoteTrack(msg.participant_id, 'audio', null);
+        this.opts.events.remoteTrack(msg.participant_id, 'video', null);
+        this.opts.events.participantLeft(msg.participant_id, msg.reason);
+        this.emitParticipants();
+        break;
+      }
+      case 'answer':
+        if (!this.pc) return;
+        await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        await this.flushCandidates();
+        break;
+      case 'offer': {
+        const pc = this.pc;
+        if (!pc) return;
+        await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        await this.flushCandidates();
+        const answer = await pc.createAnswer();
+        await pc.setLocalDescription(answer);
+        this.send({ type: 'answer', sdp: pc.localDescription?.sdp ?? answer.sdp ?? '' });
+        break;
+      }
+      case 'candidate':
+        if (!this.pc) return;
+        if (!this.pc.remoteDescription) this.pendingCandidates.push(msg.candidate as RTCIceCandidateInit);
+        else await this.addCandidate(msg.candidate as RTCIceCandidateInit);
+        break;
+      case 'pong':
+        break;
+      case 'error': {
+        const err: ServerError = { code: msg.code, message: msg.message, fatal: msg.fatal };
+        if (msg.fatal) this.fatal = err;
+        else if (msg.code !== 'negotiation_conflict') this.opts.events.error(err);
+        break;
+      }
+    }
+  }
+
+  private async addCandidate(c: RTCIceCandidateInit): Promise<void> {
+    try {
+      await this.pc?.addIceCandidate(c);
+    } catch (e) {
+      console.warn('[openhearing] addIceCandidate', e);
+    }
+  }
+
+  private async flushCandidates(): Promise<void> {
+    const queued = this.pendingCandidates;
+    this.pendingCandidates = [];
+    for (const c of queued) await this.addCandidate(c);
+  }
+
+  private emitParticipants(): void {
+    this.opts.events.participants([...this.participants.values()]);
+  }
+
+  private async onWelcome(
+    you: ParticipantInfo,
+    hearing: HearingInfo,
+    others: ParticipantInfo[],
+    canPublish: boolean,
+  ): Promise<void> {
+    this.welcomed = true;
+    this.attempt = 0;
+    this.participantId = you.id;
+    this.canPublish = canPublish;
+    this.participants = new Map(others.filter((p) => p.id !== you.id).map((p) => [p.id, p]));
+    this.opts.events.welcome(you, hearing, canPublish);
+    this.emitParticipants();
+    this.setStatus('media');
+
+    this.closePc();
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+    this.pc = pc;
+    pc.onicecandidate = (ev) => {
+      if (ev.candidate && ev.candidate.candidate) {
+        this.send({ type: 'candidate', candidate: ev.candidate.toJSON() as never });
+      }
+    };
+    pc.onconnectionstatechange = () => {
+      if (this.pc !== pc) return;
+      const s = pc.connectionState;
+      if (s === 'connected') this.setStatus('connected');
+      else if (s === 'failed') {
+        // Media path is dead: start over with a fresh socket and peer connection.
+        this.teardown();
+        this.closedByUs = false;
+        this.onSocketClosed();
+      }
+    };
+    pc.ontrack = (ev) => this.onTrack(ev);
+
+    const local = this.opts.localStream;
+    const publishable = canPublish && local ? local.getTracks().filter((t) => t.readyState === 'live') : [];
+    if (publishable.length > 0 && local) {
+      for (const track of publishable) pc.addTrack(track, local);
+      // Receive-only slot for a kind we do not publish keeps the offer symmetric.
+      for (const kind of ['audio', 'video'] as const) {
+        if (!publishable.some((t) => t.kind === kind)) pc.addTransceiver(kind, { direction: 'recvonly' });
+      }
+    } else {
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.send({ type: 'offer', sdp: pc.localDescription?.sdp ?? offer.sdp ?? '' });
+    if (canPublish) this.sendMediaState();
+  }
+
+  private onTrack(ev: RTCTrackEvent): void {
+    const stream = ev.streams[0];
+    const track = ev.track;
+    if (!stream) return;
+    const pid = stream.id;
+    if (pid === this.participantId) return;
+    const kind = track.kind === 'audio' ? 'audio' : 'video';
+    // A reused transceiver keeps its track: move it from its previous owner.
+    const prev = this.trackOwner.get(track.id);
+    if (prev && prev.pid !== pid) this.opts.events.remoteTrack(prev.pid, prev.kind, null);
+    this.trackOwner.set(track.id, { pid, kind, track });
+    this.opts.events.remoteTrack(pid, kind, track);
+
+    const blank = () => {
+      const o = this.trackOwner.get(track.id);
+      if (o && o.pid === pid) this.opts.events.remoteTrack(pid, kind, null);
+    };
+    const restore = () => {
+      const o = this.trackOwner.get(track.id);
+      if (o && o.pid === pid) this.opts.events.remoteTrack(pid, kind, track);
+    };
+    track.onmute = blank;
+    track.onunmute = restore;
+    track.onended = blank;
+    stream.onremovetrack = (e) => {
+      const o = this.trackOwner.get(e.track.id);
+      if (o && o.pid === pid) {
+        this.trackOwner.delete(e.track.id);
+        this.opts.events.remoteTrack(pid, o.kind, null);
+      }
+    };
+  }
+
+  get hasWelcome(): boolean {
+    return this.welcomed;
+  }
+}
