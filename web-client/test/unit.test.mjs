@@ -1,0 +1,93 @@
+// Unit tests of pure logic (no browser): JWT/link parsing and i18n completeness.
+// `npm run test:unit` compiles src/{jwt,i18n,protocol}.ts to build-unit/ first.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { base64UrlDecode, checkToken, decodeTokenPayload, parseJoinLink, signalingUrl } from '../build-unit/jwt.js';
+import { MESSAGES, LANGS, errorText, roleName, t } from '../build-unit/i18n.js';
+import { ALL_ERROR_CODES, ALL_ROLES } from '../build-unit/protocol.js';
+
+const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const HID = '0b6c2a36-8a55-4c8e-9a53-1f6f3c1f2d10';
+const payload = {
+  sub: 'aaaaaaaa-0000-0000-0000-000000000001',
+  hearing_id: HID,
+  role: 'defendant',
+  name: 'Trần Văn B',
+  site: 'Trại tạm giam số 1',
+  case_number: 'HS-123/2026',
+  title: 'Phiên tòa thử nghiệm',
+  iat: 1000,
+  exp: 2000,
+};
+const jwt = (p = payload) => `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(p)}.c2lnbmF0dXJl`;
+
+test('base64url decoding handles UTF-8 and missing padding', () => {
+  assert.equal(base64UrlDecode(Buffer.from('Phiên tòa ấ').toString('base64url')), 'Phiên tòa ấ');
+  assert.throws(() => base64UrlDecode('ab+c'));
+  assert.throws(() => base64UrlDecode('a'));
+});
+
+test('token payload is decoded, Vietnamese intact', () => {
+  const p = decodeTokenPayload(jwt());
+  assert.deepEqual(p, payload);
+});
+
+test('malformed tokens are rejected', () => {
+  for (const bad of ['', 'abc', 'a.b', 'a.b.c.d', `${b64({ alg: 'HS256' })}..sig`, `x.${b64(payload)}.sig`, `${b64({})}.bm90IGpzb24.sig`]) {
+    assert.equal(decodeTokenPayload(bad), null, bad);
+  }
+  const { name, ...noName } = payload;
+  assert.equal(decodeTokenPayload(jwt(noName)), null);
+  assert.equal(decodeTokenPayload(jwt({ ...payload, exp: 'soon' })), null);
+});
+
+test('checkToken: missing, malformed, expired, wrong hearing, ok', () => {
+  assert.deepEqual(checkToken(null, 1500), { ok: false, problem: 'missing' });
+  assert.equal(checkToken('x.y', 1500).problem, 'malformed');
+  assert.equal(checkToken(jwt(), 2000).problem, 'expired');
+  assert.equal(checkToken(jwt(), 1500, 'other').problem, 'wrong_hearing');
+  const ok = checkToken(jwt(), 1500, HID);
+  assert.equal(ok.ok, true);
+  assert.equal(ok.payload.name, 'Trần Văn B');
+});
+
+test('join link parsing', () => {
+  assert.deepEqual(parseJoinLink(`/join/${HID}`, `#token=${jwt()}`), { hearingId: HID, token: jwt() });
+  assert.deepEqual(parseJoinLink(`/join/${HID}/`, ''), { hearingId: HID, token: null });
+  assert.deepEqual(parseJoinLink('/', '#token=abc'), { hearingId: null, token: 'abc' });
+  assert.equal(parseJoinLink(`/join/${HID}`, '#token=').token, null);
+});
+
+test('signaling URL follows the page scheme', () => {
+  assert.equal(signalingUrl('https:', 'court.example:8443', HID), `wss://court.example:8443/ws/hearings/${HID}`);
+  assert.equal(signalingUrl('http:', '127.0.0.1:9000', HID), `ws://127.0.0.1:9000/ws/hearings/${HID}`);
+});
+
+test('i18n: every key exists, non-empty, in both languages with the same placeholders', () => {
+  const keys = Object.keys(MESSAGES.vi);
+  assert.ok(keys.length > 50);
+  for (const lang of LANGS) {
+    assert.deepEqual(Object.keys(MESSAGES[lang]).sort(), [...keys].sort(), lang);
+    for (const k of keys) assert.ok(MESSAGES[lang][k].trim().length > 0, `${lang}:${k}`);
+  }
+  const ph = (s) => (s.match(/\{\w+\}/g) ?? []).sort().join(',');
+  for (const k of keys) assert.equal(ph(MESSAGES.vi[k]), ph(MESSAGES.en[k]), k);
+});
+
+test('i18n: every role and error code has a text', () => {
+  for (const lang of LANGS) {
+    for (const r of ALL_ROLES) assert.ok(`role.${r}` in MESSAGES[lang], `${lang} role ${r}`);
+    for (const c of ALL_ERROR_CODES) assert.ok(`error.${c}` in MESSAGES[lang], `${lang} error ${c}`);
+  }
+  assert.equal(roleName('presiding_judge', 'vi'), 'Chủ tọa phiên tòa');
+  assert.equal(roleName('defence_counsel', 'en'), 'Defence counsel');
+  assert.equal(roleName('king', 'vi'), 'king');
+});
+
+test('error text: known codes localized, unknown codes fall back to the server message', () => {
+  assert.match(errorText('token_expired', 'exp', 'vi'), /hết hạn/);
+  assert.match(errorText('replaced', '', 'en'), /another device/);
+  assert.equal(errorText('brand_new_code', 'Something odd', 'en'), 'An error occurred: Something odd');
+  assert.match(errorText('internal', 'db locked', 'en'), /db locked/);
+  assert.equal(t('hearing.participants', { n: 3 }, 'vi'), 'Người tham gia: 3');
+});
