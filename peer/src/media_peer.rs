@@ -660,7 +660,7 @@ async fn pace(
             }
             Err(e) => {
                 errors += 1;
-                if errors == 1 || errors % 100 == 0 {
+                if errors == 1 || errors.is_multiple_of(100) {
                     tracing::warn!("write_sample failed ({errors} so far): {e}");
                 }
             }
