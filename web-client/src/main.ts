@@ -342,10 +342,9 @@ function makeTile(p: ParticipantInfo, self: boolean): TileView {
     info: p,
     update(np: ParticipantInfo) {
       tile.info = np;
-      initials.textContent = np.name
-        .split(/\s+/)
-        .filter(Boolean)
-        .slice(-2)
+      // Vietnamese names put the family name first and the given name last.
+      const words = np.name.split(/\s+/).filter(Boolean);
+      initials.textContent = (words.length > 1 ? [words[0], words[words.length - 1]] : words)
         .map((w) => w[0]?.toUpperCase() ?? '')
         .join('');
       name.textContent = self ? `${np.name} (${t('hearing.you')})` : np.name;
