@@ -179,7 +179,7 @@ async function mediaFromOthers(page, others) {
       const msid = /\r?\na=msid:(\S+)/.exec(section) || /\r?\na=ssrc:\d+ msid:(\S+)/.exec(section);
       if (mid && msid) streamOfMid[mid[1]] = msid[1];
     }
-    const out = { connectionState: pc.connectionState, participants: {} };
+    const out = { connectionState: pc.connectionState, participants: {}, transceivers: [] };
     for (const pid of ids) {
       const v = document.querySelector(`[data-testid="video-${pid}"]`);
       const a = document.querySelector(`[data-testid="audio-${pid}"]`);
@@ -197,8 +197,14 @@ async function mediaFromOthers(page, others) {
       const a = document.querySelector(`[data-testid="audio-${pid}"]`);
       const el = track.kind === 'video' ? v : a;
       const shown = el && el.srcObject ? el.srcObject.getTracks().some((t) => t.id === track.id) : false;
-      if (!shown) continue;
       const stats = await tr.receiver.getStats();
+      const diag = { mid: tr.mid, kind: track.kind, stream: pid, direction: tr.currentDirection, muted: track.muted, shown };
+      out.transceivers.push(diag);
+      stats.forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        Object.assign(diag, { packetsReceived: s.packetsReceived, framesDecoded: s.framesDecoded, totalSamplesReceived: s.totalSamplesReceived, codec: s.codecId });
+      });
+      if (!shown) continue;
       stats.forEach((s) => {
         if (s.type !== 'inbound-rtp') return;
         if (s.kind === 'video' && track.kind === 'video') {

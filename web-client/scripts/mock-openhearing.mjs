@@ -1,7 +1,8 @@
 // A signaling-only stand-in for the Rust server, for developing the client and
 // checking the e2e harness before the real server exists. It speaks the protocol
-// (join/welcome/errors/presence/media_state/ping/leave) but has NO media stack:
-// offers are never answered, so no audio/video flows.
+// (join/welcome/errors/presence/media_state/ping/leave). Media: unless --no-media,
+// it launches a headless Chromium page (scripts/mock-sfu-page.js) that acts as a toy
+// SFU made of browser peer connections, so audio/video really flows.
 //
 //   mock-openhearing serve --config <toml>
 //   mock-openhearing hearing create --config <toml> --case C --title T --participant "Name:role:Site"... --json
@@ -12,6 +13,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const SECRET = 'mock-secret-not-for-production';
+const HERE = dirname(fileURLToPath(import.meta.url));
 const DIST = process.env.OPENHEARING_WEB_DIR || resolve(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const args = process.argv.slice(2);
 const opt = (name) => {
@@ -138,7 +140,7 @@ function onSocket(req, socket, hid) {
       if (!live.has(hid)) live.set(hid, new Map());
       const room = live.get(hid);
       const old = room.get(p.participant_id);
-      if (old) { old.conn.send({ type: 'error', code: 'replaced', message: 'joined elsewhere', fatal: true }); old.replaced = true; old.conn.close(4409); }
+      if (old) { sfu?.send({ pid: p.participant_id, msg: { type: 'gone' } }); old.conn.send({ type: 'error', code: 'replaced', message: 'joined elsewhere', fatal: true }); old.replaced = true; old.conn.close(4409); }
       me = p;
       const state = { conn, audio: p.role !== 'observer', video: p.role !== 'observer' };
       room.set(p.participant_id, state);
@@ -158,7 +160,8 @@ function onSocket(req, socket, hid) {
         state.audio = !!msg.audio; state.video = !!msg.video;
         return broadcast(hid, me.participant_id, { type: 'participant_updated', participant: info(hearing, me, state) });
       case 'leave': return conn.close(1000);
-      case 'offer': case 'answer': case 'candidate': return; // no media stack
+      case 'offer': case 'answer': case 'candidate':
+        return sfu?.send({ pid: me.participant_id, msg }); // dropped without a media stack
       default: return conn.send({ type: 'error', code: 'unknown_message_type', message: String(msg.type), fatal: false });
     }
   }, () => {
@@ -167,6 +170,7 @@ function onSocket(req, socket, hid) {
     const state = room?.get(me.participant_id);
     if (state && state.conn === conn) {
       room.delete(me.participant_id);
+      sfu?.send({ pid: me.participant_id, msg: { type: 'gone' } });
       broadcast(hid, me.participant_id, { type: 'participant_left', participant_id: me.participant_id, reason: 'left' });
     }
   });
@@ -179,7 +183,14 @@ function onSocket(req, socket, hid) {
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
 const server = createServer((req, res) => {
   const path = new URL(req.url, 'http://x').pathname;
-  if (path === '/healthz' || path === '/readyz') return res.end('ok');
+  if (path === '/healthz' || path === '/readyz') {
+    if (withMedia && !sfu) res.statusCode = 503;
+    return res.end(res.statusCode === 200 ? 'ok' : 'starting');
+  }
+  if (path === '/__sfu') {
+    res.setHeader('content-type', 'text/html');
+    return res.end(`<!doctype html><title>sfu</title><script>${readFileSync(join(HERE, 'mock-sfu-page.js'), 'utf8')}</script>`);
+  }
   if (path.startsWith('/api/') || path.startsWith('/ws/')) { res.statusCode = 404; return res.end(); }
   let file = join(DIST, path);
   if (!file.startsWith(DIST) || !existsSync(file) || path === '/') file = join(DIST, 'index.html');
@@ -193,10 +204,38 @@ const server = createServer((req, res) => {
   }
 });
 server.on('upgrade', (req, socket) => {
+  if (req.url === '/ws/__sfu') {
+    const conn = wsAccept(req, socket, (text) => {
+      const { to, msg } = JSON.parse(text);
+      for (const room of live.values()) room.get(to)?.conn.send(msg);
+    }, () => { sfu = null; });
+    sfu = conn;
+    return;
+  }
   const m = /^\/ws\/hearings\/([^/?]+)/.exec(req.url);
   if (!m) return socket.destroy();
   onSocket(req, socket, decodeURIComponent(m[1]));
 });
 const [host, port] = listen.split(':');
-server.listen(Number(port), host, () => console.error(`mock-openhearing listening on ${listen}`));
-process.on('SIGTERM', () => process.exit(0));
+let sfu = null;
+let browser = null;
+const withMedia = !args.includes('--no-media');
+server.listen(Number(port), host, async () => {
+  console.error(`mock-openhearing listening on ${listen}`);
+  if (!withMedia) return;
+  const { chromium } = await import('playwright-core');
+  browser = await chromium.launch({
+    executablePath: process.env.OPENHEARING_CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns', '--autoplay-policy=no-user-gesture-required'],
+  });
+  const page = await browser.newPage();
+  page.on('console', (m) => console.error(`[sfu] ${m.text()}`));
+  await page.goto(`http://${listen}/__sfu`);
+  console.error('mock SFU page started');
+});
+const stop = async () => {
+  await browser?.close().catch(() => {});
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
