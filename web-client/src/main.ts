@@ -349,7 +349,7 @@ function makeTile(p: ParticipantInfo, self: boolean): TileView {
         .join('');
       name.textContent = self ? `${np.name} (${t('hearing.you')})` : np.name;
       meta.textContent = [roleName(np.role), np.site].filter(Boolean).join(' · ');
-      const watchOnly = self && !canPublish;
+      const watchOnly = self ? !canPublish : np.role === 'observer';
       micIcon.replaceChildren(icon(np.audio ? 'mic' : 'micOff'));
       micIcon.className = 'state ' + (np.audio ? 'on' : 'off');
       micIcon.title = t(np.audio ? 'hearing.micOn' : 'hearing.micOff');
