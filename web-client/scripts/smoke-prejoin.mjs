@@ -84,6 +84,9 @@ try {
     const second = await tid('mic-select').locator('option').nth(1).getAttribute('value');
     await tid('mic-select').selectOption(second);
     await page.waitForFunction(() => document.querySelector('[data-testid=preview]').srcObject?.getAudioTracks()[0]?.readyState === 'live', null, { timeout: 10000 });
+    // The choice is remembered on this PC.
+    await page.reload();
+    await page.waitForFunction((v) => document.querySelector('[data-testid=mic-select]').value === v, second, { timeout: 10000 });
   }
 
   // Narrow screen.

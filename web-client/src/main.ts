@@ -235,6 +235,7 @@ function renderPrejoin(payload: TokenPayload): void {
     };
     const reacquire = async () => {
       choice = { cameraId: camSel.value || undefined, micId: micSel.value || undefined };
+      saveChoice(choice);
       stopStream(localStream);
       localStream = null;
       joinBtn.disabled = true;
@@ -259,6 +260,7 @@ function renderPrejoin(payload: TokenPayload): void {
     void (async () => {
       if (!localStream || localStream.getTracks().every((tk) => tk.readyState === 'ended')) {
         joinBtn.disabled = true;
+        choice = await loadChoice();
         const r = await acquireMedia(choice);
         localStream = r.stream;
         mediaError = r.error;
@@ -306,6 +308,7 @@ interface HearingView {
 }
 
 let view: HearingView | null = null;
+const remoteTracks = new Map<string, { audio: MediaStreamTrack | null; video: MediaStreamTrack | null }>();
 let lastStatus: { status: SessionStatus; attempt?: number } = { status: 'connecting' };
 
 function roleOrder(r: string): number {
@@ -542,7 +545,13 @@ function syncParticipants(list: ParticipantInfo[]): void {
     seen.add(p.id);
     const tile = view.tiles.get(p.id);
     if (tile) tile.update(p);
-    else view.tiles.set(p.id, makeTile(p, false));
+    else {
+      const tile = makeTile(p, false);
+      view.tiles.set(p.id, tile);
+      const tracks = remoteTracks.get(p.id);
+      if (tracks?.video) tile.setTrack('video', tracks.video);
+      if (tracks?.audio) tile.setTrack('audio', tracks.audio);
+    }
   }
   for (const [id, tile] of view.tiles) {
     if (!seen.has(id)) {
@@ -564,6 +573,7 @@ function syncParticipants(list: ParticipantInfo[]): void {
 
 function startSession(): void {
   session?.dispose();
+  remoteTracks.clear();
   joinedAt = null;
   firstRemoteFrameAt = null;
   bannerError = null;
@@ -606,9 +616,14 @@ function startSession(): void {
         syncParticipants(list);
       },
       remoteTrack(pid, kind, track) {
+        // A track may arrive before its participant is in the list: keep it for the tile.
+        const cur = remoteTracks.get(pid) ?? { audio: null, video: null };
+        cur[kind] = track;
+        remoteTracks.set(pid, cur);
         view?.tiles.get(pid)?.setTrack(kind, track);
       },
       participantLeft(pid) {
+        remoteTracks.delete(pid);
         view?.tiles.get(pid)?.setTrack('audio', null);
         view?.tiles.get(pid)?.setTrack('video', null);
       },
@@ -691,6 +706,32 @@ function renderFailed(err: ServerError): void {
   }
   app.append(header(false).el, h('main', { class: 'card narrow' }, ...children));
   relabel();
+}
+
+// ---------------------------------------------------------------- device choice
+
+const CHOICE_KEY = 'openhearing.devices';
+
+function saveChoice(c: DeviceChoice): void {
+  try {
+    localStorage.setItem(CHOICE_KEY, JSON.stringify(c));
+  } catch {
+    /* not persisted */
+  }
+}
+
+/** The devices picked last time on this PC; dropped if they are gone. */
+async function loadChoice(): Promise<DeviceChoice> {
+  try {
+    const saved = JSON.parse(localStorage.getItem(CHOICE_KEY) ?? '{}') as DeviceChoice;
+    const { cameras, mics } = await listDevices();
+    // Before permission, deviceIds may be empty: keep the saved ids then.
+    const known = (id: string | undefined, list: MediaDeviceInfo[]) =>
+      id && (list.every((d) => !d.deviceId) || list.some((d) => d.deviceId === id)) ? id : undefined;
+    return { cameraId: known(saved.cameraId, cameras), micId: known(saved.micId, mics) };
+  } catch {
+    return {};
+  }
 }
 
 // ---------------------------------------------------------------- boot

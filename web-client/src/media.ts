@@ -17,8 +17,24 @@ const VIDEO: MediaTrackConstraints = {
   frameRate: { ideal: 25, max: 30 },
 };
 
-/** Gets camera + microphone, falling back to whichever of the two works. */
+/**
+ * Gets camera + microphone, falling back to whichever of the two works, and to the
+ * default devices when a chosen device is gone.
+ */
 export async function acquireMedia(choice: DeviceChoice): Promise<AcquireResult> {
+  const r = await acquireWith(choice);
+  if (r.error === null || (!choice.cameraId && !choice.micId)) return r;
+  const fallback = await acquireWith({});
+  const count = (x: AcquireResult) => x.stream?.getTracks().length ?? 0;
+  if (count(fallback) > count(r)) {
+    stopStream(r.stream);
+    return fallback;
+  }
+  stopStream(fallback.stream);
+  return r;
+}
+
+async function acquireWith(choice: DeviceChoice): Promise<AcquireResult> {
   if (!navigator.mediaDevices?.getUserMedia) {
     return { stream: null, error: 'mediaDevices unavailable (needs https)' };
   }
