@@ -3,7 +3,7 @@ import './style.css';
 import { h, icon } from './dom';
 import { errorText, getLang, initLang, LANGS, roleName, setLang, t, type Lang, type MessageKey } from './i18n';
 import { checkToken, parseJoinLink, signalingUrl, type TokenPayload } from './jwt';
-import { acquireMedia, LevelMeter, listDevices, stopStream, type DeviceChoice } from './media';
+import { acquireMedia, INSECURE_CONTEXT, LevelMeter, listDevices, stopStream, type DeviceChoice } from './media';
 import { ALL_ROLES, type HearingInfo, type ParticipantInfo, type Role } from './protocol';
 import { HearingSession, type ServerError, type SessionStatus } from './session';
 
@@ -193,7 +193,11 @@ function renderPrejoin(payload: TokenPayload): void {
     const micSel = h('select', { testid: 'mic-select' });
     const problem = h('p', { class: 'error', attrs: { role: 'alert' } });
     bind(() => {
-      problem.textContent = mediaError ? t('prejoin.mediaDenied', { detail: mediaError }) : '';
+      problem.textContent = !mediaError
+        ? ''
+        : mediaError === INSECURE_CONTEXT
+          ? t('prejoin.insecure')
+          : t('prejoin.mediaDenied', { detail: mediaError });
       problem.hidden = !mediaError;
     });
 

@@ -1,5 +1,8 @@
 // Local camera/microphone: acquisition, device lists, level meter.
 
+/** `AcquireResult.error` when the page cannot use media at all (not https). */
+export const INSECURE_CONTEXT = 'insecure-context';
+
 export interface DeviceChoice {
   cameraId?: string;
   micId?: string;
@@ -36,7 +39,7 @@ export async function acquireMedia(choice: DeviceChoice): Promise<AcquireResult>
 
 async function acquireWith(choice: DeviceChoice): Promise<AcquireResult> {
   if (!navigator.mediaDevices?.getUserMedia) {
-    return { stream: null, error: 'mediaDevices unavailable (needs https)' };
+    return { stream: null, error: INSECURE_CONTEXT };
   }
   const video: MediaTrackConstraints = choice.cameraId
     ? { ...VIDEO, deviceId: { exact: choice.cameraId } }
