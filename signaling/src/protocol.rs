@@ -280,6 +280,8 @@ pub enum ErrorCode {
     /// A client `offer` arrived while a server offer is outstanding; retry after
     /// answering it.
     NegotiationConflict,
+    /// The client did not answer a server offer in time; the socket is closed.
+    NegotiationTimeout,
     /// This participant's role may not publish media; the offered tracks are refused.
     PublishNotAllowed,
     /// The same participant joined from another socket; this one is closed.
@@ -306,6 +308,7 @@ impl ErrorCode {
                 | ErrorCode::JoinTimeout
                 | ErrorCode::NotJoined
                 | ErrorCode::RateLimited
+                | ErrorCode::NegotiationTimeout
                 | ErrorCode::Replaced
                 | ErrorCode::ServerShutdown
         )
@@ -323,7 +326,7 @@ impl ErrorCode {
             | ErrorCode::TokenWrongHearing
             | ErrorCode::ParticipantUnknown => 4401,
             ErrorCode::HearingNotFound => 4404,
-            ErrorCode::JoinTimeout => 4408,
+            ErrorCode::JoinTimeout | ErrorCode::NegotiationTimeout => 4408,
             ErrorCode::RateLimited => 4429,
             ErrorCode::Replaced => 4409,
             ErrorCode::ServerShutdown => 1001,

@@ -1,0 +1,695 @@
+//! The signaling WebSocket: `GET /ws/hearings/{hearing_id}`.
+//!
+//! One task per connection (the *session*) owns the participant's PeerConnection and
+//! runs every negotiation step on it in order, so offers, answers and candidates never
+//! interleave. It translates between three parties: the client (JSON frames), the
+//! hearing actor ([`HearingHandle`] / [`SessionCommand`]) and the SFU peer
+//! ([`PeerEvent`]).
+//!
+//! Negotiation (see `signaling/PROTOCOL.md`): the client offers once, the server
+//! answers; afterwards only the server offers (tracks added/removed) and at most one
+//! server offer is outstanding. Changes that arrive meanwhile are folded into the
+//! next offer.
+//!
+//! Bad input never ends other participants' sessions: malformed or unknown messages,
+//! garbage SDP and bogus candidates get a non-fatal `error`; floods and
+//! authentication failures close only this socket.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRef, Path, State};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use openhearing_signaling::{
+    decode_client, ClientMessage, ErrorCode, HearingInfo, IceCandidate, ParticipantInfo,
+    ServerMessage, PROTOCOL_VERSION,
+};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+use webrtc::peer_connection::RTCPeerConnectionState;
+
+use crate::auth::JoinTokens;
+use crate::hearing::policy;
+use crate::hearing::{HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink};
+use crate::sfu::{ActiveLeg, Peer, PeerEvent, PendingLeg, Sfu, SfuError};
+use crate::store::Store;
+
+/// Limits applied to each signaling connection (`[signaling]` in the config).
+#[derive(Debug, Clone)]
+pub struct SignalingLimits {
+    pub max_message_bytes: usize,
+    pub rate_per_second: u32,
+    pub burst: u32,
+    pub join_timeout: Duration,
+    /// How long the client may take to answer a server offer.
+    pub answer_timeout: Duration,
+}
+
+/// What the signaling endpoint needs from the application.
+#[derive(Clone)]
+pub struct SignalingState {
+    pub store: Arc<dyn Store>,
+    pub tokens: Arc<JoinTokens>,
+    pub hearings: Arc<Hearings>,
+    pub sfu: Arc<Sfu>,
+    pub limits: SignalingLimits,
+    /// Turns `true` when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Queue of frames waiting to be written to one client; a client that lets it fill
+/// up is too slow to follow the hearing and is disconnected.
+const OUTBOX: usize = 1024;
+/// Candidates accepted before the client's offer was applied.
+const EARLY_CANDIDATES: usize = 64;
+
+pub async fn handler<S>(
+    ws: WebSocketUpgrade,
+    Path(hearing): Path<String>,
+    State(state): State<S>,
+) -> Response
+where
+    SignalingState: FromRef<S>,
+{
+    let st = SignalingState::from_ref(&state);
+    // Frames up to 4x the protocol limit are read so that an oversize message gets a
+    // clear `message_too_large` instead of a dropped connection; beyond that the
+    // WebSocket layer closes with 1009.
+    let cap = st.limits.max_message_bytes.saturating_mul(4).max(64 * 1024);
+    ws.max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| run_session(socket, hearing, st))
+}
+
+enum Out {
+    Msg(ServerMessage),
+    Close(u16, String),
+}
+
+#[derive(Clone)]
+struct Outbox(mpsc::Sender<Out>);
+
+impl Outbox {
+    /// Queues a message; false when the client is not keeping up (or gone).
+    fn send(&self, m: ServerMessage) -> bool {
+        self.0.try_send(Out::Msg(m)).is_ok()
+    }
+    fn error(&self, code: ErrorCode, message: impl Into<String>) -> bool {
+        self.send(ServerMessage::error(code, message))
+    }
+    /// Reports a fatal error and closes the socket.
+    fn fatal(&self, code: ErrorCode, message: impl Into<String>) {
+        let _ = self.0.try_send(Out::Msg(ServerMessage::Error {
+            code,
+            message: message.into(),
+            fatal: true,
+        }));
+        let _ = self.0.try_send(Out::Close(code.close_code(), code.to_string()));
+    }
+}
+
+async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
+    let (mut sink, mut stream) = socket.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUTBOX);
+    let out = Outbox(out_tx);
+    let writer = tokio::spawn(async move {
+        while let Some(o) = out_rx.recv().await {
+            match o {
+                Out::Msg(m) => {
+                    let text = match serde_json::to_string(&m) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::error!("cannot encode {}: {e}", m.kind());
+                            continue;
+                        }
+                    };
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Out::Close(code, reason) => {
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
+                    break;
+                }
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let joined = match tokio::time::timeout(st.limits.join_timeout, await_join(&mut stream, &hearing, &st)).await {
+        Ok(Ok(j)) => Some(j),
+        Ok(Err((code, msg))) => {
+            out.fatal(code, msg);
+            None
+        }
+        Err(_) => {
+            out.fatal(
+                ErrorCode::JoinTimeout,
+                format!("no join message within {} s", st.limits.join_timeout.as_secs()),
+            );
+            None
+        }
+    };
+    if let Some(auth) = joined {
+        let session = Session::start(auth, &st, out.clone()).await;
+        match session {
+            Ok(mut s) => {
+                let reason = s.run(&mut stream, &st).await;
+                s.finish(reason).await;
+            }
+            Err((code, msg)) => out.fatal(code, msg),
+        }
+    }
+    drop(out);
+    // Let the writer flush the last error and close frame, but never hang on a
+    // client that does not read.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+/// A verified join.
+struct Authenticated {
+    hearing: HearingInfo,
+    roster: Vec<ParticipantInfo>,
+    me: ParticipantInfo,
+}
+
+type Refusal = (ErrorCode, String);
+
+async fn await_join(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    hearing: &str,
+    st: &SignalingState,
+) -> Result<Authenticated, Refusal> {
+    let text = loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(t))) => break t,
+            Some(Ok(Message::Binary(_))) => {
+                return Err((ErrorCode::NotJoined, "the first message must be a JSON `join` text frame".into()))
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                return Err((ErrorCode::NotJoined, "connection closed before joining".into()))
+            }
+            Some(Ok(_)) => continue, // ping/pong
+        }
+    };
+    if text.len() > st.limits.max_message_bytes {
+        return Err((ErrorCode::MessageTooLarge, too_large(text.len(), st.limits.max_message_bytes)));
+    }
+    let (v, token) = match decode_client(&text) {
+        Ok(ClientMessage::Join { v, token }) => (v, token),
+        Ok(other) => {
+            return Err((
+                ErrorCode::NotJoined,
+                format!("the first message must be `join`, not `{}`", other.kind()),
+            ))
+        }
+        Err(e) => return Err((e.code(), e.to_string())),
+    };
+    if v != PROTOCOL_VERSION {
+        return Err((
+            ErrorCode::UnsupportedVersion,
+            format!("this server speaks protocol version {PROTOCOL_VERSION}, the client sent {v}"),
+        ));
+    }
+    if token.trim().is_empty() {
+        return Err((ErrorCode::TokenMissing, "the join message carries no token".into()));
+    }
+    let claims = st
+        .tokens
+        .verify(&token)
+        .map_err(|e| (e.code(), e.to_string()))?;
+    let hearing_id: Uuid = hearing
+        .parse()
+        .map_err(|_| (ErrorCode::HearingNotFound, format!("`{hearing}` is not a hearing id")))?;
+    if claims.hearing_id != hearing_id {
+        return Err((
+            ErrorCode::TokenWrongHearing,
+            "this join link belongs to another hearing".into(),
+        ));
+    }
+    let record = st
+        .store
+        .get_hearing(hearing_id)
+        .await
+        .map_err(|e| {
+            tracing::error!("store: {e}");
+            (ErrorCode::Internal, "the hearing could not be loaded; try again".to_string())
+        })?
+        .ok_or_else(|| (ErrorCode::HearingNotFound, "this hearing does not exist".to_string()))?;
+    let roster: Vec<ParticipantInfo> = record
+        .participants
+        .iter()
+        .map(|p| ParticipantInfo {
+            id: p.id,
+            name: p.name.clone(),
+            role: p.role,
+            site: p.site.clone(),
+            present: false,
+            audio: false,
+            video: false,
+        })
+        .collect();
+    let me = roster
+        .iter()
+        .find(|p| p.id == claims.sub)
+        .cloned()
+        .ok_or_else(|| {
+            (
+                ErrorCode::ParticipantUnknown,
+                "you are no longer a participant of this hearing".to_string(),
+            )
+        })?;
+    Ok(Authenticated {
+        hearing: HearingInfo {
+            id: record.id,
+            case_number: record.case_number,
+            title: record.title,
+        },
+        roster,
+        me,
+    })
+}
+
+fn too_large(len: usize, max: usize) -> String {
+    format!("message of {len} bytes exceeds the limit of {max} bytes")
+}
+
+/// Why a session ended, as told to the other participants.
+#[derive(Debug, Clone, Copy)]
+enum EndReason {
+    Left,
+    ConnectionLost,
+    Replaced,
+    Shutdown,
+}
+
+impl EndReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Left => "left",
+            EndReason::ConnectionLost | EndReason::Shutdown => "connection_lost",
+            EndReason::Replaced => "replaced",
+        }
+    }
+}
+
+struct Session {
+    me: ParticipantInfo,
+    session: u64,
+    out: Outbox,
+    hearing: HearingHandle,
+    peer: Peer,
+    peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+    commands: mpsc::UnboundedReceiver<SessionCommand>,
+    may_publish: bool,
+    /// The client's first offer has been answered.
+    initial_done: bool,
+    /// Our offer awaits the client's answer since this instant.
+    offer_sent_at: Option<Instant>,
+    renegotiate: bool,
+    /// Legs added since the last offer.
+    pending: Vec<PendingLeg>,
+    /// Legs carried by the outstanding offer.
+    inflight: Vec<PendingLeg>,
+    legs: HashMap<String, ActiveLeg>,
+    early_candidates: Vec<IceCandidate>,
+    connected_once: bool,
+    bucket: TokenBucket,
+}
+
+impl Session {
+    async fn start(auth: Authenticated, st: &SignalingState, out: Outbox) -> Result<Session, Refusal> {
+        let session = st.hearings.next_session();
+        let (cmd_tx, commands) = mpsc::unbounded_channel();
+        let (ev_tx, peer_events) = mpsc::unbounded_channel();
+        let peer = st.sfu.create_peer(auth.me.id, ev_tx).await.map_err(|e| {
+            tracing::error!(participant = %auth.me.id, "cannot create peer: {e}");
+            (ErrorCode::Internal, format!("the server cannot accept media now: {e}"))
+        })?;
+        let joined = st
+            .hearings
+            .join(JoinRequest {
+                hearing: auth.hearing,
+                roster: auth.roster,
+                participant: auth.me.id,
+                link: SessionLink {
+                    session,
+                    tx: cmd_tx,
+                },
+            })
+            .await;
+        let joined = match joined {
+            Ok(j) => j,
+            Err(e) => {
+                peer.close().await;
+                return Err((ErrorCode::ParticipantUnknown, e.to_string()));
+            }
+        };
+        let mut welcome = joined.welcome;
+        if let ServerMessage::Welcome {
+            max_message_bytes, ..
+        } = &mut welcome
+        {
+            *max_message_bytes = st.limits.max_message_bytes;
+        }
+        out.send(welcome);
+        tracing::info!(participant = %auth.me.id, role = %auth.me.role, hearing = %joined.handle.id, "joined");
+        Ok(Session {
+            may_publish: policy::may_publish(auth.me.role),
+            me: auth.me,
+            session,
+            out,
+            hearing: joined.handle,
+            peer,
+            peer_events,
+            commands,
+            initial_done: false,
+            offer_sent_at: None,
+            renegotiate: false,
+            pending: Vec::new(),
+            inflight: Vec::new(),
+            legs: HashMap::new(),
+            early_candidates: Vec::new(),
+            connected_once: false,
+            bucket: TokenBucket::new(st.limits.rate_per_second, st.limits.burst),
+        })
+    }
+
+    async fn run(
+        &mut self,
+        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+        st: &SignalingState,
+    ) -> EndReason {
+        let mut shutdown = st.shutdown.clone();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                frame = stream.next() => {
+                    let text = match frame {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Binary(_))) => {
+                            if !self.charge() { return EndReason::ConnectionLost; }
+                            self.out.error(ErrorCode::BinaryNotSupported, "binary frames are not part of the protocol; send JSON text");
+                            continue;
+                        }
+                        Some(Ok(Message::Close(_))) | None => return EndReason::ConnectionLost,
+                        Some(Err(e)) => {
+                            tracing::debug!(participant = %self.me.id, "websocket error: {e}");
+                            return EndReason::ConnectionLost;
+                        }
+                        Some(Ok(_)) => continue,
+                    };
+                    if !self.charge() { return EndReason::ConnectionLost; }
+                    if text.len() > st.limits.max_message_bytes {
+                        self.out.error(ErrorCode::MessageTooLarge, too_large(text.len(), st.limits.max_message_bytes));
+                        continue;
+                    }
+                    match decode_client(&text) {
+                        Ok(msg) => {
+                            if let Some(end) = self.on_client(msg).await { return end; }
+                        }
+                        Err(e) => { self.out.error(e.code(), e.to_string()); }
+                    }
+                }
+                Some(cmd) = self.commands.recv() => {
+                    if let Some(end) = self.on_command(cmd).await { return end; }
+                }
+                Some(ev) = self.peer_events.recv() => {
+                    if let Some(end) = self.on_peer(ev) { return end; }
+                }
+                _ = tick.tick() => {
+                    if let Some(t) = self.offer_sent_at {
+                        if t.elapsed() > st.limits.answer_timeout {
+                            self.out.fatal(ErrorCode::NegotiationTimeout, format!(
+                                "no answer to the server's offer within {} s", st.limits.answer_timeout.as_secs()));
+                            return EndReason::ConnectionLost;
+                        }
+                    }
+                }
+                _ = shutdown.changed() => {
+                    self.out.fatal(ErrorCode::ServerShutdown, "the server is shutting down; rejoin in a moment");
+                    return EndReason::Shutdown;
+                }
+            }
+            if self.out.0.is_closed() {
+                return EndReason::ConnectionLost;
+            }
+        }
+    }
+
+    /// Rate limit: false (and the socket is being closed) when the client floods.
+    fn charge(&mut self) -> bool {
+        if self.bucket.take() {
+            return true;
+        }
+        self.out.fatal(
+            ErrorCode::RateLimited,
+            "too many messages; the connection is closed",
+        );
+        false
+    }
+
+    async fn on_client(&mut self, msg: ClientMessage) -> Option<EndReason> {
+        match msg {
+            ClientMessage::Join { .. } => {
+                self.out.error(ErrorCode::AlreadyJoined, "this connection has already joined");
+            }
+            ClientMessage::Offer { sdp } => {
+                if self.offer_sent_at.is_some() {
+                    self.out.error(
+                        ErrorCode::NegotiationConflict,
+                        "the server's offer is waiting for your answer; answer it, then offer again",
+                    );
+                    return None;
+                }
+                match self.peer.answer_offer(sdp, self.may_publish).await {
+                    Ok(answer) => {
+                        self.out.send(ServerMessage::Answer { sdp: answer });
+                        self.initial_done = true;
+                        for c in std::mem::take(&mut self.early_candidates) {
+                            if let Err(e) = self.peer.add_candidate(c).await {
+                                self.out.error(ErrorCode::InvalidCandidate, e.to_string());
+                            }
+                        }
+                        if self.renegotiate || !self.pending.is_empty() {
+                            self.offer().await;
+                        }
+                    }
+                    Err(SfuError::PublishNotAllowed) => {
+                        self.out.error(ErrorCode::PublishNotAllowed, SfuError::PublishNotAllowed.to_string());
+                    }
+                    Err(SfuError::InvalidSdp(e)) => {
+                        self.out.error(ErrorCode::InvalidSdp, format!("the offer could not be applied: {e}"));
+                    }
+                    Err(e) => {
+                        self.out.error(ErrorCode::Internal, e.to_string());
+                    }
+                }
+            }
+            ClientMessage::Answer { sdp } => {
+                if self.offer_sent_at.is_none() {
+                    self.out.error(ErrorCode::NoOfferPending, "there is no server offer to answer");
+                    return None;
+                }
+                match self.peer.apply_answer(sdp).await {
+                    Ok(()) => {
+                        self.offer_sent_at = None;
+                        for leg in std::mem::take(&mut self.inflight) {
+                            self.activate(leg).await;
+                        }
+                        if self.renegotiate || !self.pending.is_empty() {
+                            self.offer().await;
+                        }
+                    }
+                    Err(e) => {
+                        self.out.error(ErrorCode::InvalidSdp, format!("the answer could not be applied: {e}"));
+                    }
+                }
+            }
+            ClientMessage::Candidate { candidate } => {
+                if !self.initial_done {
+                    if self.early_candidates.len() >= EARLY_CANDIDATES {
+                        self.out.error(ErrorCode::InvalidCandidate, "too many candidates before the offer");
+                    } else {
+                        self.early_candidates.push(candidate);
+                    }
+                } else if let Err(e) = self.peer.add_candidate(candidate).await {
+                    self.out.error(ErrorCode::InvalidCandidate, e.to_string());
+                }
+            }
+            ClientMessage::MediaState { audio, video } => {
+                self.hearing.media_state(self.me.id, self.session, audio, video);
+            }
+            ClientMessage::Ping { id } => {
+                self.out.send(ServerMessage::Pong { id });
+            }
+            ClientMessage::Leave => return Some(EndReason::Left),
+        }
+        None
+    }
+
+    async fn on_command(&mut self, cmd: SessionCommand) -> Option<EndReason> {
+        match cmd {
+            SessionCommand::Send(m) => {
+                if !self.out.send(m) {
+                    return Some(EndReason::ConnectionLost);
+                }
+            }
+            SessionCommand::Subscribe(track) => match self.peer.add_leg(track).await {
+                Ok(leg) => {
+                    self.pending.push(leg);
+                    self.offer().await;
+                }
+                Err(e) => tracing::warn!(participant = %self.me.id, "cannot add leg: {e}"),
+            },
+            SessionCommand::Unsubscribe(track_id) => {
+                let mut sender = self.legs.remove(&track_id).map(|l| l.sender().clone());
+                for list in [&mut self.pending, &mut self.inflight] {
+                    if let Some(i) = list.iter().position(|l| l.source.id == track_id) {
+                        sender = Some(list.remove(i).sender().clone());
+                    }
+                }
+                if let Some(s) = sender {
+                    if let Err(e) = self.peer.remove_sender(&s).await {
+                        tracing::warn!(participant = %self.me.id, "cannot remove leg: {e}");
+                    }
+                    self.renegotiate = true;
+                    self.offer().await;
+                }
+            }
+            SessionCommand::Kick { code, message } => {
+                self.out.fatal(code, message);
+                return Some(EndReason::Replaced);
+            }
+        }
+        None
+    }
+
+    fn on_peer(&mut self, ev: PeerEvent) -> Option<EndReason> {
+        match ev {
+            PeerEvent::LocalCandidate(c) => {
+                self.out.send(ServerMessage::Candidate { candidate: c });
+            }
+            PeerEvent::State(s) => {
+                tracing::debug!(participant = %self.me.id, "connection {s}");
+                match s {
+                    RTCPeerConnectionState::Connected if !self.connected_once => {
+                        self.connected_once = true;
+                        // Keyframes requested before the connection was up were lost.
+                        for leg in self.legs.values() {
+                            leg.source.request_keyframe();
+                        }
+                    }
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        return Some(EndReason::ConnectionLost);
+                    }
+                    _ => {}
+                }
+            }
+            PeerEvent::TrackPublished(t) => {
+                self.hearing.track_published(self.me.id, self.session, t);
+            }
+            PeerEvent::TrackEnded(id) => {
+                self.hearing.track_ended(self.me.id, self.session, id);
+            }
+        }
+        None
+    }
+
+    /// Sends a server offer now if negotiation allows, else remembers to.
+    async fn offer(&mut self) {
+        if !self.initial_done || self.offer_sent_at.is_some() {
+            self.renegotiate = true;
+            return;
+        }
+        self.renegotiate = false;
+        match self.peer.create_offer().await {
+            Ok(sdp) => {
+                self.inflight.append(&mut self.pending);
+                self.offer_sent_at = Some(Instant::now());
+                self.out.send(ServerMessage::Offer { sdp });
+            }
+            Err(e) => {
+                tracing::error!(participant = %self.me.id, "cannot create offer: {e}");
+                self.out.error(ErrorCode::Internal, format!("renegotiation failed: {e}"));
+            }
+        }
+    }
+
+    async fn activate(&mut self, leg: PendingLeg) {
+        let track_id = leg.source.id.clone();
+        match self.peer.activate(leg).await {
+            Ok(active) => {
+                self.hearing.leg_ready(
+                    self.me.id,
+                    self.session,
+                    track_id.clone(),
+                    active.downstream.clone(),
+                );
+                self.legs.insert(track_id, active);
+            }
+            Err(e) => {
+                tracing::warn!(participant = %self.me.id, track = %track_id, "leg not activated: {e}");
+            }
+        }
+    }
+
+    async fn finish(self, reason: EndReason) {
+        tracing::info!(participant = %self.me.id, reason = reason.as_str(), "session ended");
+        self.hearing.leave(self.me.id, self.session, reason.as_str());
+        self.peer.close().await;
+    }
+}
+
+/// A token bucket: `rate` messages per second on average, bursts up to `burst`.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32, burst: u32) -> Self {
+        TokenBucket {
+            rate: f64::from(rate.max(1)),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_allows_burst_then_limits() {
+        let mut b = TokenBucket::new(1, 5);
+        for _ in 0..5 {
+            assert!(b.take());
+        }
+        assert!(!b.take());
+    }
+}

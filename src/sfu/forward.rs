@@ -1,0 +1,371 @@
+//! The media hot path: one published track fanned out to N subscriber legs.
+//!
+//! Design (why it looks like this):
+//! * One reader task per published track pulls RTP from webrtc and, per packet, loads
+//!   the current subscriber list through an [`ArcSwap`] — no lock is taken per packet.
+//!   The list is replaced (copy on write) only when a subscriber is added or removed,
+//!   which is rare next to packets.
+//! * Each subscriber leg ([`Downstream`]) has its own bounded queue and writer task.
+//!   The reader only `try_send`s: a slow subscriber (whose PeerConnection driver is
+//!   backed up, so `write_rtp` awaits) fills its own queue and loses packets; it never
+//!   delays the publisher or the other subscribers.
+//! * Header extensions are stripped once, before the fan-out: their ids differ
+//!   between legs and webrtc drops a packet with an unknown one. Stripping first also
+//!   makes each per-subscriber clone cheap (payload is a refcounted `Bytes`).
+//! * The writer rewrites SSRC and payload type to the subscriber leg's values, which
+//!   only exist after that leg's negotiation completed.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::MediaKind;
+
+/// A participant's connection, as the SFU knows it: just an id.
+pub type PeerId = Uuid;
+
+/// One track a peer publishes, with its current subscribers.
+pub struct PublishedTrack {
+    /// Unique within the server: `<publisher>-<kind>-<n>`.
+    pub id: String,
+    pub publisher: PeerId,
+    pub kind: MediaKind,
+    pub codec: RTCRtpCodec,
+    remote: Arc<dyn TrackRemote>,
+    media_ssrc: AtomicU32,
+    downstreams: ArcSwap<Vec<Arc<Downstream>>>,
+    keyframes: KeyframeRequester,
+    ended: AtomicBool,
+    packets_in: AtomicU64,
+}
+
+impl std::fmt::Debug for PublishedTrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishedTrack")
+            .field("id", &self.id)
+            .field("publisher", &self.publisher)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl PublishedTrack {
+    pub(crate) fn new(
+        id: String,
+        publisher: PeerId,
+        kind: MediaKind,
+        codec: RTCRtpCodec,
+        ssrc: u32,
+        remote: Arc<dyn TrackRemote>,
+        pli_throttle: Duration,
+    ) -> Arc<Self> {
+        Arc::new(PublishedTrack {
+            id,
+            publisher,
+            kind,
+            codec,
+            remote,
+            media_ssrc: AtomicU32::new(ssrc),
+            downstreams: ArcSwap::from_pointee(Vec::new()),
+            keyframes: KeyframeRequester::new(pli_throttle),
+            ended: AtomicBool::new(false),
+            packets_in: AtomicU64::new(0),
+        })
+    }
+
+    /// Reads the publisher's RTP until the track ends, fanning every packet out.
+    /// Returns when the remote track ended (publisher left or renegotiated it away).
+    pub(crate) async fn run_reader(self: Arc<Self>) {
+        while let Some(event) = self.remote.poll().await {
+            match event {
+                TrackRemoteEvent::OnRtpPacket(mut packet) => {
+                    self.packets_in.fetch_add(1, Ordering::Relaxed);
+                    self.media_ssrc
+                        .store(packet.header.ssrc, Ordering::Relaxed);
+                    strip_extensions(&mut packet);
+                    let legs = self.downstreams.load();
+                    for leg in legs.iter() {
+                        leg.offer(&packet);
+                    }
+                }
+                TrackRemoteEvent::OnEnded => break,
+                _ => {}
+            }
+        }
+        self.ended.store(true, Ordering::Release);
+        // Dropping the senders ends every writer task.
+        self.downstreams.store(Arc::new(Vec::new()));
+    }
+
+    /// Whether the publisher's track has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// RTP packets received from the publisher so far.
+    pub fn packets_in(&self) -> u64 {
+        self.packets_in.load(Ordering::Relaxed)
+    }
+
+    /// Starts forwarding to `leg` (replacing an earlier leg of the same subscriber)
+    /// and, for video, asks the publisher for a keyframe so the new subscriber can
+    /// start decoding at once.
+    pub fn add_downstream(self: &Arc<Self>, leg: Arc<Downstream>) {
+        self.downstreams.rcu(|cur| {
+            let mut next: Vec<Arc<Downstream>> = cur
+                .iter()
+                .filter(|d| d.subscriber != leg.subscriber)
+                .cloned()
+                .collect();
+            next.push(leg.clone());
+            next
+        });
+        if self.kind == MediaKind::Video {
+            self.request_keyframe();
+        }
+    }
+
+    /// Stops forwarding to `subscriber` at once. Returns whether a leg was removed.
+    pub fn remove_downstream(&self, subscriber: PeerId) -> bool {
+        let mut removed = false;
+        self.downstreams.rcu(|cur| {
+            let next: Vec<Arc<Downstream>> = cur
+                .iter()
+                .filter(|d| d.subscriber != subscriber)
+                .cloned()
+                .collect();
+            removed = next.len() != cur.len();
+            next
+        });
+        removed
+    }
+
+    /// The subscribers currently forwarded to.
+    pub fn subscribers(&self) -> Vec<PeerId> {
+        self.downstreams.load().iter().map(|d| d.subscriber).collect()
+    }
+
+    /// Asks the publisher for a keyframe (PLI), at most once per throttle window; a
+    /// request inside the window is sent when the window ends, never lost.
+    pub fn request_keyframe(self: &Arc<Self>) {
+        if self.kind != MediaKind::Video || self.is_ended() {
+            return;
+        }
+        match self.keyframes.decide() {
+            KeyframeDecision::SendNow => self.send_pli(),
+            KeyframeDecision::Later(delay) => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    me.keyframes.deferred_done();
+                    if !me.is_ended() {
+                        me.keyframes.mark_sent();
+                        me.send_pli();
+                    }
+                });
+            }
+            KeyframeDecision::AlreadyScheduled => {}
+        }
+    }
+
+    fn send_pli(self: &Arc<Self>) {
+        let media_ssrc = self.media_ssrc.load(Ordering::Relaxed);
+        let remote = self.remote.clone();
+        tokio::spawn(async move {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if let Err(e) = remote.write_rtcp(vec![Box::new(pli)]).await {
+                tracing::debug!("PLI to publisher failed: {e}");
+            }
+        });
+    }
+}
+
+fn strip_extensions(packet: &mut rtp::Packet) {
+    if packet.header.extension {
+        packet.header.extension = false;
+        packet.header.extension_profile = 0;
+        packet.header.extensions.clear();
+    }
+}
+
+/// One subscriber's leg of a published track.
+#[derive(Debug)]
+pub struct Downstream {
+    pub subscriber: PeerId,
+    tx: mpsc::Sender<rtp::Packet>,
+    forwarded: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Downstream {
+    /// Creates the leg and spawns its writer, which rewrites each packet to the
+    /// subscriber leg's `ssrc` and `payload_type` and writes it to `local`.
+    /// `queue` bounds the packets waiting for a slow subscriber.
+    pub fn start(
+        subscriber: PeerId,
+        local: Arc<TrackLocalStaticRTP>,
+        ssrc: u32,
+        payload_type: u8,
+        queue: usize,
+    ) -> Arc<Downstream> {
+        let (tx, mut rx) = mpsc::channel::<rtp::Packet>(queue.max(1));
+        let leg = Arc::new(Downstream {
+            subscriber,
+            tx,
+            forwarded: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        let stats = leg.clone();
+        tokio::spawn(async move {
+            while let Some(mut packet) = rx.recv().await {
+                packet.header.ssrc = ssrc;
+                packet.header.payload_type = payload_type;
+                if local.write_rtp(packet).await.is_err() {
+                    // The subscriber's connection is gone; the owner removes the leg.
+                    break;
+                }
+                stats.forwarded.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        leg
+    }
+
+    fn offer(&self, packet: &rtp::Packet) {
+        if self.tx.try_send(packet.clone()).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Packets handed to webrtc for this subscriber.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Packets dropped because this subscriber's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Relays keyframe requests (PLI/FIR) a subscriber sends about its leg to the
+/// publisher, through the publisher track's throttle. Ends with the local track.
+pub(crate) fn relay_keyframe_requests(local: Arc<TrackLocalStaticRTP>, source: Arc<PublishedTrack>) {
+    tokio::spawn(async move {
+        while let Some(event) = local.poll().await {
+            let TrackLocalEvent::OnRtcpPacket(_packets) = event else {
+                continue;
+            };
+            // The interceptor only delivers keyframe requests (see rtcp.rs).
+            source.request_keyframe();
+        }
+    });
+}
+
+enum KeyframeDecision {
+    SendNow,
+    Later(Duration),
+    AlreadyScheduled,
+}
+
+/// Throttle state for keyframe requests of one published track.
+struct KeyframeRequester {
+    throttle: Duration,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last PLI sent, plus one (0 = never).
+    last_sent_ms: AtomicU64,
+    deferred: AtomicBool,
+}
+
+impl KeyframeRequester {
+    fn new(throttle: Duration) -> Self {
+        KeyframeRequester {
+            throttle,
+            epoch: Instant::now(),
+            last_sent_ms: AtomicU64::new(0),
+            deferred: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    fn mark_sent(&self) {
+        self.last_sent_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn deferred_done(&self) {
+        self.deferred.store(false, Ordering::Release);
+    }
+
+    fn decide(&self) -> KeyframeDecision {
+        let now = self.now_ms();
+        let last = self.last_sent_ms.load(Ordering::Relaxed);
+        let throttle = self.throttle.as_millis() as u64;
+        if last == 0 || now.saturating_sub(last) >= throttle {
+            if self
+                .last_sent_ms
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return KeyframeDecision::SendNow;
+            }
+            return KeyframeDecision::AlreadyScheduled;
+        }
+        if self.deferred.swap(true, Ordering::AcqRel) {
+            return KeyframeDecision::AlreadyScheduled;
+        }
+        KeyframeDecision::Later(Duration::from_millis(throttle - (now - last)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframe_requests_are_throttled_but_not_lost() {
+        let k = KeyframeRequester::new(Duration::from_millis(10_000));
+        assert!(matches!(k.decide(), KeyframeDecision::SendNow));
+        // Inside the window: one deferred request, further ones fold into it.
+        assert!(matches!(k.decide(), KeyframeDecision::Later(_)));
+        assert!(matches!(k.decide(), KeyframeDecision::AlreadyScheduled));
+        k.deferred_done();
+        assert!(matches!(k.decide(), KeyframeDecision::Later(_)));
+    }
+
+    #[test]
+    fn zero_throttle_always_sends() {
+        let k = KeyframeRequester::new(Duration::ZERO);
+        for _ in 0..3 {
+            assert!(matches!(k.decide(), KeyframeDecision::SendNow));
+        }
+    }
+
+    #[test]
+    fn stripping_extensions_clears_them() {
+        let mut p = rtp::Packet::default();
+        p.header.extension = true;
+        p.header.extension_profile = 0xBEDE;
+        p.header.extensions.push(rtp::header::Extension {
+            id: 3,
+            payload: bytes::Bytes::from_static(&[1, 2]),
+        });
+        strip_extensions(&mut p);
+        assert!(!p.header.extension);
+        assert!(p.header.extensions.is_empty());
+    }
+}

@@ -1,0 +1,251 @@
+//! The SFU: WebRTC connections and the media hot path.
+//!
+//! Layering (after LiveKit's `rtc`/`sfu` split): this module knows peers, tracks and
+//! forwarding legs — never hearings, roles, HTTP, JSON or the database. *Who* may
+//! receive *whose* media is decided by the hearing's policy function
+//! (`crate::hearing::policy`) and applied here through [`PublishedTrack::add_downstream`]
+//! / [`PublishedTrack::remove_downstream`].
+//!
+//! * [`peer`]: one PeerConnection per participant and its negotiation steps.
+//! * [`forward`]: the per-packet fan-out (lock-free reads, per-subscriber queues).
+//! * [`ports`]: ports from the configured range (webrtc 0.21 binds a socket per
+//!   connection; it has no UDP mux).
+//! * [`rtcp`]: the interceptor that surfaces subscribers' keyframe requests.
+//! * [`sdp`]: the SDP inspection done before webrtc sees an offer.
+//!
+//! Codecs: Opus for audio; VP8 preferred and H.264 (constrained baseline,
+//! packetization-mode 1) negotiable for video. RTX is deliberately not offered, so
+//! retransmissions travel on the media SSRC and forwarding never has to tell repair
+//! packets from media.
+
+pub mod forward;
+pub mod peer;
+pub mod ports;
+pub mod rtcp;
+pub mod sdp;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtc::interceptor::{Registry, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use tokio::sync::{mpsc, watch};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateType, RTCPeerConnectionState, SettingEngineBuilder,
+};
+
+pub use forward::{Downstream, PeerId, PublishedTrack};
+pub use peer::{ActiveLeg, Peer, PeerEvent, PendingLeg};
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// What the SFU needs from the configuration (`[media]`).
+#[derive(Debug, Clone)]
+pub struct SfuSettings {
+    /// Address media sockets bind to. A wildcard binds every non-loopback interface.
+    pub bind_ip: IpAddr,
+    /// Address announced in ICE candidates instead of the bound one (1:1 NAT).
+    pub announced_ip: Option<IpAddr>,
+    /// Port range for media sockets; `0..=0` lets the OS choose (tests).
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Also accept ICE over TCP, on the same port number as the connection's UDP port.
+    pub ice_tcp: bool,
+    /// Minimum time between two keyframe requests to one publisher.
+    pub pli_throttle: Duration,
+    /// Packets queued per subscriber leg before that subscriber starts losing packets.
+    pub subscriber_queue: usize,
+}
+
+/// Errors of the SFU. Those a client can cause say what was wrong with its input.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("no free media port in {min}-{max}: every port of the configured range is in use")]
+    NoFreePort { min: u16, max: u16 },
+    #[error("invalid SDP: {0}")]
+    InvalidSdp(String),
+    #[error("invalid ICE candidate: {0}")]
+    InvalidCandidate(String),
+    #[error("this participant may not publish media; offer receive-only transceivers")]
+    PublishNotAllowed,
+    #[error("codec not accepted: {0}")]
+    CodecRejected(String),
+    #[error("webrtc: {0}")]
+    WebRtc(String),
+}
+
+/// The SFU: builds peers with the configured codecs, interceptors and ports.
+#[derive(Debug)]
+pub struct Sfu {
+    settings: SfuSettings,
+    ports: Arc<ports::PortAllocator>,
+    track_seq: Arc<AtomicU64>,
+}
+
+impl Sfu {
+    pub fn new(settings: SfuSettings) -> Arc<Sfu> {
+        let ports = ports::PortAllocator::new(
+            settings.bind_ip,
+            settings.port_min,
+            settings.port_max,
+            settings.ice_tcp,
+        );
+        Arc::new(Sfu {
+            settings,
+            ports,
+            track_seq: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    pub fn settings(&self) -> &SfuSettings {
+        &self.settings
+    }
+
+    /// Media ports leased now (one per live connection).
+    pub fn ports_in_use(&self) -> usize {
+        self.ports.in_use()
+    }
+
+    /// Builds the PeerConnection of participant `id`; its events go to `events`.
+    pub async fn create_peer(
+        &self,
+        id: PeerId,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<Peer, SfuError> {
+        let lease = self.ports.lease().ok_or(SfuError::NoFreePort {
+            min: self.settings.port_min,
+            max: self.settings.port_max,
+        })?;
+        let addr = SocketAddr::new(self.settings.bind_ip, lease.port());
+
+        let mut media = media_engine().map_err(|e| SfuError::WebRtc(format!("media engine: {e}")))?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .map_err(|e| SfuError::WebRtc(format!("interceptors: {e}")))?
+            // Last in the chain: see rtcp.rs.
+            .with(Slot::from(14_000), rtcp::KeyframeRequestTap::default());
+
+        let mut settings = SettingEngineBuilder::new()
+            // Browsers' first connectivity check often arrives before their trickled
+            // candidate; waiting for it delayed connections by ~1 s.
+            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);
+        if self.settings.bind_ip.is_loopback() {
+            settings = settings.with_include_loopback_candidate(true);
+        }
+        if let Some(announced) = self.settings.announced_ip {
+            settings =
+                settings.with_nat_1to1_ips(vec![announced.to_string()], RTCIceCandidateType::Host);
+        }
+
+        let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
+        let handler = Arc::new(peer::Handler {
+            peer: id,
+            events,
+            state_tx,
+            pli_throttle: self.settings.pli_throttle,
+            track_seq: self.track_seq.clone(),
+        });
+        let mut builder = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings.build())
+            .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+            .with_udp_addrs(vec![addr]);
+        if self.settings.ice_tcp {
+            builder = builder.with_tcp_addrs(vec![addr]);
+        }
+        let pc = builder
+            .build()
+            .await
+            .map_err(|e| SfuError::WebRtc(format!("cannot create connection on {addr}: {e}")))?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        Ok(Peer::new(id, pc, self.settings.clone(), state_rx, lease))
+    }
+}
+
+/// The codecs the SFU negotiates. No RTX (see the module docs).
+fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
+    let mut media = MediaEngine::default();
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                rtcp_feedback: vec![],
+            },
+            payload_type: 111,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    let feedback = || {
+        vec![
+            RTCPFeedback {
+                typ: "ccm".to_owned(),
+                parameter: "fir".to_owned(),
+            },
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: "".to_owned(),
+            },
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: "pli".to_owned(),
+            },
+        ]
+    };
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: feedback(),
+            },
+            payload_type: 96,
+        },
+        RtpCodecKind::Video,
+    )?;
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_H264.to_owned(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line:
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                        .to_owned(),
+                rtcp_feedback: feedback(),
+            },
+            payload_type: 102,
+        },
+        RtpCodecKind::Video,
+    )?;
+    Ok(media)
+}

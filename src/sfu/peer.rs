@@ -1,0 +1,377 @@
+//! One participant's PeerConnection: negotiation helpers, the tracks it publishes and
+//! the legs it receives. A [`Peer`] is owned by exactly one task (the participant's
+//! signaling session), which serialises every negotiation step on it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openhearing_signaling::IceCandidate;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::forward::{relay_keyframe_requests, Downstream, PeerId, PublishedTrack};
+use super::ports::PortLease;
+use super::{MediaKind, SfuError, SfuSettings};
+
+/// What a peer reports to its owner.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// A local ICE candidate to trickle to the client.
+    LocalCandidate(IceCandidate),
+    /// The connection state changed.
+    State(RTCPeerConnectionState),
+    /// The client started publishing a track (its first RTP packet arrived).
+    TrackPublished(Arc<PublishedTrack>),
+    /// A published track ended.
+    TrackEnded(String),
+}
+
+/// A forwarded track added to this peer's connection, waiting for the negotiation
+/// that carries it to complete before packets may flow.
+pub struct PendingLeg {
+    pub source: Arc<PublishedTrack>,
+    local: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+}
+
+/// A forwarded track that is flowing to this peer.
+pub struct ActiveLeg {
+    pub source: Arc<PublishedTrack>,
+    pub downstream: Arc<Downstream>,
+    sender: Arc<dyn RtpSender>,
+}
+
+pub struct Peer {
+    pub id: PeerId,
+    pc: Arc<dyn PeerConnection>,
+    settings: SfuSettings,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    _ports: PortLease,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer").field("id", &self.id).finish()
+    }
+}
+
+pub(super) struct Handler {
+    pub peer: PeerId,
+    pub events: mpsc::UnboundedSender<PeerEvent>,
+    pub state_tx: watch::Sender<RTCPeerConnectionState>,
+    pub pli_throttle: Duration,
+    pub track_seq: Arc<AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                let _ = self.events.send(PeerEvent::LocalCandidate(IceCandidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_mline_index: init.sdp_mline_index,
+                    username_fragment: init.username_fragment,
+                }));
+            }
+            Err(e) => tracing::warn!(peer = %self.peer, "cannot encode local candidate: {e}"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.state_tx.send(state);
+        let _ = self.events.send(PeerEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let peer = self.peer;
+        let events = self.events.clone();
+        let throttle = self.pli_throttle;
+        let n = self.track_seq.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            // The track opens with its first RTP packet, which tells us the SSRC and so
+            // the codec. A track that never opens is simply never published.
+            let init = loop {
+                match track.poll().await {
+                    Some(TrackRemoteEvent::OnOpen(init)) => break init,
+                    Some(TrackRemoteEvent::OnEnded) | None => return,
+                    Some(_) => continue,
+                }
+            };
+            let kind = match track.kind().await {
+                RtpCodecKind::Audio => MediaKind::Audio,
+                RtpCodecKind::Video => MediaKind::Video,
+                other => {
+                    tracing::warn!(%peer, "ignoring track of kind {other:?}");
+                    return;
+                }
+            };
+            let Some(codec) = track.codec(init.ssrc).await else {
+                tracing::warn!(%peer, ssrc = init.ssrc, "track opened without a negotiated codec");
+                return;
+            };
+            let id = format!("{peer}-{}-{n}", kind.as_str());
+            let published =
+                PublishedTrack::new(id.clone(), peer, kind, codec, init.ssrc, track, throttle);
+            tracing::info!(%peer, track = %id, codec = %published.codec.mime_type, "track published");
+            let _ = events.send(PeerEvent::TrackPublished(published.clone()));
+            published.run_reader().await;
+            tracing::info!(%peer, track = %id, "track ended");
+            let _ = events.send(PeerEvent::TrackEnded(id));
+        });
+    }
+}
+
+impl Peer {
+    pub(super) fn new(
+        id: PeerId,
+        pc: Arc<dyn PeerConnection>,
+        settings: SfuSettings,
+        state: watch::Receiver<RTCPeerConnectionState>,
+        ports: PortLease,
+    ) -> Self {
+        Peer {
+            id,
+            pc,
+            settings,
+            state,
+            _ports: ports,
+        }
+    }
+
+    /// Applies the client's offer and returns the server's answer. `may_publish`
+    /// false refuses an offer that sends media.
+    pub async fn answer_offer(&self, sdp: String, may_publish: bool) -> Result<String, SfuError> {
+        if !may_publish && super::sdp::offer_sends_media(&sdp) {
+            return Err(SfuError::PublishNotAllowed);
+        }
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(|e| SfuError::WebRtc(format!("create answer: {e}")))?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(|e| SfuError::WebRtc(format!("set local answer: {e}")))?;
+        self.local_sdp().await
+    }
+
+    /// Creates a server offer (after tracks were added or removed).
+    pub async fn create_offer(&self) -> Result<String, SfuError> {
+        let offer = self
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(|e| SfuError::WebRtc(format!("create offer: {e}")))?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(|e| SfuError::WebRtc(format!("set local offer: {e}")))?;
+        self.local_sdp().await
+    }
+
+    /// Applies the client's answer to our offer.
+    pub async fn apply_answer(&self, sdp: String) -> Result<(), SfuError> {
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))
+    }
+
+    /// Rolls back a server offer the client never answered, so that the next
+    /// negotiation starts from a stable state.
+    pub async fn has_remote_description(&self) -> bool {
+        self.pc.remote_description().await.is_some()
+    }
+
+    async fn local_sdp(&self) -> Result<String, SfuError> {
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| SfuError::WebRtc("no local description after setting it".into()))
+    }
+
+    /// Adds a client's trickled ICE candidate. An empty candidate string means
+    /// end-of-candidates and is accepted silently.
+    pub async fn add_candidate(&self, c: IceCandidate) -> Result<(), SfuError> {
+        if c.candidate.trim().is_empty() {
+            return Ok(());
+        }
+        if c.candidate.len() > 1024 {
+            return Err(SfuError::InvalidCandidate("candidate longer than 1024 bytes".into()));
+        }
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_mline_index,
+            username_fragment: c.username_fragment,
+            ..Default::default()
+        };
+        self.pc
+            .add_ice_candidate(init)
+            .await
+            .map_err(|e| SfuError::InvalidCandidate(e.to_string()))
+    }
+
+    /// Adds a sendonly transceiver carrying `source` to this connection. Packets flow
+    /// only after [`Peer::activate`], once the negotiation carrying it completed.
+    pub async fn add_leg(&self, source: Arc<PublishedTrack>) -> Result<PendingLeg, SfuError> {
+        let ssrc = rand::random::<u32>() | 1;
+        let kind = match source.kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        // The stream id is the publisher's participant id: that is how a client knows
+        // whose media a track carries.
+        let track = MediaStreamTrack::new(
+            source.publisher.to_string(),
+            format!("{}-{}", source.kind.as_str(), source.publisher),
+            format!("{}-{}", source.kind.as_str(), source.publisher),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: source.codec.clone(),
+                ..Default::default()
+            }],
+        );
+        let local = Arc::new(TrackLocalStaticRTP::new(track));
+        // A dedicated sendonly transceiver per leg. (`add_track` would reuse any idle
+        // transceiver of the same kind — even the m-section the client publishes on —
+        // and receivers do not reliably announce a new track on a reused one.) The
+        // cost is one m-section per leg ever added in this connection's lifetime.
+        let transceiver = self
+            .pc
+            .add_transceiver_from_track(
+                local.clone() as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| SfuError::WebRtc(format!("add track: {e}")))?;
+        let sender = transceiver
+            .sender()
+            .await
+            .map_err(|e| SfuError::WebRtc(format!("transceiver has no sender: {e}")))?
+            .ok_or_else(|| SfuError::WebRtc("transceiver has no sender".into()))?;
+        Ok(PendingLeg {
+            source,
+            local,
+            sender,
+            ssrc,
+        })
+    }
+
+    /// Starts the flow of a leg whose negotiation completed: reads the payload type
+    /// the subscriber accepted and starts the writer. Keyframe requests the subscriber
+    /// sends about this leg are relayed to the publisher.
+    pub async fn activate(&self, leg: PendingLeg) -> Result<ActiveLeg, SfuError> {
+        let params = leg
+            .sender
+            .get_parameters()
+            .await
+            .map_err(|e| SfuError::WebRtc(format!("sender parameters: {e}")))?;
+        let mime = leg.source.codec.mime_type.to_ascii_lowercase();
+        let pt = params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase() == mime)
+            .map(|c| c.payload_type)
+            .ok_or_else(|| {
+                SfuError::CodecRejected(format!(
+                    "the subscriber did not accept {}",
+                    leg.source.codec.mime_type
+                ))
+            })?;
+        let downstream = Downstream::start(
+            self.id,
+            leg.local.clone(),
+            leg.ssrc,
+            pt,
+            self.settings.subscriber_queue,
+        );
+        relay_keyframe_requests(leg.local.clone(), leg.source.clone());
+        Ok(ActiveLeg {
+            source: leg.source,
+            downstream,
+            sender: leg.sender,
+        })
+    }
+
+    /// Removes a leg's sender from the connection (a renegotiation must follow).
+    pub async fn remove_sender(&self, sender: &Arc<dyn RtpSender>) -> Result<(), SfuError> {
+        self.pc
+            .remove_track(sender)
+            .await
+            .map_err(|e| SfuError::WebRtc(format!("remove track: {e}")))
+    }
+
+    /// Waits until the connection is connected (true) or failed/closed or timed out (false).
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut rx = self.state.clone();
+        let fut = async {
+            loop {
+                match *rx.borrow_and_update() {
+                    RTCPeerConnectionState::Connected => return true,
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => return false,
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, fut).await.unwrap_or(false)
+    }
+
+    /// Closes the connection and frees its sockets and port.
+    pub async fn close(&self) {
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!(peer = %self.id, "close: {e}");
+        }
+    }
+}
+
+impl ActiveLeg {
+    pub fn sender(&self) -> &Arc<dyn RtpSender> {
+        &self.sender
+    }
+}
+
+impl PendingLeg {
+    pub fn sender(&self) -> &Arc<dyn RtpSender> {
+        &self.sender
+    }
+}
+
+/// Legs of one subscriber, by published track id.
+pub type Legs = HashMap<String, ActiveLeg>;

@@ -1,0 +1,226 @@
+//! Shared harness for the integration tests: the real server, in process, on
+//! 127.0.0.1:0 with a temporary data folder and a real SQLite database.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openhearing::config::Config;
+use openhearing::server;
+use openhearing_peer::{JoinOptions, MediaFixtures, Participant};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const ADMIN_KEY: &str = "integration-test-admin-key-0123456789";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreatedParticipant {
+    pub participant_id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub site: String,
+    pub join_url: String,
+}
+
+impl CreatedParticipant {
+    /// The join token carried in the join URL's fragment.
+    pub fn token(&self) -> String {
+        self.join_url
+            .split_once("#token=")
+            .map(|(_, t)| t.to_owned())
+            .expect("join url carries a token")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreatedHearing {
+    pub hearing_id: Uuid,
+    pub participants: Vec<CreatedParticipant>,
+}
+
+impl CreatedHearing {
+    pub fn by_role(&self, role: &str) -> &CreatedParticipant {
+        self.participants
+            .iter()
+            .find(|p| p.role == role)
+            .unwrap_or_else(|| panic!("no {role} in hearing"))
+    }
+}
+
+/// Test configuration: plain HTTP, loopback media on a port range of its own.
+pub fn test_config(dir: &Path, port_min: u16, port_max: u16, extra: &str) -> Config {
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:1"
+[server.tls]
+enabled = false
+[data]
+dir = "{}"
+[auth]
+admin_api_key = "{ADMIN_KEY}"
+[media]
+bind_address = "127.0.0.1"
+udp_port_min = {port_min}
+udp_port_max = {port_max}
+pli_throttle_ms = 200
+{extra}
+"#,
+        dir.display()
+    );
+    Config::from_toml_str(&text, "test config").expect("test config is valid")
+}
+
+impl TestServer {
+    /// Starts a server with a fresh data folder.
+    pub async fn start(port_min: u16, port_max: u16) -> TestServer {
+        Self::start_with(port_min, port_max, "").await
+    }
+
+    pub async fn start_with(port_min: u16, port_max: u16, extra: &str) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_owned();
+        let mut s = Self::start_in(&dir, port_min, port_max, extra).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing data folder (restart tests).
+    pub async fn start_in(dir: &Path, port_min: u16, port_max: u16, extra: &str) -> TestServer {
+        init_tracing();
+        let config = test_config(dir, port_min, port_max, extra);
+        let prepared = server::prepare(&config).await.expect("server prepares");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = server::run(listener, prepared, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        TestServer {
+            addr,
+            dir: dir.to_owned(),
+            _tmp: None,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ws_url(&self, hearing: Uuid) -> String {
+        format!("ws://{}/ws/hearings/{hearing}", self.addr)
+    }
+
+    /// Creates a hearing through the admin API. `participants`: (name, role, site).
+    pub async fn create_hearing(&self, participants: &[(&str, &str, &str)]) -> CreatedHearing {
+        let body = serde_json::json!({
+            "case_number": "HS-123/2026",
+            "title": "Phiên tòa thử nghiệm",
+            "participants": participants.iter().map(|(n, r, s)| serde_json::json!({"name": n, "role": r, "site": s})).collect::<Vec<_>>(),
+        });
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1/hearings", self.base()))
+            .bearer_auth(ADMIN_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin API answers");
+        assert_eq!(resp.status(), 201, "create hearing: {:?}", resp.text().await);
+        resp.json().await.expect("create hearing JSON")
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,openhearing=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// The real VP8 and Opus clips every publishing test participant sends.
+pub fn fixtures() -> Arc<MediaFixtures> {
+    static F: std::sync::OnceLock<Arc<MediaFixtures>> = std::sync::OnceLock::new();
+    F.get_or_init(|| {
+        let dir = std::env::temp_dir().join("openhearing-test-fixtures");
+        Arc::new(MediaFixtures::generate(&dir).expect("ffmpeg makes the test clips"))
+    })
+    .clone()
+}
+
+pub async fn join(server: &TestServer, hearing: &CreatedHearing, role: &str, publish: bool) -> Participant {
+    let p = hearing.by_role(role);
+    let participant = Participant::join(
+        &server.ws_url(hearing.hearing_id),
+        &p.token(),
+        JoinOptions {
+            publish,
+            fixtures: if publish { Some(fixtures()) } else { None },
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{role} joins: {e}"));
+    participant.set_known_hashes(fixtures().hashes());
+    participant
+}
+
+/// Polls `cond` every 100 ms until it holds or `timeout` passes.
+pub async fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for: {what}");
+}
+
+/// Matched (video frames, audio packets) that `receiver` got from `publisher`.
+pub fn received_from(receiver: &Participant, publisher: Uuid) -> (u64, u64) {
+    let stats = receiver.stats();
+    match stats.stream(&publisher.to_string()) {
+        Some(s) => (s.video.frames_matched, s.audio.frames_matched),
+        None => (0, 0),
+    }
+}
