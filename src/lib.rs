@@ -2,3 +2,6 @@
 //!
 //! An open-source server for online court hearings: a WebSocket signaling server, an SFU
 //! media relay and (later) a recorder. See README.md for the architecture.
+
+pub mod config;
+pub mod server;
