@@ -4,4 +4,5 @@
 //! media relay and (later) a recorder. See README.md for the architecture.
 
 pub mod config;
+pub mod tls;
 pub mod server;
