@@ -4,5 +4,7 @@
 //! media relay and (later) a recorder. See README.md for the architecture.
 
 pub mod config;
+pub mod model;
+pub mod store;
 pub mod tls;
 pub mod server;
