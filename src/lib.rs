@@ -5,8 +5,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod model;
+pub mod server;
 pub mod store;
 pub mod tls;
-pub mod server;
