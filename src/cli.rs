@@ -109,12 +109,14 @@ pub enum HearingCommand {
     },
     /// Show one hearing.
     Get {
+        #[arg(value_parser = parse_hearing_id)]
         id: Uuid,
         #[arg(long)]
         json: bool,
     },
     /// Print fresh join links for every participant of a hearing.
     Links {
+        #[arg(value_parser = parse_hearing_id)]
         id: Uuid,
         #[arg(long)]
         json: bool,
@@ -140,7 +142,7 @@ pub enum CliError {
     },
     #[error("cannot set up the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-    #[error("cannot reach the server at {url}: {source}")]
+    #[error("cannot reach the server at {url} (is it running, and is --server right?): {source}")]
     Request {
         url: String,
         #[source]
@@ -158,6 +160,13 @@ pub enum CliError {
     Runtime(#[source] std::io::Error),
     #[error("server failed: {0}")]
     Serve(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Parses a hearing id (a UUID).
+pub fn parse_hearing_id(text: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(text.trim()).map_err(|_| {
+        format!("`{text}` is not a hearing id; expected a UUID like 67e55044-10b1-426f-9247-bb680e5fe0c8 (see `openhearing hearing list`)")
+    })
 }
 
 /// Parses `NAME:ROLE:SITE`, splitting at the first two colons only.
@@ -201,11 +210,20 @@ pub enum ClientTls {
 }
 
 /// A client of the admin API.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiClient {
     base: String,
     api_key: String,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiClient {
@@ -512,10 +530,15 @@ async fn serve(config_path: Option<PathBuf>) -> Result<(), CliError> {
 
 fn report(e: &CliError) {
     eprintln!("error: {e}");
+    // Print the causes a message does not already include.
+    let mut shown = e.to_string();
     let mut source = std::error::Error::source(e);
-    // `Config`/`Auth` are transparent; their messages are complete already.
     while let Some(s) = source {
-        eprintln!("  caused by: {s}");
+        let text = s.to_string();
+        if !shown.contains(&text) {
+            eprintln!("  caused by: {text}");
+            shown = text;
+        }
         source = s.source();
     }
 }

@@ -131,6 +131,9 @@ const DEFAULT_ORIGIN: &str = "built-in default configuration";
 struct Layers {
     table: toml::Table,
     origins: HashMap<String, String>,
+    /// Environment values that were read as a non-string TOML value, by key path, so
+    /// they can be retried as plain strings (an all-digit API key, say).
+    env_raw: HashMap<String, String>,
 }
 
 impl Layers {
@@ -138,6 +141,7 @@ impl Layers {
         Layers {
             table: toml::Table::new(),
             origins: HashMap::new(),
+            env_raw: HashMap::new(),
         }
     }
 
@@ -196,6 +200,11 @@ impl Layers {
                 };
             }
             push_path(&mut path, last);
+            if value.is_str() {
+                self.env_raw.remove(&path);
+            } else {
+                self.env_raw.insert(path.clone(), raw);
+            }
             table.insert(last.clone(), value);
             self.origins.insert(path, origin.clone());
         }
@@ -216,21 +225,66 @@ impl Layers {
         }
     }
 
-    fn finish(self) -> Result<Config, ConfigError> {
-        let value = toml::Value::Table(self.table.clone());
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let key = e.path().to_string();
-            let message = e.inner().to_string().trim_end().to_owned();
-            let key = if key == "." { String::new() } else { key };
-            ConfigError::Key {
-                origin: self.origin_of(&key),
-                key,
-                message,
+    fn finish(mut self) -> Result<Config, ConfigError> {
+        let config: Config = loop {
+            let value = toml::Value::Table(self.table.clone());
+            match serde_path_to_error::deserialize(value) {
+                Ok(config) => break config,
+                Err(e) => {
+                    let key = e.path().to_string();
+                    let key = if key == "." { String::new() } else { key };
+                    // An environment value read as a number or boolean where a string
+                    // is wanted: take it literally and try again.
+                    if let Some(raw) = self.env_raw.remove(&key) {
+                        if self.set_string(&key, raw) {
+                            continue;
+                        }
+                    }
+                    return Err(ConfigError::Key {
+                        origin: self.origin_of(&key),
+                        key,
+                        message: clean_message(&e.inner().to_string()),
+                    });
+                }
             }
-        })?;
+        };
         config.validate(|key| self.origin_of(key))?;
         Ok(config)
     }
+
+    /// Replaces the value at dotted `path` with a string; false if there is none.
+    fn set_string(&mut self, path: &str, raw: String) -> bool {
+        let mut table = &mut self.table;
+        let mut segments = path.split('.').peekable();
+        while let Some(seg) = segments.next() {
+            if segments.peek().is_none() {
+                return match table.get_mut(seg) {
+                    Some(v) => {
+                        *v = toml::Value::String(raw);
+                        true
+                    }
+                    None => false,
+                };
+            }
+            table = match table.get_mut(seg) {
+                Some(toml::Value::Table(t)) => t,
+                _ => return false,
+            };
+        }
+        false
+    }
+}
+
+/// The deserializer's message without its own trailing "in `table`" context line (the
+/// full key path is reported separately).
+fn clean_message(message: &str) -> String {
+    message
+        .lines()
+        .filter(|l| !l.starts_with("in `"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_owned()
 }
 
 fn push_path(path: &mut String, seg: &str) {
@@ -607,6 +661,7 @@ mod tests {
         assert!(msg.contains("media.udp_port_mn"), "{msg}");
         assert!(msg.contains(&p.display().to_string()), "{msg}");
         assert!(msg.contains("unknown field"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
     }
 
     #[test]
@@ -668,6 +723,17 @@ mod tests {
         assert!(
             msg.contains("environment variable OPENHEARING_MEDIA__UDP_PORT_MIN"),
             "{msg}"
+        );
+
+        // A number where a string is wanted is taken literally.
+        let env = vec![(
+            "OPENHEARING_AUTH__ADMIN_API_KEY".into(),
+            "12345678901234567890".into(),
+        )];
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(
+            c.auth.admin_api_key.as_deref(),
+            Some("12345678901234567890")
         );
 
         let env = vec![("OPENHEARING_MEDIA__COLOUR".into(), "blue".into())];
