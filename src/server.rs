@@ -154,11 +154,15 @@ pub async fn run(
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let prepared = prepare(&config).await?;
     let addr = config.server.listen;
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
     listener.set_nonblocking(true)?;
     let base = config.public_base_url();
 
-    println!("OpenHearing {} listening on {addr}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "OpenHearing {} listening on {addr}",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("  web client and join links: {base}/");
     println!(
         "  media: UDP ports {}-{} on {}{}{} (open these in the firewall)",
@@ -170,14 +174,21 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
             .announced_address
             .map(|a| format!(", announced as {a}"))
             .unwrap_or_default(),
-        if config.media.ice_tcp { ", and the same TCP ports" } else { "" },
+        if config.media.ice_tcp {
+            ", and the same TCP ports"
+        } else {
+            ""
+        },
     );
     match &prepared.generated_admin_key {
         Some(key) => println!(
             "  admin API key (generated now, saved in {}): {key}",
             config.data.dir.join("admin-api-key").display()
         ),
-        None => println!("  admin API key: from the configuration or {}", config.data.dir.join("admin-api-key").display()),
+        None => println!(
+            "  admin API key: from the configuration or {}",
+            config.data.dir.join("admin-api-key").display()
+        ),
     }
 
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);

@@ -97,7 +97,10 @@ async fn three_publishers_and_an_observer_exchange_real_media() {
         }
         false
     };
-    assert!(refused.await, "the observer's sending offer is refused with publish_not_allowed");
+    assert!(
+        refused.await,
+        "the observer's sending offer is refused with publish_not_allowed"
+    );
     let _ = intruder.close().await;
     for rx in [&judge, &defendant, &counsel] {
         assert!(
@@ -119,7 +122,7 @@ async fn three_publishers_and_an_observer_exchange_real_media() {
         .await;
         assert!(rx.events().iter().any(|e| matches!(
             e,
-            ServerMessage::ParticipantLeft { participant_id, .. } if *participant_id == counsel_id
+            ServerMessage::ParticipantLeft { participant_id, .. } if participant_id == &counsel_id
         )));
     }
     let before = received_from(&defendant, judge.id());

@@ -63,7 +63,10 @@ impl SignalingClient {
 
     /// Connects with an explicit TLS connector (e.g. one that trusts a self-signed
     /// server certificate).
-    pub async fn connect_with(url: &str, connector: Option<Connector>) -> Result<Self, ClientError> {
+    pub async fn connect_with(
+        url: &str,
+        connector: Option<Connector>,
+    ) -> Result<Self, ClientError> {
         let (ws, _resp) =
             tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
                 .await
@@ -147,14 +150,17 @@ impl SignalingClient {
                 max_message_bytes,
                 can_publish,
             }),
-            ServerMessage::Error { code, message, .. } => Err(ClientError::Refused { code, message }),
+            ServerMessage::Error { code, message, .. } => {
+                Err(ClientError::Refused { code, message })
+            }
             other => Err(ClientError::Unexpected(other.kind().to_owned())),
         }
     }
 
     /// Sends one typed message.
     pub fn send(&self, msg: &ClientMessage) -> Result<(), ClientError> {
-        let text = serde_json::to_string(msg).map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        let text =
+            serde_json::to_string(msg).map_err(|e| ClientError::Unexpected(e.to_string()))?;
         self.send_text(text)
     }
 
@@ -217,7 +223,8 @@ pub struct SignalingSender {
 impl SignalingSender {
     /// Sends one typed message.
     pub fn send(&self, msg: &ClientMessage) -> Result<(), ClientError> {
-        let text = serde_json::to_string(msg).map_err(|e| ClientError::Unexpected(e.to_string()))?;
+        let text =
+            serde_json::to_string(msg).map_err(|e| ClientError::Unexpected(e.to_string()))?;
         self.out_tx
             .send(Message::text(text))
             .map_err(|_| ClientError::Closed)

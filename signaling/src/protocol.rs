@@ -94,7 +94,11 @@ pub struct IceCandidate {
     pub candidate: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdp_mid: Option<String>,
-    #[serde(default, rename = "sdpMLineIndex", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "sdpMLineIndex",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sdp_mline_index: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username_fragment: Option<String>,
@@ -461,7 +465,8 @@ mod tests {
 
     #[test]
     fn candidate_uses_browser_field_names() {
-        let text = r#"{"type":"candidate","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}"#;
+        let text =
+            r#"{"type":"candidate","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}"#;
         match decode_client(text).unwrap() {
             ClientMessage::Candidate { candidate } => {
                 assert_eq!(candidate.sdp_mid.as_deref(), Some("0"));

@@ -37,6 +37,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
     match state.signaling.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready".to_owned()),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database unavailable: {e}")),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unavailable: {e}"),
+        ),
     }
 }

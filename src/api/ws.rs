@@ -107,7 +107,9 @@ impl Outbox {
             message: message.into(),
             fatal: true,
         }));
-        let _ = self.0.try_send(Out::Close(code.close_code(), code.to_string()));
+        let _ = self
+            .0
+            .try_send(Out::Close(code.close_code(), code.to_string()));
     }
 }
 
@@ -144,7 +146,12 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
         let _ = sink.close().await;
     });
 
-    let joined = match tokio::time::timeout(st.limits.join_timeout, await_join(&mut stream, &hearing, &st)).await {
+    let joined = match tokio::time::timeout(
+        st.limits.join_timeout,
+        await_join(&mut stream, &hearing, &st),
+    )
+    .await
+    {
         Ok(Ok(j)) => Some(j),
         Ok(Err((code, msg))) => {
             out.fatal(code, msg);
@@ -153,7 +160,10 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
         Err(_) => {
             out.fatal(
                 ErrorCode::JoinTimeout,
-                format!("no join message within {} s", st.limits.join_timeout.as_secs()),
+                format!(
+                    "no join message within {} s",
+                    st.limits.join_timeout.as_secs()
+                ),
             );
             None
         }
@@ -192,16 +202,25 @@ async fn await_join(
         match stream.next().await {
             Some(Ok(Message::Text(t))) => break t,
             Some(Ok(Message::Binary(_))) => {
-                return Err((ErrorCode::NotJoined, "the first message must be a JSON `join` text frame".into()))
+                return Err((
+                    ErrorCode::NotJoined,
+                    "the first message must be a JSON `join` text frame".into(),
+                ))
             }
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                return Err((ErrorCode::NotJoined, "connection closed before joining".into()))
+                return Err((
+                    ErrorCode::NotJoined,
+                    "connection closed before joining".into(),
+                ))
             }
             Some(Ok(_)) => continue, // ping/pong
         }
     };
     if text.len() > st.limits.max_message_bytes {
-        return Err((ErrorCode::MessageTooLarge, too_large(text.len(), st.limits.max_message_bytes)));
+        return Err((
+            ErrorCode::MessageTooLarge,
+            too_large(text.len(), st.limits.max_message_bytes),
+        ));
     }
     let (v, token) = match decode_client(&text) {
         Ok(ClientMessage::Join { v, token }) => (v, token),
@@ -220,15 +239,21 @@ async fn await_join(
         ));
     }
     if token.trim().is_empty() {
-        return Err((ErrorCode::TokenMissing, "the join message carries no token".into()));
+        return Err((
+            ErrorCode::TokenMissing,
+            "the join message carries no token".into(),
+        ));
     }
     let claims = st
         .tokens
         .verify(&token)
         .map_err(|e| (e.code(), e.to_string()))?;
-    let hearing_id: Uuid = hearing
-        .parse()
-        .map_err(|_| (ErrorCode::HearingNotFound, format!("`{hearing}` is not a hearing id")))?;
+    let hearing_id: Uuid = hearing.parse().map_err(|_| {
+        (
+            ErrorCode::HearingNotFound,
+            format!("`{hearing}` is not a hearing id"),
+        )
+    })?;
     if claims.hearing_id != hearing_id {
         return Err((
             ErrorCode::TokenWrongHearing,
@@ -241,9 +266,17 @@ async fn await_join(
         .await
         .map_err(|e| {
             tracing::error!("store: {e}");
-            (ErrorCode::Internal, "the hearing could not be loaded; try again".to_string())
+            (
+                ErrorCode::Internal,
+                "the hearing could not be loaded; try again".to_string(),
+            )
         })?
-        .ok_or_else(|| (ErrorCode::HearingNotFound, "this hearing does not exist".to_string()))?;
+        .ok_or_else(|| {
+            (
+                ErrorCode::HearingNotFound,
+                "this hearing does not exist".to_string(),
+            )
+        })?;
     let roster: Vec<ParticipantInfo> = record
         .participants
         .iter()
@@ -326,13 +359,20 @@ struct Session {
 }
 
 impl Session {
-    async fn start(auth: Authenticated, st: &SignalingState, out: Outbox) -> Result<Session, Refusal> {
+    async fn start(
+        auth: Authenticated,
+        st: &SignalingState,
+        out: Outbox,
+    ) -> Result<Session, Refusal> {
         let session = st.hearings.next_session();
         let (cmd_tx, commands) = mpsc::unbounded_channel();
         let (ev_tx, peer_events) = mpsc::unbounded_channel();
         let peer = st.sfu.create_peer(auth.me.id, ev_tx).await.map_err(|e| {
             tracing::error!(participant = %auth.me.id, "cannot create peer: {e}");
-            (ErrorCode::Internal, format!("the server cannot accept media now: {e}"))
+            (
+                ErrorCode::Internal,
+                format!("the server cannot accept media now: {e}"),
+            )
         })?;
         let joined = st
             .hearings
@@ -460,7 +500,10 @@ impl Session {
     async fn on_client(&mut self, msg: ClientMessage) -> Option<EndReason> {
         match msg {
             ClientMessage::Join { .. } => {
-                self.out.error(ErrorCode::AlreadyJoined, "this connection has already joined");
+                self.out.error(
+                    ErrorCode::AlreadyJoined,
+                    "this connection has already joined",
+                );
             }
             ClientMessage::Offer { sdp } => {
                 if self.offer_sent_at.is_some() {
@@ -484,10 +527,16 @@ impl Session {
                         }
                     }
                     Err(SfuError::PublishNotAllowed) => {
-                        self.out.error(ErrorCode::PublishNotAllowed, SfuError::PublishNotAllowed.to_string());
+                        self.out.error(
+                            ErrorCode::PublishNotAllowed,
+                            SfuError::PublishNotAllowed.to_string(),
+                        );
                     }
                     Err(SfuError::InvalidSdp(e)) => {
-                        self.out.error(ErrorCode::InvalidSdp, format!("the offer could not be applied: {e}"));
+                        self.out.error(
+                            ErrorCode::InvalidSdp,
+                            format!("the offer could not be applied: {e}"),
+                        );
                     }
                     Err(e) => {
                         self.out.error(ErrorCode::Internal, e.to_string());
@@ -496,7 +545,10 @@ impl Session {
             }
             ClientMessage::Answer { sdp } => {
                 if self.offer_sent_at.is_none() {
-                    self.out.error(ErrorCode::NoOfferPending, "there is no server offer to answer");
+                    self.out.error(
+                        ErrorCode::NoOfferPending,
+                        "there is no server offer to answer",
+                    );
                     return None;
                 }
                 match self.peer.apply_answer(sdp).await {
@@ -510,14 +562,20 @@ impl Session {
                         }
                     }
                     Err(e) => {
-                        self.out.error(ErrorCode::InvalidSdp, format!("the answer could not be applied: {e}"));
+                        self.out.error(
+                            ErrorCode::InvalidSdp,
+                            format!("the answer could not be applied: {e}"),
+                        );
                     }
                 }
             }
             ClientMessage::Candidate { candidate } => {
                 if !self.initial_done {
                     if self.early_candidates.len() >= EARLY_CANDIDATES {
-                        self.out.error(ErrorCode::InvalidCandidate, "too many candidates before the offer");
+                        self.out.error(
+                            ErrorCode::InvalidCandidate,
+                            "too many candidates before the offer",
+                        );
                     } else {
                         self.early_candidates.push(candidate);
                     }
@@ -526,7 +584,8 @@ impl Session {
                 }
             }
             ClientMessage::MediaState { audio, video } => {
-                self.hearing.media_state(self.me.id, self.session, audio, video);
+                self.hearing
+                    .media_state(self.me.id, self.session, audio, video);
             }
             ClientMessage::Ping { id } => {
                 self.out.send(ServerMessage::Pong { id });
@@ -619,7 +678,8 @@ impl Session {
             }
             Err(e) => {
                 tracing::error!(participant = %self.me.id, "cannot create offer: {e}");
-                self.out.error(ErrorCode::Internal, format!("renegotiation failed: {e}"));
+                self.out
+                    .error(ErrorCode::Internal, format!("renegotiation failed: {e}"));
             }
         }
     }
@@ -644,7 +704,8 @@ impl Session {
 
     async fn finish(self, reason: EndReason) {
         tracing::info!(participant = %self.me.id, reason = reason.as_str(), "session ended");
-        self.hearing.leave(self.me.id, self.session, reason.as_str());
+        self.hearing
+            .leave(self.me.id, self.session, reason.as_str());
         self.peer.close().await;
     }
 }
@@ -669,7 +730,8 @@ impl TokenBucket {
 
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use openhearing_signaling::{ErrorCode, HearingInfo, ParticipantInfo, ServerMessage, PROTOCOL_VERSION};
+use openhearing_signaling::{
+    ErrorCode, HearingInfo, ParticipantInfo, ServerMessage, PROTOCOL_VERSION,
+};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -153,7 +155,9 @@ impl Actor {
                 session,
                 track,
             } => {
-                let Some(m) = self.members.get_mut(&participant) else { return };
+                let Some(m) = self.members.get_mut(&participant) else {
+                    return;
+                };
                 if !m.is_session(session) {
                     return;
                 }
@@ -165,7 +169,9 @@ impl Actor {
                 session,
                 track_id,
             } => {
-                let Some(m) = self.members.get_mut(&participant) else { return };
+                let Some(m) = self.members.get_mut(&participant) else {
+                    return;
+                };
                 if !m.is_session(session) {
                     return;
                 }
@@ -180,7 +186,9 @@ impl Actor {
                 audio,
                 video,
             } => {
-                let Some(m) = self.members.get_mut(&participant) else { return };
+                let Some(m) = self.members.get_mut(&participant) else {
+                    return;
+                };
                 if !m.is_session(session) || (m.info.audio == audio && m.info.video == video) {
                     return;
                 }
@@ -286,7 +294,9 @@ impl Actor {
     }
 
     fn leave(&mut self, pid: Uuid, session: u64, reason: &str) {
-        let Some(m) = self.members.get_mut(&pid) else { return };
+        let Some(m) = self.members.get_mut(&pid) else {
+            return;
+        };
         if !m.is_session(session) {
             return; // a replaced session's late goodbye
         }
@@ -314,8 +324,11 @@ impl Actor {
     /// at once (before the subscriber's renegotiation); additions are requested from
     /// the subscriber's session and take effect when it reports the leg ready.
     fn reconcile(&mut self) {
-        let policy: HashMap<Uuid, PolicyMember> =
-            self.members.iter().map(|(id, m)| (*id, m.policy())).collect();
+        let policy: HashMap<Uuid, PolicyMember> = self
+            .members
+            .iter()
+            .map(|(id, m)| (*id, m.policy()))
+            .collect();
         let mut desired: HashSet<(Uuid, String)> = HashSet::new();
         let mut tracks: HashMap<String, Arc<PublishedTrack>> = HashMap::new();
         for publisher in self.members.values() {
@@ -325,8 +338,11 @@ impl Actor {
                 }
                 tracks.insert(track.id.clone(), track.clone());
                 for sub in self.members.values() {
-                    if policy::may_forward(&policy[&publisher.info.id], &policy[&sub.info.id], track.kind)
-                    {
+                    if policy::may_forward(
+                        &policy[&publisher.info.id],
+                        &policy[&sub.info.id],
+                        track.kind,
+                    ) {
                         desired.insert((sub.info.id, track.id.clone()));
                     }
                 }

@@ -120,7 +120,13 @@ impl HearingHandle {
         });
     }
 
-    pub fn leg_ready(&self, subscriber: Uuid, session: u64, track_id: String, leg: Arc<Downstream>) {
+    pub fn leg_ready(
+        &self,
+        subscriber: Uuid,
+        session: u64,
+        track_id: String,
+        leg: Arc<Downstream>,
+    ) {
         self.send(Command::LegReady {
             subscriber,
             session,

@@ -59,8 +59,7 @@ mod tests {
                         for kind in [MediaKind::Audio, MediaKind::Video] {
                             let p = member(pub_role, pub_present);
                             let s = member(sub_role, sub_present);
-                            let expected =
-                                pub_present && sub_present && pub_role != Role::Observer;
+                            let expected = pub_present && sub_present && pub_role != Role::Observer;
                             assert_eq!(
                                 may_forward(&p, &s, kind),
                                 expected,

@@ -90,8 +90,7 @@ impl PublishedTrack {
             match event {
                 TrackRemoteEvent::OnRtpPacket(mut packet) => {
                     self.packets_in.fetch_add(1, Ordering::Relaxed);
-                    self.media_ssrc
-                        .store(packet.header.ssrc, Ordering::Relaxed);
+                    self.media_ssrc.store(packet.header.ssrc, Ordering::Relaxed);
                     strip_extensions(&mut packet);
                     let legs = self.downstreams.load();
                     for leg in legs.iter() {
@@ -152,7 +151,11 @@ impl PublishedTrack {
 
     /// The subscribers currently forwarded to.
     pub fn subscribers(&self) -> Vec<PeerId> {
-        self.downstreams.load().iter().map(|d| d.subscriber).collect()
+        self.downstreams
+            .load()
+            .iter()
+            .map(|d| d.subscriber)
+            .collect()
     }
 
     /// Asks the publisher for a keyframe (PLI), at most once per throttle window; a
@@ -262,7 +265,10 @@ impl Downstream {
 
 /// Relays keyframe requests (PLI/FIR) a subscriber sends about its leg to the
 /// publisher, through the publisher track's throttle. Ends with the local track.
-pub(crate) fn relay_keyframe_requests(local: Arc<TrackLocalStaticRTP>, source: Arc<PublishedTrack>) {
+pub(crate) fn relay_keyframe_requests(
+    local: Arc<TrackLocalStaticRTP>,
+    source: Arc<PublishedTrack>,
+) {
     tokio::spawn(async move {
         while let Some(event) = local.poll().await {
             let TrackLocalEvent::OnRtcpPacket(_packets) = event else {

@@ -141,7 +141,8 @@ impl Sfu {
         })?;
         let addr = SocketAddr::new(self.settings.bind_ip, lease.port());
 
-        let mut media = media_engine().map_err(|e| SfuError::WebRtc(format!("media engine: {e}")))?;
+        let mut media =
+            media_engine().map_err(|e| SfuError::WebRtc(format!("media engine: {e}")))?;
         let registry = register_default_interceptors(Registry::new(), &mut media)
             .map_err(|e| SfuError::WebRtc(format!("interceptors: {e}")))?
             // Last in the chain: see rtcp.rs.

@@ -161,7 +161,8 @@ impl Peer {
         if !may_publish && super::sdp::offer_sends_media(&sdp) {
             return Err(SfuError::PublishNotAllowed);
         }
-        let offer = RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let offer =
+            RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         self.pc
             .set_remote_description(offer)
             .await
@@ -194,7 +195,8 @@ impl Peer {
 
     /// Applies the client's answer to our offer.
     pub async fn apply_answer(&self, sdp: String) -> Result<(), SfuError> {
-        let answer = RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let answer =
+            RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         self.pc
             .set_remote_description(answer)
             .await
@@ -222,7 +224,9 @@ impl Peer {
             return Ok(());
         }
         if c.candidate.len() > 1024 {
-            return Err(SfuError::InvalidCandidate("candidate longer than 1024 bytes".into()));
+            return Err(SfuError::InvalidCandidate(
+                "candidate longer than 1024 bytes".into(),
+            ));
         }
         let init = RTCIceCandidateInit {
             candidate: c.candidate,
@@ -342,7 +346,9 @@ impl Peer {
             loop {
                 match *rx.borrow_and_update() {
                     RTCPeerConnectionState::Connected => return true,
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => return false,
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                        return false
+                    }
                     _ => {}
                 }
                 if rx.changed().await.is_err() {

@@ -48,14 +48,20 @@ mod tests {
 
     #[test]
     fn sendrecv_or_default_direction_sends() {
-        assert!(offer_sends_media(&RECV.replacen("a=recvonly", "a=sendrecv", 1)));
+        assert!(offer_sends_media(&RECV.replacen(
+            "a=recvonly",
+            "a=sendrecv",
+            1
+        )));
         assert!(offer_sends_media(&RECV.replacen("a=recvonly\r\n", "", 1)));
         assert!(offer_sends_media(&RECV.replace("a=recvonly", "a=sendonly")));
     }
 
     #[test]
     fn rejected_and_non_media_sections_are_ignored() {
-        let rejected = RECV.replacen("m=audio 9", "m=audio 0", 1).replacen("a=recvonly", "a=sendrecv", 1);
+        let rejected =
+            RECV.replacen("m=audio 9", "m=audio 0", 1)
+                .replacen("a=recvonly", "a=sendrecv", 1);
         assert!(!offer_sends_media(&rejected));
         let app = format!("{RECV}m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
         assert!(!offer_sends_media(&app));

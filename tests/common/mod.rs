@@ -145,7 +145,12 @@ impl TestServer {
             .send()
             .await
             .expect("admin API answers");
-        assert_eq!(resp.status(), 201, "create hearing: {:?}", resp.text().await);
+        assert_eq!(
+            resp.status(),
+            201,
+            "create hearing: {:?}",
+            resp.text().await
+        );
         resp.json().await.expect("create hearing JSON")
     }
 
@@ -188,7 +193,12 @@ pub fn fixtures() -> Arc<MediaFixtures> {
     .clone()
 }
 
-pub async fn join(server: &TestServer, hearing: &CreatedHearing, role: &str, publish: bool) -> Participant {
+pub async fn join(
+    server: &TestServer,
+    hearing: &CreatedHearing,
+    role: &str,
+    publish: bool,
+) -> Participant {
     let p = hearing.by_role(role);
     let participant = Participant::join(
         &server.ws_url(hearing.hearing_id),
