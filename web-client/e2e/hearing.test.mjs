@@ -116,7 +116,6 @@ udp_port_max = 41999
       ...process.env,
       RUST_LOG: process.env.RUST_LOG || 'info',
       RUST_BACKTRACE: '1',
-      OPENHEARING_WEB_DIR: join(WEB, 'dist'),
     },
     stdio: ['ignore', logFd, logFd],
   });
@@ -232,7 +231,7 @@ test('three participants join and receive each other\'s audio and video', { time
       '--participant', 'Lê Thị C:defence_counsel:Văn phòng luật sư',
       '--json',
     ],
-    { cwd: REPO, timeout: 30_000, env: { ...process.env, OPENHEARING_WEB_DIR: join(WEB, 'dist') } },
+    { cwd: REPO, timeout: 30_000 },
   );
   const created = parseJsonOutput(stdout);
   assert.ok(created.hearing_id, `hearing_id missing: ${stdout}`);
