@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One command that installs what the tests need and runs every test:
+# Rust unit + integration tests (real webrtc peers, real SQLite), the web client's
+# unit tests, and the browser end-to-end test (Chromium, loopback-only netns).
+#   sudo ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/install-deps.sh --test
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== web client: install and build"
+npm --prefix web-client ci --no-audit --no-fund --loglevel=error
+npm --prefix web-client run build --silent
+
+echo "== rust: build"
+cargo build --locked --workspace --all-targets
+
+echo "== web client: unit tests"
+npm --prefix web-client run test:unit --silent
+
+echo "== browser end-to-end (Chromium, loopback-only network namespace)"
+OPENHEARING_BIN="$PWD/target/debug/openhearing" npm --prefix web-client test --silent
+
+echo "== rust: unit and integration tests"
+cargo test --locked --workspace
