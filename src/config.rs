@@ -589,7 +589,10 @@ mod tests {
     #[test]
     fn default_parses_to_documented_values() {
         let c = Config::load_with_env(None, no_env()).unwrap();
-        assert_eq!(c.server.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(
+            c.server.listen,
+            "0.0.0.0:8443".parse::<std::net::SocketAddr>().unwrap()
+        );
         assert_eq!(c.server.public_url, None);
         assert!(c.server.tls.enabled);
         assert_eq!(c.server.tls.cert_file, None);

@@ -193,7 +193,11 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
 
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     if config.server.tls.enabled {
-        let hosts = vec![crate::config::local_hostname()];
+        // The certificate must cover the host that join links are built with.
+        let mut hosts = vec![crate::config::local_hostname()];
+        if let Some(a) = config.media.announced_address {
+            hosts.push(a.to_string());
+        }
         let tls = crate::tls::load_or_create(&config.server.tls, &config.data.dir, &hosts).await?;
         println!(
             "  TLS certificate {}{}: SHA-256 {}",
@@ -201,7 +205,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
             if tls.generated { " (self-signed)" } else { "" },
             tls.fingerprint_sha256
         );
-        print_demo_hint(&config);
+        print_demo_hint();
         let handle = axum_server::Handle::new();
         let app = crate::api::app(prepared.state);
         let tx = prepared.shutdown;
@@ -216,7 +220,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
             .serve(app.into_make_service())
             .await?;
     } else {
-        print_demo_hint(&config);
+        print_demo_hint();
         let listener = TcpListener::from_std(listener)?;
         run(listener, prepared, shutdown_signal()).await?;
     }
@@ -224,8 +228,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
     Ok(())
 }
 
-fn print_demo_hint(config: &Config) {
-    let _ = config;
+fn print_demo_hint() {
     println!("  create a demo hearing (in another terminal):");
     println!(
         "    openhearing hearing create --case \"HS-1/2026\" --title \"Demo\" \\\n      --participant \"Nguyễn Văn A:presiding_judge:Phòng xử án 1\" \\\n      --participant \"Trần Văn B:defendant:Trại tạm giam số 1\" \\\n      --participant \"Lê Thị C:defence_counsel:Văn phòng luật sư\""

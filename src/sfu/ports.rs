@@ -149,7 +149,8 @@ mod tests {
         let (min, max) = free_range(2);
         let _squatter = UdpSocket::bind(("127.0.0.1", min)).unwrap();
         let a = PortAllocator::new("127.0.0.1".parse().unwrap(), min, max, false);
-        assert_eq!(a.lease().unwrap().port(), max);
+        let held = a.lease().unwrap();
+        assert_eq!(held.port(), max);
         assert!(a.lease().is_none());
     }
 }
