@@ -229,9 +229,13 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
 }
 
 fn print_demo_hint() {
+    // The path this binary was started as, so the hint can be pasted as is.
+    let bin = std::env::args()
+        .next()
+        .unwrap_or_else(|| "openhearing".into());
     println!("  create a demo hearing (in another terminal):");
     println!(
-        "    openhearing hearing create --case \"HS-1/2026\" --title \"Demo\" \\\n      --participant \"Nguyễn Văn A:presiding_judge:Phòng xử án 1\" \\\n      --participant \"Trần Văn B:defendant:Trại tạm giam số 1\" \\\n      --participant \"Lê Thị C:defence_counsel:Văn phòng luật sư\""
+        "    {bin} hearing create --case \"HS-1/2026\" --title \"Demo\" \\\n      --participant \"Nguyễn Văn A:presiding_judge:Phòng xử án 1\" \\\n      --participant \"Trần Văn B:defendant:Trại tạm giam số 1\" \\\n      --participant \"Lê Thị C:defence_counsel:Văn phòng luật sư\""
     );
 }
 

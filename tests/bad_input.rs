@@ -229,7 +229,7 @@ fn now() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_is_refused_and_the_hearing_keeps_going() {
-    let server = TestServer::start(42200, 42399).await;
+    let server = TestServer::start(42200, 42299).await;
     let hearing = server
         .create_hearing(&[
             ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
@@ -584,6 +584,59 @@ async fn bad_input_is_refused_and_the_hearing_keeps_going() {
     raw.close();
     for p in [&judge, &defendant, &counsel] {
         let _ = p.leave().await;
+    }
+    server.stop().await;
+}
+
+/// The flood as a real client does it: `SignalingClient` keeps writing while it
+/// reads. The server drops the TCP connection right after its close frame without
+/// draining the client's unread pings, so the kernel answers with a reset and the
+/// client usually loses the `rate_limited` error and the 4429 close frame (it sees
+/// "connection reset without closing handshake", i.e. 1006).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flooding_client_that_keeps_writing_sees_rate_limited_and_4429() {
+    let server = TestServer::start(42300, 42399).await;
+    let hearing = server
+        .create_hearing(&[("Đỗ Thị E", "witness", "Nhà riêng")])
+        .await;
+    let url = server.ws_url(hearing.hearing_id);
+    for round in 0..5 {
+        let mut flooder = connect(&url).await;
+        flooder
+            .join(&hearing.by_role("witness").token(), STEP)
+            .await
+            .expect("witness joins");
+        for i in 0..2000u64 {
+            if flooder
+                .send_text(json!({"type": "ping", "id": i}).to_string())
+                .is_err()
+            {
+                break;
+            }
+        }
+        let (mut pongs, mut limited) = (0, false);
+        for _ in 0..5000 {
+            match flooder.recv_timeout(STEP).await {
+                Ok(ServerMessage::Pong { .. }) => pongs += 1,
+                Ok(ServerMessage::Error { code, .. }) => {
+                    assert_eq!(code, ErrorCode::RateLimited);
+                    limited = true;
+                }
+                Ok(_) => {}
+                Err(ClientError::Closed) => break,
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert!(
+            limited,
+            "round {round}: rate_limited arrives ({pongs} pongs, close {:?})",
+            flooder.close_info()
+        );
+        assert_eq!(
+            flooder.close_info().map(|c| c.0),
+            Some(4429),
+            "round {round}: close code"
+        );
     }
     server.stop().await;
 }

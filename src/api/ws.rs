@@ -179,9 +179,21 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
         }
     }
     drop(out);
-    // Let the writer flush the last error and close frame, but never hang on a
-    // client that does not read.
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    // Let the writer flush the last error and close frame while we keep reading
+    // (and discarding) what the client still sends: dropping a socket with unread
+    // input makes the kernel answer with a reset, and the client would lose the
+    // error it is being told. Bounded, so a client that never closes cannot hold us.
+    let drain = async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        let _ = tokio::join!(writer, drain);
+    })
+    .await;
 }
 
 /// A verified join.
