@@ -22,4 +22,5 @@ echo "== browser end-to-end (Chromium, loopback-only network namespace)"
 OPENHEARING_BIN="$PWD/target/debug/openhearing" npm --prefix web-client test --silent
 
 echo "== rust: unit and integration tests"
-cargo test --locked --workspace
+# --all-targets: unit and integration tests (there are no doc-tests to run)
+cargo test --locked --workspace --all-targets
