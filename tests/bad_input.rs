@@ -247,20 +247,20 @@ async fn bad_input_is_refused_and_the_hearing_keeps_going() {
     // Judge and defendant publish real media to each other.
     let judge = join(&server, &hearing, "presiding_judge", true).await;
     let defendant = join(&server, &hearing, "defendant", true).await;
+    let counsel = join(&server, &hearing, "defence_counsel", false).await;
     judge.start_publishing().await.expect("judge publishes");
     defendant
         .start_publishing()
         .await
         .expect("defendant publishes");
-    let counsel = join(&server, &hearing, "defence_counsel", false).await;
-    for (rx, tx) in [
-        (&judge, &defendant),
-        (&defendant, &judge),
-        (&counsel, &judge),
-        (&counsel, &defendant),
+    for (rx_name, rx, tx_name, tx) in [
+        ("judge", &judge, "defendant", &defendant),
+        ("defendant", &defendant, "judge", &judge),
+        ("counsel", &counsel, "judge", &judge),
+        ("counsel", &counsel, "defendant", &defendant),
     ] {
         let tx_id = tx.id();
-        eventually(WAIT, &format!("{} receives {tx_id}", rx.id()), || {
+        eventually(WAIT, &format!("{rx_name} receives {tx_name}"), || {
             let (v, a) = received_from(rx, tx_id);
             v >= 10 && a >= 25
         })
