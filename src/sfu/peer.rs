@@ -10,7 +10,7 @@ use std::time::Duration;
 use openhearing_signaling::IceCandidate;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::{mpsc, watch};
@@ -122,7 +122,7 @@ impl PeerConnectionEventHandler for Handler {
                     return;
                 }
             };
-            let Some(codec) = track.codec(init.ssrc).await else {
+            let Some(codec) = resolve_codec(track.as_ref(), init.ssrc).await else {
                 tracing::warn!(%peer, ssrc = init.ssrc, "track opened without a negotiated codec");
                 return;
             };
@@ -136,6 +136,29 @@ impl PeerConnectionEventHandler for Handler {
             let _ = events.send(PeerEvent::TrackEnded(id));
         });
     }
+}
+
+/// The codec of a track that just opened. webrtc 0.21 sometimes has not recorded it
+/// for the SSRC yet when `OnOpen` arrives (seen in about 3 runs of 20 when a publisher
+/// was already sending while others joined), so look again briefly, and fall back to
+/// the track's negotiated encodings, rather than losing the track for the session.
+async fn resolve_codec(track: &dyn TrackRemote, ssrc: u32) -> Option<RTCRtpCodec> {
+    for _ in 0..50 {
+        if let Some(c) = track.codec(ssrc).await {
+            return Some(c);
+        }
+        if let Some(c) = track
+            .codings()
+            .await
+            .into_iter()
+            .map(|e| e.codec)
+            .find(|c| !c.mime_type.is_empty())
+        {
+            return Some(c);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 impl Peer {
