@@ -13,7 +13,6 @@ use openhearing_signaling::client::{ClientError, SignalingClient};
 use openhearing_signaling::{ErrorCode, Role, ServerMessage};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(30);
 const STEP: Duration = Duration::from_secs(10);
 
 /// Connects a raw signaling client to `url`.
@@ -150,13 +149,13 @@ async fn participant_nonfatal(
 ) {
     let before = error_codes(p).iter().filter(|c| **c == code).count();
     p.send_text(raw).expect("send");
-    eventually(WAIT, &format!("{what}: error {code}"), || {
+    eventually(MEDIA_WAIT, &format!("{what}: error {code}"), || {
         error_codes(p).iter().filter(|c| **c == code).count() > before
     })
     .await;
     p.send_text(json!({"type": "ping", "id": ping_id}).to_string())
         .expect("send ping");
-    eventually(WAIT, &format!("{what}: pong {ping_id}"), || {
+    eventually(MEDIA_WAIT, &format!("{what}: pong {ping_id}"), || {
         has_pong(p, ping_id)
     })
     .await;
@@ -248,24 +247,14 @@ async fn bad_input_is_refused_and_the_hearing_keeps_going() {
     let judge = join(&server, &hearing, "presiding_judge", true).await;
     let defendant = join(&server, &hearing, "defendant", true).await;
     let counsel = join(&server, &hearing, "defence_counsel", false).await;
-    judge.start_publishing().await.expect("judge publishes");
-    defendant
-        .start_publishing()
-        .await
-        .expect("defendant publishes");
-    for (rx_name, rx, tx_name, tx) in [
-        ("judge", &judge, "defendant", &defendant),
-        ("defendant", &defendant, "judge", &judge),
-        ("counsel", &counsel, "judge", &judge),
-        ("counsel", &counsel, "defendant", &defendant),
-    ] {
-        let tx_id = tx.id();
-        eventually(WAIT, &format!("{rx_name} receives {tx_name}"), || {
-            let (v, a) = received_from(rx, tx_id);
-            v >= 10 && a >= 25
-        })
-        .await;
-    }
+    publish(&[&judge, &defendant]).await;
+    wait_exchange(
+        &[&judge, &defendant, &counsel],
+        &[&judge, &defendant],
+        10,
+        25,
+    )
+    .await;
     let media_before = (
         received_from(&defendant, judge.id()),
         received_from(&judge, defendant.id()),
@@ -499,7 +488,7 @@ async fn bad_input_is_refused_and_the_hearing_keeps_going() {
     counsel
         .send_text(json!({"type": "ping", "id": 102}).to_string())
         .expect("send");
-    eventually(WAIT, "pong after a loopback candidate", || {
+    eventually(MEDIA_WAIT, "pong after a loopback candidate", || {
         has_pong(&counsel, 102)
     })
     .await;
@@ -533,7 +522,7 @@ async fn bad_input_is_refused_and_the_hearing_keeps_going() {
         counsel.failures()
     );
     let counsel_from_judge = received_from(&counsel, judge.id());
-    eventually(WAIT, "counsel still receives the judge", || {
+    eventually(MEDIA_WAIT, "counsel still receives the judge", || {
         let now = received_from(&counsel, judge.id());
         now.0 >= counsel_from_judge.0 + 5 && now.1 >= counsel_from_judge.1 + 10
     })
@@ -546,14 +535,18 @@ async fn bad_input_is_refused_and_the_hearing_keeps_going() {
     ping_pong(&mut raw, 13, "attacker after the flood").await;
 
     // --- Everyone else is fine ------------------------------------------------------
-    eventually(WAIT, "judge and defendant keep exchanging media", || {
-        let d = received_from(&defendant, judge.id());
-        let j = received_from(&judge, defendant.id());
-        d.0 >= media_before.0 .0 + 20
-            && d.1 >= media_before.0 .1 + 50
-            && j.0 >= media_before.1 .0 + 20
-            && j.1 >= media_before.1 .1 + 50
-    })
+    eventually(
+        MEDIA_WAIT,
+        "judge and defendant keep exchanging media",
+        || {
+            let d = received_from(&defendant, judge.id());
+            let j = received_from(&judge, defendant.id());
+            d.0 >= media_before.0 .0 + 20
+                && d.1 >= media_before.0 .1 + 50
+                && j.0 >= media_before.1 .0 + 20
+                && j.1 >= media_before.1 .1 + 50
+        },
+    )
     .await;
     for p in [&judge, &defendant, &counsel] {
         assert!(!p.is_closed(), "{} is still connected", p.id());
@@ -570,11 +563,7 @@ async fn bad_input_is_refused_and_the_hearing_keeps_going() {
             p.id(),
             error_codes(p)
         );
-        let stats = p.stats();
-        for (stream, s) in &stats.streams {
-            assert_eq!(s.video.frames, s.video.frames_matched, "{stream}: video");
-            assert_eq!(s.audio.frames, s.audio.frames_matched, "{stream}: audio");
-        }
+        assert_integrity(p);
     }
     let health = reqwest::get(format!("{}/healthz", server.base()))
         .await

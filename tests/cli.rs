@@ -12,7 +12,6 @@ use common::*;
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_openhearing");
-const WAIT: Duration = Duration::from_secs(30);
 /// Bound on one CLI run; the commands answer in well under a second.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
@@ -200,19 +199,8 @@ async fn hearing_create_prints_join_links_that_work() {
     let defendant = join(&server, &hearing, "defendant", true).await;
     assert_eq!(judge.welcome().hearing.case_number, "HS-123/2026");
     assert_eq!(judge.welcome().you.name, "Nguyễn Văn A");
-    judge.start_publishing().await.expect("judge publishes");
-    defendant
-        .start_publishing()
-        .await
-        .expect("defendant publishes");
-    for (rx, tx) in [(&judge, &defendant), (&defendant, &judge)] {
-        let tx_id = tx.id();
-        eventually(WAIT, &format!("{} receives {tx_id}", rx.id()), || {
-            let (v, a) = received_from(rx, tx_id);
-            v >= 10 && a >= 25
-        })
-        .await;
-    }
+    publish(&[&judge, &defendant]).await;
+    wait_exchange(&[&judge, &defendant], &[&judge, &defendant], 10, 25).await;
     for p in [&judge, &defendant] {
         let _ = p.leave().await;
     }

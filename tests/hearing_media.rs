@@ -9,8 +9,6 @@ use std::time::Duration;
 use common::*;
 use openhearing_signaling::{ErrorCode, ServerMessage};
 
-const WAIT: Duration = Duration::from_secs(30);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_publishers_and_an_observer_exchange_real_media() {
     let server = TestServer::start(42000, 42199).await;
@@ -29,42 +27,17 @@ async fn three_publishers_and_an_observer_exchange_real_media() {
     let observer = join(&server, &hearing, "observer", false).await;
     assert!(judge.welcome().can_publish);
     assert!(!observer.welcome().can_publish);
-    for p in [&judge, &defendant, &counsel] {
-        p.start_publishing().await.expect("publishing starts");
-    }
+    publish(&[&judge, &defendant, &counsel]).await;
 
     let publishers = [&judge, &defendant, &counsel];
     let everyone = [&judge, &defendant, &counsel, &observer];
     // Every participant decodes at least 20 video frames and 50 audio packets equal to
     // the sent ones from every publisher other than itself.
+    wait_exchange(&everyone, &publishers, 20, 50).await;
     for rx in everyone {
-        for tx in publishers {
-            if rx.id() == tx.id() {
-                continue;
-            }
-            let (rx_id, tx_id) = (rx.id(), tx.id());
-            eventually(WAIT, &format!("{rx_id} receives media of {tx_id}"), || {
-                let (v, a) = received_from(rx, tx_id);
-                v >= 20 && a >= 50
-            })
-            .await;
-        }
-    }
-    // Integrity: nothing arrived that was not sent (no corrupted or foreign frames).
-    for rx in everyone {
-        let stats = rx.stats();
-        for (stream, s) in &stats.streams {
-            assert_eq!(
-                s.video.frames, s.video.frames_matched,
-                "{stream}: every reassembled VP8 frame equals a sent one"
-            );
-            assert_eq!(
-                s.audio.frames, s.audio.frames_matched,
-                "{stream}: every Opus payload equals a sent one"
-            );
-        }
+        assert_integrity(rx);
         assert!(
-            stats.stream(&rx.id().to_string()).is_none(),
+            rx.stats().stream(&rx.id().to_string()).is_none(),
             "nobody receives their own media back"
         );
     }
@@ -114,7 +87,7 @@ async fn three_publishers_and_an_observer_exchange_real_media() {
     let counsel_id = counsel.id();
     counsel.leave().await.expect("leave");
     for rx in [&judge, &defendant, &observer] {
-        eventually(WAIT, "tracks of the participant who left end", || {
+        eventually(MEDIA_WAIT, "tracks of the participant who left end", || {
             rx.stats()
                 .stream(&counsel_id.to_string())
                 .is_some_and(|s| s.audio.is_ended() && s.video.is_ended())
@@ -126,14 +99,29 @@ async fn three_publishers_and_an_observer_exchange_real_media() {
         )));
     }
     let before = received_from(&defendant, judge.id());
-    eventually(WAIT, "media keeps flowing after a participant left", || {
-        let now = received_from(&defendant, judge.id());
-        now.0 >= before.0 + 10 && now.1 >= before.1 + 25
-    })
+    eventually(
+        MEDIA_WAIT,
+        "media keeps flowing after a participant left",
+        || {
+            let now = received_from(&defendant, judge.id());
+            now.0 >= before.0 + 10 && now.1 >= before.1 + 25
+        },
+    )
     .await;
 
+    assert_eq!(
+        server.sfu.ports_in_use(),
+        3,
+        "one media port per connected participant"
+    );
     for p in [&judge, &defendant, &observer] {
         let _ = p.leave().await;
     }
+    eventually(
+        MEDIA_WAIT,
+        "leaving frees every participant's media port",
+        || server.sfu.ports_in_use() == 0,
+    )
+    .await;
     server.stop().await;
 }

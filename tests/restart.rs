@@ -4,12 +4,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(30);
 const PORT_MIN: u16 = 42400;
 const PORT_MAX: u16 = 42599;
 
@@ -94,24 +91,10 @@ async fn hearings_and_join_links_survive_a_restart() {
         hearing.by_role("presiding_judge").participant_id
     );
     assert_eq!(judge.welcome().hearing.id, hearing.hearing_id);
-    judge.start_publishing().await.expect("judge publishes");
-    defendant
-        .start_publishing()
-        .await
-        .expect("defendant publishes");
-    for (rx, tx) in [(&judge, &defendant), (&defendant, &judge)] {
-        let tx_id = tx.id();
-        eventually(WAIT, &format!("{} receives {tx_id}", rx.id()), || {
-            let (v, a) = received_from(rx, tx_id);
-            v >= 20 && a >= 50
-        })
-        .await;
-        let stats = rx.stats();
-        for (stream, s) in &stats.streams {
-            assert_eq!(s.video.frames, s.video.frames_matched, "{stream}: video");
-            assert_eq!(s.audio.frames, s.audio.frames_matched, "{stream}: audio");
-        }
-    }
+    publish(&[&judge, &defendant]).await;
+    wait_exchange(&[&judge, &defendant], &[&judge, &defendant], 20, 50).await;
+    assert_integrity(&judge);
+    assert_integrity(&defendant);
 
     for p in [&judge, &defendant] {
         let _ = p.leave().await;

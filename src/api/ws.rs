@@ -33,7 +33,9 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::auth::JoinTokens;
 use crate::hearing::policy;
-use crate::hearing::{HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink};
+use crate::hearing::{
+    HearingError, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
+};
 use crate::sfu::{ActiveLeg, Peer, PeerEvent, PendingLeg, Sfu, SfuError};
 use crate::store::Store;
 
@@ -402,7 +404,11 @@ impl Session {
             Ok(j) => j,
             Err(e) => {
                 peer.close().await;
-                return Err((ErrorCode::ParticipantUnknown, e.to_string()));
+                let code = match e {
+                    HearingError::NotAParticipant(_) => ErrorCode::ParticipantUnknown,
+                    HearingError::Unavailable => ErrorCode::Internal,
+                };
+                return Err((code, e.to_string()));
             }
         };
         let mut welcome = joined.welcome;

@@ -48,9 +48,6 @@ pub enum Command {
         track_id: String,
         leg: Arc<Downstream>,
     },
-    Forwarding {
-        reply: oneshot::Sender<Vec<(String, Vec<Uuid>)>>,
-    },
 }
 
 #[derive(Debug)]
@@ -215,20 +212,6 @@ impl Actor {
                 if let Some(track) = self.find_track(&track_id) {
                     track.add_downstream(leg);
                 }
-            }
-            Command::Forwarding { reply } => {
-                let mut out: Vec<(String, Vec<Uuid>)> = self
-                    .members
-                    .values()
-                    .flat_map(|m| m.tracks.values())
-                    .map(|t| {
-                        let mut subs = t.subscribers();
-                        subs.sort();
-                        (t.id.clone(), subs)
-                    })
-                    .collect();
-                out.sort();
-                let _ = reply.send(out);
             }
         }
     }

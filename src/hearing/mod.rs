@@ -134,13 +134,6 @@ impl HearingHandle {
             leg,
         });
     }
-
-    /// A snapshot of who receives what, for tests and diagnostics.
-    pub async fn forwarding(&self) -> Option<Vec<(String, Vec<Uuid>)>> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Forwarding { reply });
-        rx.await.ok()
-    }
 }
 
 /// The registry of live hearing actors.
@@ -166,16 +159,6 @@ impl Hearings {
     /// A fresh session number.
     pub fn next_session(&self) -> u64 {
         self.sessions.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Number of live hearing actors.
-    pub fn live_count(&self) -> usize {
-        self.live.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// The live actor of a hearing, if any.
-    pub fn get(&self, id: Uuid) -> Option<HearingHandle> {
-        self.live.lock().ok()?.get(&id).cloned()
     }
 
     /// Joins a participant, spawning the hearing's actor if it is not running.

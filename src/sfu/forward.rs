@@ -46,7 +46,6 @@ pub struct PublishedTrack {
     downstreams: ArcSwap<Vec<Arc<Downstream>>>,
     keyframes: KeyframeRequester,
     ended: AtomicBool,
-    packets_in: AtomicU64,
 }
 
 impl std::fmt::Debug for PublishedTrack {
@@ -79,7 +78,6 @@ impl PublishedTrack {
             downstreams: ArcSwap::from_pointee(Vec::new()),
             keyframes: KeyframeRequester::new(pli_throttle),
             ended: AtomicBool::new(false),
-            packets_in: AtomicU64::new(0),
         })
     }
 
@@ -89,7 +87,6 @@ impl PublishedTrack {
         while let Some(event) = self.remote.poll().await {
             match event {
                 TrackRemoteEvent::OnRtpPacket(mut packet) => {
-                    self.packets_in.fetch_add(1, Ordering::Relaxed);
                     self.media_ssrc.store(packet.header.ssrc, Ordering::Relaxed);
                     strip_extensions(&mut packet);
                     let legs = self.downstreams.load();
@@ -109,11 +106,6 @@ impl PublishedTrack {
     /// Whether the publisher's track has ended.
     pub fn is_ended(&self) -> bool {
         self.ended.load(Ordering::Acquire)
-    }
-
-    /// RTP packets received from the publisher so far.
-    pub fn packets_in(&self) -> u64 {
-        self.packets_in.load(Ordering::Relaxed)
     }
 
     /// Starts forwarding to `leg` (replacing an earlier leg of the same subscriber)
@@ -209,7 +201,6 @@ fn strip_extensions(packet: &mut rtp::Packet) {
 pub struct Downstream {
     pub subscriber: PeerId,
     tx: mpsc::Sender<rtp::Packet>,
-    forwarded: AtomicU64,
     dropped: AtomicU64,
 }
 
@@ -228,10 +219,8 @@ impl Downstream {
         let leg = Arc::new(Downstream {
             subscriber,
             tx,
-            forwarded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         });
-        let stats = leg.clone();
         tokio::spawn(async move {
             while let Some(mut packet) = rx.recv().await {
                 packet.header.ssrc = ssrc;
@@ -240,7 +229,6 @@ impl Downstream {
                     // The subscriber's connection is gone; the owner removes the leg.
                     break;
                 }
-                stats.forwarded.fetch_add(1, Ordering::Relaxed);
             }
         });
         leg
@@ -252,14 +240,19 @@ impl Downstream {
         }
     }
 
-    /// Packets handed to webrtc for this subscriber.
-    pub fn forwarded(&self) -> u64 {
-        self.forwarded.load(Ordering::Relaxed)
-    }
-
     /// Packets dropped because this subscriber's queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Downstream {
+    fn drop(&mut self) {
+        // The operator's only sign that a site's link or machine could not keep up.
+        let dropped = self.dropped();
+        if dropped > 0 {
+            tracing::warn!(subscriber = %self.subscriber, dropped, "subscriber too slow: packets dropped for it");
+        }
     }
 }
 

@@ -120,10 +120,6 @@ impl Sfu {
         })
     }
 
-    pub fn settings(&self) -> &SfuSettings {
-        &self.settings
-    }
-
     /// Media ports leased now (one per live connection).
     pub fn ports_in_use(&self) -> usize {
         self.ports.in_use()

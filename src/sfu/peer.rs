@@ -2,7 +2,6 @@
 //! the legs it receives. A [`Peer`] is owned by exactly one task (the participant's
 //! signaling session), which serialises every negotiation step on it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -226,12 +225,6 @@ impl Peer {
             .map_err(|e| SfuError::InvalidSdp(e.to_string()))
     }
 
-    /// Rolls back a server offer the client never answered, so that the next
-    /// negotiation starts from a stable state.
-    pub async fn has_remote_description(&self) -> bool {
-        self.pc.remote_description().await.is_some()
-    }
-
     async fn local_sdp(&self) -> Result<String, SfuError> {
         self.pc
             .local_description()
@@ -401,6 +394,3 @@ impl PendingLeg {
         &self.sender
     }
 }
-
-/// Legs of one subscriber, by published track id.
-pub type Legs = HashMap<String, ActiveLeg>;

@@ -19,6 +19,8 @@ pub const ADMIN_KEY: &str = "integration-test-admin-key-0123456789";
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's SFU, to observe media ports in use.
+    pub sfu: Arc<openhearing::sfu::Sfu>,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
@@ -103,6 +105,7 @@ impl TestServer {
         init_tracing();
         let config = test_config(dir, port_min, port_max, extra);
         let prepared = server::prepare(&config).await.expect("server prepares");
+        let sfu = prepared.state.signaling.sfu.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -116,6 +119,7 @@ impl TestServer {
         });
         TestServer {
             addr,
+            sfu,
             dir: dir.to_owned(),
             _tmp: None,
             stop: Some(stop),
@@ -232,5 +236,61 @@ pub fn received_from(receiver: &Participant, publisher: Uuid) -> (u64, u64) {
     match stats.stream(&publisher.to_string()) {
         Some(s) => (s.video.frames_matched, s.audio.frames_matched),
         None => (0, 0),
+    }
+}
+
+/// How long a test waits for media to arrive before it fails.
+pub const MEDIA_WAIT: Duration = Duration::from_secs(30);
+
+/// Starts every given participant's real VP8/Opus stream.
+pub async fn publish(participants: &[&Participant]) {
+    for p in participants {
+        p.start_publishing()
+            .await
+            .unwrap_or_else(|e| panic!("{} starts publishing: {e}", p.welcome().you.role));
+    }
+}
+
+/// Waits until every receiver has decoded at least `video` frames and `audio` packets
+/// equal to the sent ones from every publisher other than itself.
+pub async fn wait_exchange(
+    receivers: &[&Participant],
+    publishers: &[&Participant],
+    video: u64,
+    audio: u64,
+) {
+    for rx in receivers {
+        for tx in publishers {
+            if rx.id() == tx.id() {
+                continue;
+            }
+            let tx_id = tx.id();
+            let what = format!(
+                "{} receives {} media of {}",
+                rx.welcome().you.role,
+                format_args!("{video}+/{audio}+"),
+                tx.welcome().you.role
+            );
+            eventually(MEDIA_WAIT, &what, || {
+                let (v, a) = received_from(rx, tx_id);
+                v >= video && a >= audio
+            })
+            .await;
+        }
+    }
+}
+
+/// Integrity: every VP8 frame `rx` reassembled and every Opus payload it got equals
+/// one that was sent (nothing corrupted, nothing foreign).
+pub fn assert_integrity(rx: &Participant) {
+    for (stream, s) in &rx.stats().streams {
+        assert_eq!(
+            s.video.frames, s.video.frames_matched,
+            "{stream}: every reassembled VP8 frame equals a sent one"
+        );
+        assert_eq!(
+            s.audio.frames, s.audio.frames_matched,
+            "{stream}: every Opus payload equals a sent one"
+        );
     }
 }
