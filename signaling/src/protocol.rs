@@ -297,6 +297,35 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every error code, in declaration order (the web client mirrors this list).
+    pub const ALL: [ErrorCode; 25] = [
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::TokenMissing,
+        ErrorCode::TokenMalformed,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenExpired,
+        ErrorCode::TokenWrongHearing,
+        ErrorCode::HearingNotFound,
+        ErrorCode::ParticipantUnknown,
+        ErrorCode::JoinTimeout,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::MalformedMessage,
+        ErrorCode::UnknownMessageType,
+        ErrorCode::MessageTooLarge,
+        ErrorCode::BinaryNotSupported,
+        ErrorCode::RateLimited,
+        ErrorCode::InvalidSdp,
+        ErrorCode::InvalidCandidate,
+        ErrorCode::NoOfferPending,
+        ErrorCode::NegotiationConflict,
+        ErrorCode::NegotiationTimeout,
+        ErrorCode::PublishNotAllowed,
+        ErrorCode::Replaced,
+        ErrorCode::ServerShutdown,
+        ErrorCode::Internal,
+    ];
+
     /// Whether the server closes the socket after reporting this error.
     pub fn is_fatal(self) -> bool {
         matches!(
@@ -496,5 +525,42 @@ mod tests {
             );
         }
         assert!("king".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn error_code_list_is_complete() {
+        // A new variant makes this match non-exhaustive: add it to ErrorCode::ALL too.
+        fn position(c: ErrorCode) -> usize {
+            match c {
+                ErrorCode::UnsupportedVersion => 0,
+                ErrorCode::TokenMissing => 1,
+                ErrorCode::TokenMalformed => 2,
+                ErrorCode::TokenInvalid => 3,
+                ErrorCode::TokenExpired => 4,
+                ErrorCode::TokenWrongHearing => 5,
+                ErrorCode::HearingNotFound => 6,
+                ErrorCode::ParticipantUnknown => 7,
+                ErrorCode::JoinTimeout => 8,
+                ErrorCode::NotJoined => 9,
+                ErrorCode::AlreadyJoined => 10,
+                ErrorCode::MalformedMessage => 11,
+                ErrorCode::UnknownMessageType => 12,
+                ErrorCode::MessageTooLarge => 13,
+                ErrorCode::BinaryNotSupported => 14,
+                ErrorCode::RateLimited => 15,
+                ErrorCode::InvalidSdp => 16,
+                ErrorCode::InvalidCandidate => 17,
+                ErrorCode::NoOfferPending => 18,
+                ErrorCode::NegotiationConflict => 19,
+                ErrorCode::NegotiationTimeout => 20,
+                ErrorCode::PublishNotAllowed => 21,
+                ErrorCode::Replaced => 22,
+                ErrorCode::ServerShutdown => 23,
+                ErrorCode::Internal => 24,
+            }
+        }
+        for (i, c) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(position(c), i, "{c}");
+        }
     }
 }

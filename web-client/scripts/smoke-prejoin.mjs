@@ -6,23 +6,10 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
+import { HEARING_ID as HID, samplePayload, unsignedJwt } from './token-fixture.mjs';
 
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const now = Math.floor(Date.now() / 1000);
-const HID = '11111111-2222-3333-4444-555555555555';
-const mint = (extra = {}) =>
-  `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({
-    sub: 'aaaaaaaa-0000-0000-0000-000000000001',
-    hearing_id: HID,
-    role: 'defendant',
-    name: 'Trần Văn B',
-    site: 'Trại tạm giam số 1',
-    case_number: 'HS-123/2026',
-    title: 'Phiên tòa thử nghiệm',
-    iat: now,
-    exp: now + 3600,
-    ...extra,
-  })}.${Buffer.from('not-a-real-signature').toString('base64url')}`;
+const mint = (extra = {}) => unsignedJwt(samplePayload({ iat: now, exp: now + 3600, ...extra }));
 
 const freePort = () =>
   new Promise((res) => {

@@ -164,13 +164,7 @@ function renderPrejoin(payload: TokenPayload): void {
     });
   });
 
-  const joinBtn = h('button', {
-    class: 'btn primary big',
-    testid: 'join',
-    attrs: { type: 'button' },
-    on: { click: () => void joinHearing() },
-  });
-  tr(joinBtn, 'prejoin.join');
+  const joinBtn = joinButton('join', 'prejoin.join');
 
   const mediaCol = h('section', { class: 'media-col' });
   if (isObserver()) {
@@ -660,26 +654,31 @@ function leaveHearing(): void {
   stopStream(localStream);
   localStream = null;
   view = null;
-  renderEnd('left');
+  renderEnd();
 }
 
 // ---------------------------------------------------------------- screens: left / failed
 
-function renderEnd(kind: 'left'): void {
-  newScreen();
+/** The big button that (re)joins the hearing: on the pre-join, left and replaced screens. */
+function joinButton(testid: 'join' | 'rejoin', key: MessageKey): HTMLButtonElement {
   const btn = h('button', {
     class: 'btn primary big',
-    testid: 'rejoin',
+    testid,
     attrs: { type: 'button' },
     on: { click: () => void joinHearing() },
   });
-  tr(btn, 'left.rejoin');
+  return tr(btn, key);
+}
+
+function renderEnd(): void {
+  newScreen();
+  const btn = joinButton('rejoin', 'left.rejoin');
   app.append(
     header(false).el,
     h(
       'main',
       { class: 'card narrow' },
-      tr(h('h1'), kind === 'left' ? 'left.heading' : 'left.heading'),
+      tr(h('h1'), 'left.heading'),
       tr(h('p'), 'left.body'),
       btn,
     ),
@@ -696,14 +695,7 @@ function renderFailed(err: ServerError): void {
   bind(() => (msg.textContent = errorText(err.code, err.message)));
   const children: HTMLElement[] = [tr(h('h1'), 'error.heading'), msg];
   if (err.code === 'replaced') {
-    const btn = h('button', {
-      class: 'btn primary big',
-      testid: 'rejoin',
-      attrs: { type: 'button' },
-      on: { click: () => void joinHearing() },
-    });
-    tr(btn, 'left.rejoin');
-    children.push(btn);
+    children.push(joinButton('rejoin', 'left.rejoin'));
   } else {
     stopStream(localStream);
     localStream = null;

@@ -63,33 +63,9 @@ export type ClientMessage =
   | { type: 'ping'; id: number }
   | { type: 'leave' };
 
-export type ErrorCode =
-  | 'unsupported_version'
-  | 'token_missing'
-  | 'token_malformed'
-  | 'token_invalid'
-  | 'token_expired'
-  | 'token_wrong_hearing'
-  | 'hearing_not_found'
-  | 'participant_unknown'
-  | 'join_timeout'
-  | 'not_joined'
-  | 'already_joined'
-  | 'malformed_message'
-  | 'unknown_message_type'
-  | 'message_too_large'
-  | 'binary_not_supported'
-  | 'rate_limited'
-  | 'invalid_sdp'
-  | 'invalid_candidate'
-  | 'no_offer_pending'
-  | 'negotiation_conflict'
-  | 'publish_not_allowed'
-  | 'replaced'
-  | 'server_shutdown'
-  | 'internal';
-
-export const ALL_ERROR_CODES: readonly ErrorCode[] = [
+/** Every error code of the protocol (`ErrorCode::ALL` in signaling/src/protocol.rs), in order;
+ * tests/web_protocol_mirror.rs keeps the two in step. */
+export const ALL_ERROR_CODES = [
   'unsupported_version',
   'token_missing',
   'token_malformed',
@@ -110,11 +86,14 @@ export const ALL_ERROR_CODES: readonly ErrorCode[] = [
   'invalid_candidate',
   'no_offer_pending',
   'negotiation_conflict',
+  'negotiation_timeout',
   'publish_not_allowed',
   'replaced',
   'server_shutdown',
   'internal',
-];
+] as const;
+
+export type ErrorCode = (typeof ALL_ERROR_CODES)[number];
 
 /** Codes after which retrying with the same token is pointless (no auto-reconnect). */
 export const NON_RETRYABLE_CODES: readonly ErrorCode[] = [

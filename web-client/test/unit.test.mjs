@@ -6,20 +6,10 @@ import { base64UrlDecode, checkToken, decodeTokenPayload, parseJoinLink, signali
 import { MESSAGES, LANGS, errorText, roleName, t } from '../build-unit/i18n.js';
 import { ALL_ERROR_CODES, ALL_ROLES } from '../build-unit/protocol.js';
 
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-const HID = '0b6c2a36-8a55-4c8e-9a53-1f6f3c1f2d10';
-const payload = {
-  sub: 'aaaaaaaa-0000-0000-0000-000000000001',
-  hearing_id: HID,
-  role: 'defendant',
-  name: 'Trần Văn B',
-  site: 'Trại tạm giam số 1',
-  case_number: 'HS-123/2026',
-  title: 'Phiên tòa thử nghiệm',
-  iat: 1000,
-  exp: 2000,
-};
-const jwt = (p = payload) => `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(p)}.c2lnbmF0dXJl`;
+import { HEARING_ID as HID, b64, samplePayload, unsignedJwt } from '../scripts/token-fixture.mjs';
+
+const payload = samplePayload();
+const jwt = (p = payload) => unsignedJwt(p);
 
 test('base64url decoding handles UTF-8 and missing padding', () => {
   assert.equal(base64UrlDecode(Buffer.from('Phiên tòa ấ').toString('base64url')), 'Phiên tòa ấ');
