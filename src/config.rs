@@ -4,11 +4,15 @@
 //! Every error names the full key path and where the bad value came from (the file or
 //! the environment variable).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use openhearing_signaling::{Action, Role};
 use serde::{Deserialize, Serialize};
+
+pub use crate::permissions::WorkflowConfig;
+use crate::permissions::Permissions;
 
 /// The built-in configuration, also the documentation of every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -25,6 +29,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub media: MediaConfig,
     pub signaling: SignalingConfig,
+    pub workflow: WorkflowConfig,
+    /// Role → what it may do. See [`crate::permissions`].
+    pub permissions: BTreeMap<Role, Vec<Action>>,
     pub log: LogConfig,
 }
 
@@ -508,6 +515,22 @@ impl Config {
             "signaling.join_timeout_seconds",
             self.signaling.join_timeout_seconds,
         )?;
+        for role in Role::ALL {
+            if !self.permissions.contains_key(&role) {
+                return Err(err(
+                    &format!("permissions.{role}"),
+                    "every role needs an entry (use [] for a role that may do nothing)".into(),
+                ));
+            }
+        }
+        for role in &self.workflow.call_in_roles {
+            if self.workflow.auto_admit.contains(role) {
+                return Err(err(
+                    "workflow.call_in_roles",
+                    format!("`{role}` is also in workflow.auto_admit; a role either waits to be called in or enters at once"),
+                ));
+            }
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             return Err(err(
                 "log.filter",
@@ -515,6 +538,11 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The permission table and workflow rules, ready for lookups.
+    pub fn permissions(&self) -> Permissions {
+        Permissions::new(&self.permissions, &self.workflow)
     }
 
     /// The database URL: `data.database_url`, else `sqlite://<data.dir>/openhearing.db`.

@@ -17,11 +17,13 @@
 //! from the network.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod hearing;
 pub mod model;
+pub mod permissions;
 pub mod server;
 pub mod sfu;
 pub mod store;

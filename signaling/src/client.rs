@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub use tokio_tungstenite::Connector;
 
 use crate::protocol::{
-    ClientMessage, ErrorCode, HearingInfo, ParticipantInfo, ServerMessage, PROTOCOL_VERSION,
+    Action, ClientMessage, ErrorCode, HearingInfo, HearingStatus, ParticipantInfo, ServerMessage,
+    PROTOCOL_VERSION,
 };
 
 /// What can go wrong on the client side.
@@ -43,9 +44,11 @@ pub enum ClientError {
 pub struct Welcome {
     pub you: ParticipantInfo,
     pub hearing: HearingInfo,
+    pub status: HearingStatus,
     pub participants: Vec<ParticipantInfo>,
     pub max_message_bytes: usize,
     pub can_publish: bool,
+    pub permissions: Vec<Action>,
 }
 
 /// One signaling connection.
@@ -139,16 +142,20 @@ impl SignalingClient {
             ServerMessage::Welcome {
                 you,
                 hearing,
+                status,
                 participants,
                 max_message_bytes,
                 can_publish,
+                permissions,
                 ..
             } => Ok(Welcome {
                 you,
                 hearing,
+                status,
                 participants,
                 max_message_bytes,
                 can_publish,
+                permissions,
             }),
             ServerMessage::Error { code, message, .. } => {
                 Err(ClientError::Refused { code, message })

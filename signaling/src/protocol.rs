@@ -19,33 +19,46 @@ use uuid::Uuid;
 /// version with [`ErrorCode::UnsupportedVersion`].
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// What a participant is in the hearing. Its meaning (who may publish, who waits in
-/// the lobby) is decided by the server; the client only displays it.
+/// What a participant is in the hearing. Its meaning (what they may do, whether they
+/// wait in the lobby) comes from the server's permission table; the client only
+/// displays it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     PresidingJudge,
     Judge,
+    Assessor,
     Clerk,
     Prosecutor,
     Defendant,
     DefenceCounsel,
+    Victim,
+    Litigant,
+    Representative,
     Witness,
+    Expert,
     Interpreter,
+    DetentionOfficer,
     Observer,
 }
 
 impl Role {
     /// Every role, in the order a court lists them.
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 15] = [
         Role::PresidingJudge,
         Role::Judge,
+        Role::Assessor,
         Role::Clerk,
         Role::Prosecutor,
         Role::Defendant,
         Role::DefenceCounsel,
+        Role::Victim,
+        Role::Litigant,
+        Role::Representative,
         Role::Witness,
+        Role::Expert,
         Role::Interpreter,
+        Role::DetentionOfficer,
         Role::Observer,
     ];
 
@@ -54,14 +67,25 @@ impl Role {
         match self {
             Role::PresidingJudge => "presiding_judge",
             Role::Judge => "judge",
+            Role::Assessor => "assessor",
             Role::Clerk => "clerk",
             Role::Prosecutor => "prosecutor",
             Role::Defendant => "defendant",
             Role::DefenceCounsel => "defence_counsel",
+            Role::Victim => "victim",
+            Role::Litigant => "litigant",
+            Role::Representative => "representative",
             Role::Witness => "witness",
+            Role::Expert => "expert",
             Role::Interpreter => "interpreter",
+            Role::DetentionOfficer => "detention_officer",
             Role::Observer => "observer",
         }
+    }
+
+    /// Members of the trial panel (presiding judge, judges, people's assessors).
+    pub fn is_panel(self) -> bool {
+        matches!(self, Role::PresidingJudge | Role::Judge | Role::Assessor)
     }
 }
 
@@ -73,7 +97,7 @@ impl std::fmt::Display for Role {
 
 /// Error for [`Role::from_str`](std::str::FromStr::from_str).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown role `{0}`; expected one of: presiding_judge, judge, clerk, prosecutor, defendant, defence_counsel, witness, interpreter, observer")]
+#[error("unknown role `{0}`; expected one of: presiding_judge, judge, assessor, clerk, prosecutor, defendant, defence_counsel, victim, litigant, representative, witness, expert, interpreter, detention_officer, observer")]
 pub struct UnknownRole(pub String);
 
 impl std::str::FromStr for Role {
@@ -84,6 +108,280 @@ impl std::str::FromStr for Role {
             .find(|r| r.as_str() == s)
             .ok_or_else(|| UnknownRole(s.to_owned()))
     }
+}
+
+/// What kind of place a site (điểm cầu) is: the courtroom (central site) or a
+/// component site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteKind {
+    /// The courtroom (điểm cầu trung tâm).
+    Central,
+    /// A detention facility or prison.
+    Detention,
+    /// A law office or other office.
+    Office,
+    /// Another court.
+    Court,
+    /// Anywhere else (home, hospital, ...).
+    Remote,
+}
+
+impl SiteKind {
+    pub const ALL: [SiteKind; 5] = [
+        SiteKind::Central,
+        SiteKind::Detention,
+        SiteKind::Office,
+        SiteKind::Court,
+        SiteKind::Remote,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteKind::Central => "central",
+            SiteKind::Detention => "detention",
+            SiteKind::Office => "office",
+            SiteKind::Court => "court",
+            SiteKind::Remote => "remote",
+        }
+    }
+}
+
+impl std::fmt::Display for SiteKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for [`SiteKind::from_str`](std::str::FromStr::from_str).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown site kind `{0}`; expected one of: central, detention, office, court, remote")]
+pub struct UnknownSiteKind(pub String);
+
+impl std::str::FromStr for SiteKind {
+    type Err = UnknownSiteKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SiteKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownSiteKind(s.to_owned()))
+    }
+}
+
+/// Something a participant may do, as named in the permission table
+/// (`[permissions]` in the server configuration). The server checks every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Send microphone audio to the hearing.
+    PublishAudio,
+    /// Send camera video to the hearing.
+    PublishVideo,
+    /// Send a second video track (screen or document camera).
+    PublishScreen,
+    /// Receive the hearing's audio and video.
+    Subscribe,
+    /// Let a participant in from the lobby (one, or everyone waiting).
+    Admit,
+    /// Refuse a participant waiting in the lobby (they are disconnected).
+    Deny,
+    /// Mute another participant, mute everyone except the bench, ask to unmute.
+    MuteOthers,
+    /// Remove a participant from the hearing (their link stops working).
+    Remove,
+    /// Lock or unlock the hearing (no admissions while locked).
+    Lock,
+    /// Move the hearing through its lifecycle (open, start, suspend, resume, adjourn, close).
+    ControlLifecycle,
+    /// Call a witness or expert in from the lobby, and dismiss them back.
+    CallWitness,
+    /// Give a participant the floor (spotlight them for everyone).
+    Spotlight,
+}
+
+impl Action {
+    pub const ALL: [Action; 12] = [
+        Action::PublishAudio,
+        Action::PublishVideo,
+        Action::PublishScreen,
+        Action::Subscribe,
+        Action::Admit,
+        Action::Deny,
+        Action::MuteOthers,
+        Action::Remove,
+        Action::Lock,
+        Action::ControlLifecycle,
+        Action::CallWitness,
+        Action::Spotlight,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::PublishAudio => "publish_audio",
+            Action::PublishVideo => "publish_video",
+            Action::PublishScreen => "publish_screen",
+            Action::Subscribe => "subscribe",
+            Action::Admit => "admit",
+            Action::Deny => "deny",
+            Action::MuteOthers => "mute_others",
+            Action::Remove => "remove",
+            Action::Lock => "lock",
+            Action::ControlLifecycle => "control_lifecycle",
+            Action::CallWitness => "call_witness",
+            Action::Spotlight => "spotlight",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for [`Action::from_str`](std::str::FromStr::from_str).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown action `{0}`; expected one of: publish_audio, publish_video, publish_screen, subscribe, admit, deny, mute_others, remove, lock, control_lifecycle, call_witness, spotlight")]
+pub struct UnknownAction(pub String);
+
+impl std::str::FromStr for Action {
+    type Err = UnknownAction;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAction(s.to_owned()))
+    }
+}
+
+/// Where a hearing is in its lifecycle:
+/// `scheduled → open → in_session ⇄ suspended → closed`, and `adjourned` (postponed
+/// to a new date) from any state but `closed`; an adjourned hearing is opened again on
+/// its new date. Media flows only while `open`, `in_session` or `suspended`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum HearingState {
+    Scheduled,
+    Open,
+    InSession,
+    Suspended,
+    Adjourned,
+    Closed,
+}
+
+impl HearingState {
+    pub const ALL: [HearingState; 6] = [
+        HearingState::Scheduled,
+        HearingState::Open,
+        HearingState::InSession,
+        HearingState::Suspended,
+        HearingState::Adjourned,
+        HearingState::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HearingState::Scheduled => "scheduled",
+            HearingState::Open => "open",
+            HearingState::InSession => "in_session",
+            HearingState::Suspended => "suspended",
+            HearingState::Adjourned => "adjourned",
+            HearingState::Closed => "closed",
+        }
+    }
+
+    /// Whether `self → to` is a move the lifecycle allows.
+    pub fn can_move_to(self, to: HearingState) -> bool {
+        use HearingState::*;
+        matches!(
+            (self, to),
+            (Scheduled, Open)
+                | (Open, InSession)
+                | (InSession, Suspended)
+                | (Suspended, InSession)
+                | (Open | InSession | Suspended, Closed)
+                | (Scheduled | Open | InSession | Suspended, Adjourned)
+                | (Adjourned, Open)
+        )
+    }
+
+    /// Whether media is forwarded among admitted participants in this state.
+    pub fn media_flows(self) -> bool {
+        matches!(
+            self,
+            HearingState::Open | HearingState::InSession | HearingState::Suspended
+        )
+    }
+}
+
+impl std::fmt::Display for HearingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for [`HearingState::from_str`](std::str::FromStr::from_str).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown hearing state `{0}`; expected one of: scheduled, open, in_session, suspended, adjourned, closed")]
+pub struct UnknownState(pub String);
+
+impl std::str::FromStr for HearingState {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HearingState::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownState(s.to_owned()))
+    }
+}
+
+/// Whether a participant is in the hearing room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// Waiting in the lobby: sees their own preview and the hearing's state, sends and
+    /// receives no media of the hearing.
+    Lobby,
+    /// In the hearing room.
+    Admitted,
+    /// Removed by the court; their link no longer works.
+    Removed,
+}
+
+impl Admission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Admission::Lobby => "lobby",
+            Admission::Admitted => "admitted",
+            Admission::Removed => "removed",
+        }
+    }
+}
+
+impl std::str::FromStr for Admission {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "lobby" => Ok(Admission::Lobby),
+            "admitted" => Ok(Admission::Admitted),
+            "removed" => Ok(Admission::Removed),
+            _ => Err(format!("unknown admission `{s}`")),
+        }
+    }
+}
+
+/// A participant's connection as the server sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Connection {
+    /// No signaling connection.
+    Offline,
+    /// Signaling connected, media not (yet) connected.
+    Connecting,
+    /// Media connected.
+    Connected,
+    /// Media connection interrupted; it may recover.
+    Unstable,
 }
 
 /// One ICE candidate, in the browser's `RTCIceCandidateInit` shape (camelCase on the
@@ -110,6 +408,29 @@ pub struct HearingInfo {
     pub id: Uuid,
     pub case_number: String,
     pub title: String,
+    /// When the hearing is scheduled to start (RFC 3339), if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<String>,
+}
+
+/// The live state of a hearing, sent to every participant (lobby included) in
+/// `welcome` and again in `hearing_status` whenever any of it changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HearingStatus {
+    pub state: HearingState,
+    /// Why the hearing is in this state (required for `suspended` and `adjourned`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// The new date of an adjourned hearing (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjourned_to: Option<String>,
+    /// No admissions while locked.
+    pub locked: bool,
+    /// The participant who has the floor, if the presiding judge gave it to someone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spotlight: Option<Uuid>,
 }
 
 /// A participant as others see them.
@@ -120,12 +441,36 @@ pub struct ParticipantInfo {
     pub role: Role,
     /// The site (điểm cầu) the participant joins from, e.g. "Trại tạm giam số 1".
     pub site: String,
+    /// What kind of site that is.
+    pub site_kind: SiteKind,
     /// Whether the participant is connected to the hearing now.
     pub present: bool,
+    /// Lobby, admitted or removed.
+    pub admission: Admission,
+    /// Since when the participant waits in the lobby (RFC 3339), when they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lobby_since: Option<String>,
     /// Self-reported microphone state (`true` = sending audio).
     pub audio: bool,
     /// Self-reported camera state (`true` = sending video).
     pub video: bool,
+    /// Muted by the court: the server forwards none of their audio until they accept
+    /// an unmute request.
+    pub muted: bool,
+    /// The server's view of their connection.
+    pub connection: Connection,
+}
+
+/// A lifecycle move requested with `set_state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub state: HearingState,
+    /// Required for `suspended` and `adjourned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Required for `adjourned`: the new date (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjourned_to: Option<String>,
 }
 
 /// Messages a client sends.
@@ -151,6 +496,45 @@ pub enum ClientMessage {
     },
     /// The participant leaves the hearing; the server closes the socket.
     Leave,
+    /// Let one participant in from the lobby (`admit`). Witnesses and experts are
+    /// called in with `call_in` instead.
+    Admit { participant_id: Uuid },
+    /// Let everyone waiting in the lobby in, except witnesses and experts (`admit`).
+    AdmitAll,
+    /// Refuse a participant waiting in the lobby; they are disconnected (`deny`).
+    Deny {
+        participant_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Call a witness or expert in from the lobby (`call_witness`).
+    CallIn { participant_id: Uuid },
+    /// Send a called-in witness or expert back to the lobby (`call_witness`).
+    Dismiss { participant_id: Uuid },
+    /// Mute a participant: the server stops forwarding their audio at once
+    /// (`mute_others`).
+    Mute { participant_id: Uuid },
+    /// Mute everyone except the bench (`mute_others`).
+    MuteAll,
+    /// Ask a muted participant to unmute; they decide (`mute_others`).
+    RequestUnmute { participant_id: Uuid },
+    /// The muted participant accepts the court's unmute request.
+    AcceptUnmute,
+    /// Remove a participant from the hearing; their link stops working (`remove`).
+    Remove {
+        participant_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Lock (no admissions) or unlock the hearing (`lock`).
+    Lock { locked: bool },
+    /// Give a participant the floor, or take it back with `null` (`spotlight`).
+    Spotlight { participant_id: Option<Uuid> },
+    /// Move the hearing through its lifecycle (`control_lifecycle`).
+    SetState {
+        #[serde(flatten)]
+        change: StateChange,
+    },
 }
 
 impl ClientMessage {
@@ -164,6 +548,19 @@ impl ClientMessage {
             ClientMessage::MediaState { .. } => "media_state",
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Leave => "leave",
+            ClientMessage::Admit { .. } => "admit",
+            ClientMessage::AdmitAll => "admit_all",
+            ClientMessage::Deny { .. } => "deny",
+            ClientMessage::CallIn { .. } => "call_in",
+            ClientMessage::Dismiss { .. } => "dismiss",
+            ClientMessage::Mute { .. } => "mute",
+            ClientMessage::MuteAll => "mute_all",
+            ClientMessage::RequestUnmute { .. } => "request_unmute",
+            ClientMessage::AcceptUnmute => "accept_unmute",
+            ClientMessage::Remove { .. } => "remove",
+            ClientMessage::Lock { .. } => "lock",
+            ClientMessage::Spotlight { .. } => "spotlight",
+            ClientMessage::SetState { .. } => "set_state",
         }
     }
 }
@@ -178,16 +575,27 @@ pub enum ServerMessage {
         /// The joining participant, as others see them.
         you: ParticipantInfo,
         hearing: HearingInfo,
+        /// The hearing's live state.
+        status: HearingStatus,
         /// Every participant of the hearing except `you`, present or not.
         participants: Vec<ParticipantInfo>,
         /// The largest text frame the server accepts, in bytes.
         max_message_bytes: usize,
-        /// Whether this participant may publish audio and video.
+        /// Whether this participant may publish audio or video at all.
         can_publish: bool,
+        /// What this participant's role may do (from the permission table), so the
+        /// client shows only the controls that will work. The server checks anyway.
+        permissions: Vec<Action>,
     },
+    /// The hearing's state, lock or spotlight changed. Sent to everyone, lobby
+    /// included.
+    HearingStatus { status: HearingStatus },
+    /// The court asks you to unmute; answer with `accept_unmute` (or ignore it).
+    UnmuteRequested { by: Uuid },
     /// A participant connected.
     ParticipantJoined { participant: ParticipantInfo },
-    /// A participant's state (presence, microphone, camera) changed.
+    /// A participant's state changed (presence, admission, microphone, camera, court
+    /// mute, connection). Also sent to the participant themselves.
     ParticipantUpdated { participant: ParticipantInfo },
     /// A participant disconnected; their tracks have been removed.
     ParticipantLeft {
@@ -217,6 +625,8 @@ impl ServerMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             ServerMessage::Welcome { .. } => "welcome",
+            ServerMessage::HearingStatus { .. } => "hearing_status",
+            ServerMessage::UnmuteRequested { .. } => "unmute_requested",
             ServerMessage::ParticipantJoined { .. } => "participant_joined",
             ServerMessage::ParticipantUpdated { .. } => "participant_updated",
             ServerMessage::ParticipantLeft { .. } => "participant_left",
@@ -290,6 +700,27 @@ pub enum ErrorCode {
     PublishNotAllowed,
     /// The same participant joined from another socket; this one is closed.
     Replaced,
+    /// The participant's role may not do this (permission table); nothing changed.
+    PermissionDenied,
+    /// The hearing cannot move from its current state to the requested one.
+    InvalidTransition,
+    /// Suspending or adjourning needs a reason (and adjourning a new date).
+    ReasonRequired,
+    /// The hearing is locked: nobody can be admitted or called in.
+    HearingLocked,
+    /// The hearing is closed; its links no longer work.
+    HearingClosed,
+    /// The court refused your admission from the lobby.
+    AdmissionDenied,
+    /// The court removed you from the hearing; your link no longer works.
+    Removed,
+    /// This join link was revoked; ask the court for a new one.
+    LinkRevoked,
+    /// The participant named in the request is not part of this hearing.
+    UnknownParticipant,
+    /// The request does not apply to that participant now (e.g. admitting someone
+    /// who is not in the lobby, calling in someone who is not a witness or expert).
+    NotApplicable,
     /// The server is shutting down.
     ServerShutdown,
     /// Something failed inside the server; the message says what.
@@ -298,7 +729,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every error code, in declaration order (the web client mirrors this list).
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 35] = [
         ErrorCode::UnsupportedVersion,
         ErrorCode::TokenMissing,
         ErrorCode::TokenMalformed,
@@ -322,6 +753,16 @@ impl ErrorCode {
         ErrorCode::NegotiationTimeout,
         ErrorCode::PublishNotAllowed,
         ErrorCode::Replaced,
+        ErrorCode::PermissionDenied,
+        ErrorCode::InvalidTransition,
+        ErrorCode::ReasonRequired,
+        ErrorCode::HearingLocked,
+        ErrorCode::HearingClosed,
+        ErrorCode::AdmissionDenied,
+        ErrorCode::Removed,
+        ErrorCode::LinkRevoked,
+        ErrorCode::UnknownParticipant,
+        ErrorCode::NotApplicable,
         ErrorCode::ServerShutdown,
         ErrorCode::Internal,
     ];
@@ -343,13 +784,18 @@ impl ErrorCode {
                 | ErrorCode::RateLimited
                 | ErrorCode::NegotiationTimeout
                 | ErrorCode::Replaced
+                | ErrorCode::HearingClosed
+                | ErrorCode::AdmissionDenied
+                | ErrorCode::Removed
+                | ErrorCode::LinkRevoked
                 | ErrorCode::ServerShutdown
         )
     }
 
     /// The WebSocket close code the server uses after a fatal error of this kind.
     /// 4401: authentication, 4404: not found, 4408: timeout, 4400: protocol, 4429:
-    /// rate limit, 4409: replaced, 1001: going away, 1011: internal.
+    /// rate limit, 4409: replaced, 4403: refused or removed by the court, 4410: hearing
+    /// closed, 1001: going away, 1011: internal.
     pub fn close_code(self) -> u16 {
         match self {
             ErrorCode::TokenMissing
@@ -357,7 +803,10 @@ impl ErrorCode {
             | ErrorCode::TokenInvalid
             | ErrorCode::TokenExpired
             | ErrorCode::TokenWrongHearing
-            | ErrorCode::ParticipantUnknown => 4401,
+            | ErrorCode::ParticipantUnknown
+            | ErrorCode::LinkRevoked => 4401,
+            ErrorCode::AdmissionDenied | ErrorCode::Removed => 4403,
+            ErrorCode::HearingClosed => 4410,
             ErrorCode::HearingNotFound => 4404,
             ErrorCode::JoinTimeout | ErrorCode::NegotiationTimeout => 4408,
             ErrorCode::RateLimited => 4429,
@@ -401,7 +850,7 @@ impl DecodeError {
     }
 }
 
-const CLIENT_TYPES: [&str; 7] = [
+const CLIENT_TYPES: [&str; 20] = [
     "join",
     "offer",
     "answer",
@@ -409,6 +858,19 @@ const CLIENT_TYPES: [&str; 7] = [
     "media_state",
     "ping",
     "leave",
+    "admit",
+    "admit_all",
+    "deny",
+    "call_in",
+    "dismiss",
+    "mute",
+    "mute_all",
+    "request_unmute",
+    "accept_unmute",
+    "remove",
+    "lock",
+    "spotlight",
+    "set_state",
 ];
 
 /// Parses a client frame, telling apart bad JSON, an unknown type and bad fields so
@@ -457,7 +919,45 @@ mod tests {
             },
             ClientMessage::Ping { id: 7 },
             ClientMessage::Leave,
+            ClientMessage::Admit {
+                participant_id: Uuid::nil(),
+            },
+            ClientMessage::AdmitAll,
+            ClientMessage::Deny {
+                participant_id: Uuid::nil(),
+                reason: Some("r".into()),
+            },
+            ClientMessage::CallIn {
+                participant_id: Uuid::nil(),
+            },
+            ClientMessage::Dismiss {
+                participant_id: Uuid::nil(),
+            },
+            ClientMessage::Mute {
+                participant_id: Uuid::nil(),
+            },
+            ClientMessage::MuteAll,
+            ClientMessage::RequestUnmute {
+                participant_id: Uuid::nil(),
+            },
+            ClientMessage::AcceptUnmute,
+            ClientMessage::Remove {
+                participant_id: Uuid::nil(),
+                reason: None,
+            },
+            ClientMessage::Lock { locked: true },
+            ClientMessage::Spotlight {
+                participant_id: None,
+            },
+            ClientMessage::SetState {
+                change: StateChange {
+                    state: HearingState::Suspended,
+                    reason: Some("mất kết nối với trại tạm giam".into()),
+                    adjourned_to: None,
+                },
+            },
         ];
+        assert_eq!(msgs.len(), CLIENT_TYPES.len());
         for m in msgs {
             let text = serde_json::to_string(&m).unwrap();
             assert_eq!(decode_client(&text).unwrap(), m, "{text}");
@@ -525,6 +1025,53 @@ mod tests {
             );
         }
         assert!("king".parse::<Role>().is_err());
+        for k in SiteKind::ALL {
+            assert_eq!(k.as_str().parse::<SiteKind>().unwrap(), k);
+        }
+        for a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>().unwrap(), a);
+            assert_eq!(
+                serde_json::to_string(&a).unwrap(),
+                format!("\"{}\"", a.as_str())
+            );
+        }
+        for st in HearingState::ALL {
+            assert_eq!(st.as_str().parse::<HearingState>().unwrap(), st);
+            assert_eq!(
+                serde_json::to_string(&st).unwrap(),
+                format!("\"{}\"", st.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn lifecycle_moves() {
+        use HearingState::*;
+        let allowed = [
+            (Scheduled, Open),
+            (Open, InSession),
+            (InSession, Suspended),
+            (Suspended, InSession),
+            (Open, Closed),
+            (InSession, Closed),
+            (Suspended, Closed),
+            (Scheduled, Adjourned),
+            (Open, Adjourned),
+            (InSession, Adjourned),
+            (Suspended, Adjourned),
+            (Adjourned, Open),
+        ];
+        for from in HearingState::ALL {
+            for to in HearingState::ALL {
+                assert_eq!(
+                    from.can_move_to(to),
+                    allowed.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+        assert!(!Closed.media_flows() && !Scheduled.media_flows() && !Adjourned.media_flows());
+        assert!(Open.media_flows() && InSession.media_flows() && Suspended.media_flows());
     }
 
     #[test]
@@ -555,8 +1102,18 @@ mod tests {
                 ErrorCode::NegotiationTimeout => 20,
                 ErrorCode::PublishNotAllowed => 21,
                 ErrorCode::Replaced => 22,
-                ErrorCode::ServerShutdown => 23,
-                ErrorCode::Internal => 24,
+                ErrorCode::PermissionDenied => 23,
+                ErrorCode::InvalidTransition => 24,
+                ErrorCode::ReasonRequired => 25,
+                ErrorCode::HearingLocked => 26,
+                ErrorCode::HearingClosed => 27,
+                ErrorCode::AdmissionDenied => 28,
+                ErrorCode::Removed => 29,
+                ErrorCode::LinkRevoked => 30,
+                ErrorCode::UnknownParticipant => 31,
+                ErrorCode::NotApplicable => 32,
+                ErrorCode::ServerShutdown => 33,
+                ErrorCode::Internal => 34,
             }
         }
         for (i, c) in ErrorCode::ALL.into_iter().enumerate() {

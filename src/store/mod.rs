@@ -4,7 +4,12 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Hearing, NewHearing, Participant};
+use chrono::{DateTime, Utc};
+
+use crate::model::{
+    Admission, AuditEntry, AuditRecord, Hearing, HearingUpdate, NewHearing, NewParticipant,
+    Participant, Role, Site, StateRecord, Status,
+};
 
 mod sqlite;
 
@@ -40,13 +45,22 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// The persistence the rest of the server uses. Implementations keep each call
+/// atomic; the domain code never sees SQL. A PostgreSQL implementation for multi-node
+/// deployments implements this same trait.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// Stores a hearing and all its participants atomically. The caller validates.
-    async fn create_hearing(&self, new: NewHearing) -> Result<Hearing, StoreError>;
-    /// Every hearing, newest first, with participants in the order they were given.
+    /// Stores a hearing (state `scheduled`), its sites and participants atomically.
+    /// Participants of roles in `auto_admit` start admitted, the rest in the lobby.
+    /// The caller validates.
+    async fn create_hearing(
+        &self,
+        new: NewHearing,
+        auto_admit: &[Role],
+    ) -> Result<Hearing, StoreError>;
+    /// Every hearing, newest first, with sites and participants in the order given.
     async fn list_hearings(&self) -> Result<Vec<Hearing>, StoreError>;
     async fn get_hearing(&self, id: Uuid) -> Result<Option<Hearing>, StoreError>;
     async fn get_participant(
@@ -54,4 +68,67 @@ pub trait Store: Send + Sync + 'static {
         hearing_id: Uuid,
         participant_id: Uuid,
     ) -> Result<Option<Participant>, StoreError>;
+    /// Changes the description; `None` when the hearing does not exist.
+    async fn update_hearing(
+        &self,
+        id: Uuid,
+        update: HearingUpdate,
+    ) -> Result<Option<Hearing>, StoreError>;
+    /// Adds a site, or changes the kind of an existing one of that name.
+    async fn upsert_site(&self, hearing_id: Uuid, site: Site) -> Result<(), StoreError>;
+    /// Adds a participant (their site is created with kind `remote` if new).
+    async fn add_participant(
+        &self,
+        hearing_id: Uuid,
+        new: NewParticipant,
+        admission: Admission,
+    ) -> Result<Participant, StoreError>;
+    /// Deletes a participant; false when there was none.
+    async fn delete_participant(
+        &self,
+        hearing_id: Uuid,
+        participant_id: Uuid,
+    ) -> Result<bool, StoreError>;
+    /// Saves a participant's lobby/mute state.
+    async fn save_participant_state(
+        &self,
+        hearing_id: Uuid,
+        participant_id: Uuid,
+        admission: Admission,
+        muted: bool,
+    ) -> Result<(), StoreError>;
+    /// Invalidates the participant's join links; returns the new link version.
+    async fn revoke_link(
+        &self,
+        hearing_id: Uuid,
+        participant_id: Uuid,
+    ) -> Result<Option<u32>, StoreError>;
+    /// Saves the hearing's status; with `history`, also appends a state change.
+    async fn save_status(
+        &self,
+        hearing_id: Uuid,
+        status: &Status,
+        history: Option<(String, DateTime<Utc>)>,
+    ) -> Result<(), StoreError>;
+    /// The hearing's state changes, oldest first.
+    async fn state_history(&self, hearing_id: Uuid) -> Result<Vec<StateRecord>, StoreError>;
+    /// Appends to the hearing's audit chain (see [`crate::audit`]) and moves its head,
+    /// atomically.
+    async fn append_audit(
+        &self,
+        hearing_id: Uuid,
+        record: AuditRecord,
+    ) -> Result<AuditEntry, StoreError>;
+    /// The hearing's audit entries in `seq` order, and its recorded head
+    /// (entry count, last hash). `None` when the hearing does not exist.
+    async fn audit_log(
+        &self,
+        hearing_id: Uuid,
+    ) -> Result<Option<(Vec<AuditEntry>, u64, String)>, StoreError>;
+    /// Stores an admin key's SHA-256 under a name.
+    async fn add_admin_key(&self, name: &str, sha256: &str) -> Result<(), StoreError>;
+    /// The name of the admin key with this SHA-256, if any.
+    async fn admin_key_name(&self, sha256: &str) -> Result<Option<String>, StoreError>;
+    /// Names and creation times of all admin keys.
+    async fn list_admin_keys(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError>;
 }
