@@ -188,10 +188,10 @@ impl SqliteStore {
             .iter()
             .map(|r| site_from_row(r).map(|(_, s)| s))
             .collect::<Result<_, _>>()?;
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PARTICIPANT_COLUMNS} FROM {PARTICIPANT_FROM} \
              WHERE p.hearing_id = ? ORDER BY p.position"
-        ))
+        )))
         .bind(hearing.id.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -315,9 +315,9 @@ impl Store for SqliteStore {
     }
 
     async fn list_hearings(&self) -> Result<Vec<Hearing>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {HEARING_COLUMNS} FROM hearings ORDER BY created_at DESC, id"
-        ))
+        )))
         .fetch_all(&self.pool)
         .await?;
         let mut hearings = rows
@@ -332,9 +332,9 @@ impl Store for SqliteStore {
             let (h, s) = site_from_row(row)?;
             sites.entry(h).or_default().push(s);
         }
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PARTICIPANT_COLUMNS} FROM {PARTICIPANT_FROM} ORDER BY p.hearing_id, p.position"
-        ))
+        )))
         .fetch_all(&self.pool)
         .await?;
         let mut by_hearing: HashMap<Uuid, Vec<Participant>> = HashMap::new();
@@ -350,7 +350,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_hearing(&self, id: Uuid) -> Result<Option<Hearing>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {HEARING_COLUMNS} FROM hearings WHERE id = ?"))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HEARING_COLUMNS} FROM hearings WHERE id = ?")))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -367,9 +367,9 @@ impl Store for SqliteStore {
         hearing_id: Uuid,
         participant_id: Uuid,
     ) -> Result<Option<Participant>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PARTICIPANT_COLUMNS} FROM {PARTICIPANT_FROM} WHERE p.hearing_id = ? AND p.id = ?"
-        ))
+        )))
         .bind(hearing_id.to_string())
         .bind(participant_id.to_string())
         .fetch_optional(&self.pool)
@@ -679,6 +679,8 @@ mod tests {
 
     fn new_hearing(case: &str, n: usize) -> NewHearing {
         NewHearing {
+            scheduled_at: None,
+            sites: Vec::new(),
             case_number: case.into(),
             title: format!("Phiên tòa {case}"),
             participants: (0..n)
@@ -703,11 +705,11 @@ mod tests {
         assert!(store.list_hearings().await.unwrap().is_empty());
 
         let a = store
-            .create_hearing(new_hearing("HS-1/2026", 3))
+            .create_hearing(new_hearing("HS-1/2026", 3), &[])
             .await
             .unwrap();
         let b = store
-            .create_hearing(new_hearing("HS-2/2026", 10))
+            .create_hearing(new_hearing("HS-2/2026", 10), &[])
             .await
             .unwrap();
         assert_eq!(a.participants.len(), 3);
@@ -735,7 +737,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&url(dir.path())).await.unwrap();
         let a = store
-            .create_hearing(new_hearing("HS-9/2026", 2))
+            .create_hearing(new_hearing("HS-9/2026", 2), &[])
             .await
             .unwrap();
         store.close().await;
@@ -759,7 +761,7 @@ mod tests {
         .unwrap();
         let mut h = new_hearing("HS-3/2026", 4);
         h.participants[2].name = "refused".into();
-        let e = store.create_hearing(h).await.unwrap_err();
+        let e = store.create_hearing(h, &[]).await.unwrap_err();
         assert!(e.to_string().contains("refused by test"), "{e}");
 
         let hearings: i64 = sqlx::query_scalar("SELECT count(*) FROM hearings")
