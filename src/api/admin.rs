@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{AdminKey, AuthError, JoinTokens};
-use crate::model::{Hearing, NewHearing, NewParticipant, Participant, Role, Site, ValidationError};
 use crate::hearing::Hearings;
+use crate::model::{Hearing, NewHearing, NewParticipant, Participant, Role, Site, ValidationError};
 use crate::store::{Store, StoreError};
 
 /// Largest request body accepted, in bytes.

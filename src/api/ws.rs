@@ -344,13 +344,17 @@ impl Session {
         let session = st.hearings.next_session();
         let (cmd_tx, commands) = mpsc::unbounded_channel();
         let (ev_tx, peer_events) = mpsc::unbounded_channel();
-        let peer = st.sfu.create_peer(auth.participant, ev_tx).await.map_err(|e| {
-            tracing::error!(participant = %auth.participant, "cannot create peer: {e}");
-            (
-                ErrorCode::Internal,
-                format!("the server cannot accept media now: {e}"),
-            )
-        })?;
+        let peer = st
+            .sfu
+            .create_peer(auth.participant, ev_tx)
+            .await
+            .map_err(|e| {
+                tracing::error!(participant = %auth.participant, "cannot create peer: {e}");
+                (
+                    ErrorCode::Internal,
+                    format!("the server cannot accept media now: {e}"),
+                )
+            })?;
         let joined = st
             .hearings
             .join(
@@ -720,8 +724,7 @@ impl Session {
 
     async fn finish(self, reason: EndReason) {
         tracing::info!(participant = %self.me, reason = reason.as_str(), "session ended");
-        self.hearing
-            .leave(self.me, self.session, reason.as_str());
+        self.hearing.leave(self.me, self.session, reason.as_str());
         self.peer.close().await;
     }
 }

@@ -21,7 +21,9 @@ use uuid::Uuid;
 
 use super::policy::{self, Member as PolicyMember, Source};
 use super::writer::{WriteOp, Writer};
-use super::{AdminOp, AdminOutcome, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink};
+use super::{
+    AdminOp, AdminOutcome, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
+};
 use crate::model::{rfc3339, Hearing, Participant, Status};
 use crate::permissions::Permissions;
 use crate::sfu::{Downstream, MediaKind, PublishedTrack};
@@ -293,7 +295,9 @@ fn trimmed_reason(reason: Option<String>) -> Result<Option<String>, Refusal> {
         if n > MAX_REASON_CHARS {
             return Err(Refusal::new(
                 ErrorCode::MalformedMessage,
-                format!("the reason is {n} characters long; at most {MAX_REASON_CHARS} are allowed"),
+                format!(
+                    "the reason is {n} characters long; at most {MAX_REASON_CHARS} are allowed"
+                ),
             ));
         }
         if r.chars().any(char::is_control) {
@@ -357,9 +361,7 @@ impl Actor {
                 }
                 let source = match track.kind {
                     MediaKind::Audio => Source::Microphone,
-                    MediaKind::Video
-                        if m.tracks.iter().any(|(_, s)| *s == Source::Camera) =>
-                    {
+                    MediaKind::Video if m.tracks.iter().any(|(_, s)| *s == Source::Camera) => {
                         Source::Screen
                     }
                     MediaKind::Video => Source::Camera,
@@ -686,7 +688,10 @@ impl Actor {
             Some((_, role)) if self.perms.allows(role, action) => Ok(()),
             Some((_, role)) => Err(Refusal::new(
                 ErrorCode::PermissionDenied,
-                format!("the role {role} may not {}", action.as_str().replace('_', " ")),
+                format!(
+                    "the role {role} may not {}",
+                    action.as_str().replace('_', " ")
+                ),
             )),
         }
     }
@@ -779,7 +784,12 @@ impl Actor {
                     Some(r) => format!("the court refused your admission: {r}"),
                     None => "the court refused your admission".to_owned(),
                 };
-                self.kick(participant_id, ErrorCode::AdmissionDenied, message, "denied");
+                self.kick(
+                    participant_id,
+                    ErrorCode::AdmissionDenied,
+                    message,
+                    "denied",
+                );
                 Ok(())
             }
             ClientMessage::CallIn { participant_id } => {
@@ -788,7 +798,10 @@ impl Actor {
                 if !self.perms.waits_for_call(t.p.role) {
                     return Err(Refusal::new(
                         ErrorCode::NotApplicable,
-                        format!("{} is a {}, not someone who is called in", t.p.name, t.p.role),
+                        format!(
+                            "{} is a {}, not someone who is called in",
+                            t.p.name, t.p.role
+                        ),
                     ));
                 }
                 if t.p.admission != Admission::Lobby {
@@ -1103,14 +1116,20 @@ impl Actor {
     async fn admin(&mut self, op: AdminOp, actor: &str) -> Result<AdminOutcome, Refusal> {
         let internal = |e: crate::store::StoreError| {
             tracing::error!(hearing = %self.id, "store: {e}");
-            Refusal::new(ErrorCode::Internal, "the change could not be stored; try again")
+            Refusal::new(
+                ErrorCode::Internal,
+                "the change could not be stored; try again",
+            )
         };
         match op {
             AdminOp::SetState(change) => {
                 self.set_state(actor, change)?;
                 Ok(AdminOutcome::Done)
             }
-            AdminOp::Remove { participant, reason } => {
+            AdminOp::Remove {
+                participant,
+                reason,
+            } => {
                 self.court_action(
                     actor,
                     None,
@@ -1168,7 +1187,11 @@ impl Actor {
             }
             AdminOp::RevokeLink(pid) => {
                 self.target(pid)?;
-                let Some(version) = self.store.revoke_link(self.id, pid).await.map_err(internal)?
+                let Some(version) = self
+                    .store
+                    .revoke_link(self.id, pid)
+                    .await
+                    .map_err(internal)?
                 else {
                     return Err(Refusal::new(
                         ErrorCode::UnknownParticipant,
@@ -1242,8 +1265,12 @@ impl Actor {
                 }
                 tracks.insert(track.id.clone(), track.clone());
                 for sub in self.members.values() {
-                    if policy::may_forward(ctx, &policy[&publisher.p.id], &policy[&sub.p.id], *source)
-                    {
+                    if policy::may_forward(
+                        ctx,
+                        &policy[&publisher.p.id],
+                        &policy[&sub.p.id],
+                        *source,
+                    ) {
                         desired.insert((sub.p.id, track.id.clone()));
                     }
                 }

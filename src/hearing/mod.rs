@@ -193,13 +193,19 @@ pub struct Hearings {
 
 impl std::fmt::Debug for Hearings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hearings").field("idle", &self.idle).finish()
+        f.debug_struct("Hearings")
+            .field("idle", &self.idle)
+            .finish()
     }
 }
 
 impl Hearings {
     /// `idle`: how long an actor with nobody connected lives on.
-    pub fn new(idle: Duration, store: Arc<dyn Store>, permissions: Arc<Permissions>) -> Arc<Hearings> {
+    pub fn new(
+        idle: Duration,
+        store: Arc<dyn Store>,
+        permissions: Arc<Permissions>,
+    ) -> Arc<Hearings> {
         Arc::new(Hearings {
             live: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),

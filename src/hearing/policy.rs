@@ -64,7 +64,12 @@ pub struct Context<'a> {
 }
 
 /// Whether `subscriber` may receive `publisher`'s `source`.
-pub fn may_forward(ctx: Context<'_>, publisher: &Member, subscriber: &Member, source: Source) -> bool {
+pub fn may_forward(
+    ctx: Context<'_>,
+    publisher: &Member,
+    subscriber: &Member,
+    source: Source,
+) -> bool {
     publisher.id != subscriber.id
         && publisher.present
         && subscriber.present
@@ -106,7 +111,9 @@ mod tests {
             HearingState::Open | HearingState::InSession | HearingState::Suspended
         );
         let may_send = match source {
-            Source::Microphone => p.allows(publisher.role, Action::PublishAudio) && !publisher.muted,
+            Source::Microphone => {
+                p.allows(publisher.role, Action::PublishAudio) && !publisher.muted
+            }
             Source::Camera => p.allows(publisher.role, Action::PublishVideo),
             Source::Screen => p.allows(publisher.role, Action::PublishScreen),
         };

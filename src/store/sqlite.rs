@@ -102,7 +102,8 @@ where
     T::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
-const PARTICIPANT_COLUMNS: &str = "p.id, p.hearing_id, p.name, p.role, p.site, s.kind AS site_kind, \
+const PARTICIPANT_COLUMNS: &str =
+    "p.id, p.hearing_id, p.name, p.role, p.site, s.kind AS site_kind, \
      p.admission, p.muted, p.link_version";
 const PARTICIPANT_FROM: &str =
     "participants p JOIN sites s ON s.hearing_id = p.hearing_id AND s.name = p.site";
@@ -324,9 +325,10 @@ impl Store for SqliteStore {
             .iter()
             .map(hearing_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let rows = sqlx::query("SELECT hearing_id, name, kind FROM sites ORDER BY hearing_id, position")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT hearing_id, name, kind FROM sites ORDER BY hearing_id, position")
+                .fetch_all(&self.pool)
+                .await?;
         let mut sites: HashMap<Uuid, Vec<Site>> = HashMap::new();
         for row in &rows {
             let (h, s) = site_from_row(row)?;
@@ -350,10 +352,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_hearing(&self, id: Uuid) -> Result<Option<Hearing>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {HEARING_COLUMNS} FROM hearings WHERE id = ?")))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HEARING_COLUMNS} FROM hearings WHERE id = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -427,11 +431,12 @@ impl Store for SqliteStore {
             },
         )
         .await?;
-        let kind: String = sqlx::query_scalar("SELECT kind FROM sites WHERE hearing_id = ? AND name = ?")
-            .bind(hearing_id.to_string())
-            .bind(&new.site)
-            .fetch_one(&mut *tx)
-            .await?;
+        let kind: String =
+            sqlx::query_scalar("SELECT kind FROM sites WHERE hearing_id = ? AND name = ?")
+                .bind(hearing_id.to_string())
+                .bind(&new.site)
+                .fetch_one(&mut *tx)
+                .await?;
         let participant = Participant {
             id: Uuid::new_v4(),
             hearing_id,
@@ -469,13 +474,15 @@ impl Store for SqliteStore {
         admission: Admission,
         muted: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE participants SET admission = ?, muted = ? WHERE hearing_id = ? AND id = ?")
-            .bind(admission.as_str())
-            .bind(i64::from(muted))
-            .bind(hearing_id.to_string())
-            .bind(participant_id.to_string())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE participants SET admission = ?, muted = ? WHERE hearing_id = ? AND id = ?",
+        )
+        .bind(admission.as_str())
+        .bind(i64::from(muted))
+        .bind(hearing_id.to_string())
+        .bind(participant_id.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -656,10 +663,12 @@ impl Store for SqliteStore {
     }
 
     async fn admin_key_name(&self, sha256: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT name FROM admin_keys WHERE sha256 = ?")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT name FROM admin_keys WHERE sha256 = ?")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn list_admin_keys(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
