@@ -101,6 +101,7 @@ async fn fake_server(
                                     video: true,
                                     muted: false,
                                     connection: Connection::Connecting,
+                                    party: None,
                                 },
                                 hearing: HearingInfo {
                                     id: Uuid::new_v4(),
@@ -115,6 +116,8 @@ async fn fake_server(
                                     adjourned_to: None,
                                     locked: false,
                                     spotlight: None,
+                                    rooms: vec![],
+                                    consultation_requests: vec![],
                                 },
                                 participants: vec![],
                                 max_message_bytes: 65536,

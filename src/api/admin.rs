@@ -76,6 +76,9 @@ pub struct CreateParticipantRequest {
     pub name: String,
     pub role: String,
     pub site: String,
+    /// The party (a defendant and their counsel share one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<String>,
 }
 
 impl CreateHearingRequest {
@@ -100,6 +103,7 @@ impl CreateHearingRequest {
                     name: p.name,
                     role,
                     site: p.site,
+                    party: p.party,
                 })
             })
             .collect::<Result<Vec<_>, ValidationError>>()?;
@@ -129,6 +133,7 @@ impl From<&NewHearing> for CreateHearingRequest {
                     name: p.name.clone(),
                     role: p.role.as_str().to_owned(),
                     site: p.site.clone(),
+                    party: p.party.clone(),
                 })
                 .collect(),
         }

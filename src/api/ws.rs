@@ -591,7 +591,12 @@ impl Session {
             | ClientMessage::Remove { .. }
             | ClientMessage::Lock { .. }
             | ClientMessage::Spotlight { .. }
-            | ClientMessage::SetState { .. }) => {
+            | ClientMessage::SetState { .. }
+            | ClientMessage::RequestConsultation { .. }
+            | ClientMessage::AnswerConsultation { .. }
+            | ClientMessage::EndConsultation { .. }
+            | ClientMessage::StartDeliberation
+            | ClientMessage::EndDeliberation) => {
                 self.hearing.act(self.me, self.session, action);
             }
         }
