@@ -1,7 +1,7 @@
 // Court-workflow logic without DOM: grouping participants by site, which console
 // controls a participant's permissions allow, the hearing-state banner text.
 // Pure functions, unit-tested in node (test/unit.test.mjs).
-import { roleName, t, type Lang, type MessageKey, getLang } from './i18n';
+import { roleName, t, type Lang, type MessageKey, getLang } from './i18n.js';
 import {
   ALL_ROLES,
   ALL_SITE_KINDS,
@@ -14,7 +14,7 @@ import {
   type ParticipantInfo,
   type Role,
   type SiteKind,
-} from './protocol';
+} from './protocol.js';
 
 /** Position of a role in court order (unknown roles last). */
 export function roleRank(role: Role | string): number {
