@@ -111,10 +111,8 @@ pub fn verify_chain(
     count: u64,
     head_hash: &str,
 ) -> Result<(), ChainProblem> {
-    let hashes: std::collections::HashMap<&str, u64> = entries
-        .iter()
-        .map(|e| (e.hash.as_str(), e.seq))
-        .collect();
+    let hashes: std::collections::HashMap<&str, u64> =
+        entries.iter().map(|e| (e.hash.as_str(), e.seq)).collect();
     let mut prev = GENESIS.to_owned();
     let mut expected_seq = 1u64;
     for e in entries {
@@ -128,11 +126,15 @@ pub fn verify_chain(
             // The entry is genuine (its hash verifies) but does not follow its
             // predecessor: either it points to an entry that is elsewhere in the log
             // (moved), or to one that is gone (removed before it).
-            return Err(if hashes.contains_key(e.prev_hash.as_str()) || e.prev_hash == GENESIS {
-                ChainProblem::Reordered { seq: e.seq }
-            } else {
-                ChainProblem::Removed { seq: e.seq.saturating_sub(1).max(1) }
-            });
+            return Err(
+                if hashes.contains_key(e.prev_hash.as_str()) || e.prev_hash == GENESIS {
+                    ChainProblem::Reordered { seq: e.seq }
+                } else {
+                    ChainProblem::Removed {
+                        seq: e.seq.saturating_sub(1).max(1),
+                    }
+                },
+            );
         }
         prev = e.hash.clone();
         expected_seq = e.seq + 1;
@@ -184,7 +186,10 @@ mod tests {
     }
 
     fn head(es: &[AuditEntry]) -> (u64, String) {
-        (es.len() as u64, es.last().map(|e| e.hash.clone()).unwrap_or_default())
+        (
+            es.len() as u64,
+            es.last().map(|e| e.hash.clone()).unwrap_or_default(),
+        )
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct JoinClaims {
     pub iat: i64,
     /// Expires at, seconds since the Unix epoch.
     pub exp: i64,
+    /// The participant's link version when the token was issued; revoking the link
+    /// increments it and so invalidates every earlier token.
+    #[serde(default)]
+    pub ver: u32,
 }
 
 /// Failures of the server's own key handling (not the user's fault).
@@ -141,6 +145,7 @@ impl JoinTokens {
             title: hearing.title.clone(),
             iat,
             exp: iat.saturating_add(ttl),
+            ver: participant.link_version,
         })
     }
 
@@ -298,12 +303,19 @@ mod tests {
             name: "Nguyễn Văn A".into(),
             role: Role::Defendant,
             site: "Trại tạm giam số 1".into(),
+            site_kind: crate::model::SiteKind::Detention,
+            admission: crate::model::Admission::Lobby,
+            muted: false,
+            link_version: 3,
         };
         let h = Hearing {
             id: hearing_id,
             case_number: "HS-123/2026".into(),
             title: "Phiên tòa hình sự".into(),
             created_at: chrono::Utc::now(),
+            scheduled_at: None,
+            status: crate::model::Status::scheduled(chrono::Utc::now()),
+            sites: vec![],
             participants: vec![p.clone()],
         };
         (h, p)

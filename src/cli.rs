@@ -464,6 +464,8 @@ async fn run_hearing(args: HearingArgs) -> Result<(), CliError> {
             json,
         } => {
             let new = NewHearing {
+                scheduled_at: None,
+                sites: Vec::new(),
                 case_number,
                 title,
                 participants,
@@ -697,6 +699,8 @@ mod tests {
 
     fn sample() -> NewHearing {
         NewHearing {
+            scheduled_at: None,
+            sites: Vec::new(),
             case_number: "HS-123/2026".into(),
             title: "Vụ án trộm cắp tài sản".into(),
             participants: vec![

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use openhearing_signaling::{Action, Role};
 use serde::{Deserialize, Serialize};
 
-pub use crate::permissions::WorkflowConfig;
 use crate::permissions::Permissions;
+pub use crate::permissions::WorkflowConfig;
 
 /// The built-in configuration, also the documentation of every key.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");

@@ -135,7 +135,11 @@ mod tests {
                 r == Role::PresidingJudge,
                 "{r}"
             );
-            assert_eq!(p.allows(r, Action::MuteOthers), r == Role::PresidingJudge, "{r}");
+            assert_eq!(
+                p.allows(r, Action::MuteOthers),
+                r == Role::PresidingJudge,
+                "{r}"
+            );
         }
         // The presiding judge and the clerk run the lobby.
         for r in Role::ALL {

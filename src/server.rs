@@ -102,8 +102,14 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
     });
     let s = &config.signaling;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let hearings = Hearings::new(
+        Duration::from_secs(60),
+        store.clone(),
+        Arc::new(config.permissions()),
+    );
     let state = AppState {
         admin: AdminState {
+            hearings: hearings.clone(),
             store: store.clone(),
             tokens: tokens.clone(),
             admin_key: Arc::new(admin_key),
@@ -112,7 +118,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
         signaling: SignalingState {
             store,
             tokens,
-            hearings: Hearings::new(Duration::from_secs(60)),
+            hearings,
             sfu,
             limits: SignalingLimits {
                 max_message_bytes: s.max_message_bytes,

@@ -277,6 +277,7 @@ async fn bad_input_is_refused_and_the_hearing_keeps_going() {
         title: "Phiên tòa thử nghiệm".into(),
         iat,
         exp,
+        ver: 0,
     };
     let forger = JoinTokens::new(
         b"a completely different secret, 32+ bytes long",

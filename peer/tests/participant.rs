@@ -8,8 +8,8 @@ use futures_util::{SinkExt, StreamExt};
 use openhearing_peer::fixtures::default_dir;
 use openhearing_peer::{JoinOptions, MediaFixtures, MediaPeer, Participant};
 use openhearing_signaling::protocol::{
-    decode_client, ClientMessage, ErrorCode, HearingInfo, IceCandidate, ParticipantInfo, Role,
-    ServerMessage,
+    decode_client, Action, Admission, ClientMessage, Connection, ErrorCode, HearingInfo,
+    HearingState, HearingStatus, IceCandidate, ParticipantInfo, Role, ServerMessage, SiteKind,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -92,18 +92,33 @@ async fn fake_server(
                                     name: "Witness One".into(),
                                     role: Role::Witness,
                                     site: "Test site".into(),
+                                    site_kind: SiteKind::Remote,
                                     present: true,
+                                    admission: Admission::Admitted,
+                                    lobby_since: None,
                                     audio: true,
                                     video: true,
+                                    muted: false,
+                                    connection: Connection::Connecting,
                                 },
                                 hearing: HearingInfo {
                                     id: Uuid::new_v4(),
                                     case_number: "T-1".into(),
                                     title: "Test".into(),
+                                    scheduled_at: None,
+                                },
+                                status: HearingStatus {
+                                    state: HearingState::InSession,
+                                    reason: None,
+                                    since: "2026-11-24T09:00:00.000000Z".into(),
+                                    adjourned_to: None,
+                                    locked: false,
+                                    spotlight: None,
                                 },
                                 participants: vec![],
                                 max_message_bytes: 65536,
                                 can_publish: true,
+                                permissions: vec![Action::PublishAudio, Action::PublishVideo, Action::Subscribe],
                             });
                         }
                         ClientMessage::Offer { sdp } => {

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::{AdminKey, AuthError, JoinTokens};
-use crate::model::{Hearing, NewHearing, NewParticipant, Participant, Role, ValidationError};
+use crate::hearing::Hearings;
+use crate::model::{Hearing, NewHearing, NewParticipant, Participant, Role, Site, ValidationError};
 use crate::store::{Store, StoreError};
 
 /// Largest request body accepted, in bytes.
@@ -34,6 +35,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct AdminState {
     pub store: Arc<dyn Store>,
+    /// Live hearings: changes to a hearing go through its actor.
+    pub hearings: Arc<Hearings>,
     pub tokens: Arc<JoinTokens>,
     pub admin_key: Arc<AdminKey>,
     /// Base of join links, without a trailing slash.
@@ -59,6 +62,10 @@ where
 pub struct CreateHearingRequest {
     pub case_number: String,
     pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<Site>,
     pub participants: Vec<CreateParticipantRequest>,
 }
 
@@ -99,6 +106,8 @@ impl CreateHearingRequest {
         let new = NewHearing {
             case_number: self.case_number,
             title: self.title,
+            scheduled_at: self.scheduled_at,
+            sites: self.sites,
             participants,
         };
         new.validate()?;
@@ -111,6 +120,8 @@ impl From<&NewHearing> for CreateHearingRequest {
         CreateHearingRequest {
             case_number: h.case_number.clone(),
             title: h.title.clone(),
+            scheduled_at: h.scheduled_at,
+            sites: h.sites.clone(),
             participants: h
                 .participants
                 .iter()
@@ -336,7 +347,8 @@ async fn create_hearing(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<HearingLinks>), AdminError> {
     let new = parse_body(body)?.into_new_hearing()?;
-    let hearing = state.store.create_hearing(new).await?;
+    let auto_admit = state.hearings.permissions().workflow().auto_admit.clone();
+    let hearing = state.store.create_hearing(new, &auto_admit).await?;
     tracing::info!(hearing_id = %hearing.id, case_number = %hearing.case_number, participants = hearing.participants.len(), "hearing created");
     Ok((StatusCode::CREATED, Json(links(&state, &hearing)?)))
 }
@@ -389,9 +401,14 @@ pub(crate) mod tests {
 
     pub(crate) async fn state(dir: &std::path::Path) -> AdminState {
         let url = format!("sqlite://{}", dir.join("db/openhearing.db").display());
-        let store = SqliteStore::open(&url).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
         AdminState {
-            store: Arc::new(store),
+            hearings: Hearings::new(
+                Duration::from_secs(60),
+                store.clone(),
+                Arc::new(crate::permissions::Permissions::defaults()),
+            ),
+            store,
             tokens: Arc::new(JoinTokens::new(&[9u8; 32], Duration::from_secs(3600))),
             admin_key: Arc::new(AdminKey::from_plaintext(KEY)),
             public_url: "https://court.example:8443".into(),

@@ -24,15 +24,14 @@ use axum::extract::{FromRef, Path, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use openhearing_signaling::{
-    decode_client, ClientMessage, ErrorCode, HearingInfo, IceCandidate, ParticipantInfo,
-    ServerMessage, PROTOCOL_VERSION,
+    decode_client, ClientMessage, Connection, ErrorCode, IceCandidate, ServerMessage,
+    PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::auth::JoinTokens;
-use crate::hearing::policy;
 use crate::hearing::{
     HearingError, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
 };
@@ -200,9 +199,9 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
 
 /// A verified join.
 struct Authenticated {
-    hearing: HearingInfo,
-    roster: Vec<ParticipantInfo>,
-    me: ParticipantInfo,
+    hearing_id: Uuid,
+    participant: Uuid,
+    link_version: u32,
 }
 
 type Refusal = (ErrorCode, String);
@@ -274,54 +273,12 @@ async fn await_join(
             "this join link belongs to another hearing".into(),
         ));
     }
-    let record = st
-        .store
-        .get_hearing(hearing_id)
-        .await
-        .map_err(|e| {
-            tracing::error!("store: {e}");
-            (
-                ErrorCode::Internal,
-                "the hearing could not be loaded; try again".to_string(),
-            )
-        })?
-        .ok_or_else(|| {
-            (
-                ErrorCode::HearingNotFound,
-                "this hearing does not exist".to_string(),
-            )
-        })?;
-    let roster: Vec<ParticipantInfo> = record
-        .participants
-        .iter()
-        .map(|p| ParticipantInfo {
-            id: p.id,
-            name: p.name.clone(),
-            role: p.role,
-            site: p.site.clone(),
-            present: false,
-            audio: false,
-            video: false,
-        })
-        .collect();
-    let me = roster
-        .iter()
-        .find(|p| p.id == claims.sub)
-        .cloned()
-        .ok_or_else(|| {
-            (
-                ErrorCode::ParticipantUnknown,
-                "you are no longer a participant of this hearing".to_string(),
-            )
-        })?;
+    // Whether the hearing exists, the participant is still part of it, the link is
+    // current and the hearing open to joins is the hearing actor's decision.
     Ok(Authenticated {
-        hearing: HearingInfo {
-            id: record.id,
-            case_number: record.case_number,
-            title: record.title,
-        },
-        roster,
-        me,
+        hearing_id,
+        participant: claims.sub,
+        link_version: claims.ver,
     })
 }
 
@@ -334,7 +291,8 @@ fn too_large(len: usize, max: usize) -> String {
 enum EndReason {
     Left,
     ConnectionLost,
-    Replaced,
+    /// The hearing closed the session (replaced, denied, removed, closed, revoked).
+    Kicked(ErrorCode),
     Shutdown,
 }
 
@@ -343,13 +301,18 @@ impl EndReason {
         match self {
             EndReason::Left => "left",
             EndReason::ConnectionLost | EndReason::Shutdown => "connection_lost",
-            EndReason::Replaced => "replaced",
+            EndReason::Kicked(ErrorCode::Replaced) => "replaced",
+            EndReason::Kicked(ErrorCode::AdmissionDenied) => "denied",
+            EndReason::Kicked(ErrorCode::Removed) => "removed",
+            EndReason::Kicked(ErrorCode::HearingClosed) => "hearing_closed",
+            EndReason::Kicked(ErrorCode::LinkRevoked) => "link_revoked",
+            EndReason::Kicked(_) => "connection_lost",
         }
     }
 }
 
 struct Session {
-    me: ParticipantInfo,
+    me: Uuid,
     session: u64,
     out: Outbox,
     hearing: HearingHandle,
@@ -381,48 +344,59 @@ impl Session {
         let session = st.hearings.next_session();
         let (cmd_tx, commands) = mpsc::unbounded_channel();
         let (ev_tx, peer_events) = mpsc::unbounded_channel();
-        let peer = st.sfu.create_peer(auth.me.id, ev_tx).await.map_err(|e| {
-            tracing::error!(participant = %auth.me.id, "cannot create peer: {e}");
-            (
-                ErrorCode::Internal,
-                format!("the server cannot accept media now: {e}"),
-            )
-        })?;
+        let peer = st
+            .sfu
+            .create_peer(auth.participant, ev_tx)
+            .await
+            .map_err(|e| {
+                tracing::error!(participant = %auth.participant, "cannot create peer: {e}");
+                (
+                    ErrorCode::Internal,
+                    format!("the server cannot accept media now: {e}"),
+                )
+            })?;
         let joined = st
             .hearings
-            .join(JoinRequest {
-                hearing: auth.hearing,
-                roster: auth.roster,
-                participant: auth.me.id,
-                link: SessionLink {
-                    session,
-                    tx: cmd_tx,
+            .join(
+                auth.hearing_id,
+                JoinRequest {
+                    participant: auth.participant,
+                    link_version: auth.link_version,
+                    link: SessionLink {
+                        session,
+                        tx: cmd_tx,
+                    },
                 },
-            })
+            )
             .await;
         let joined = match joined {
             Ok(j) => j,
             Err(e) => {
                 peer.close().await;
-                let code = match e {
-                    HearingError::NotAParticipant(_) => ErrorCode::ParticipantUnknown,
-                    HearingError::Unavailable => ErrorCode::Internal,
-                };
-                return Err((code, e.to_string()));
+                return Err(match e {
+                    HearingError::NotFound => (ErrorCode::HearingNotFound, e.to_string()),
+                    HearingError::Unavailable => (ErrorCode::Internal, e.to_string()),
+                    HearingError::Refused(r) => (r.code, r.message),
+                });
             }
         };
         let mut welcome = joined.welcome;
+        let mut may_publish = false;
         if let ServerMessage::Welcome {
-            max_message_bytes, ..
+            max_message_bytes,
+            can_publish,
+            you,
+            ..
         } = &mut welcome
         {
             *max_message_bytes = st.limits.max_message_bytes;
+            may_publish = *can_publish;
+            tracing::info!(participant = %you.id, role = %you.role, hearing = %joined.handle.id, "joined");
         }
         out.send(welcome);
-        tracing::info!(participant = %auth.me.id, role = %auth.me.role, hearing = %joined.handle.id, "joined");
         Ok(Session {
-            may_publish: policy::may_publish(auth.me.role),
-            me: auth.me,
+            may_publish,
+            me: auth.participant,
             session,
             out,
             hearing: joined.handle,
@@ -460,7 +434,7 @@ impl Session {
                         }
                         Some(Ok(Message::Close(_))) | None => return EndReason::ConnectionLost,
                         Some(Err(e)) => {
-                            tracing::debug!(participant = %self.me.id, "websocket error: {e}");
+                            tracing::debug!(participant = %self.me, "websocket error: {e}");
                             return EndReason::ConnectionLost;
                         }
                         Some(Ok(_)) => continue,
@@ -603,12 +577,29 @@ impl Session {
             }
             ClientMessage::MediaState { audio, video } => {
                 self.hearing
-                    .media_state(self.me.id, self.session, audio, video);
+                    .media_state(self.me, self.session, audio, video);
             }
             ClientMessage::Ping { id } => {
                 self.out.send(ServerMessage::Pong { id });
             }
             ClientMessage::Leave => return Some(EndReason::Left),
+            // Court actions: the hearing actor checks the permission table and
+            // answers on this session's channel.
+            action @ (ClientMessage::Admit { .. }
+            | ClientMessage::AdmitAll
+            | ClientMessage::Deny { .. }
+            | ClientMessage::CallIn { .. }
+            | ClientMessage::Dismiss { .. }
+            | ClientMessage::Mute { .. }
+            | ClientMessage::MuteAll
+            | ClientMessage::RequestUnmute { .. }
+            | ClientMessage::AcceptUnmute
+            | ClientMessage::Remove { .. }
+            | ClientMessage::Lock { .. }
+            | ClientMessage::Spotlight { .. }
+            | ClientMessage::SetState { .. }) => {
+                self.hearing.act(self.me, self.session, action);
+            }
         }
         None
     }
@@ -625,7 +616,7 @@ impl Session {
                     self.pending.push(leg);
                     self.offer().await;
                 }
-                Err(e) => tracing::warn!(participant = %self.me.id, "cannot add leg: {e}"),
+                Err(e) => tracing::warn!(participant = %self.me, "cannot add leg: {e}"),
             },
             SessionCommand::Unsubscribe(track_id) => {
                 let mut sender = self.legs.remove(&track_id).map(|l| l.sender().clone());
@@ -636,7 +627,7 @@ impl Session {
                 }
                 if let Some(s) = sender {
                     if let Err(e) = self.peer.remove_sender(&s).await {
-                        tracing::warn!(participant = %self.me.id, "cannot remove leg: {e}");
+                        tracing::warn!(participant = %self.me, "cannot remove leg: {e}");
                     }
                     self.renegotiate = true;
                     self.offer().await;
@@ -644,7 +635,7 @@ impl Session {
             }
             SessionCommand::Kick { code, message } => {
                 self.out.fatal(code, message);
-                return Some(EndReason::Replaced);
+                return Some(EndReason::Kicked(code));
             }
         }
         None
@@ -656,7 +647,18 @@ impl Session {
                 self.out.send(ServerMessage::Candidate { candidate: c });
             }
             PeerEvent::State(s) => {
-                tracing::debug!(participant = %self.me.id, "connection {s}");
+                tracing::debug!(participant = %self.me, "connection {s}");
+                let reported = match s {
+                    RTCPeerConnectionState::Connected => Some(Connection::Connected),
+                    RTCPeerConnectionState::Disconnected => Some(Connection::Unstable),
+                    RTCPeerConnectionState::New | RTCPeerConnectionState::Connecting => {
+                        Some(Connection::Connecting)
+                    }
+                    _ => None,
+                };
+                if let Some(c) = reported {
+                    self.hearing.connection(self.me, self.session, c);
+                }
                 match s {
                     RTCPeerConnectionState::Connected if !self.connected_once => {
                         self.connected_once = true;
@@ -672,10 +674,10 @@ impl Session {
                 }
             }
             PeerEvent::TrackPublished(t) => {
-                self.hearing.track_published(self.me.id, self.session, t);
+                self.hearing.track_published(self.me, self.session, t);
             }
             PeerEvent::TrackEnded(id) => {
-                self.hearing.track_ended(self.me.id, self.session, id);
+                self.hearing.track_ended(self.me, self.session, id);
             }
         }
         None
@@ -695,7 +697,7 @@ impl Session {
                 self.out.send(ServerMessage::Offer { sdp });
             }
             Err(e) => {
-                tracing::error!(participant = %self.me.id, "cannot create offer: {e}");
+                tracing::error!(participant = %self.me, "cannot create offer: {e}");
                 self.out
                     .error(ErrorCode::Internal, format!("renegotiation failed: {e}"));
             }
@@ -707,7 +709,7 @@ impl Session {
         match self.peer.activate(leg).await {
             Ok(active) => {
                 self.hearing.leg_ready(
-                    self.me.id,
+                    self.me,
                     self.session,
                     track_id.clone(),
                     active.downstream.clone(),
@@ -715,15 +717,14 @@ impl Session {
                 self.legs.insert(track_id, active);
             }
             Err(e) => {
-                tracing::warn!(participant = %self.me.id, track = %track_id, "leg not activated: {e}");
+                tracing::warn!(participant = %self.me, track = %track_id, "leg not activated: {e}");
             }
         }
     }
 
     async fn finish(self, reason: EndReason) {
-        tracing::info!(participant = %self.me.id, reason = reason.as_str(), "session ended");
-        self.hearing
-            .leave(self.me.id, self.session, reason.as_str());
+        tracing::info!(participant = %self.me, reason = reason.as_str(), "session ended");
+        self.hearing.leave(self.me, self.session, reason.as_str());
         self.peer.close().await;
     }
 }

@@ -1,18 +1,36 @@
 //! The hearing actor: the single owner of one live hearing's state.
+//!
+//! It loads the hearing from the store when it starts, then alone changes it: joins
+//! and leaves, the lobby, court mutes, lock, spotlight and the lifecycle. Each change
+//! is checked against the permission table, applied, queued for storage and audit
+//! ([`Writer`]), told to the participants, and followed by [`Actor::reconcile`], which
+//! makes the SFU's forwarding legs match [`policy::may_forward`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use openhearing_signaling::{
-    ErrorCode, HearingInfo, ParticipantInfo, ServerMessage, PROTOCOL_VERSION,
+    Action, Admission, ClientMessage, Connection, ErrorCode, HearingInfo, HearingState,
+    ParticipantInfo, Role, ServerMessage, StateChange, PROTOCOL_VERSION,
 };
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::policy::{self, Member as PolicyMember};
-use super::{HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink};
-use crate::sfu::{Downstream, PublishedTrack};
+use super::policy::{self, Member as PolicyMember, Source};
+use super::writer::{WriteOp, Writer};
+use super::{
+    AdminOp, AdminOutcome, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
+};
+use crate::model::{rfc3339, Hearing, Participant, Status};
+use crate::permissions::Permissions;
+use crate::sfu::{Downstream, MediaKind, PublishedTrack};
+use crate::store::Store;
+
+/// Longest reason (suspension, adjournment, denial, removal), in characters.
+pub const MAX_REASON_CHARS: usize = 500;
 
 /// Commands a hearing actor accepts (see [`HearingHandle`] for the senders).
 #[derive(Debug)]
@@ -42,33 +60,108 @@ pub enum Command {
         audio: bool,
         video: bool,
     },
+    Connection {
+        participant: Uuid,
+        session: u64,
+        connection: Connection,
+    },
     LegReady {
         subscriber: Uuid,
         session: u64,
         track_id: String,
         leg: Arc<Downstream>,
     },
+    /// A court action from a participant's client (admit, mute, set_state, ...).
+    Act {
+        participant: Uuid,
+        session: u64,
+        action: ClientMessage,
+    },
+    /// An operator's change through the admin API.
+    Admin {
+        op: AdminOp,
+        actor: String,
+        reply: oneshot::Sender<Result<AdminOutcome, Refusal>>,
+    },
 }
 
 #[derive(Debug)]
 pub enum JoinRefused {
-    NotAParticipant(Uuid),
+    /// The hearing does not exist (or could not be loaded: `unavailable`).
+    NotFound,
+    Unavailable,
+    Refused(Refusal),
     /// The actor is stopping; the request is handed back to retry on a new actor.
     Stopping(Box<JoinRequest>),
 }
 
+/// A refused request: the error code and a message for the person who asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 struct Member {
-    info: ParticipantInfo,
+    p: Participant,
     session: Option<SessionLink>,
-    tracks: BTreeMap<String, Arc<PublishedTrack>>,
+    /// Published tracks in publication order, with what each carries.
+    tracks: Vec<(Arc<PublishedTrack>, Source)>,
+    audio: bool,
+    video: bool,
+    connection: Connection,
+    lobby_since: Option<DateTime<Utc>>,
+    /// The court asked this (muted) participant to unmute; only then may they.
+    unmute_requested: bool,
 }
 
 impl Member {
+    fn new(p: Participant) -> Member {
+        Member {
+            p,
+            session: None,
+            tracks: Vec::new(),
+            audio: false,
+            video: false,
+            connection: Connection::Offline,
+            lobby_since: None,
+            unmute_requested: false,
+        }
+    }
+
+    fn info(&self) -> ParticipantInfo {
+        ParticipantInfo {
+            id: self.p.id,
+            name: self.p.name.clone(),
+            role: self.p.role,
+            site: self.p.site.clone(),
+            site_kind: self.p.site_kind,
+            present: self.session.is_some(),
+            admission: self.p.admission,
+            lobby_since: self.lobby_since.map(rfc3339),
+            audio: self.audio,
+            video: self.video,
+            muted: self.p.muted,
+            connection: self.connection,
+        }
+    }
+
     fn policy(&self) -> PolicyMember {
         PolicyMember {
-            id: self.info.id,
-            role: self.info.role,
+            id: self.p.id,
+            role: self.p.role,
             present: self.session.is_some(),
+            admission: self.p.admission,
+            muted: self.p.muted,
         }
     }
 
@@ -81,10 +174,21 @@ impl Member {
             let _ = s.tx.send(cmd);
         }
     }
+
+    fn take_tracks(&mut self) {
+        for (t, _) in std::mem::take(&mut self.tracks) {
+            stop_forwarding(&t);
+        }
+    }
 }
 
 struct Actor {
+    id: Uuid,
+    store: Arc<dyn Store>,
+    perms: Arc<Permissions>,
+    writer: Writer,
     hearing: HearingInfo,
+    status: Status,
     members: BTreeMap<Uuid, Member>,
     /// (subscriber, track id) pairs the policy allows and sessions were told about.
     subscribed: HashSet<(Uuid, String)>,
@@ -95,28 +199,32 @@ pub(super) fn spawn(
     mut rx: mpsc::UnboundedReceiver<Command>,
     registry: Weak<Hearings>,
     idle: Duration,
+    store: Arc<dyn Store>,
+    perms: Arc<Permissions>,
 ) {
     tokio::spawn(async move {
-        let mut actor = Actor {
-            hearing: HearingInfo {
-                id: handle.id,
-                case_number: String::new(),
-                title: String::new(),
-            },
-            members: BTreeMap::new(),
-            subscribed: HashSet::new(),
-        };
-        loop {
-            let cmd = if actor.anyone_present() {
-                rx.recv().await
-            } else {
-                match tokio::time::timeout(idle, rx.recv()).await {
-                    Ok(c) => c,
-                    Err(_) => break, // idle: nobody connected for `idle`
+        let loaded = store.get_hearing(handle.id).await;
+        match loaded {
+            Ok(Some(hearing)) => {
+                let mut actor = Actor::new(hearing, store, perms);
+                loop {
+                    let cmd = if actor.anyone_present() {
+                        rx.recv().await
+                    } else {
+                        match tokio::time::timeout(idle, rx.recv()).await {
+                            Ok(c) => c,
+                            Err(_) => break, // idle: nobody connected for `idle`
+                        }
+                    };
+                    let Some(cmd) = cmd else { break };
+                    actor.handle(cmd).await;
                 }
-            };
-            let Some(cmd) = cmd else { break };
-            actor.handle(cmd);
+            }
+            Ok(None) => refuse_all(&mut rx, JoinRefusal::NotFound),
+            Err(e) => {
+                tracing::error!(hearing = %handle.id, "cannot load hearing: {e}");
+                refuse_all(&mut rx, JoinRefusal::Unavailable);
+            }
         }
         if let Some(reg) = registry.upgrade() {
             reg.retire(&handle);
@@ -124,20 +232,113 @@ pub(super) fn spawn(
         // Hand back joins that raced with the shutdown so they retry on a new actor.
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
-            if let Command::Join { req, reply } = cmd {
-                let _ = reply.send(Err(JoinRefused::Stopping(Box::new(req))));
+            match cmd {
+                Command::Join { req, reply } => {
+                    let _ = reply.send(Err(JoinRefused::Stopping(Box::new(req))));
+                }
+                Command::Admin { reply, .. } => {
+                    let _ = reply.send(Err(Refusal::new(
+                        ErrorCode::Internal,
+                        "the hearing was restarting; try again",
+                    )));
+                }
+                _ => {}
             }
         }
         tracing::debug!(hearing = %handle.id, "hearing actor stopped");
     });
 }
 
+#[derive(Clone, Copy)]
+enum JoinRefusal {
+    NotFound,
+    Unavailable,
+}
+
+/// Answers everything queued for a hearing that could not be loaded.
+fn refuse_all(rx: &mut mpsc::UnboundedReceiver<Command>, why: JoinRefusal) {
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        match cmd {
+            Command::Join { reply, .. } => {
+                let _ = reply.send(Err(match why {
+                    JoinRefusal::NotFound => JoinRefused::NotFound,
+                    JoinRefusal::Unavailable => JoinRefused::Unavailable,
+                }));
+            }
+            Command::Admin { reply, .. } => {
+                let _ = reply.send(Err(match why {
+                    JoinRefusal::NotFound => {
+                        Refusal::new(ErrorCode::HearingNotFound, "this hearing does not exist")
+                    }
+                    JoinRefusal::Unavailable => Refusal::new(
+                        ErrorCode::Internal,
+                        "the hearing could not be loaded; try again",
+                    ),
+                }));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn participant_subject(id: Uuid) -> Option<String> {
+    Some(format!("participant:{id}"))
+}
+
+fn trimmed_reason(reason: Option<String>) -> Result<Option<String>, Refusal> {
+    let r = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if let Some(r) = &r {
+        let n = r.chars().count();
+        if n > MAX_REASON_CHARS {
+            return Err(Refusal::new(
+                ErrorCode::MalformedMessage,
+                format!(
+                    "the reason is {n} characters long; at most {MAX_REASON_CHARS} are allowed"
+                ),
+            ));
+        }
+        if r.chars().any(char::is_control) {
+            return Err(Refusal::new(
+                ErrorCode::MalformedMessage,
+                "the reason must not contain control characters",
+            ));
+        }
+    }
+    Ok(r)
+}
+
 impl Actor {
+    fn new(hearing: Hearing, store: Arc<dyn Store>, perms: Arc<Permissions>) -> Actor {
+        let writer = Writer::spawn(hearing.id, store.clone());
+        Actor {
+            id: hearing.id,
+            store,
+            perms,
+            writer,
+            hearing: HearingInfo {
+                id: hearing.id,
+                case_number: hearing.case_number,
+                title: hearing.title,
+                scheduled_at: hearing.scheduled_at.map(rfc3339),
+            },
+            status: hearing.status,
+            members: hearing
+                .participants
+                .into_iter()
+                .map(|p| (p.id, Member::new(p)))
+                .collect(),
+            subscribed: HashSet::new(),
+        }
+    }
+
     fn anyone_present(&self) -> bool {
         self.members.values().any(|m| m.session.is_some())
     }
 
-    fn handle(&mut self, cmd: Command) {
+    async fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Join { req, reply } => {
                 let _ = reply.send(self.join(req));
@@ -158,7 +359,24 @@ impl Actor {
                 if !m.is_session(session) {
                     return;
                 }
-                m.tracks.insert(track.id.clone(), track);
+                let source = match track.kind {
+                    MediaKind::Audio => Source::Microphone,
+                    MediaKind::Video if m.tracks.iter().any(|(_, s)| *s == Source::Camera) => {
+                        Source::Screen
+                    }
+                    MediaKind::Video => Source::Camera,
+                };
+                if !self.perms.allows(m.p.role, source.action()) {
+                    // Accepted by the transport but forwarded to nobody (policy rule 5).
+                    m.tell(SessionCommand::Send(ServerMessage::error(
+                        ErrorCode::PermissionDenied,
+                        format!(
+                            "your role may not {}; that track reaches nobody",
+                            source.action().as_str().replace('_', " ")
+                        ),
+                    )));
+                }
+                m.tracks.push((track, source));
                 self.reconcile();
             }
             Command::TrackEnded {
@@ -172,7 +390,8 @@ impl Actor {
                 if !m.is_session(session) {
                     return;
                 }
-                if let Some(t) = m.tracks.remove(&track_id) {
+                if let Some(i) = m.tracks.iter().position(|(t, _)| t.id == track_id) {
+                    let (t, _) = m.tracks.remove(i);
                     stop_forwarding(&t);
                 }
                 self.reconcile();
@@ -186,15 +405,26 @@ impl Actor {
                 let Some(m) = self.members.get_mut(&participant) else {
                     return;
                 };
-                if !m.is_session(session) || (m.info.audio == audio && m.info.video == video) {
+                if !m.is_session(session) || (m.audio == audio && m.video == video) {
                     return;
                 }
-                m.info.audio = audio;
-                m.info.video = video;
-                let info = m.info.clone();
-                self.broadcast_except(participant, || ServerMessage::ParticipantUpdated {
-                    participant: info.clone(),
-                });
+                m.audio = audio;
+                m.video = video;
+                self.announce(participant);
+            }
+            Command::Connection {
+                participant,
+                session,
+                connection,
+            } => {
+                let Some(m) = self.members.get_mut(&participant) else {
+                    return;
+                };
+                if !m.is_session(session) || m.connection == connection {
+                    return;
+                }
+                m.connection = connection;
+                self.announce(participant);
             }
             Command::LegReady {
                 subscriber,
@@ -213,33 +443,78 @@ impl Actor {
                     track.add_downstream(leg);
                 }
             }
+            Command::Act {
+                participant,
+                session,
+                action,
+            } => self.act(participant, session, action),
+            Command::Admin { op, actor, reply } => {
+                let result = self.admin(op, &actor).await;
+                // Answer only once the change is stored, so the caller reads it back.
+                self.writer.flush().await;
+                let _ = reply.send(result);
+            }
         }
     }
 
     fn find_track(&self, id: &str) -> Option<Arc<PublishedTrack>> {
         self.members
             .values()
-            .find_map(|m| m.tracks.get(id))
-            .cloned()
+            .flat_map(|m| m.tracks.iter())
+            .find(|(t, _)| t.id == id)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn welcome(&self, pid: Uuid) -> Option<ServerMessage> {
+        let me = self.members.get(&pid)?;
+        Some(ServerMessage::Welcome {
+            v: PROTOCOL_VERSION,
+            you: me.info(),
+            hearing: self.hearing.clone(),
+            status: self.status.to_wire(),
+            participants: self
+                .members
+                .values()
+                .filter(|m| m.p.id != pid)
+                .map(Member::info)
+                .collect(),
+            max_message_bytes: 0, // filled in by the signaling layer, which knows the limit
+            can_publish: self.perms.may_publish_any(me.p.role),
+            permissions: self.perms.actions(me.p.role),
+        })
     }
 
     fn join(&mut self, req: JoinRequest) -> Result<ServerMessage, JoinRefused> {
-        self.hearing = req.hearing;
-        // Merge the roster: new participants appear, known ones keep their live state.
-        for p in req.roster {
-            let entry = self.members.entry(p.id).or_insert_with(|| Member {
-                info: p.clone(),
-                session: None,
-                tracks: BTreeMap::new(),
-            });
-            entry.info.name = p.name;
-            entry.info.role = p.role;
-            entry.info.site = p.site;
-        }
         let pid = req.participant;
+        let refuse = |code, msg: &str| Err(JoinRefused::Refused(Refusal::new(code, msg)));
+        if self.status.state == HearingState::Closed {
+            return refuse(
+                ErrorCode::HearingClosed,
+                "this hearing is closed; its links no longer work",
+            );
+        }
+        let auto = self
+            .members
+            .get(&pid)
+            .map(|m| self.perms.auto_admitted(m.p.role));
         let Some(member) = self.members.get_mut(&pid) else {
-            return Err(JoinRefused::NotAParticipant(pid));
+            return refuse(
+                ErrorCode::ParticipantUnknown,
+                "you are no longer a participant of this hearing",
+            );
         };
+        if member.p.admission == Admission::Removed {
+            return refuse(
+                ErrorCode::Removed,
+                "the court removed you from this hearing",
+            );
+        }
+        if req.link_version != member.p.link_version {
+            return refuse(
+                ErrorCode::LinkRevoked,
+                "this join link was revoked; ask the court for a new one",
+            );
+        }
         // The same participant joining again (new tab, reconnect) replaces the old
         // session; its tracks go with it.
         if let Some(old) = member.session.take() {
@@ -247,33 +522,40 @@ impl Actor {
                 code: ErrorCode::Replaced,
                 message: "you joined this hearing from another window or device".into(),
             });
-            for t in std::mem::take(&mut member.tracks).into_values() {
-                stop_forwarding(&t);
-            }
+            member.take_tracks();
         }
         member.session = Some(req.link);
-        member.info.present = true;
-        member.info.audio = policy::may_publish(member.info.role);
-        member.info.video = policy::may_publish(member.info.role);
-        let you = member.info.clone();
-        let can_publish = policy::may_publish(you.role);
+        member.connection = Connection::Connecting;
+        member.audio = false;
+        member.video = false;
+        let mut admitted_now = false;
+        if member.p.admission == Admission::Lobby {
+            // A role the configuration admits at once (perhaps changed since the
+            // hearing was created) enters; everyone else waits, from now.
+            if auto == Some(true) {
+                member.p.admission = Admission::Admitted;
+                member.lobby_since = None;
+                admitted_now = true;
+            } else {
+                member.lobby_since = Some(Utc::now());
+            }
+        }
+        let (role, site, admission) = (member.p.role, member.p.site.clone(), member.p.admission);
+        if admitted_now {
+            self.persist_participant(pid);
+        }
+        self.writer.audit(
+            "system",
+            participant_subject(pid),
+            "join",
+            json!({ "role": role, "site": site, "admission": admission }),
+        );
         self.reconcile();
+        let you = self.members[&pid].info();
         self.broadcast_except(pid, || ServerMessage::ParticipantJoined {
             participant: you.clone(),
         });
-        Ok(ServerMessage::Welcome {
-            v: PROTOCOL_VERSION,
-            you,
-            hearing: self.hearing.clone(),
-            participants: self
-                .members
-                .values()
-                .filter(|m| m.info.id != pid)
-                .map(|m| m.info.clone())
-                .collect(),
-            max_message_bytes: 0, // filled in by the signaling layer, which knows the limit
-            can_publish,
-        })
+        self.welcome(pid).ok_or(JoinRefused::NotFound)
     }
 
     fn leave(&mut self, pid: Uuid, session: u64, reason: &str) {
@@ -281,13 +563,27 @@ impl Actor {
             return;
         };
         if !m.is_session(session) {
-            return; // a replaced session's late goodbye
+            return; // a replaced or already disconnected session's late goodbye
         }
+        self.disconnect(pid, reason);
+    }
+
+    /// Marks a participant gone: tracks stop, legs go, everyone is told.
+    fn disconnect(&mut self, pid: Uuid, reason: &str) {
+        let Some(m) = self.members.get_mut(&pid) else {
+            return;
+        };
         m.session = None;
-        m.info.present = false;
-        for t in std::mem::take(&mut m.tracks).into_values() {
-            stop_forwarding(&t);
-        }
+        m.connection = Connection::Offline;
+        m.audio = false;
+        m.video = false;
+        m.take_tracks();
+        self.writer.audit(
+            "system",
+            participant_subject(pid),
+            "leave",
+            json!({ "reason": reason }),
+        );
         self.reconcile();
         self.broadcast_except(pid, || ServerMessage::ParticipantLeft {
             participant_id: pid,
@@ -295,10 +591,654 @@ impl Actor {
         });
     }
 
+    /// Closes a participant's session with `code` and treats them as gone at once.
+    fn kick(&mut self, pid: Uuid, code: ErrorCode, message: String, reason: &str) {
+        let Some(m) = self.members.get(&pid) else {
+            return;
+        };
+        if m.session.is_none() {
+            return;
+        }
+        m.tell(SessionCommand::Kick { code, message });
+        self.disconnect(pid, reason);
+    }
+
+    fn broadcast(&self, msg: impl Fn() -> ServerMessage) {
+        for m in self.members.values() {
+            m.tell(SessionCommand::Send(msg()));
+        }
+    }
+
     fn broadcast_except(&self, except: Uuid, msg: impl Fn() -> ServerMessage) {
         for m in self.members.values() {
-            if m.info.id != except {
+            if m.p.id != except {
                 m.tell(SessionCommand::Send(msg()));
+            }
+        }
+    }
+
+    /// Tells everyone (the participant included) a participant's current state.
+    fn announce(&self, pid: Uuid) {
+        if let Some(m) = self.members.get(&pid) {
+            let info = m.info();
+            self.broadcast(|| ServerMessage::ParticipantUpdated {
+                participant: info.clone(),
+            });
+        }
+    }
+
+    fn announce_status(&self) {
+        let status = self.status.to_wire();
+        self.broadcast(|| ServerMessage::HearingStatus {
+            status: status.clone(),
+        });
+    }
+
+    fn persist_participant(&self, pid: Uuid) {
+        if let Some(m) = self.members.get(&pid) {
+            self.writer.send(WriteOp::Participant {
+                id: pid,
+                admission: m.p.admission,
+                muted: m.p.muted,
+            });
+        }
+    }
+
+    fn persist_status(&self, history: Option<(String, DateTime<Utc>)>) {
+        self.writer.send(WriteOp::Status {
+            status: self.status.clone(),
+            history,
+        });
+    }
+
+    /// A court action from a participant's client: checked, applied, or refused with
+    /// an error to that client (a permission denial is also audited).
+    fn act(&mut self, pid: Uuid, session: u64, action: ClientMessage) {
+        let Some(m) = self.members.get(&pid) else {
+            return;
+        };
+        if !m.is_session(session) {
+            return;
+        }
+        let role = m.p.role;
+        let actor = format!("participant:{pid}");
+        let kind = action.kind();
+        if let Err(refusal) = self.court_action(&actor, Some((pid, role)), action) {
+            if refusal.code == ErrorCode::PermissionDenied {
+                self.writer.audit(
+                    &actor,
+                    None,
+                    "permission_denied",
+                    json!({ "request": kind, "role": role }),
+                );
+            }
+            if let Some(m) = self.members.get(&pid) {
+                m.tell(SessionCommand::Send(ServerMessage::error(
+                    refusal.code,
+                    refusal.message,
+                )));
+            }
+        }
+    }
+
+    fn require(&self, who: Option<(Uuid, Role)>, action: Action) -> Result<(), Refusal> {
+        match who {
+            // The operator (admin API) is not a role in the hearing.
+            None => Ok(()),
+            Some((_, role)) if self.perms.allows(role, action) => Ok(()),
+            Some((_, role)) => Err(Refusal::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "the role {role} may not {}",
+                    action.as_str().replace('_', " ")
+                ),
+            )),
+        }
+    }
+
+    fn target(&self, id: Uuid) -> Result<&Member, Refusal> {
+        self.members.get(&id).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::UnknownParticipant,
+                format!("participant {id} is not part of this hearing"),
+            )
+        })
+    }
+
+    fn not_locked(&self) -> Result<(), Refusal> {
+        if self.status.locked {
+            return Err(Refusal::new(
+                ErrorCode::HearingLocked,
+                "the hearing is locked; unlock it to admit anyone",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies one court action. `who` is the acting participant and their role, or
+    /// `None` for the operator. Nothing changes when it returns an error.
+    fn court_action(
+        &mut self,
+        actor: &str,
+        who: Option<(Uuid, Role)>,
+        action: ClientMessage,
+    ) -> Result<(), Refusal> {
+        match action {
+            ClientMessage::Admit { participant_id } => {
+                self.require(who, Action::Admit)?;
+                let t = self.target(participant_id)?;
+                if t.p.admission != Admission::Lobby {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        format!("{} is not waiting in the lobby", t.p.name),
+                    ));
+                }
+                if self.perms.waits_for_call(t.p.role) {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        format!("{} is a {}: call them in instead", t.p.name, t.p.role),
+                    ));
+                }
+                self.not_locked()?;
+                self.set_admission(actor, participant_id, Admission::Admitted, "admit");
+                Ok(())
+            }
+            ClientMessage::AdmitAll => {
+                self.require(who, Action::Admit)?;
+                self.not_locked()?;
+                let waiting: Vec<Uuid> = self
+                    .members
+                    .values()
+                    .filter(|m| {
+                        m.session.is_some()
+                            && m.p.admission == Admission::Lobby
+                            && !self.perms.waits_for_call(m.p.role)
+                    })
+                    .map(|m| m.p.id)
+                    .collect();
+                for id in waiting {
+                    self.set_admission(actor, id, Admission::Admitted, "admit");
+                }
+                Ok(())
+            }
+            ClientMessage::Deny {
+                participant_id,
+                reason,
+            } => {
+                self.require(who, Action::Deny)?;
+                let reason = trimmed_reason(reason)?;
+                let t = self.target(participant_id)?;
+                if t.p.admission != Admission::Lobby || t.session.is_none() {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        format!("{} is not waiting in the lobby", t.p.name),
+                    ));
+                }
+                self.writer.audit(
+                    actor,
+                    participant_subject(participant_id),
+                    "deny",
+                    json!({ "reason": reason }),
+                );
+                let message = match &reason {
+                    Some(r) => format!("the court refused your admission: {r}"),
+                    None => "the court refused your admission".to_owned(),
+                };
+                self.kick(
+                    participant_id,
+                    ErrorCode::AdmissionDenied,
+                    message,
+                    "denied",
+                );
+                Ok(())
+            }
+            ClientMessage::CallIn { participant_id } => {
+                self.require(who, Action::CallWitness)?;
+                let t = self.target(participant_id)?;
+                if !self.perms.waits_for_call(t.p.role) {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        format!(
+                            "{} is a {}, not someone who is called in",
+                            t.p.name, t.p.role
+                        ),
+                    ));
+                }
+                if t.p.admission != Admission::Lobby {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        format!("{} is not waiting in the lobby", t.p.name),
+                    ));
+                }
+                self.not_locked()?;
+                self.set_admission(actor, participant_id, Admission::Admitted, "call_in");
+                Ok(())
+            }
+            ClientMessage::Dismiss { participant_id } => {
+                self.require(who, Action::CallWitness)?;
+                let t = self.target(participant_id)?;
+                if !self.perms.waits_for_call(t.p.role) || t.p.admission != Admission::Admitted {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        format!("{} is not a called-in witness or expert", t.p.name),
+                    ));
+                }
+                if self.status.spotlight == Some(participant_id) {
+                    self.status.spotlight = None;
+                    self.persist_status(None);
+                    self.announce_status();
+                }
+                self.set_admission(actor, participant_id, Admission::Lobby, "dismiss");
+                Ok(())
+            }
+            ClientMessage::Mute { participant_id } => {
+                self.require(who, Action::MuteOthers)?;
+                let t = self.target(participant_id)?;
+                if t.p.muted {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        format!("{} is already muted", t.p.name),
+                    ));
+                }
+                self.set_muted(actor, participant_id, true, "mute");
+                Ok(())
+            }
+            ClientMessage::MuteAll => {
+                self.require(who, Action::MuteOthers)?;
+                let targets: Vec<Uuid> = self
+                    .members
+                    .values()
+                    .filter(|m| {
+                        !m.p.muted
+                            && !self.perms.is_bench(m.p.role)
+                            && m.p.admission != Admission::Removed
+                            && Some(m.p.id) != who.map(|w| w.0)
+                    })
+                    .map(|m| m.p.id)
+                    .collect();
+                self.writer
+                    .audit(actor, None, "mute_all", json!({ "muted": targets.len() }));
+                for id in targets {
+                    self.set_muted(actor, id, true, "mute");
+                }
+                Ok(())
+            }
+            ClientMessage::RequestUnmute { participant_id } => {
+                self.require(who, Action::MuteOthers)?;
+                let t = self.target(participant_id)?;
+                if !t.p.muted {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        format!("{} is not muted", t.p.name),
+                    ));
+                }
+                let by = who.map(|w| w.0).unwrap_or(Uuid::nil());
+                t.tell(SessionCommand::Send(ServerMessage::UnmuteRequested { by }));
+                if let Some(m) = self.members.get_mut(&participant_id) {
+                    m.unmute_requested = true;
+                }
+                self.writer.audit(
+                    actor,
+                    participant_subject(participant_id),
+                    "unmute_requested",
+                    json!({}),
+                );
+                Ok(())
+            }
+            ClientMessage::AcceptUnmute => {
+                let Some((me, _)) = who else {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "only the muted participant can accept",
+                    ));
+                };
+                let t = self.target(me)?;
+                if !t.p.muted || !t.unmute_requested {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "the court has not asked you to unmute",
+                    ));
+                }
+                self.set_muted(actor, me, false, "unmute_accepted");
+                Ok(())
+            }
+            ClientMessage::Remove {
+                participant_id,
+                reason,
+            } => {
+                self.require(who, Action::Remove)?;
+                let reason = trimmed_reason(reason)?;
+                let t = self.target(participant_id)?;
+                if t.p.admission == Admission::Removed {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        format!("{} was already removed", t.p.name),
+                    ));
+                }
+                if who.map(|w| w.0) == Some(participant_id) {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "you cannot remove yourself; leave the hearing instead",
+                    ));
+                }
+                if self.status.spotlight == Some(participant_id) {
+                    self.status.spotlight = None;
+                    self.persist_status(None);
+                    self.announce_status();
+                }
+                self.writer.audit(
+                    actor,
+                    participant_subject(participant_id),
+                    "remove",
+                    json!({ "reason": reason }),
+                );
+                if let Some(m) = self.members.get_mut(&participant_id) {
+                    m.p.admission = Admission::Removed;
+                    m.lobby_since = None;
+                }
+                self.persist_participant(participant_id);
+                let message = match &reason {
+                    Some(r) => format!("the court removed you from the hearing: {r}"),
+                    None => "the court removed you from the hearing".to_owned(),
+                };
+                self.kick(participant_id, ErrorCode::Removed, message, "removed");
+                self.announce(participant_id);
+                Ok(())
+            }
+            ClientMessage::Lock { locked } => {
+                self.require(who, Action::Lock)?;
+                if self.status.locked == locked {
+                    return Ok(());
+                }
+                self.status.locked = locked;
+                self.writer.audit(
+                    actor,
+                    None,
+                    if locked { "lock" } else { "unlock" },
+                    json!({}),
+                );
+                self.persist_status(None);
+                self.announce_status();
+                Ok(())
+            }
+            ClientMessage::Spotlight { participant_id } => {
+                self.require(who, Action::Spotlight)?;
+                if let Some(id) = participant_id {
+                    let t = self.target(id)?;
+                    if t.p.admission != Admission::Admitted {
+                        return Err(Refusal::new(
+                            ErrorCode::NotApplicable,
+                            format!("{} is not in the hearing room", t.p.name),
+                        ));
+                    }
+                }
+                if self.status.spotlight == participant_id {
+                    return Ok(());
+                }
+                self.status.spotlight = participant_id;
+                self.writer.audit(
+                    actor,
+                    participant_id.and_then(participant_subject),
+                    "spotlight",
+                    json!({ "participant": participant_id }),
+                );
+                self.persist_status(None);
+                self.announce_status();
+                Ok(())
+            }
+            ClientMessage::SetState { change } => {
+                self.require(who, Action::ControlLifecycle)?;
+                self.set_state(actor, change)
+            }
+            other => Err(Refusal::new(
+                ErrorCode::NotApplicable,
+                format!("`{}` is not a court action", other.kind()),
+            )),
+        }
+    }
+
+    fn set_admission(&mut self, actor: &str, pid: Uuid, to: Admission, action: &str) {
+        let Some(m) = self.members.get_mut(&pid) else {
+            return;
+        };
+        m.p.admission = to;
+        m.lobby_since = (to == Admission::Lobby && m.session.is_some()).then(Utc::now);
+        self.writer
+            .audit(actor, participant_subject(pid), action, json!({}));
+        self.persist_participant(pid);
+        self.reconcile();
+        self.announce(pid);
+    }
+
+    fn set_muted(&mut self, actor: &str, pid: Uuid, muted: bool, action: &str) {
+        let Some(m) = self.members.get_mut(&pid) else {
+            return;
+        };
+        m.p.muted = muted;
+        m.unmute_requested = false;
+        self.writer
+            .audit(actor, participant_subject(pid), action, json!({}));
+        self.persist_participant(pid);
+        // Forwarding of their audio stops here, before anyone is told.
+        self.reconcile();
+        self.announce(pid);
+    }
+
+    fn set_state(&mut self, actor: &str, change: StateChange) -> Result<(), Refusal> {
+        let from = self.status.state;
+        let to = change.state;
+        if !from.can_move_to(to) {
+            let allowed: Vec<&str> = HearingState::ALL
+                .into_iter()
+                .filter(|s| from.can_move_to(*s))
+                .map(HearingState::as_str)
+                .collect();
+            return Err(Refusal::new(
+                ErrorCode::InvalidTransition,
+                if allowed.is_empty() {
+                    format!("the hearing is {from}; it cannot change any more")
+                } else {
+                    format!(
+                        "the hearing is {from}; it cannot become {to} (possible: {})",
+                        allowed.join(", ")
+                    )
+                },
+            ));
+        }
+        let reason = trimmed_reason(change.reason)?;
+        if matches!(to, HearingState::Suspended | HearingState::Adjourned) && reason.is_none() {
+            return Err(Refusal::new(
+                ErrorCode::ReasonRequired,
+                format!("becoming {to} needs a reason"),
+            ));
+        }
+        let adjourned_to = match (to, change.adjourned_to) {
+            (HearingState::Adjourned, Some(text)) => Some(
+                DateTime::parse_from_rfc3339(text.trim())
+                    .map(|d| crate::model::micros(d.with_timezone(&Utc)))
+                    .map_err(|e| {
+                        Refusal::new(
+                            ErrorCode::ReasonRequired,
+                            format!("adjourned_to `{text}` is not an RFC 3339 date and time: {e}"),
+                        )
+                    })?,
+            ),
+            (HearingState::Adjourned, None) => {
+                return Err(Refusal::new(
+                    ErrorCode::ReasonRequired,
+                    "adjourning needs the new date (adjourned_to, RFC 3339)",
+                ))
+            }
+            _ => None,
+        };
+        let now = crate::model::micros(Utc::now());
+        self.status.state = to;
+        self.status.reason = reason.clone();
+        self.status.since = now;
+        self.status.adjourned_to = adjourned_to;
+        if to == HearingState::Closed {
+            self.status.spotlight = None;
+        }
+        self.writer.audit(
+            actor,
+            None,
+            "state_change",
+            json!({
+                "from": from,
+                "to": to,
+                "reason": reason,
+                "adjourned_to": adjourned_to.map(rfc3339),
+            }),
+        );
+        self.persist_status(Some((actor.to_owned(), now)));
+        // Media stops or starts before anyone is told, so nothing leaks in between.
+        self.reconcile();
+        self.announce_status();
+        if to == HearingState::Closed {
+            let present: Vec<Uuid> = self
+                .members
+                .values()
+                .filter(|m| m.session.is_some())
+                .map(|m| m.p.id)
+                .collect();
+            for id in present {
+                self.kick(
+                    id,
+                    ErrorCode::HearingClosed,
+                    "the hearing is closed".into(),
+                    "hearing_closed",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn admin(&mut self, op: AdminOp, actor: &str) -> Result<AdminOutcome, Refusal> {
+        let internal = |e: crate::store::StoreError| {
+            tracing::error!(hearing = %self.id, "store: {e}");
+            Refusal::new(
+                ErrorCode::Internal,
+                "the change could not be stored; try again",
+            )
+        };
+        match op {
+            AdminOp::SetState(change) => {
+                self.set_state(actor, change)?;
+                Ok(AdminOutcome::Done)
+            }
+            AdminOp::Remove {
+                participant,
+                reason,
+            } => {
+                self.court_action(
+                    actor,
+                    None,
+                    ClientMessage::Remove {
+                        participant_id: participant,
+                        reason,
+                    },
+                )?;
+                Ok(AdminOutcome::Done)
+            }
+            AdminOp::Update(update) => {
+                let Some(h) = self
+                    .store
+                    .update_hearing(self.id, update.clone())
+                    .await
+                    .map_err(internal)?
+                else {
+                    return Err(Refusal::new(
+                        ErrorCode::HearingNotFound,
+                        "this hearing does not exist",
+                    ));
+                };
+                self.hearing.case_number = h.case_number;
+                self.hearing.title = h.title;
+                self.hearing.scheduled_at = h.scheduled_at.map(rfc3339);
+                self.writer.audit(
+                    actor,
+                    None,
+                    "hearing_updated",
+                    serde_json::to_value(&update).unwrap_or_default(),
+                );
+                Ok(AdminOutcome::Done)
+            }
+            AdminOp::AddParticipant(new) => {
+                let admission = if self.perms.auto_admitted(new.role) {
+                    Admission::Admitted
+                } else {
+                    Admission::Lobby
+                };
+                let p = self
+                    .store
+                    .add_participant(self.id, new, admission)
+                    .await
+                    .map_err(internal)?;
+                self.writer.audit(
+                    actor,
+                    participant_subject(p.id),
+                    "participant_added",
+                    json!({ "name": p.name, "role": p.role, "site": p.site }),
+                );
+                let id = p.id;
+                self.members.insert(id, Member::new(p.clone()));
+                self.announce(id);
+                Ok(AdminOutcome::Participant(p))
+            }
+            AdminOp::RevokeLink(pid) => {
+                self.target(pid)?;
+                let Some(version) = self
+                    .store
+                    .revoke_link(self.id, pid)
+                    .await
+                    .map_err(internal)?
+                else {
+                    return Err(Refusal::new(
+                        ErrorCode::UnknownParticipant,
+                        format!("participant {pid} is not part of this hearing"),
+                    ));
+                };
+                if let Some(m) = self.members.get_mut(&pid) {
+                    m.p.link_version = version;
+                }
+                self.writer.audit(
+                    actor,
+                    participant_subject(pid),
+                    "link_revoked",
+                    json!({ "link_version": version }),
+                );
+                self.kick(
+                    pid,
+                    ErrorCode::LinkRevoked,
+                    "your join link was revoked; ask the court for a new one".into(),
+                    "link_revoked",
+                );
+                Ok(AdminOutcome::LinkVersion(version))
+            }
+            AdminOp::UpsertSite(site) => {
+                self.store
+                    .upsert_site(self.id, site.clone())
+                    .await
+                    .map_err(internal)?;
+                self.writer.audit(
+                    actor,
+                    None,
+                    "site_updated",
+                    json!({ "name": site.name, "kind": site.kind }),
+                );
+                let changed: Vec<Uuid> = self
+                    .members
+                    .values_mut()
+                    .filter(|m| m.p.site == site.name && m.p.site_kind != site.kind)
+                    .map(|m| {
+                        m.p.site_kind = site.kind;
+                        m.p.id
+                    })
+                    .collect();
+                for id in changed {
+                    self.announce(id);
+                }
+                Ok(AdminOutcome::Done)
             }
         }
     }
@@ -307,6 +1247,10 @@ impl Actor {
     /// at once (before the subscriber's renegotiation); additions are requested from
     /// the subscriber's session and take effect when it reports the leg ready.
     fn reconcile(&mut self) {
+        let ctx = policy::Context {
+            state: self.status.state,
+            permissions: &self.perms,
+        };
         let policy: HashMap<Uuid, PolicyMember> = self
             .members
             .iter()
@@ -315,18 +1259,19 @@ impl Actor {
         let mut desired: HashSet<(Uuid, String)> = HashSet::new();
         let mut tracks: HashMap<String, Arc<PublishedTrack>> = HashMap::new();
         for publisher in self.members.values() {
-            for track in publisher.tracks.values() {
+            for (track, source) in &publisher.tracks {
                 if track.is_ended() {
                     continue;
                 }
                 tracks.insert(track.id.clone(), track.clone());
                 for sub in self.members.values() {
                     if policy::may_forward(
-                        &policy[&publisher.info.id],
-                        &policy[&sub.info.id],
-                        track.kind,
+                        ctx,
+                        &policy[&publisher.p.id],
+                        &policy[&sub.p.id],
+                        *source,
                     ) {
-                        desired.insert((sub.info.id, track.id.clone()));
+                        desired.insert((sub.p.id, track.id.clone()));
                     }
                 }
             }

@@ -11,19 +11,23 @@
 
 pub mod actor;
 pub mod policy;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openhearing_signaling::{ErrorCode, HearingInfo, ParticipantInfo, ServerMessage};
+use openhearing_signaling::{ClientMessage, Connection, ErrorCode, ServerMessage, StateChange};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::model::{HearingUpdate, NewParticipant, Participant, Site};
+use crate::permissions::Permissions;
 use crate::sfu::{Downstream, PublishedTrack};
+use crate::store::Store;
 
-pub use actor::Command;
+pub use actor::{Command, Refusal};
 
 /// What a hearing tells one participant's session to do.
 #[derive(Debug)]
@@ -50,10 +54,9 @@ pub struct SessionLink {
 /// A join, as the signaling layer hands it over after checking the token.
 #[derive(Debug)]
 pub struct JoinRequest {
-    pub hearing: HearingInfo,
-    /// Every participant of the hearing (from the store), presence flags ignored.
-    pub roster: Vec<ParticipantInfo>,
     pub participant: Uuid,
+    /// The link version the token carries; a revoked link has an older one.
+    pub link_version: u32,
     pub link: SessionLink,
 }
 
@@ -67,10 +70,35 @@ pub struct Joined {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HearingError {
-    #[error("participant {0} is not part of this hearing")]
-    NotAParticipant(Uuid),
+    #[error("this hearing does not exist")]
+    NotFound,
     #[error("the hearing is restarting; try again")]
     Unavailable,
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+}
+
+/// An operator's change to a hearing, applied by its actor (so live participants see
+/// it at once and it is audited like any other change).
+#[derive(Debug, Clone)]
+pub enum AdminOp {
+    SetState(StateChange),
+    Update(HearingUpdate),
+    AddParticipant(NewParticipant),
+    Remove {
+        participant: Uuid,
+        reason: Option<String>,
+    },
+    RevokeLink(Uuid),
+    UpsertSite(Site),
+}
+
+/// What an [`AdminOp`] produced.
+#[derive(Debug, Clone)]
+pub enum AdminOutcome {
+    Done,
+    Participant(Participant),
+    LinkVersion(u32),
 }
 
 /// Sending half of a hearing actor's command channel.
@@ -120,6 +148,23 @@ impl HearingHandle {
         });
     }
 
+    pub fn connection(&self, participant: Uuid, session: u64, connection: Connection) {
+        self.send(Command::Connection {
+            participant,
+            session,
+            connection,
+        });
+    }
+
+    /// A court action (admit, mute, set_state, ...) from the participant's client.
+    pub fn act(&self, participant: Uuid, session: u64, action: ClientMessage) {
+        self.send(Command::Act {
+            participant,
+            session,
+            action,
+        });
+    }
+
     pub fn leg_ready(
         &self,
         subscriber: Uuid,
@@ -137,23 +182,70 @@ impl HearingHandle {
 }
 
 /// The registry of live hearing actors.
-#[derive(Debug)]
 pub struct Hearings {
     live: Mutex<HashMap<Uuid, HearingHandle>>,
     generation: AtomicU64,
     sessions: AtomicU64,
     idle: Duration,
+    store: Arc<dyn Store>,
+    permissions: Arc<Permissions>,
+}
+
+impl std::fmt::Debug for Hearings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hearings")
+            .field("idle", &self.idle)
+            .finish()
+    }
 }
 
 impl Hearings {
     /// `idle`: how long an actor with nobody connected lives on.
-    pub fn new(idle: Duration) -> Arc<Hearings> {
+    pub fn new(
+        idle: Duration,
+        store: Arc<dyn Store>,
+        permissions: Arc<Permissions>,
+    ) -> Arc<Hearings> {
         Arc::new(Hearings {
             live: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             sessions: AtomicU64::new(0),
             idle,
+            store,
+            permissions,
         })
+    }
+
+    /// The permission table in force.
+    pub fn permissions(&self) -> &Arc<Permissions> {
+        &self.permissions
+    }
+
+    /// Applies an operator's change through the hearing's actor (spawning it if
+    /// needed); returns once the change is stored.
+    pub async fn admin(
+        self: &Arc<Self>,
+        hearing: Uuid,
+        op: AdminOp,
+        actor: String,
+    ) -> Result<AdminOutcome, Refusal> {
+        for _ in 0..2 {
+            let handle = self.get_or_spawn(hearing);
+            let (reply, rx) = oneshot::channel();
+            handle.send(Command::Admin {
+                op: op.clone(),
+                actor: actor.clone(),
+                reply,
+            });
+            match rx.await {
+                Ok(r) => return r,
+                Err(_) => continue, // the actor stopped meanwhile; once more on a new one
+            }
+        }
+        Err(Refusal::new(
+            ErrorCode::Internal,
+            "the hearing is restarting; try again",
+        ))
     }
 
     /// A fresh session number.
@@ -162,17 +254,21 @@ impl Hearings {
     }
 
     /// Joins a participant, spawning the hearing's actor if it is not running.
-    pub async fn join(self: &Arc<Self>, mut req: JoinRequest) -> Result<Joined, HearingError> {
+    pub async fn join(
+        self: &Arc<Self>,
+        hearing: Uuid,
+        mut req: JoinRequest,
+    ) -> Result<Joined, HearingError> {
         // One retry covers the race with an actor that is shutting down for idleness.
         for _ in 0..2 {
-            let handle = self.get_or_spawn(req.hearing.id);
+            let handle = self.get_or_spawn(hearing);
             let (reply, rx) = oneshot::channel();
             handle.send(Command::Join { req, reply });
             match rx.await {
                 Ok(Ok(welcome)) => return Ok(Joined { handle, welcome }),
-                Ok(Err(actor::JoinRefused::NotAParticipant(id))) => {
-                    return Err(HearingError::NotAParticipant(id))
-                }
+                Ok(Err(actor::JoinRefused::NotFound)) => return Err(HearingError::NotFound),
+                Ok(Err(actor::JoinRefused::Unavailable)) => return Err(HearingError::Unavailable),
+                Ok(Err(actor::JoinRefused::Refused(r))) => return Err(HearingError::Refused(r)),
                 Ok(Err(actor::JoinRefused::Stopping(back))) => req = *back,
                 Err(_) => return Err(HearingError::Unavailable),
             }
@@ -203,7 +299,14 @@ impl Hearings {
             generation: self.generation.fetch_add(1, Ordering::Relaxed),
             tx,
         };
-        actor::spawn(handle.clone(), rx, Arc::downgrade(self), self.idle);
+        actor::spawn(
+            handle.clone(),
+            rx,
+            Arc::downgrade(self),
+            self.idle,
+            self.store.clone(),
+            self.permissions.clone(),
+        );
         handle
     }
 

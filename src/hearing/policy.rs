@@ -1,19 +1,48 @@
 //! The forwarding policy: the **one** function that decides whether a subscriber may
 //! receive a publisher's media. The hearing actor evaluates it for every (publisher,
-//! subscriber, kind) after every change of hearing state and makes the SFU's
+//! subscriber, source) after every change of hearing state and makes the SFU's
 //! forwarding legs match; nothing else adds a leg. The browser is never trusted with
 //! this decision.
 //!
-//! Today's rules (court workflow, private rooms and recording extend them here):
+//! Rules, all of which must hold:
 //! 1. nobody receives their own media back;
-//! 2. both sides must be connected to the hearing;
-//! 3. the publisher's role must be allowed to publish — observers never are, so a
-//!    track an observer somehow sends reaches no one.
+//! 2. both sides are connected to the hearing;
+//! 3. the hearing is in a state where media flows (`open`, `in_session`,
+//!    `suspended`) — before it opens, once adjourned or closed, nobody receives;
+//! 4. both sides are admitted — the lobby neither sends nor receives;
+//! 5. the publisher's role may publish this source (permission table) — so a track
+//!    an observer somehow sends reaches no one;
+//! 6. microphone audio of a participant muted by the court reaches no one;
+//! 7. the subscriber's role may receive (`subscribe`).
+//!
+//! Private rooms (consultation, deliberation) extend these rules here.
 
-use openhearing_signaling::Role;
+use openhearing_signaling::{Action, Admission, HearingState, Role};
 use uuid::Uuid;
 
-use crate::sfu::MediaKind;
+use crate::permissions::Permissions;
+
+/// What a published track carries, as far as permissions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Microphone,
+    Camera,
+    /// A participant's second video track (screen, document camera).
+    Screen,
+}
+
+impl Source {
+    pub const ALL: [Source; 3] = [Source::Microphone, Source::Camera, Source::Screen];
+
+    /// The permission needed to publish this source.
+    pub fn action(self) -> Action {
+        match self {
+            Source::Microphone => Action::PublishAudio,
+            Source::Camera => Action::PublishVideo,
+            Source::Screen => Action::PublishScreen,
+        }
+    }
+}
 
 /// What the policy needs to know about one participant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,66 +51,178 @@ pub struct Member {
     pub role: Role,
     /// Connected to the hearing (has a live signaling session).
     pub present: bool,
+    pub admission: Admission,
+    /// Muted by the court.
+    pub muted: bool,
 }
 
-/// Whether `role` may publish audio and video at all.
-pub fn may_publish(role: Role) -> bool {
-    !matches!(role, Role::Observer)
+/// The hearing-wide part of the decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub state: HearingState,
+    pub permissions: &'a Permissions,
 }
 
-/// Whether `subscriber` may receive `publisher`'s media of `kind`.
-pub fn may_forward(publisher: &Member, subscriber: &Member, kind: MediaKind) -> bool {
-    let _ = kind; // audio and video follow the same rules until muting exists
+/// Whether `subscriber` may receive `publisher`'s `source`.
+pub fn may_forward(
+    ctx: Context<'_>,
+    publisher: &Member,
+    subscriber: &Member,
+    source: Source,
+) -> bool {
     publisher.id != subscriber.id
         && publisher.present
         && subscriber.present
-        && may_publish(publisher.role)
+        && ctx.state.media_flows()
+        && publisher.admission == Admission::Admitted
+        && subscriber.admission == Admission::Admitted
+        && ctx.permissions.allows(publisher.role, source.action())
+        && !(source == Source::Microphone && publisher.muted)
+        && ctx.permissions.allows(subscriber.role, Action::Subscribe)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
-    fn member(role: Role, present: bool) -> Member {
+    const ADMISSIONS: [Admission; 3] = [Admission::Lobby, Admission::Admitted, Admission::Removed];
+
+    fn member(role: Role, present: bool, admission: Admission, muted: bool) -> Member {
         Member {
             id: Uuid::new_v4(),
             role,
             present,
+            admission,
+            muted,
         }
     }
 
+    /// The rules restated independently, from the shipped table's meaning.
+    fn expected(
+        p: &Permissions,
+        state: HearingState,
+        publisher: &Member,
+        subscriber: &Member,
+        source: Source,
+    ) -> bool {
+        let flows = matches!(
+            state,
+            HearingState::Open | HearingState::InSession | HearingState::Suspended
+        );
+        let may_send = match source {
+            Source::Microphone => {
+                p.allows(publisher.role, Action::PublishAudio) && !publisher.muted
+            }
+            Source::Camera => p.allows(publisher.role, Action::PublishVideo),
+            Source::Screen => p.allows(publisher.role, Action::PublishScreen),
+        };
+        flows
+            && publisher.present
+            && subscriber.present
+            && publisher.admission == Admission::Admitted
+            && subscriber.admission == Admission::Admitted
+            && may_send
+            && p.allows(subscriber.role, Action::Subscribe)
+    }
+
+    /// Every role pair × presence × admission × court mute × state × source.
     #[test]
-    fn exhaustive_over_roles_presence_and_kinds() {
-        for pub_role in Role::ALL {
-            for sub_role in Role::ALL {
-                for pub_present in [false, true] {
-                    for sub_present in [false, true] {
-                        for kind in [MediaKind::Audio, MediaKind::Video] {
-                            let p = member(pub_role, pub_present);
-                            let s = member(sub_role, sub_present);
-                            let expected = pub_present && sub_present && pub_role != Role::Observer;
-                            assert_eq!(
-                                may_forward(&p, &s, kind),
-                                expected,
-                                "{pub_role} (present {pub_present}) -> {sub_role} (present {sub_present}) {kind:?}"
-                            );
+    fn exhaustive_over_roles_states_admission_mute_and_sources() {
+        let perms = Permissions::defaults();
+        let mut checked = 0u64;
+        for state in HearingState::ALL {
+            let ctx = Context {
+                state,
+                permissions: &perms,
+            };
+            for pr in Role::ALL {
+                for sr in Role::ALL {
+                    for pa in ADMISSIONS {
+                        for sa in ADMISSIONS {
+                            for (pp, sp) in [(true, true), (true, false), (false, true)] {
+                                for muted in [false, true] {
+                                    for source in Source::ALL {
+                                        let p = member(pr, pp, pa, muted);
+                                        let s = member(sr, sp, sa, false);
+                                        assert_eq!(
+                                            may_forward(ctx, &p, &s, source),
+                                            expected(&perms, state, &p, &s, source),
+                                            "{state}: {pr} ({pa:?}, present {pp}, muted {muted}) -> {sr} ({sa:?}, present {sp}) {source:?}"
+                                        );
+                                        checked += 1;
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+        assert_eq!(checked, 6 * 15 * 15 * 3 * 3 * 3 * 2 * 3);
     }
 
     #[test]
     fn nobody_receives_themselves() {
-        let m = member(Role::PresidingJudge, true);
-        assert!(!may_forward(&m, &m, MediaKind::Video));
+        let perms = Permissions::defaults();
+        let ctx = Context {
+            state: HearingState::InSession,
+            permissions: &perms,
+        };
+        let m = member(Role::PresidingJudge, true, Admission::Admitted, false);
+        for s in Source::ALL {
+            assert!(!may_forward(ctx, &m, &m, s));
+        }
     }
 
     #[test]
-    fn only_observers_may_not_publish() {
-        for role in Role::ALL {
-            assert_eq!(may_publish(role), role != Role::Observer, "{role}");
-        }
+    fn key_court_cases() {
+        let perms = Permissions::defaults();
+        let ctx = Context {
+            state: HearingState::InSession,
+            permissions: &perms,
+        };
+        let judge = member(Role::PresidingJudge, true, Admission::Admitted, false);
+        let lobby = member(Role::Defendant, true, Admission::Lobby, false);
+        let observer = member(Role::Observer, true, Admission::Admitted, false);
+        let muted = member(Role::DefenceCounsel, true, Admission::Admitted, true);
+        // The lobby neither sends nor receives.
+        assert!(!may_forward(ctx, &lobby, &judge, Source::Camera));
+        assert!(!may_forward(ctx, &judge, &lobby, Source::Microphone));
+        // Observers receive but never send.
+        assert!(may_forward(ctx, &judge, &observer, Source::Camera));
+        assert!(!may_forward(ctx, &observer, &judge, Source::Camera));
+        assert!(!may_forward(ctx, &observer, &judge, Source::Microphone));
+        // A muted participant's video still flows; their audio does not.
+        assert!(may_forward(ctx, &muted, &judge, Source::Camera));
+        assert!(!may_forward(ctx, &muted, &judge, Source::Microphone));
+        // Before opening nothing flows.
+        let scheduled = Context {
+            state: HearingState::Scheduled,
+            permissions: &perms,
+        };
+        assert!(!may_forward(scheduled, &judge, &observer, Source::Camera));
+    }
+
+    #[test]
+    fn a_deployment_table_is_honoured() {
+        // A deployment that forbids witnesses' video and observers' subscription.
+        let mut table: BTreeMap<Role, Vec<Action>> = Role::ALL
+            .into_iter()
+            .map(|r| (r, Permissions::defaults().actions(r)))
+            .collect();
+        table.insert(Role::Witness, vec![Action::PublishAudio, Action::Subscribe]);
+        table.insert(Role::Observer, vec![]);
+        let perms = Permissions::new(&table, Permissions::defaults().workflow());
+        let ctx = Context {
+            state: HearingState::InSession,
+            permissions: &perms,
+        };
+        let judge = member(Role::PresidingJudge, true, Admission::Admitted, false);
+        let witness = member(Role::Witness, true, Admission::Admitted, false);
+        let observer = member(Role::Observer, true, Admission::Admitted, false);
+        assert!(may_forward(ctx, &witness, &judge, Source::Microphone));
+        assert!(!may_forward(ctx, &witness, &judge, Source::Camera));
+        assert!(!may_forward(ctx, &judge, &observer, Source::Camera));
     }
 }

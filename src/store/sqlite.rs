@@ -102,7 +102,8 @@ where
     T::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
-const PARTICIPANT_COLUMNS: &str = "p.id, p.hearing_id, p.name, p.role, p.site, s.kind AS site_kind, \
+const PARTICIPANT_COLUMNS: &str =
+    "p.id, p.hearing_id, p.name, p.role, p.site, s.kind AS site_kind, \
      p.admission, p.muted, p.link_version";
 const PARTICIPANT_FROM: &str =
     "participants p JOIN sites s ON s.hearing_id = p.hearing_id AND s.name = p.site";
@@ -188,10 +189,10 @@ impl SqliteStore {
             .iter()
             .map(|r| site_from_row(r).map(|(_, s)| s))
             .collect::<Result<_, _>>()?;
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PARTICIPANT_COLUMNS} FROM {PARTICIPANT_FROM} \
              WHERE p.hearing_id = ? ORDER BY p.position"
-        ))
+        )))
         .bind(hearing.id.to_string())
         .fetch_all(&self.pool)
         .await?;
@@ -315,26 +316,27 @@ impl Store for SqliteStore {
     }
 
     async fn list_hearings(&self) -> Result<Vec<Hearing>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {HEARING_COLUMNS} FROM hearings ORDER BY created_at DESC, id"
-        ))
+        )))
         .fetch_all(&self.pool)
         .await?;
         let mut hearings = rows
             .iter()
             .map(hearing_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let rows = sqlx::query("SELECT hearing_id, name, kind FROM sites ORDER BY hearing_id, position")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT hearing_id, name, kind FROM sites ORDER BY hearing_id, position")
+                .fetch_all(&self.pool)
+                .await?;
         let mut sites: HashMap<Uuid, Vec<Site>> = HashMap::new();
         for row in &rows {
             let (h, s) = site_from_row(row)?;
             sites.entry(h).or_default().push(s);
         }
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PARTICIPANT_COLUMNS} FROM {PARTICIPANT_FROM} ORDER BY p.hearing_id, p.position"
-        ))
+        )))
         .fetch_all(&self.pool)
         .await?;
         let mut by_hearing: HashMap<Uuid, Vec<Participant>> = HashMap::new();
@@ -350,10 +352,12 @@ impl Store for SqliteStore {
     }
 
     async fn get_hearing(&self, id: Uuid) -> Result<Option<Hearing>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {HEARING_COLUMNS} FROM hearings WHERE id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {HEARING_COLUMNS} FROM hearings WHERE id = ?"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -367,9 +371,9 @@ impl Store for SqliteStore {
         hearing_id: Uuid,
         participant_id: Uuid,
     ) -> Result<Option<Participant>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PARTICIPANT_COLUMNS} FROM {PARTICIPANT_FROM} WHERE p.hearing_id = ? AND p.id = ?"
-        ))
+        )))
         .bind(hearing_id.to_string())
         .bind(participant_id.to_string())
         .fetch_optional(&self.pool)
@@ -427,11 +431,12 @@ impl Store for SqliteStore {
             },
         )
         .await?;
-        let kind: String = sqlx::query_scalar("SELECT kind FROM sites WHERE hearing_id = ? AND name = ?")
-            .bind(hearing_id.to_string())
-            .bind(&new.site)
-            .fetch_one(&mut *tx)
-            .await?;
+        let kind: String =
+            sqlx::query_scalar("SELECT kind FROM sites WHERE hearing_id = ? AND name = ?")
+                .bind(hearing_id.to_string())
+                .bind(&new.site)
+                .fetch_one(&mut *tx)
+                .await?;
         let participant = Participant {
             id: Uuid::new_v4(),
             hearing_id,
@@ -469,13 +474,15 @@ impl Store for SqliteStore {
         admission: Admission,
         muted: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE participants SET admission = ?, muted = ? WHERE hearing_id = ? AND id = ?")
-            .bind(admission.as_str())
-            .bind(i64::from(muted))
-            .bind(hearing_id.to_string())
-            .bind(participant_id.to_string())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE participants SET admission = ?, muted = ? WHERE hearing_id = ? AND id = ?",
+        )
+        .bind(admission.as_str())
+        .bind(i64::from(muted))
+        .bind(hearing_id.to_string())
+        .bind(participant_id.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -656,10 +663,12 @@ impl Store for SqliteStore {
     }
 
     async fn admin_key_name(&self, sha256: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT name FROM admin_keys WHERE sha256 = ?")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT name FROM admin_keys WHERE sha256 = ?")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn list_admin_keys(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
@@ -679,6 +688,8 @@ mod tests {
 
     fn new_hearing(case: &str, n: usize) -> NewHearing {
         NewHearing {
+            scheduled_at: None,
+            sites: Vec::new(),
             case_number: case.into(),
             title: format!("Phiên tòa {case}"),
             participants: (0..n)
@@ -703,11 +714,11 @@ mod tests {
         assert!(store.list_hearings().await.unwrap().is_empty());
 
         let a = store
-            .create_hearing(new_hearing("HS-1/2026", 3))
+            .create_hearing(new_hearing("HS-1/2026", 3), &[])
             .await
             .unwrap();
         let b = store
-            .create_hearing(new_hearing("HS-2/2026", 10))
+            .create_hearing(new_hearing("HS-2/2026", 10), &[])
             .await
             .unwrap();
         assert_eq!(a.participants.len(), 3);
@@ -735,7 +746,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&url(dir.path())).await.unwrap();
         let a = store
-            .create_hearing(new_hearing("HS-9/2026", 2))
+            .create_hearing(new_hearing("HS-9/2026", 2), &[])
             .await
             .unwrap();
         store.close().await;
@@ -759,7 +770,7 @@ mod tests {
         .unwrap();
         let mut h = new_hearing("HS-3/2026", 4);
         h.participants[2].name = "refused".into();
-        let e = store.create_hearing(h).await.unwrap_err();
+        let e = store.create_hearing(h, &[]).await.unwrap_err();
         assert!(e.to_string().contains("refused by test"), "{e}");
 
         let hearings: i64 = sqlx::query_scalar("SELECT count(*) FROM hearings")
