@@ -75,7 +75,10 @@ export class HearingSession {
   /** receiver track id → [participant id, kind] currently shown. */
   private trackOwner = new Map<string, { pid: string; kind: 'audio' | 'video'; track: MediaStreamTrack }>();
   private pendingCandidates: RTCIceCandidateInit[] = [];
+  /** Messages of the current socket, handled in order (SDP operations are asynchronous). */
   private chain: Promise<void> = Promise.resolve();
+  /** Bumped per socket: work queued for an older socket is dropped. */
+  private generation = 0;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private pingId = 0;
@@ -101,6 +104,10 @@ export class HearingSession {
       return;
     }
     this.ws = ws;
+    // A new socket starts a new queue: an SDP operation of the old peer connection may
+    // never settle (operations on a closed RTCPeerConnection are abandoned, not rejected).
+    const gen = ++this.generation;
+    this.chain = Promise.resolve();
     ws.onopen = () => {
       this.opts.events.opened(performance.now());
       this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.opts.token });
@@ -119,11 +126,21 @@ export class HearingSession {
       }
       // Handle in order; SDP operations are asynchronous.
       this.chain = this.chain
-        .then(() => this.handle(msg))
+        .then(() => (gen === this.generation ? this.handle(msg) : undefined))
         .catch((e) => console.warn('[openhearing] handling', msg.type, e));
     };
     ws.onclose = () => {
-      if (this.ws === ws) this.onSocketClosed();
+      // Handle the close after the messages that arrived before it (the fatal error the
+      // server sends before closing may still wait behind an SDP operation), but do not
+      // wait for a queue that is stuck.
+      let done = false;
+      const closed = () => {
+        if (done) return;
+        done = true;
+        if (this.ws === ws) this.onSocketClosed();
+      };
+      void this.chain.then(closed, closed);
+      setTimeout(closed, 2000);
     };
     ws.onerror = () => {
       /* onclose follows */
@@ -175,6 +192,7 @@ export class HearingSession {
 
   private teardown(): void {
     this.closedByUs = true;
+    this.generation++; // queued messages of this socket are dropped
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.pingTimer = null;
@@ -292,6 +310,7 @@ export class HearingSession {
         break;
       case 'error': {
         const err: ServerError = { code: msg.code, message: msg.message, fatal: msg.fatal };
+        console.info('[openhearing] server error', msg.code, msg.fatal ? '(fatal)' : '', msg.message);
         if (msg.fatal) this.fatal = err;
         else if (msg.code !== 'negotiation_conflict') this.opts.events.error(err);
         break;
