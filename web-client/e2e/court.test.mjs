@@ -177,6 +177,7 @@ test('court workflow: lobby, admission, mute, witness, suspend/resume, close', {
     { timeout: UI_TIMEOUT_MS },
   );
   await visible(judge, `request-unmute-${counsel.id}`);
+  await counsel.page.screenshot({ path: join(ARTIFACTS, 'court-counsel-muted.png') });
   await sleep(1500); // let packets in flight arrive and the renegotiation settle
   const before = await inbound(defendant);
   await sleep(3000);
@@ -236,6 +237,7 @@ test('court workflow: lobby, admission, mute, witness, suspend/resume, close', {
     assert.equal((await p.page.locator(tid('hearing-state-reason')).textContent()).trim(), REASON, p.role);
     assert.match(await p.page.locator(tid('hearing-state')).textContent(), new RegExp(`tạm ngừng: ${REASON}`));
   }
+  await witness.page.screenshot({ path: join(ARTIFACTS, 'court-witness-lobby-suspended.png') });
 
   // Resume.
   await click(judge.page, 'state-resume');
@@ -253,6 +255,7 @@ test('court workflow: lobby, admission, mute, witness, suspend/resume, close', {
     await visible(p, 'final-screen');
     assert.equal(await attr(p, 'final-screen', 'data-code'), 'hearing_closed', p.role);
   }
+  await judge.page.screenshot({ path: join(ARTIFACTS, 'court-final.png') });
   await sleep(3000); // longer than the first auto-reconnect backoff
   for (const p of all) {
     assert.ok(await p.page.locator(tid('final-screen')).isVisible(), `${p.role} left the final screen`);

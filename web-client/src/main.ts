@@ -786,11 +786,10 @@ function updateStateBanner(): void {
   el.hidden = false;
   el.dataset.state = b.state;
   el.dataset.locked = String(hearingStatus.locked);
-  const title = h('strong', { class: 'state-title', text: b.title });
-  const parts: Node[] = [title];
-  if (b.reason) {
-    parts.push(document.createTextNode(': '), h('span', { testid: 'hearing-state-reason', text: b.reason }));
-  }
+  // "Phiên tòa tạm ngừng: <reason>" as one run of text (the banner is a flex row).
+  const main = h('span', { class: 'state-main' }, h('strong', { class: 'state-title', text: b.title }));
+  if (b.reason) main.append(': ', h('span', { testid: 'hearing-state-reason', text: b.reason }));
+  const parts: Node[] = [main];
   for (const d of b.details) parts.push(h('span', { class: 'state-detail', text: d }));
   const floor = h('span', { class: 'floor-holder', testid: 'floor-holder' });
   floor.textContent = b.floor ? t('state.floor', { name: b.floor }) : '';
