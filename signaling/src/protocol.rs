@@ -565,28 +565,33 @@ impl ClientMessage {
     }
 }
 
+/// The body of `welcome`: the accepted join (boxed in [`ServerMessage`], being much
+/// larger than every other message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub v: u32,
+    /// The joining participant, as others see them.
+    pub you: ParticipantInfo,
+    pub hearing: HearingInfo,
+    /// The hearing's live state.
+    pub status: HearingStatus,
+    /// Every participant of the hearing except `you`, present or not.
+    pub participants: Vec<ParticipantInfo>,
+    /// The largest text frame the server accepts, in bytes.
+    pub max_message_bytes: usize,
+    /// Whether this participant may publish audio or video at all.
+    pub can_publish: bool,
+    /// What this participant's role may do (from the permission table), so the
+    /// client shows only the controls that will work. The server checks anyway.
+    pub permissions: Vec<Action>,
+}
+
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The join was accepted.
-    Welcome {
-        v: u32,
-        /// The joining participant, as others see them.
-        you: ParticipantInfo,
-        hearing: HearingInfo,
-        /// The hearing's live state.
-        status: HearingStatus,
-        /// Every participant of the hearing except `you`, present or not.
-        participants: Vec<ParticipantInfo>,
-        /// The largest text frame the server accepts, in bytes.
-        max_message_bytes: usize,
-        /// Whether this participant may publish audio or video at all.
-        can_publish: bool,
-        /// What this participant's role may do (from the permission table), so the
-        /// client shows only the controls that will work. The server checks anyway.
-        permissions: Vec<Action>,
-    },
+    Welcome(Box<Welcome>),
     /// The hearing's state, lock or spotlight changed. Sent to everyone, lobby
     /// included.
     HearingStatus { status: HearingStatus },
@@ -600,7 +605,8 @@ pub enum ServerMessage {
     /// A participant disconnected; their tracks have been removed.
     ParticipantLeft {
         participant_id: Uuid,
-        /// `left`, `connection_lost` or `replaced`.
+        /// `left`, `connection_lost`, `replaced`, `denied`, `removed`,
+        /// `hearing_closed` or `link_revoked`.
         reason: String,
     },
     /// The server's answer to the client's offer.
@@ -624,7 +630,7 @@ impl ServerMessage {
     /// The `type` tag of this message, for logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            ServerMessage::Welcome { .. } => "welcome",
+            ServerMessage::Welcome(_) => "welcome",
             ServerMessage::HearingStatus { .. } => "hearing_status",
             ServerMessage::UnmuteRequested { .. } => "unmute_requested",
             ServerMessage::ParticipantJoined { .. } => "participant_joined",

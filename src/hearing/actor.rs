@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use openhearing_signaling::{
     Action, Admission, ClientMessage, Connection, ErrorCode, HearingInfo, HearingState,
-    ParticipantInfo, Role, ServerMessage, StateChange, PROTOCOL_VERSION,
+    ParticipantInfo, Role, ServerMessage, StateChange, Welcome, PROTOCOL_VERSION,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -77,6 +77,8 @@ pub enum Command {
         session: u64,
         action: ClientMessage,
     },
+    /// Answers once everything the actor queued for storage is stored.
+    Flush(oneshot::Sender<()>),
     /// An operator's change through the admin API.
     Admin {
         op: AdminOp,
@@ -448,6 +450,10 @@ impl Actor {
                 session,
                 action,
             } => self.act(participant, session, action),
+            Command::Flush(reply) => {
+                self.writer.flush().await;
+                let _ = reply.send(());
+            }
             Command::Admin { op, actor, reply } => {
                 let result = self.admin(op, &actor).await;
                 // Answer only once the change is stored, so the caller reads it back.
@@ -467,7 +473,7 @@ impl Actor {
 
     fn welcome(&self, pid: Uuid) -> Option<ServerMessage> {
         let me = self.members.get(&pid)?;
-        Some(ServerMessage::Welcome {
+        Some(ServerMessage::Welcome(Box::new(Welcome {
             v: PROTOCOL_VERSION,
             you: me.info(),
             hearing: self.hearing.clone(),
@@ -481,7 +487,7 @@ impl Actor {
             max_message_bytes: 0, // filled in by the signaling layer, which knows the limit
             can_publish: self.perms.may_publish_any(me.p.role),
             permissions: self.perms.actions(me.p.role),
-        })
+        })))
     }
 
     fn join(&mut self, req: JoinRequest) -> Result<ServerMessage, JoinRefused> {
