@@ -255,7 +255,15 @@ export const NON_RETRYABLE_CODES: readonly ErrorCode[] = [
   ...FINAL_CODES,
 ];
 
-export type ParticipantLeftReason = 'left' | 'connection_lost' | 'replaced' | string;
+export type ParticipantLeftReason =
+  | 'left'
+  | 'connection_lost'
+  | 'replaced'
+  | 'denied'
+  | 'removed'
+  | 'hearing_closed'
+  | 'link_revoked'
+  | string;
 
 export type ServerMessage =
   | {
