@@ -357,6 +357,7 @@ mod tests {
             admission: crate::model::Admission::Lobby,
             muted: false,
             link_version: 3,
+            party: Some("Bị cáo 1".into()),
         };
         let h = Hearing {
             id: hearing_id,

@@ -401,6 +401,7 @@ pub fn parse_participant_spec(spec: &str) -> Result<NewParticipant, CliError> {
         name: name.to_owned(),
         role,
         site: site.to_owned(),
+        party: None,
     })
 }
 

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use openhearing_signaling::{Admission, HearingState, Role, SiteKind};
+pub use openhearing_signaling::{
+    Admission, ConsultationRequest, HearingState, Role, RoomInfo, RoomKind, SiteKind,
+};
 
 /// Longest case number, in characters.
 pub const MAX_CASE_NUMBER_CHARS: usize = 100;
@@ -45,6 +47,10 @@ pub struct Status {
     pub locked: bool,
     /// The participant who has the floor.
     pub spotlight: Option<Uuid>,
+    /// Private rooms in use.
+    pub rooms: Vec<RoomInfo>,
+    /// Consultation requests awaiting the presiding judge.
+    pub consultation_requests: Vec<ConsultationRequest>,
 }
 
 impl Status {
@@ -57,6 +63,8 @@ impl Status {
             adjourned_to: None,
             locked: false,
             spotlight: None,
+            rooms: Vec::new(),
+            consultation_requests: Vec::new(),
         }
     }
 
@@ -69,6 +77,8 @@ impl Status {
             adjourned_to: self.adjourned_to.map(rfc3339),
             locked: self.locked,
             spotlight: self.spotlight,
+            rooms: self.rooms.clone(),
+            consultation_requests: self.consultation_requests.clone(),
         }
     }
 }
@@ -110,6 +120,9 @@ pub struct Participant {
     pub muted: bool,
     /// Join tokens carry this number; revoking the link increments it.
     pub link_version: u32,
+    /// The party the participant belongs to: a defendant and their defence counsel
+    /// share one (e.g. "Bị cáo 1"), which is what allows their private consultation.
+    pub party: Option<String>,
 }
 
 /// A hearing to create.
@@ -135,6 +148,9 @@ pub struct NewParticipant {
     pub role: Role,
     /// The name of their site.
     pub site: String,
+    /// Their party, e.g. "Bị cáo 1" for a defendant and their counsel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<String>,
 }
 
 /// Changes to a hearing's description (absent fields stay as they are).
@@ -305,7 +321,11 @@ impl NewParticipant {
     /// Checks every field; `path` prefixes the field names in the error.
     pub fn validate(&self, path: &str) -> Result<(), ValidationError> {
         check_text(&format!("{path}.name"), &self.name, MAX_NAME_CHARS)?;
-        check_text(&format!("{path}.site"), &self.site, MAX_SITE_CHARS)
+        check_text(&format!("{path}.site"), &self.site, MAX_SITE_CHARS)?;
+        if let Some(party) = &self.party {
+            check_text(&format!("{path}.party"), party, MAX_NAME_CHARS)?;
+        }
+        Ok(())
     }
 
     pub fn trimmed(&self) -> NewParticipant {
@@ -313,6 +333,7 @@ impl NewParticipant {
             name: self.name.trim().to_owned(),
             role: self.role,
             site: self.site.trim().to_owned(),
+            party: self.party.as_ref().map(|p| p.trim().to_owned()),
         }
     }
 }
@@ -359,11 +380,13 @@ mod tests {
                     name: "Nguyễn Văn A".into(),
                     role: Role::PresidingJudge,
                     site: "Phòng xử án 1".into(),
+                    party: None,
                 },
                 NewParticipant {
                     name: "Trần Thị B".into(),
                     role: Role::Defendant,
                     site: "Trại tạm giam số 1".into(),
+                    party: Some("Bị cáo 1".into()),
                 },
             ],
         }

@@ -23,6 +23,10 @@ pub struct WorkflowConfig {
     pub call_in_roles: Vec<Role>,
     /// Roles that "mute all" leaves unmuted (the bench).
     pub bench: Vec<Role>,
+    /// Whether consultation requests open at once, without the judge's approval.
+    pub auto_approve_consultation: bool,
+    /// Roles taken into deliberation (the trial panel).
+    pub deliberation_roles: Vec<Role>,
 }
 
 /// The permission table plus the workflow rules, ready for lookups.
@@ -85,6 +89,10 @@ impl Permissions {
 
     pub fn is_bench(&self, role: Role) -> bool {
         self.workflow.bench.contains(&role)
+    }
+
+    pub fn deliberates(&self, role: Role) -> bool {
+        self.workflow.deliberation_roles.contains(&role)
     }
 
     pub fn workflow(&self) -> &WorkflowConfig {

@@ -146,15 +146,18 @@ pub async fn run(
     prepared: Prepared,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let hearings = prepared.state.signaling.hearings.clone();
     let app = crate::api::app(prepared.state);
     let tx = prepared.shutdown;
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = tx.send(true);
         })
         .await
-        .map_err(ServerError::Http)
+        .map_err(ServerError::Http);
+    hearings.flush_all(Duration::from_secs(5)).await;
+    served
 }
 
 /// `openhearing serve`: prepares, prints what an operator needs, and serves HTTPS
@@ -219,6 +222,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         );
         print_demo_hint();
         let handle = axum_server::Handle::new();
+        let hearings = prepared.state.signaling.hearings.clone();
         let app = crate::api::app(prepared.state);
         let tx = prepared.shutdown;
         let h = handle.clone();
@@ -231,6 +235,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
             .handle(handle)
             .serve(app.into_make_service())
             .await?;
+        hearings.flush_all(Duration::from_secs(5)).await;
     } else {
         print_demo_hint();
         let listener = TcpListener::from_std(listener)?;

@@ -247,6 +247,7 @@ async fn bad_input_is_refused_and_the_hearing_keeps_going() {
     let judge = join(&server, &hearing, "presiding_judge", true).await;
     let defendant = join(&server, &hearing, "defendant", true).await;
     let counsel = join(&server, &hearing, "defence_counsel", false).await;
+    convene(&judge, &[&defendant, &counsel]).await;
     publish(&[&judge, &defendant]).await;
     wait_exchange(
         &[&judge, &defendant, &counsel],

@@ -199,6 +199,7 @@ async fn hearing_create_prints_join_links_that_work() {
     let defendant = join(&server, &hearing, "defendant", true).await;
     assert_eq!(judge.welcome().hearing.case_number, "HS-123/2026");
     assert_eq!(judge.welcome().you.name, "Nguyễn Văn A");
+    convene(&judge, &[&defendant]).await;
     publish(&[&judge, &defendant]).await;
     wait_exchange(&[&judge, &defendant], &[&judge, &defendant], 10, 25).await;
     for p in [&judge, &defendant] {

@@ -27,6 +27,7 @@ async fn three_publishers_and_an_observer_exchange_real_media() {
     let observer = join(&server, &hearing, "observer", false).await;
     assert!(judge.welcome().can_publish);
     assert!(!observer.welcome().can_publish);
+    convene(&judge, &[&defendant, &counsel, &observer]).await;
     publish(&[&judge, &defendant, &counsel]).await;
 
     let publishers = [&judge, &defendant, &counsel];

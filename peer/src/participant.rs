@@ -4,8 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openhearing_signaling::client::{SignalingClient, SignalingSender, Welcome};
+use openhearing_signaling::client::{SignalingClient, SignalingSender};
 use openhearing_signaling::protocol::{ClientMessage, IceCandidate, ServerMessage};
+use openhearing_signaling::Welcome;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;

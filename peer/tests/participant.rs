@@ -10,6 +10,7 @@ use openhearing_peer::{JoinOptions, MediaFixtures, MediaPeer, Participant};
 use openhearing_signaling::protocol::{
     decode_client, Action, Admission, ClientMessage, Connection, ErrorCode, HearingInfo,
     HearingState, HearingStatus, IceCandidate, ParticipantInfo, Role, ServerMessage, SiteKind,
+    Welcome,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -85,7 +86,7 @@ async fn fake_server(
                     let _ = seen_tx.send(msg.kind().to_owned());
                     match msg {
                         ClientMessage::Join { .. } => {
-                            let _ = out_tx.send(ServerMessage::Welcome {
+                            let _ = out_tx.send(ServerMessage::Welcome(Box::new(Welcome {
                                 v: 1,
                                 you: ParticipantInfo {
                                     id: you,
@@ -100,6 +101,7 @@ async fn fake_server(
                                     video: true,
                                     muted: false,
                                     connection: Connection::Connecting,
+                                    party: None,
                                 },
                                 hearing: HearingInfo {
                                     id: Uuid::new_v4(),
@@ -114,12 +116,14 @@ async fn fake_server(
                                     adjourned_to: None,
                                     locked: false,
                                     spotlight: None,
+                                    rooms: vec![],
+                                    consultation_requests: vec![],
                                 },
                                 participants: vec![],
                                 max_message_bytes: 65536,
                                 can_publish: true,
                                 permissions: vec![Action::PublishAudio, Action::PublishVideo, Action::Subscribe],
-                            });
+                            })));
                         }
                         ClientMessage::Offer { sdp } => {
                             let answer = peer.answer_offer(sdp).await.expect("server answer");

@@ -15,10 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 pub use tokio_tungstenite::Connector;
 
-use crate::protocol::{
-    Action, ClientMessage, ErrorCode, HearingInfo, HearingStatus, ParticipantInfo, ServerMessage,
-    PROTOCOL_VERSION,
-};
+use crate::protocol::{ClientMessage, ErrorCode, ServerMessage, Welcome, PROTOCOL_VERSION};
 
 /// What can go wrong on the client side.
 #[derive(Debug, thiserror::Error)]
@@ -37,18 +34,6 @@ pub enum ClientError {
     Refused { code: ErrorCode, message: String },
     #[error("unexpected message from the server: {0}")]
     Unexpected(String),
-}
-
-/// The accepted join, as the server described it in `welcome`.
-#[derive(Debug, Clone)]
-pub struct Welcome {
-    pub you: ParticipantInfo,
-    pub hearing: HearingInfo,
-    pub status: HearingStatus,
-    pub participants: Vec<ParticipantInfo>,
-    pub max_message_bytes: usize,
-    pub can_publish: bool,
-    pub permissions: Vec<Action>,
 }
 
 /// One signaling connection.
@@ -139,24 +124,7 @@ impl SignalingClient {
             token: token.to_owned(),
         })?;
         match self.recv_timeout(timeout).await? {
-            ServerMessage::Welcome {
-                you,
-                hearing,
-                status,
-                participants,
-                max_message_bytes,
-                can_publish,
-                permissions,
-                ..
-            } => Ok(Welcome {
-                you,
-                hearing,
-                status,
-                participants,
-                max_message_bytes,
-                can_publish,
-                permissions,
-            }),
+            ServerMessage::Welcome(w) => Ok(*w),
             ServerMessage::Error { code, message, .. } => {
                 Err(ClientError::Refused { code, message })
             }

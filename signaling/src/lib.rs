@@ -15,5 +15,5 @@
 pub mod client;
 pub mod protocol;
 
-pub use client::{ClientError, SignalingClient, SignalingSender, Welcome};
+pub use client::{ClientError, SignalingClient, SignalingSender};
 pub use protocol::*;

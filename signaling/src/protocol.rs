@@ -199,10 +199,16 @@ pub enum Action {
     CallWitness,
     /// Give a participant the floor (spotlight them for everyone).
     Spotlight,
+    /// Ask for a private consultation between a defendant and their defence counsel.
+    RequestConsultation,
+    /// Approve or refuse consultation requests, and recall a consultation.
+    ApproveConsultation,
+    /// Take the trial panel into deliberation and back.
+    Deliberate,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 15] = [
         Action::PublishAudio,
         Action::PublishVideo,
         Action::PublishScreen,
@@ -215,6 +221,9 @@ impl Action {
         Action::ControlLifecycle,
         Action::CallWitness,
         Action::Spotlight,
+        Action::RequestConsultation,
+        Action::ApproveConsultation,
+        Action::Deliberate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -231,6 +240,9 @@ impl Action {
             Action::ControlLifecycle => "control_lifecycle",
             Action::CallWitness => "call_witness",
             Action::Spotlight => "spotlight",
+            Action::RequestConsultation => "request_consultation",
+            Action::ApproveConsultation => "approve_consultation",
+            Action::Deliberate => "deliberate",
         }
     }
 }
@@ -243,7 +255,7 @@ impl std::fmt::Display for Action {
 
 /// Error for [`Action::from_str`](std::str::FromStr::from_str).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown action `{0}`; expected one of: publish_audio, publish_video, publish_screen, subscribe, admit, deny, mute_others, remove, lock, control_lifecycle, call_witness, spotlight")]
+#[error("unknown action `{0}`; expected one of: publish_audio, publish_video, publish_screen, subscribe, admit, deny, mute_others, remove, lock, control_lifecycle, call_witness, spotlight, request_consultation, approve_consultation, deliberate")]
 pub struct UnknownAction(pub String);
 
 impl std::str::FromStr for Action {
@@ -417,6 +429,59 @@ pub struct HearingInfo {
     pub scheduled_at: Option<String>,
 }
 
+/// What a private room is for.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    /// A defendant with their defence counsel.
+    Consultation,
+    /// The trial panel deliberating (nghị án).
+    Deliberation,
+}
+
+impl RoomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Consultation => "consultation",
+            RoomKind::Deliberation => "deliberation",
+        }
+    }
+}
+
+impl std::fmt::Display for RoomKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A private room: its members hear and see only each other, and nobody else
+/// (participants, observers, the recorder) receives their media.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub id: Uuid,
+    pub kind: RoomKind,
+    /// Who is in it.
+    pub members: Vec<Uuid>,
+    /// Since when (RFC 3339).
+    pub since: String,
+}
+
+/// A consultation a defendant or their counsel asked for, awaiting the presiding
+/// judge's decision.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsultationRequest {
+    pub id: Uuid,
+    /// Who asked.
+    pub from: Uuid,
+    /// With whom.
+    pub with: Uuid,
+    /// Since when (RFC 3339).
+    pub since: String,
+}
+
 /// The live state of a hearing, sent to every participant (lobby included) in
 /// `welcome` and again in `hearing_status` whenever any of it changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -435,6 +500,12 @@ pub struct HearingStatus {
     /// The participant who has the floor, if the presiding judge gave it to someone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spotlight: Option<Uuid>,
+    /// Private rooms in use (consultations, the panel's deliberation).
+    #[serde(default)]
+    pub rooms: Vec<RoomInfo>,
+    /// Consultation requests awaiting the presiding judge.
+    #[serde(default)]
+    pub consultation_requests: Vec<ConsultationRequest>,
 }
 
 /// A participant as others see them.
@@ -463,6 +534,9 @@ pub struct ParticipantInfo {
     pub muted: bool,
     /// The server's view of their connection.
     pub connection: Connection,
+    /// The party they belong to (a defendant and their counsel share one), if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<String>,
 }
 
 /// A lifecycle move requested with `set_state`.
@@ -539,6 +613,18 @@ pub enum ClientMessage {
         #[serde(flatten)]
         change: StateChange,
     },
+    /// Ask for a private consultation with `participant_id` (a defendant with their
+    /// own counsel, or counsel with their client) (`request_consultation`).
+    RequestConsultation { participant_id: Uuid },
+    /// Approve or refuse a pending consultation request (`approve_consultation`).
+    AnswerConsultation { request_id: Uuid, approve: bool },
+    /// End a private consultation: a member ends it, or the presiding judge recalls
+    /// its members to the hearing (`approve_consultation`).
+    EndConsultation { room_id: Uuid },
+    /// Take the panel into deliberation (`deliberate`).
+    StartDeliberation,
+    /// Bring the panel back to the hearing (`deliberate`).
+    EndDeliberation,
 }
 
 impl ClientMessage {
@@ -565,8 +651,34 @@ impl ClientMessage {
             ClientMessage::Lock { .. } => "lock",
             ClientMessage::Spotlight { .. } => "spotlight",
             ClientMessage::SetState { .. } => "set_state",
+            ClientMessage::RequestConsultation { .. } => "request_consultation",
+            ClientMessage::AnswerConsultation { .. } => "answer_consultation",
+            ClientMessage::EndConsultation { .. } => "end_consultation",
+            ClientMessage::StartDeliberation => "start_deliberation",
+            ClientMessage::EndDeliberation => "end_deliberation",
         }
     }
+}
+
+/// The body of `welcome`: the accepted join (boxed in [`ServerMessage`], being much
+/// larger than every other message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub v: u32,
+    /// The joining participant, as others see them.
+    pub you: ParticipantInfo,
+    pub hearing: HearingInfo,
+    /// The hearing's live state.
+    pub status: HearingStatus,
+    /// Every participant of the hearing except `you`, present or not.
+    pub participants: Vec<ParticipantInfo>,
+    /// The largest text frame the server accepts, in bytes.
+    pub max_message_bytes: usize,
+    /// Whether this participant may publish audio or video at all.
+    pub can_publish: bool,
+    /// What this participant's role may do (from the permission table), so the
+    /// client shows only the controls that will work. The server checks anyway.
+    pub permissions: Vec<Action>,
 }
 
 /// Messages the server sends.
@@ -574,28 +686,23 @@ impl ClientMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The join was accepted.
-    Welcome {
-        v: u32,
-        /// The joining participant, as others see them.
-        you: ParticipantInfo,
-        hearing: HearingInfo,
-        /// The hearing's live state.
-        status: HearingStatus,
-        /// Every participant of the hearing except `you`, present or not.
-        participants: Vec<ParticipantInfo>,
-        /// The largest text frame the server accepts, in bytes.
-        max_message_bytes: usize,
-        /// Whether this participant may publish audio or video at all.
-        can_publish: bool,
-        /// What this participant's role may do (from the permission table), so the
-        /// client shows only the controls that will work. The server checks anyway.
-        permissions: Vec<Action>,
-    },
+    Welcome(Box<Welcome>),
     /// The hearing's state, lock or spotlight changed. Sent to everyone, lobby
     /// included.
     HearingStatus { status: HearingStatus },
     /// The court asks you to unmute; answer with `accept_unmute` (or ignore it).
     UnmuteRequested { by: Uuid },
+    /// Your consultation request was answered (sent to both would-be members).
+    ConsultationAnswered { request_id: Uuid, approved: bool },
+    /// The private room you were in ended: `ended` by a member, `recalled` by the
+    /// presiding judge, or `dissolved` (a member left the hearing or the lobby took
+    /// them). You are back in the hearing room.
+    RoomEnded {
+        room_id: Uuid,
+        kind: RoomKind,
+        reason: String,
+        by: Option<Uuid>,
+    },
     /// A participant connected.
     ParticipantJoined { participant: ParticipantInfo },
     /// A participant's state changed (presence, admission, microphone, camera, court
@@ -604,7 +711,8 @@ pub enum ServerMessage {
     /// A participant disconnected; their tracks have been removed.
     ParticipantLeft {
         participant_id: Uuid,
-        /// `left`, `connection_lost` or `replaced`.
+        /// `left`, `connection_lost`, `replaced`, `denied`, `removed`,
+        /// `hearing_closed` or `link_revoked`.
         reason: String,
     },
     /// The server's answer to the client's offer.
@@ -628,9 +736,11 @@ impl ServerMessage {
     /// The `type` tag of this message, for logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            ServerMessage::Welcome { .. } => "welcome",
+            ServerMessage::Welcome(_) => "welcome",
             ServerMessage::HearingStatus { .. } => "hearing_status",
             ServerMessage::UnmuteRequested { .. } => "unmute_requested",
+            ServerMessage::ConsultationAnswered { .. } => "consultation_answered",
+            ServerMessage::RoomEnded { .. } => "room_ended",
             ServerMessage::ParticipantJoined { .. } => "participant_joined",
             ServerMessage::ParticipantUpdated { .. } => "participant_updated",
             ServerMessage::ParticipantLeft { .. } => "participant_left",
@@ -854,7 +964,7 @@ impl DecodeError {
     }
 }
 
-const CLIENT_TYPES: [&str; 20] = [
+const CLIENT_TYPES: [&str; 25] = [
     "join",
     "offer",
     "answer",
@@ -875,6 +985,11 @@ const CLIENT_TYPES: [&str; 20] = [
     "lock",
     "spotlight",
     "set_state",
+    "request_consultation",
+    "answer_consultation",
+    "end_consultation",
+    "start_deliberation",
+    "end_deliberation",
 ];
 
 /// Parses a client frame, telling apart bad JSON, an unknown type and bad fields so
@@ -960,6 +1075,18 @@ mod tests {
                     adjourned_to: None,
                 },
             },
+            ClientMessage::RequestConsultation {
+                participant_id: Uuid::nil(),
+            },
+            ClientMessage::AnswerConsultation {
+                request_id: Uuid::nil(),
+                approve: true,
+            },
+            ClientMessage::EndConsultation {
+                room_id: Uuid::nil(),
+            },
+            ClientMessage::StartDeliberation,
+            ClientMessage::EndDeliberation,
         ];
         assert_eq!(msgs.len(), CLIENT_TYPES.len());
         for m in msgs {

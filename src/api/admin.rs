@@ -170,6 +170,9 @@ pub struct CreateParticipantRequest {
     #[schema(example = "defendant")]
     pub role: String,
     pub site: String,
+    /// The party (a defendant and their counsel share one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub party: Option<String>,
 }
 
 impl CreateParticipantRequest {
@@ -197,6 +200,7 @@ impl CreateParticipantRequest {
             name: self.name,
             role,
             site: self.site,
+            party: self.party,
         };
         new.validate(path).map_err(|e| {
             ValidationError::new(e.field.trim_start_matches('.').to_owned(), e.message)
@@ -228,6 +232,7 @@ impl CreateHearingRequest {
                     name: p.name,
                     role,
                     site: p.site,
+                    party: p.party,
                 })
             })
             .collect::<Result<Vec<_>, ValidationError>>()?;
@@ -261,6 +266,7 @@ impl From<&NewParticipant> for CreateParticipantRequest {
             name: p.name.clone(),
             role: p.role.as_str().to_owned(),
             site: p.site.clone(),
+            party: p.party.clone(),
         }
     }
 }

@@ -382,16 +382,10 @@ impl Session {
         };
         let mut welcome = joined.welcome;
         let mut may_publish = false;
-        if let ServerMessage::Welcome {
-            max_message_bytes,
-            can_publish,
-            you,
-            ..
-        } = &mut welcome
-        {
-            *max_message_bytes = st.limits.max_message_bytes;
-            may_publish = *can_publish;
-            tracing::info!(participant = %you.id, role = %you.role, hearing = %joined.handle.id, "joined");
+        if let ServerMessage::Welcome(w) = &mut welcome {
+            w.max_message_bytes = st.limits.max_message_bytes;
+            may_publish = w.can_publish;
+            tracing::info!(participant = %w.you.id, role = %w.you.role, hearing = %joined.handle.id, "joined");
         }
         out.send(welcome);
         Ok(Session {
@@ -597,7 +591,12 @@ impl Session {
             | ClientMessage::Remove { .. }
             | ClientMessage::Lock { .. }
             | ClientMessage::Spotlight { .. }
-            | ClientMessage::SetState { .. }) => {
+            | ClientMessage::SetState { .. }
+            | ClientMessage::RequestConsultation { .. }
+            | ClientMessage::AnswerConsultation { .. }
+            | ClientMessage::EndConsultation { .. }
+            | ClientMessage::StartDeliberation
+            | ClientMessage::EndDeliberation) => {
                 self.hearing.act(self.me, self.session, action);
             }
         }

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use openhearing_signaling::{
-    Action, Admission, ClientMessage, Connection, ErrorCode, HearingInfo, HearingState,
-    ParticipantInfo, Role, ServerMessage, StateChange, PROTOCOL_VERSION,
+    Action, Admission, ClientMessage, Connection, ConsultationRequest, ErrorCode, HearingInfo,
+    HearingState, ParticipantInfo, Role, RoomInfo, RoomKind, ServerMessage, StateChange, Welcome,
+    PROTOCOL_VERSION,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -77,6 +78,8 @@ pub enum Command {
         session: u64,
         action: ClientMessage,
     },
+    /// Answers once everything the actor queued for storage is stored.
+    Flush(oneshot::Sender<()>),
     /// An operator's change through the admin API.
     Admin {
         op: AdminOp,
@@ -152,16 +155,18 @@ impl Member {
             video: self.video,
             muted: self.p.muted,
             connection: self.connection,
+            party: self.p.party.clone(),
         }
     }
 
-    fn policy(&self) -> PolicyMember {
+    fn policy(&self, room: Option<Uuid>) -> PolicyMember {
         PolicyMember {
             id: self.p.id,
             role: self.p.role,
             present: self.session.is_some(),
             admission: self.p.admission,
             muted: self.p.muted,
+            room,
         }
     }
 
@@ -448,6 +453,10 @@ impl Actor {
                 session,
                 action,
             } => self.act(participant, session, action),
+            Command::Flush(reply) => {
+                self.writer.flush().await;
+                let _ = reply.send(());
+            }
             Command::Admin { op, actor, reply } => {
                 let result = self.admin(op, &actor).await;
                 // Answer only once the change is stored, so the caller reads it back.
@@ -467,7 +476,7 @@ impl Actor {
 
     fn welcome(&self, pid: Uuid) -> Option<ServerMessage> {
         let me = self.members.get(&pid)?;
-        Some(ServerMessage::Welcome {
+        Some(ServerMessage::Welcome(Box::new(Welcome {
             v: PROTOCOL_VERSION,
             you: me.info(),
             hearing: self.hearing.clone(),
@@ -481,7 +490,7 @@ impl Actor {
             max_message_bytes: 0, // filled in by the signaling layer, which knows the limit
             can_publish: self.perms.may_publish_any(me.p.role),
             permissions: self.perms.actions(me.p.role),
-        })
+        })))
     }
 
     fn join(&mut self, req: JoinRequest) -> Result<ServerMessage, JoinRefused> {
@@ -932,6 +941,10 @@ impl Actor {
                     "remove",
                     json!({ "reason": reason }),
                 );
+                self.leave_rooms(actor, participant_id);
+                self.status
+                    .consultation_requests
+                    .retain(|r| r.from != participant_id && r.with != participant_id);
                 if let Some(m) = self.members.get_mut(&participant_id) {
                     m.p.admission = Admission::Removed;
                     m.lobby_since = None;
@@ -990,6 +1003,165 @@ impl Actor {
                 self.require(who, Action::ControlLifecycle)?;
                 self.set_state(actor, change)
             }
+            ClientMessage::RequestConsultation { participant_id } => {
+                self.require(who, Action::RequestConsultation)?;
+                let Some((me, _)) = who else {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "only a defendant or their counsel can ask for a consultation",
+                    ));
+                };
+                self.check_consultation_pair(me, participant_id)?;
+                if self.status.consultation_requests.iter().any(|r| {
+                    (r.from == me && r.with == participant_id)
+                        || (r.from == participant_id && r.with == me)
+                }) {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "this consultation was already requested; the presiding judge will answer",
+                    ));
+                }
+                let request = ConsultationRequest {
+                    id: Uuid::new_v4(),
+                    from: me,
+                    with: participant_id,
+                    since: rfc3339(Utc::now()),
+                };
+                self.writer.audit(
+                    actor,
+                    participant_subject(participant_id),
+                    "consultation_requested",
+                    json!({ "request": request.id }),
+                );
+                if self.perms.workflow().auto_approve_consultation {
+                    self.open_consultation(actor, request.id, [me, participant_id]);
+                } else {
+                    self.status.consultation_requests.push(request);
+                    self.persist_status(None);
+                    self.announce_status();
+                }
+                Ok(())
+            }
+            ClientMessage::AnswerConsultation {
+                request_id,
+                approve,
+            } => {
+                self.require(who, Action::ApproveConsultation)?;
+                let Some(i) = self
+                    .status
+                    .consultation_requests
+                    .iter()
+                    .position(|r| r.id == request_id)
+                else {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "there is no such consultation request (answered or withdrawn)",
+                    ));
+                };
+                let request = self.status.consultation_requests[i].clone();
+                if approve {
+                    // The pair must still qualify (admitted, not in another room).
+                    self.check_consultation_pair(request.from, request.with)?;
+                }
+                self.status.consultation_requests.remove(i);
+                for id in [request.from, request.with] {
+                    if let Some(m) = self.members.get(&id) {
+                        m.tell(SessionCommand::Send(ServerMessage::ConsultationAnswered {
+                            request_id,
+                            approved: approve,
+                        }));
+                    }
+                }
+                if approve {
+                    self.open_consultation(actor, request_id, [request.from, request.with]);
+                } else {
+                    self.writer.audit(
+                        actor,
+                        participant_subject(request.from),
+                        "consultation_refused",
+                        json!({ "request": request_id }),
+                    );
+                    self.persist_status(None);
+                    self.announce_status();
+                }
+                Ok(())
+            }
+            ClientMessage::EndConsultation { room_id } => {
+                let Some(room) = self
+                    .status
+                    .rooms
+                    .iter()
+                    .find(|r| r.id == room_id && r.kind == RoomKind::Consultation)
+                    .cloned()
+                else {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "there is no such consultation (it has ended)",
+                    ));
+                };
+                let me = who.map(|w| w.0);
+                let reason = if me.is_some_and(|m| room.members.contains(&m)) {
+                    "ended"
+                } else {
+                    self.require(who, Action::ApproveConsultation)?;
+                    "recalled"
+                };
+                self.close_room(actor, room_id, reason, me);
+                Ok(())
+            }
+            ClientMessage::StartDeliberation => {
+                self.require(who, Action::Deliberate)?;
+                if self
+                    .status
+                    .rooms
+                    .iter()
+                    .any(|r| r.kind == RoomKind::Deliberation)
+                {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "the panel is already deliberating",
+                    ));
+                }
+                let members: Vec<Uuid> = self
+                    .members
+                    .values()
+                    .filter(|m| {
+                        self.perms.deliberates(m.p.role) && m.p.admission == Admission::Admitted
+                    })
+                    .map(|m| m.p.id)
+                    .collect();
+                if members.is_empty() {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "nobody of the panel is in the hearing room",
+                    ));
+                }
+                let room = RoomInfo {
+                    id: Uuid::new_v4(),
+                    kind: RoomKind::Deliberation,
+                    members,
+                    since: rfc3339(Utc::now()),
+                };
+                self.enter_room(actor, room);
+                Ok(())
+            }
+            ClientMessage::EndDeliberation => {
+                self.require(who, Action::Deliberate)?;
+                let Some(room) = self
+                    .status
+                    .rooms
+                    .iter()
+                    .find(|r| r.kind == RoomKind::Deliberation)
+                    .map(|r| r.id)
+                else {
+                    return Err(Refusal::new(
+                        ErrorCode::NotApplicable,
+                        "the panel is not deliberating",
+                    ));
+                };
+                self.close_room(actor, room, "ended", who.map(|w| w.0));
+                Ok(())
+            }
             other => Err(Refusal::new(
                 ErrorCode::NotApplicable,
                 format!("`{}` is not a court action", other.kind()),
@@ -997,7 +1169,142 @@ impl Actor {
         }
     }
 
+    /// The private room `pid` is in, if any.
+    fn room_of(&self, pid: Uuid) -> Option<Uuid> {
+        self.status
+            .rooms
+            .iter()
+            .find(|r| r.members.contains(&pid))
+            .map(|r| r.id)
+    }
+
+    /// Whether `a` and `b` may consult in private: a defendant and defence counsel of
+    /// the same party, both in the hearing room (admitted, in no private room).
+    fn check_consultation_pair(&self, a: Uuid, b: Uuid) -> Result<(), Refusal> {
+        let pa = &self.target(a)?.p;
+        let pb = &self.target(b)?.p;
+        let pair = matches!(
+            (pa.role, pb.role),
+            (Role::Defendant, Role::DefenceCounsel) | (Role::DefenceCounsel, Role::Defendant)
+        );
+        let same_party = pa.party.is_some() && pa.party == pb.party;
+        if !pair || !same_party {
+            return Err(Refusal::new(
+                ErrorCode::NotApplicable,
+                format!(
+                    "a private consultation is only between a defendant and their own defence counsel; {} and {} are not",
+                    pa.name, pb.name
+                ),
+            ));
+        }
+        for p in [pa, pb] {
+            if p.admission != Admission::Admitted {
+                return Err(Refusal::new(
+                    ErrorCode::NotApplicable,
+                    format!("{} is not in the hearing room", p.name),
+                ));
+            }
+            if self.room_of(p.id).is_some() {
+                return Err(Refusal::new(
+                    ErrorCode::NotApplicable,
+                    format!("{} is already in a private room", p.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn open_consultation(&mut self, actor: &str, request: Uuid, members: [Uuid; 2]) {
+        let room = RoomInfo {
+            id: Uuid::new_v4(),
+            kind: RoomKind::Consultation,
+            members: members.to_vec(),
+            since: rfc3339(Utc::now()),
+        };
+        self.writer.audit(
+            actor,
+            None,
+            "consultation_approved",
+            json!({ "request": request, "room": room.id }),
+        );
+        self.enter_room(actor, room);
+    }
+
+    /// Opens a private room: forwarding across its wall stops before anyone is told.
+    fn enter_room(&mut self, actor: &str, room: RoomInfo) {
+        for m in &room.members {
+            // Who entered and when — never what was said.
+            self.writer.audit(
+                actor,
+                participant_subject(*m),
+                "room_entered",
+                json!({ "room": room.id, "kind": room.kind }),
+            );
+            if self.status.spotlight == Some(*m) {
+                self.status.spotlight = None;
+            }
+        }
+        self.status.rooms.push(room);
+        self.persist_status(None);
+        self.reconcile();
+        self.announce_status();
+    }
+
+    fn close_room(&mut self, actor: &str, room_id: Uuid, reason: &str, by: Option<Uuid>) {
+        let Some(i) = self.status.rooms.iter().position(|r| r.id == room_id) else {
+            return;
+        };
+        let room = self.status.rooms.remove(i);
+        for m in &room.members {
+            self.writer.audit(
+                actor,
+                participant_subject(*m),
+                "room_left",
+                json!({ "room": room.id, "kind": room.kind, "reason": reason }),
+            );
+            if let Some(member) = self.members.get(m) {
+                member.tell(SessionCommand::Send(ServerMessage::RoomEnded {
+                    room_id,
+                    kind: room.kind,
+                    reason: reason.to_owned(),
+                    by,
+                }));
+            }
+        }
+        self.persist_status(None);
+        self.reconcile();
+        self.announce_status();
+    }
+
+    /// Takes `pid` out of any private room (they left the hearing room); a
+    /// consultation left with one member ends.
+    fn leave_rooms(&mut self, actor: &str, pid: Uuid) {
+        let Some(room_id) = self.room_of(pid) else {
+            return;
+        };
+        let Some(room) = self.status.rooms.iter_mut().find(|r| r.id == room_id) else {
+            return;
+        };
+        room.members.retain(|m| *m != pid);
+        let (kind, left) = (room.kind, room.members.len());
+        self.writer.audit(
+            actor,
+            participant_subject(pid),
+            "room_left",
+            json!({ "room": room_id, "kind": kind, "reason": "left_hearing_room" }),
+        );
+        if (kind == RoomKind::Consultation && left < 2) || left == 0 {
+            self.close_room(actor, room_id, "dissolved", None);
+        } else {
+            self.persist_status(None);
+            self.announce_status();
+        }
+    }
+
     fn set_admission(&mut self, actor: &str, pid: Uuid, to: Admission, action: &str) {
+        if to != Admission::Admitted {
+            self.leave_rooms(actor, pid);
+        }
         let Some(m) = self.members.get_mut(&pid) else {
             return;
         };
@@ -1078,6 +1385,11 @@ impl Actor {
         self.status.adjourned_to = adjourned_to;
         if to == HearingState::Closed {
             self.status.spotlight = None;
+            self.status.consultation_requests.clear();
+            let rooms: Vec<Uuid> = self.status.rooms.iter().map(|r| r.id).collect();
+            for r in rooms {
+                self.close_room(actor, r, "hearing_closed", None);
+            }
         }
         self.writer.audit(
             actor,
@@ -1254,7 +1566,7 @@ impl Actor {
         let policy: HashMap<Uuid, PolicyMember> = self
             .members
             .iter()
-            .map(|(id, m)| (*id, m.policy()))
+            .map(|(id, m)| (*id, m.policy(self.room_of(*id))))
             .collect();
         let mut desired: HashSet<(Uuid, String)> = HashSet::new();
         let mut tracks: HashMap<String, Arc<PublishedTrack>> = HashMap::new();

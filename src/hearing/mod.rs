@@ -276,6 +276,24 @@ impl Hearings {
         Err(HearingError::Unavailable)
     }
 
+    /// Waits (up to `timeout`) until every live hearing has stored what it queued;
+    /// called at shutdown so no audit entry or state change is lost.
+    pub async fn flush_all(&self, timeout: Duration) {
+        let handles: Vec<HearingHandle> = match self.live.lock() {
+            Ok(live) => live.values().cloned().collect(),
+            Err(_) => return,
+        };
+        let waits = handles.into_iter().map(|h| {
+            let (tx, rx) = oneshot::channel();
+            h.send(Command::Flush(tx));
+            rx
+        });
+        let all = futures_util::future::join_all(waits);
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!("some hearings had not stored everything at shutdown");
+        }
+    }
+
     fn get_or_spawn(self: &Arc<Self>, id: Uuid) -> HearingHandle {
         let Ok(mut live) = self.live.lock() else {
             // A poisoned registry means a panic elsewhere; spawn an unregistered actor

@@ -13,9 +13,12 @@
 //! 5. the publisher's role may publish this source (permission table) — so a track
 //!    an observer somehow sends reaches no one;
 //! 6. microphone audio of a participant muted by the court reaches no one;
-//! 7. the subscriber's role may receive (`subscribe`).
-//!
-//! Private rooms (consultation, deliberation) extend these rules here.
+//! 7. the subscriber's role may receive (`subscribe`);
+//! 8. both are in the same room: the hearing room, or the same private room
+//!    (consultation, deliberation). A member of a private room receives only fellow
+//!    members and is received only by them — not by the judge, not by observers, not
+//!    by the recorder, and not by a subscriber who was receiving the track before the
+//!    room opened (the actor removes that leg the moment membership changes).
 
 use openhearing_signaling::{Action, Admission, HearingState, Role};
 use uuid::Uuid;
@@ -54,6 +57,8 @@ pub struct Member {
     pub admission: Admission,
     /// Muted by the court.
     pub muted: bool,
+    /// The private room they are in, or `None` for the hearing room.
+    pub room: Option<Uuid>,
 }
 
 /// The hearing-wide part of the decision.
@@ -79,6 +84,7 @@ pub fn may_forward(
         && ctx.permissions.allows(publisher.role, source.action())
         && !(source == Source::Microphone && publisher.muted)
         && ctx.permissions.allows(subscriber.role, Action::Subscribe)
+        && publisher.room == subscriber.room
 }
 
 #[cfg(test)]
@@ -95,6 +101,7 @@ mod tests {
             present,
             admission,
             muted,
+            room: None,
         }
     }
 
@@ -124,12 +131,16 @@ mod tests {
             && subscriber.admission == Admission::Admitted
             && may_send
             && p.allows(subscriber.role, Action::Subscribe)
+            && publisher.room == subscriber.room
     }
 
-    /// Every role pair × presence × admission × court mute × state × source.
+    /// Every role pair × presence × admission × court mute × state × source × rooms
+    /// (hearing room, private room A, private room B on each side).
     #[test]
-    fn exhaustive_over_roles_states_admission_mute_and_sources() {
+    fn exhaustive_over_roles_states_admission_mute_rooms_and_sources() {
         let perms = Permissions::defaults();
+        let (room_a, room_b) = (Some(Uuid::new_v4()), Some(Uuid::new_v4()));
+        let rooms = [None, room_a, room_b];
         let mut checked = 0u64;
         for state in HearingState::ALL {
             let ctx = Context {
@@ -143,14 +154,25 @@ mod tests {
                             for (pp, sp) in [(true, true), (true, false), (false, true)] {
                                 for muted in [false, true] {
                                     for source in Source::ALL {
-                                        let p = member(pr, pp, pa, muted);
-                                        let s = member(sr, sp, sa, false);
-                                        assert_eq!(
-                                            may_forward(ctx, &p, &s, source),
-                                            expected(&perms, state, &p, &s, source),
-                                            "{state}: {pr} ({pa:?}, present {pp}, muted {muted}) -> {sr} ({sa:?}, present {sp}) {source:?}"
-                                        );
-                                        checked += 1;
+                                        for (proom, sroom) in rooms
+                                            .iter()
+                                            .flat_map(|a| rooms.iter().map(move |b| (*a, *b)))
+                                        {
+                                            let p = Member {
+                                                room: proom,
+                                                ..member(pr, pp, pa, muted)
+                                            };
+                                            let s = Member {
+                                                room: sroom,
+                                                ..member(sr, sp, sa, false)
+                                            };
+                                            assert_eq!(
+                                                may_forward(ctx, &p, &s, source),
+                                                expected(&perms, state, &p, &s, source),
+                                                "{state}: {pr} ({pa:?}, present {pp}, muted {muted}, room {proom:?}) -> {sr} ({sa:?}, present {sp}, room {sroom:?}) {source:?}"
+                                            );
+                                            checked += 1;
+                                        }
                                     }
                                 }
                             }
@@ -159,7 +181,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 6 * 15 * 15 * 3 * 3 * 3 * 2 * 3);
+        assert_eq!(checked, 6 * 15 * 15 * 3 * 3 * 3 * 2 * 3 * 9);
     }
 
     #[test]
@@ -202,6 +224,44 @@ mod tests {
             permissions: &perms,
         };
         assert!(!may_forward(scheduled, &judge, &observer, Source::Camera));
+    }
+
+    #[test]
+    fn private_rooms_are_sealed_both_ways() {
+        let perms = Permissions::defaults();
+        let ctx = Context {
+            state: HearingState::InSession,
+            permissions: &perms,
+        };
+        let room = Some(Uuid::new_v4());
+        let other_room = Some(Uuid::new_v4());
+        let defendant = Member {
+            room,
+            ..member(Role::Defendant, true, Admission::Admitted, false)
+        };
+        let counsel = Member {
+            room,
+            ..member(Role::DefenceCounsel, true, Admission::Admitted, false)
+        };
+        let judge = member(Role::PresidingJudge, true, Admission::Admitted, false);
+        let observer = member(Role::Observer, true, Admission::Admitted, false);
+        let second = Member {
+            room: other_room,
+            ..member(Role::Defendant, true, Admission::Admitted, false)
+        };
+        for s in Source::ALL {
+            // Members hear each other ...
+            assert!(may_forward(ctx, &defendant, &counsel, s) || s == Source::Screen);
+            assert!(may_forward(ctx, &counsel, &defendant, s));
+            // ... and nobody else, in either direction: not the judge, not an
+            // observer, not another consultation.
+            for outsider in [&judge, &observer, &second] {
+                for member in [&defendant, &counsel] {
+                    assert!(!may_forward(ctx, member, outsider, s), "{s:?} leaks out");
+                    assert!(!may_forward(ctx, outsider, member, s), "{s:?} leaks in");
+                }
+            }
+        }
     }
 
     #[test]

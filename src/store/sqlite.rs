@@ -104,7 +104,7 @@ where
 
 const PARTICIPANT_COLUMNS: &str =
     "p.id, p.hearing_id, p.name, p.role, p.site, s.kind AS site_kind, \
-     p.admission, p.muted, p.link_version";
+     p.admission, p.muted, p.link_version, p.party";
 const PARTICIPANT_FROM: &str =
     "participants p JOIN sites s ON s.hearing_id = p.hearing_id AND s.name = p.site";
 
@@ -121,11 +121,20 @@ fn participant_from_row(row: &SqliteRow) -> Result<Participant, StoreError> {
         muted: row.try_get::<i64, _>("muted")? != 0,
         link_version: u32::try_from(link_version)
             .map_err(|_| StoreError::Corrupt(format!("link_version {link_version}")))?,
+        party: row.try_get("party")?,
     })
 }
 
 const HEARING_COLUMNS: &str = "id, case_number, title, created_at, scheduled_at, state, \
-     state_reason, state_since, adjourned_to, locked, spotlight";
+     state_reason, state_since, adjourned_to, locked, spotlight, rooms, consultation_requests";
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
 
 fn hearing_from_row(row: &SqliteRow) -> Result<Hearing, StoreError> {
     let spotlight: Option<String> = row.try_get("spotlight")?;
@@ -147,6 +156,8 @@ fn hearing_from_row(row: &SqliteRow) -> Result<Hearing, StoreError> {
                         .map_err(|e| StoreError::Corrupt(format!("spotlight `{t}`: {e}")))
                 })
                 .transpose()?,
+            rooms: parse_json(row, "rooms")?,
+            consultation_requests: parse_json(row, "consultation_requests")?,
         },
         sites: Vec::new(),
         participants: Vec::new(),
@@ -228,9 +239,9 @@ async fn insert_participant(
     participant: &Participant,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO participants (id, hearing_id, position, name, role, site, admission, muted, link_version) \
+        "INSERT INTO participants (id, hearing_id, position, name, role, site, admission, muted, link_version, party) \
          VALUES (?1, ?2, (SELECT COALESCE(MAX(position) + 1, 0) FROM participants WHERE hearing_id = ?2), \
-                 ?3, ?4, ?5, ?6, 0, 0)",
+                 ?3, ?4, ?5, ?6, 0, 0, ?7)",
     )
     .bind(participant.id.to_string())
     .bind(participant.hearing_id.to_string())
@@ -238,6 +249,7 @@ async fn insert_participant(
     .bind(participant.role.as_str())
     .bind(&participant.site)
     .bind(participant.admission.as_str())
+    .bind(&participant.party)
     .execute(conn)
     .await?;
     Ok(())
@@ -298,6 +310,7 @@ impl Store for SqliteStore {
                 site_kind,
                 muted: false,
                 link_version: 0,
+                party: p.party,
             };
             insert_participant(&mut tx, &participant).await?;
             participants.push(participant);
@@ -448,6 +461,7 @@ impl Store for SqliteStore {
             admission,
             muted: false,
             link_version: 0,
+            party: new.party,
         };
         insert_participant(&mut tx, &participant).await?;
         tx.commit().await?;
@@ -512,7 +526,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE hearings SET state = ?, state_reason = ?, state_since = ?, adjourned_to = ?, \
-             locked = ?, spotlight = ? WHERE id = ?",
+             locked = ?, spotlight = ?, rooms = ?, consultation_requests = ? WHERE id = ?",
         )
         .bind(status.state.as_str())
         .bind(&status.reason)
@@ -520,6 +534,8 @@ impl Store for SqliteStore {
         .bind(status.adjourned_to.map(rfc3339))
         .bind(i64::from(status.locked))
         .bind(status.spotlight.map(|s| s.to_string()))
+        .bind(serde_json::to_string(&status.rooms).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&status.consultation_requests).unwrap_or_else(|_| "[]".into()))
         .bind(hearing_id.to_string())
         .execute(&mut *tx)
         .await?;
@@ -697,6 +713,7 @@ mod tests {
                     name: format!("Người {i}"),
                     role: Role::ALL[i % Role::ALL.len()],
                     site: format!("Điểm cầu {i}"),
+                    party: (i % 2 == 0).then(|| format!("Bên {i}")),
                 })
                 .collect(),
         }

@@ -294,3 +294,137 @@ pub fn assert_integrity(rx: &Participant) {
         );
     }
 }
+
+/// Sends a typed message on `p`'s signaling socket.
+pub fn send(p: &Participant, msg: openhearing_signaling::ClientMessage) {
+    p.signaling_sender()
+        .expect("signaling socket is open")
+        .send(&msg)
+        .expect("message sent");
+}
+
+/// Waits until `p` has received a server message matching `pred`.
+pub async fn wait_event(
+    p: &Participant,
+    what: &str,
+    pred: impl Fn(&openhearing_signaling::ServerMessage) -> bool,
+) -> openhearing_signaling::ServerMessage {
+    let start = Instant::now();
+    while start.elapsed() < MEDIA_WAIT {
+        if let Some(m) = p.events().into_iter().find(|m| pred(m)) {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Number of server messages `p` received so far (to wait for *new* ones).
+pub fn event_count(p: &Participant) -> usize {
+    p.events().len()
+}
+
+/// Waits for a message matching `pred` among those after the first `skip`.
+pub async fn wait_new_event(
+    p: &Participant,
+    skip: usize,
+    what: &str,
+    pred: impl Fn(&openhearing_signaling::ServerMessage) -> bool,
+) -> openhearing_signaling::ServerMessage {
+    let start = Instant::now();
+    while start.elapsed() < MEDIA_WAIT {
+        if let Some(m) = p.events().into_iter().skip(skip).find(|m| pred(m)) {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The error code of the first `error` after `skip` messages, waiting for it.
+pub async fn next_error(p: &Participant, skip: usize) -> openhearing_signaling::ErrorCode {
+    match wait_new_event(p, skip, "an error", |m| {
+        matches!(m, openhearing_signaling::ServerMessage::Error { .. })
+    })
+    .await
+    {
+        openhearing_signaling::ServerMessage::Error { code, .. } => code,
+        _ => unreachable!(),
+    }
+}
+
+/// Whether `p` was told it is in state `admission`.
+pub fn sees_self(p: &Participant, admission: openhearing_signaling::Admission) -> bool {
+    let me = p.id();
+    p.events()
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            openhearing_signaling::ServerMessage::ParticipantUpdated { participant }
+                if participant.id == me =>
+            {
+                Some(participant.admission)
+            }
+            _ => None,
+        })
+        .unwrap_or(p.welcome().you.admission)
+        == admission
+}
+
+/// The judge opens the hearing and starts the session, waiting for each step.
+pub async fn open_session(judge: &Participant) {
+    use openhearing_signaling::{ClientMessage, HearingState, ServerMessage, StateChange};
+    for state in [HearingState::Open, HearingState::InSession] {
+        send(
+            judge,
+            ClientMessage::SetState {
+                change: StateChange {
+                    state,
+                    reason: None,
+                    adjourned_to: None,
+                },
+            },
+        );
+        wait_event(
+            judge,
+            &format!("hearing becomes {state}"),
+            |m| matches!(m, ServerMessage::HearingStatus { status } if status.state == state),
+        )
+        .await;
+    }
+}
+
+/// The judge lets `p` in from the lobby (calling in witnesses and experts), and waits
+/// until `p` knows.
+pub async fn admit(judge: &Participant, p: &Participant) {
+    use openhearing_signaling::{Admission, ClientMessage, Role};
+    let id = p.id();
+    let msg = match p.welcome().you.role {
+        Role::Witness | Role::Expert => ClientMessage::CallIn { participant_id: id },
+        _ => ClientMessage::Admit { participant_id: id },
+    };
+    send(judge, msg);
+    eventually(MEDIA_WAIT, "the participant is admitted", || {
+        sees_self(p, Admission::Admitted)
+    })
+    .await;
+}
+
+/// Opens the hearing and admits everyone in `others` who waits in the lobby.
+pub async fn convene(judge: &Participant, others: &[&Participant]) {
+    open_session(judge).await;
+    for p in others {
+        if !sees_self(p, openhearing_signaling::Admission::Admitted) {
+            admit(judge, p).await;
+        }
+    }
+}
+
+/// RTP packets `receiver` got from `publisher` so far: (video, audio).
+pub fn packets_from(receiver: &Participant, publisher: Uuid) -> (u64, u64) {
+    receiver
+        .stats()
+        .stream(&publisher.to_string())
+        .map(|s| (s.video.rtp_packets, s.audio.rtp_packets))
+        .unwrap_or((0, 0))
+}

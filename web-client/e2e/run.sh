@@ -40,4 +40,4 @@ if [ -n "$(ip -o addr show | grep -v ' lo ' || true)" ]; then
 fi
 
 mkdir -p e2e/artifacts
-exec node --test --test-reporter=spec e2e/
+exec node --test --test-concurrency=1 --test-reporter=spec e2e/

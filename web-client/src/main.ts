@@ -1,10 +1,35 @@
-// OpenHearing browser client: pre-join screen, hearing screen, left/lost screens.
+// OpenHearing browser client: pre-join screen, hearing screen (lobby, room, court
+// console), left/lost/final screens.
 import './style.css';
 import { h, icon } from './dom';
 import { errorText, getLang, initLang, LANGS, roleName, setLang, t, type Lang, type MessageKey } from './i18n';
 import { checkToken, parseJoinLink, signalingUrl, type TokenPayload } from './jwt';
 import { acquireMedia, INSECURE_CONTEXT, LevelMeter, listDevices, stopStream, type DeviceChoice } from './media';
-import { ALL_ROLES, type HearingInfo, type ParticipantInfo, type Role } from './protocol';
+import {
+  FINAL_CODES,
+  mediaFlows,
+  type Action,
+  type CourtCommand,
+  type ErrorCode,
+  type HearingStatus,
+  type ParticipantInfo,
+  type Role,
+} from './protocol';
+import {
+  byCourtOrder,
+  consoleSections,
+  CALL_IN_ROLES,
+  groupBySite,
+  lifecycleControls,
+  lifecycleNeeds,
+  lifecycleTarget,
+  lobbyWaiting,
+  participantControls,
+  stateBanner,
+  waitingSince,
+  type LifecycleControl,
+  type ParticipantControl,
+} from './court';
 import { HearingSession, type ServerError, type SessionStatus } from './session';
 
 // ---------------------------------------------------------------- state
@@ -18,11 +43,29 @@ let mediaError: string | null = null;
 let session: HearingSession | null = null;
 let joinedAt: number | null = null;
 let firstRemoteFrameAt: number | null = null;
-let hearing: { case_number: string; title: string } = { case_number: '', title: '' };
+let hearing: { case_number: string; title: string; scheduled_at?: string } = { case_number: '', title: '' };
 let me: { name: string; role: Role | string; site: string } = { name: '', role: 'observer', site: '' };
 let canPublish = false;
+/** The hearing's live state (from `welcome` / `hearing_status`). */
+let hearingStatus: HearingStatus | null = null;
+/** What this participant's role may do (from `welcome`). */
+let permissions: Action[] = [];
+/** This participant as the server sees them (admission, court mute, ...). */
+let selfP: ParticipantInfo | null = null;
+/** Everyone else (present or not, lobby included). */
+let others: ParticipantInfo[] = [];
+/** An unmute request from the court is waiting for the user's answer. */
+let unmuteAsked = false;
+/** The user accepted the court's unmute request: re-enable the mic once the server unmutes. */
+let unmuteAccepted = false;
 let token = '';
 let hearingId = '';
+
+/** Inbound RTP counters of one remote participant, per kind (summed over receivers). */
+interface InboundCounters {
+  audio: { packetsReceived: number; totalSamplesReceived: number; bytesReceived: number };
+  video: { packetsReceived: number; framesDecoded: number; bytesReceived: number };
+}
 
 declare global {
   interface Window {
@@ -31,8 +74,53 @@ declare global {
       participantId: () => string | null;
       joinedAt: () => number | null;
       firstRemoteFrameAt: () => number | null;
+      status: () => HearingStatus | null;
+      self: () => ParticipantInfo | null;
+      participants: () => ParticipantInfo[];
+      permissions: () => Action[];
+      inbound: () => Promise<Record<string, InboundCounters>>;
     };
   }
+}
+
+/**
+ * Inbound counters per remote participant. A receiver is attributed to the participant
+ * whose id is the `a=msid` stream id of its transceiver's m-section in the current
+ * remote description (what the server says it forwards on that mid).
+ */
+async function inboundCounters(): Promise<Record<string, InboundCounters>> {
+  const pc = session?.pc;
+  const out: Record<string, InboundCounters> = {};
+  if (!pc) return out;
+  const streamOfMid = new Map<string, string>();
+  for (const section of (pc.remoteDescription?.sdp ?? '').split(/\r?\nm=/).slice(1)) {
+    const mid = /\r?\na=mid:(\S+)/.exec(section);
+    const msid = /\r?\na=msid:(\S+)/.exec(section) ?? /\r?\na=ssrc:\d+ msid:(\S+)/.exec(section);
+    if (mid && msid) streamOfMid.set(mid[1], msid[1]);
+  }
+  for (const tr of pc.getTransceivers()) {
+    const pid = tr.mid ? streamOfMid.get(tr.mid) : undefined;
+    if (!pid || pid === session?.participantId) continue;
+    const c = (out[pid] ??= {
+      audio: { packetsReceived: 0, totalSamplesReceived: 0, bytesReceived: 0 },
+      video: { packetsReceived: 0, framesDecoded: 0, bytesReceived: 0 },
+    });
+    const stats = await tr.receiver.getStats();
+    stats.forEach((r: { type: string; kind?: string; [k: string]: unknown }) => {
+      if (r.type !== 'inbound-rtp') return;
+      const n = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : 0);
+      if (r.kind === 'audio') {
+        c.audio.packetsReceived += n('packetsReceived');
+        c.audio.totalSamplesReceived += n('totalSamplesReceived');
+        c.audio.bytesReceived += n('bytesReceived');
+      } else if (r.kind === 'video') {
+        c.video.packetsReceived += n('packetsReceived');
+        c.video.framesDecoded += n('framesDecoded');
+        c.video.bytesReceived += n('bytesReceived');
+      }
+    });
+  }
+  return out;
 }
 
 window.__openhearing = {
@@ -40,6 +128,11 @@ window.__openhearing = {
   participantId: () => session?.participantId ?? null,
   joinedAt: () => joinedAt,
   firstRemoteFrameAt: () => firstRemoteFrameAt,
+  status: () => (hearingStatus ? { ...hearingStatus } : null),
+  self: () => (selfP ? { ...selfP } : null),
+  participants: () => others.map((p) => ({ ...p })),
+  permissions: () => [...permissions],
+  inbound: inboundCounters,
 };
 
 // ---------------------------------------------------------------- i18n plumbing
@@ -303,15 +396,27 @@ interface HearingView {
   count: HTMLElement;
   micBtn: HTMLButtonElement;
   camBtn: HTMLButtonElement;
+  stateEl: HTMLElement;
+  room: HTMLElement;
+  lobby: HTMLElement;
+  lobbyText: HTMLElement;
+  lobbySince: HTMLElement;
+  mediaWait: HTMLElement;
+  unmutePrompt: HTMLElement;
+  console: ConsoleView | null;
+  dialog: HTMLElement;
 }
 
 let view: HearingView | null = null;
 const remoteTracks = new Map<string, { audio: MediaStreamTrack | null; video: MediaStreamTrack | null }>();
 let lastStatus: { status: SessionStatus; attempt?: number } = { status: 'connecting' };
 
-function roleOrder(r: string): number {
-  const i = ALL_ROLES.indexOf(r as Role);
-  return i < 0 ? 99 : i;
+function courtMuted(): boolean {
+  return !!selfP?.muted;
+}
+
+function inLobby(): boolean {
+  return selfP?.admission === 'lobby';
 }
 
 function makeTile(p: ParticipantInfo, self: boolean): TileView {
@@ -329,10 +434,11 @@ function makeTile(p: ParticipantInfo, self: boolean): TileView {
   const micIcon = h('span', { class: 'state' });
   const camIcon = h('span', { class: 'state' });
   const badge = h('div', { class: 'badge' });
+  const floorBadge = h('div', { class: 'badge floor' });
   const root = h(
     'article',
     { class: 'tile' + (self ? ' self' : ''), testid: `tile-${idPart}` },
-    h('div', { class: 'tile-media' }, initials, video, badge, audio),
+    h('div', { class: 'tile-media' }, initials, video, badge, floorBadge, audio),
     h('div', { class: 'tile-caption' }, h('div', { class: 'tile-text' }, name, meta), h('div', { class: 'states' }, micIcon, camIcon)),
   );
   let hasVideo = false;
@@ -351,9 +457,10 @@ function makeTile(p: ParticipantInfo, self: boolean): TileView {
       name.textContent = self ? `${np.name} (${t('hearing.you')})` : np.name;
       meta.textContent = [roleName(np.role), np.site].filter(Boolean).join(' · ');
       const watchOnly = self ? !canPublish : np.role === 'observer';
-      micIcon.replaceChildren(icon(np.audio ? 'mic' : 'micOff'));
-      micIcon.className = 'state ' + (np.audio ? 'on' : 'off');
-      micIcon.title = t(np.audio ? 'hearing.micOn' : 'hearing.micOff');
+      const micKey: MessageKey = np.muted ? 'hearing.mutedByCourt' : np.audio ? 'hearing.micOn' : 'hearing.micOff';
+      micIcon.replaceChildren(icon(np.audio && !np.muted ? 'mic' : 'micOff'));
+      micIcon.className = 'state ' + (np.muted ? 'court' : np.audio ? 'on' : 'off');
+      micIcon.title = t(micKey);
       micIcon.setAttribute('aria-label', micIcon.title);
       camIcon.replaceChildren(icon(np.video ? 'cam' : 'camOff'));
       camIcon.className = 'state ' + (np.video ? 'on' : 'off');
@@ -361,8 +468,14 @@ function makeTile(p: ParticipantInfo, self: boolean): TileView {
       camIcon.setAttribute('aria-label', camIcon.title);
       root.classList.toggle('absent', !np.present);
       root.dataset.present = String(np.present);
+      root.dataset.muted = String(np.muted);
       badge.textContent = !np.present ? t('hearing.notConnected') : watchOnly ? t('hearing.watchOnly') : '';
       badge.hidden = badge.textContent === '';
+      const floor = !!hearingStatus?.spotlight && hearingStatus.spotlight === np.id;
+      root.classList.toggle('spotlight', floor);
+      root.dataset.spotlight = String(floor);
+      floorBadge.textContent = t('hearing.floor');
+      floorBadge.hidden = !floor;
       root.classList.toggle('no-video', !hasVideo || !np.video);
     },
     setTrack(kind, track) {
@@ -396,17 +509,24 @@ function watchFirstFrame(video: HTMLVideoElement): void {
   }
 }
 
+function localEnabled(kind: 'audio' | 'video'): boolean {
+  const tracks = kind === 'audio' ? localStream?.getAudioTracks() : localStream?.getVideoTracks();
+  return !!tracks?.some((tk) => tk.enabled && tk.readyState === 'live') && canPublish;
+}
+
 function selfInfo(): ParticipantInfo {
-  const a = !!localStream?.getAudioTracks().some((tk) => tk.enabled && tk.readyState === 'live') && canPublish;
-  const v = !!localStream?.getVideoTracks().some((tk) => tk.enabled && tk.readyState === 'live') && canPublish;
   return {
     id: session?.participantId ?? 'self',
     name: me.name,
     role: me.role as Role,
     site: me.site,
+    site_kind: selfP?.site_kind ?? 'remote',
     present: true,
-    audio: a,
-    video: v,
+    admission: selfP?.admission ?? 'admitted',
+    audio: localEnabled('audio') && !courtMuted(),
+    video: localEnabled('video'),
+    muted: courtMuted(),
+    connection: selfP?.connection ?? 'connecting',
   };
 }
 
@@ -420,6 +540,12 @@ function renderHearing(): void {
   const banner = h('div', { class: 'banner', attrs: { role: 'alert' } });
   banner.hidden = true;
   const count = h('p', { class: 'count muted' });
+  const stateEl = h('div', {
+    class: 'state-banner',
+    testid: 'hearing-state',
+    attrs: { role: 'status', 'aria-live': 'polite' },
+  });
+  stateEl.hidden = true;
 
   const micBtn = h('button', {
     class: 'btn control',
@@ -442,7 +568,84 @@ function renderHearing(): void {
   const leaveLabel = tr(h('span'), 'controls.leave');
   leaveBtn.append(icon('leave'), leaveLabel);
 
-  view = { grid, tiles: new Map(), self, status: hd.status!, banner, count, micBtn, camBtn };
+  // Lobby: own preview and the state banner (above); no media of the hearing.
+  const lobbyPreview = h('video', {
+    class: 'preview',
+    testid: 'lobby-preview',
+    attrs: { autoplay: '', playsinline: '', muted: '' },
+  });
+  lobbyPreview.muted = true;
+  lobbyPreview.srcObject = localStream;
+  const lobbyText = h('p');
+  const lobbySince = h('p', { class: 'muted' });
+  const lobby = h(
+    'section',
+    { class: 'card lobby', testid: 'lobby-screen' },
+    tr(h('h1'), 'lobby.heading'),
+    lobbyText,
+    lobbySince,
+    localStream?.getVideoTracks().length ? lobbyPreview : null,
+  );
+  lobby.hidden = true;
+  const mediaWait = h('p', { class: 'note', testid: 'media-wait' });
+  mediaWait.hidden = true;
+  const room = h('section', { class: 'room', testid: 'room' }, mediaWait, grid, count);
+
+  const unmutePrompt = h(
+    'div',
+    { class: 'unmute-prompt', testid: 'unmute-prompt', attrs: { role: 'alertdialog' } },
+    tr(h('p'), 'unmute.prompt'),
+    tr(
+      h('button', {
+        class: 'btn primary',
+        testid: 'unmute-accept',
+        attrs: { type: 'button' },
+        on: { click: () => acceptUnmute() },
+      }),
+      'unmute.accept',
+    ),
+    tr(
+      h('button', {
+        class: 'btn',
+        testid: 'unmute-decline',
+        attrs: { type: 'button' },
+        on: {
+          click: () => {
+            unmuteAsked = false;
+            updateUnmutePrompt();
+          },
+        },
+      }),
+      'unmute.decline',
+    ),
+  );
+  unmutePrompt.hidden = true;
+
+  const dialog = h('div', { class: 'dialog-backdrop' });
+  dialog.hidden = true;
+
+  const sections = consoleSections(permissions);
+  const consoleView = sections.participants ? makeConsole() : null;
+
+  view = {
+    grid,
+    tiles: new Map(),
+    self,
+    status: hd.status!,
+    banner,
+    count,
+    micBtn,
+    camBtn,
+    stateEl,
+    room,
+    lobby,
+    lobbyText,
+    lobbySince,
+    mediaWait,
+    unmutePrompt,
+    console: consoleView,
+    dialog,
+  };
   bind(() => {
     if (!view) return;
     updateControls();
@@ -450,12 +653,21 @@ function renderHearing(): void {
     view.self.update(selfInfo());
     for (const tile of view.tiles.values()) tile.update(tile.info);
     updateCount();
+    updateCourt(true);
   });
 
   app.append(
     hd.el,
-    h('main', { class: 'hearing' }, banner, grid, count),
+    h(
+      'main',
+      { class: 'hearing' + (consoleView ? ' with-console' : '') },
+      stateEl,
+      banner,
+      unmutePrompt,
+      h('div', { class: 'hearing-body' }, h('div', { class: 'stage' }, lobby, room), consoleView?.root ?? null),
+    ),
     h('footer', { class: 'controls' }, micBtn, camBtn, leaveBtn),
+    dialog,
   );
   relabel();
 }
@@ -471,10 +683,17 @@ function updateControls(): void {
   const set = (btn: HTMLButtonElement, kind: 'audio' | 'video') => {
     const tracks = kind === 'audio' ? localStream?.getAudioTracks() : localStream?.getVideoTracks();
     const usable = canPublish && !!tracks?.length;
-    const on = usable && tracks!.every((tk) => tk.enabled);
-    btn.disabled = !usable;
+    const forced = kind === 'audio' && courtMuted();
+    const on = usable && !forced && tracks!.every((tk) => tk.enabled);
+    btn.disabled = !usable || forced;
     btn.setAttribute('aria-pressed', String(!on));
     btn.classList.toggle('off', !on);
+    btn.classList.toggle('court-muted', forced);
+    btn.dataset.courtMuted = String(forced);
+    if (forced) {
+      btn.replaceChildren(icon('micOff'), h('span', { testid: 'muted-by-court', text: t('controls.mutedByCourt') }));
+      return;
+    }
     const key: MessageKey =
       kind === 'audio' ? (on ? 'controls.micMute' : 'controls.micUnmute') : on ? 'controls.camOff' : 'controls.camOn';
     const iconName = kind === 'audio' ? (on ? 'mic' : 'micOff') : on ? 'cam' : 'camOff';
@@ -487,11 +706,29 @@ function updateControls(): void {
 function toggle(kind: 'audio' | 'video'): void {
   const tracks = kind === 'audio' ? localStream?.getAudioTracks() : localStream?.getVideoTracks();
   if (!tracks?.length || !canPublish) return;
+  if (kind === 'audio' && courtMuted()) return;
   const enable = !tracks.every((tk) => tk.enabled);
   for (const tk of tracks) tk.enabled = enable;
   session?.sendMediaState();
   updateControls();
   view?.self.update(selfInfo());
+}
+
+/** Turns the microphone on or off without the user (court mute, accepted unmute). */
+function setMic(enabled: boolean): void {
+  for (const tk of localStream?.getAudioTracks() ?? []) tk.enabled = enabled;
+  session?.sendMediaState();
+}
+
+function acceptUnmute(): void {
+  unmuteAsked = false;
+  if (session?.command({ type: 'accept_unmute' })) unmuteAccepted = true;
+  updateUnmutePrompt();
+}
+
+function updateUnmutePrompt(): void {
+  if (!view) return;
+  view.unmutePrompt.hidden = !(unmuteAsked && courtMuted());
 }
 
 const STATUS_KEYS: Record<SessionStatus, MessageKey> = {
@@ -536,10 +773,66 @@ function showBanner(): void {
   b.hidden = !bannerLost && !bannerError;
 }
 
+/** The state banner (everyone), lobby/room switch and media-wait note. */
+function updateStateBanner(): void {
+  if (!view) return;
+  const el = view.stateEl;
+  if (!hearingStatus) {
+    el.hidden = true;
+    return;
+  }
+  const everyone = selfP ? [selfP, ...others] : others;
+  const b = stateBanner(hearingStatus, hearing, everyone);
+  el.hidden = false;
+  el.dataset.state = b.state;
+  el.dataset.locked = String(hearingStatus.locked);
+  // "Phiên tòa tạm ngừng: <reason>" as one run of text (the banner is a flex row).
+  const main = h('span', { class: 'state-main' }, h('strong', { class: 'state-title', text: b.title }));
+  if (b.reason) main.append(': ', h('span', { testid: 'hearing-state-reason', text: b.reason }));
+  const parts: Node[] = [main];
+  for (const d of b.details) parts.push(h('span', { class: 'state-detail', text: d }));
+  const floor = h('span', { class: 'floor-holder', testid: 'floor-holder' });
+  floor.textContent = b.floor ? t('state.floor', { name: b.floor }) : '';
+  floor.hidden = !b.floor;
+  if (hearingStatus.spotlight) floor.dataset.participant = hearingStatus.spotlight;
+  parts.push(floor);
+  el.replaceChildren(...parts);
+}
+
+function updateRoomVisibility(): void {
+  if (!view) return;
+  const lobby = inLobby();
+  view.lobby.hidden = !lobby;
+  view.room.hidden = lobby;
+  const role = (selfP?.role ?? me.role) as Role;
+  view.lobbyText.textContent = t(CALL_IN_ROLES.includes(role) ? 'lobby.bodyWitness' : 'lobby.body');
+  view.lobbySince.textContent = lobby ? waitingSince(selfP?.lobby_since, Date.now()) : '';
+  const waiting = !!hearingStatus && !mediaFlows(hearingStatus.state);
+  view.mediaWait.hidden = !waiting;
+  view.mediaWait.textContent = waiting ? t('state.waitMedia') : '';
+}
+
+/** Everything that depends on the court state: banner, lobby/room, tiles, console. */
+function updateCourt(force = false): void {
+  updateStateBanner();
+  updateRoomVisibility();
+  updateControls();
+  updateUnmutePrompt();
+  if (view) {
+    view.self.update(selfInfo());
+    for (const tile of view.tiles.values()) tile.update(tile.info);
+    orderTiles();
+  }
+  renderConsole(force);
+}
+
 function syncParticipants(list: ParticipantInfo[]): void {
+  others = list;
   if (!view) return;
   const seen = new Set<string>();
   for (const p of list) {
+    // The room shows those admitted; the lobby is in the console.
+    if (p.admission !== 'admitted') continue;
     seen.add(p.id);
     const tile = view.tiles.get(p.id);
     if (tile) tile.update(p);
@@ -553,20 +846,420 @@ function syncParticipants(list: ParticipantInfo[]): void {
   }
   for (const [id, tile] of view.tiles) {
     if (!seen.has(id)) {
+      tile.setTrack('audio', null);
+      tile.setTrack('video', null);
       tile.root.remove();
       view.tiles.delete(id);
     }
   }
-  // Order: self first, then by role (court order), then name. Move nodes only if needed.
-  const ordered = [...view.tiles.values()].sort(
-    (a, b) => roleOrder(a.info.role) - roleOrder(b.info.role) || a.info.name.localeCompare(b.info.name, 'vi'),
+  orderTiles();
+  updateCount();
+  updateStateBanner();
+  renderConsole();
+}
+
+/** Order: the one with the floor first (shown large), self, then court order. */
+function orderTiles(): void {
+  if (!view) return;
+  const spot = hearingStatus?.spotlight ?? null;
+  const ordered = [...view.tiles.values()].sort((a, b) => byCourtOrder(a.info, b.info));
+  const want = [view.self, ...ordered].sort(
+    (a, b) => Number(b.info.id === spot && spot !== null) - Number(a.info.id === spot && spot !== null),
   );
-  const want = [view.self.root, ...ordered.map((tl) => tl.root)];
-  want.forEach((el, i) => {
-    if (view!.grid.children[i] !== el) view!.grid.insertBefore(el, view!.grid.children[i] ?? null);
+  want.forEach((tl, i) => {
+    if (view!.grid.children[i] !== tl.root) view!.grid.insertBefore(tl.root, view!.grid.children[i] ?? null);
   });
   view.grid.dataset.count = String(want.length);
-  updateCount();
+  view.grid.classList.toggle('has-spotlight', want.some((tl) => tl.info.id === spot));
+}
+
+// ---------------------------------------------------------------- court console
+
+interface ConsoleView {
+  root: HTMLElement;
+  lifecycle: HTMLElement;
+  lifecycleButtons: Map<LifecycleControl, HTMLButtonElement>;
+  reason: HTMLInputElement;
+  date: HTMLInputElement;
+  dateLabel: HTMLElement;
+  hint: HTMLElement;
+  lock: HTMLButtonElement | null;
+  muteAll: HTMLButtonElement | null;
+  lobbySection: HTMLElement | null;
+  lobbyTitle: HTMLElement | null;
+  admitAll: HTMLButtonElement | null;
+  lobbyList: HTMLElement | null;
+  participantList: HTMLElement;
+  signature: string;
+}
+
+const LIFECYCLE_KEYS: Record<LifecycleControl, MessageKey> = {
+  open: 'console.open',
+  start: 'console.start',
+  suspend: 'console.suspend',
+  resume: 'console.resume',
+  adjourn: 'console.adjourn',
+  close: 'console.close',
+};
+
+function command(msg: CourtCommand): void {
+  if (!session?.command(msg)) {
+    bannerError = { code: 'not_joined', message: '', fatal: false };
+    showBanner();
+  }
+}
+
+function makeConsole(): ConsoleView {
+  const sections = consoleSections(permissions);
+  const root = h('aside', { class: 'console', testid: 'console' });
+  bind(() => root.setAttribute('aria-label', t('console.heading')));
+  root.append(tr(h('h2'), 'console.heading'));
+
+  const lifecycleButtons = new Map<LifecycleControl, HTMLButtonElement>();
+  const reason = h('input', {
+    class: 'input',
+    testid: 'state-reason-input',
+    attrs: { type: 'text', maxlength: '500', autocomplete: 'off' },
+  });
+  bind(() => (reason.placeholder = t('console.reasonPlaceholder')));
+  const date = h('input', { class: 'input', testid: 'adjourn-date-input', attrs: { type: 'datetime-local' } });
+  const dateLabel = h('label', { class: 'field' }, tr(h('span'), 'console.adjournDate'), date);
+  const hint = h('p', { class: 'error', attrs: { role: 'alert' } });
+  hint.hidden = true;
+  const lifecycle = h('section', { class: 'console-section lifecycle' });
+  if (sections.lifecycle) {
+    const row = h('div', { class: 'button-row' });
+    for (const c of ['open', 'start', 'suspend', 'resume', 'adjourn', 'close'] as const) {
+      const btn = h('button', {
+        class: 'btn small' + (c === 'close' ? ' danger' : c === 'open' || c === 'start' || c === 'resume' ? ' primary' : ''),
+        testid: `state-${c}`,
+        attrs: { type: 'button' },
+        on: { click: () => lifecycleClick(c) },
+      });
+      tr(btn, LIFECYCLE_KEYS[c]);
+      lifecycleButtons.set(c, btn);
+      row.append(btn);
+    }
+    lifecycle.append(h('label', { class: 'field' }, tr(h('span'), 'console.reason'), reason), dateLabel, row, hint);
+    root.append(lifecycle);
+  }
+
+  let lock: HTMLButtonElement | null = null;
+  let muteAll: HTMLButtonElement | null = null;
+  if (sections.lock || sections.muteAll) {
+    const row = h('div', { class: 'button-row' });
+    if (sections.lock) {
+      lock = h('button', {
+        class: 'btn small',
+        testid: 'lock-toggle',
+        attrs: { type: 'button' },
+        on: { click: () => command({ type: 'lock', locked: !hearingStatus?.locked }) },
+      });
+      row.append(lock);
+    }
+    if (sections.muteAll) {
+      muteAll = h('button', {
+        class: 'btn small',
+        testid: 'mute-all',
+        attrs: { type: 'button' },
+        on: { click: () => command({ type: 'mute_all' }) },
+      });
+      tr(muteAll, 'console.muteAll');
+      row.append(muteAll);
+    }
+    root.append(h('section', { class: 'console-section' }, row));
+  }
+
+  let lobbySection: HTMLElement | null = null;
+  let lobbyTitle: HTMLElement | null = null;
+  let admitAll: HTMLButtonElement | null = null;
+  let lobbyList: HTMLElement | null = null;
+  if (sections.lobby) {
+    lobbyTitle = h('h3');
+    lobbyList = h('ul', { class: 'plist', testid: 'lobby-list' });
+    lobbySection = h('section', { class: 'console-section' }, lobbyTitle);
+    if (permissions.includes('admit')) {
+      admitAll = h('button', {
+        class: 'btn small primary',
+        testid: 'admit-all',
+        attrs: { type: 'button' },
+        on: { click: () => command({ type: 'admit_all' }) },
+      });
+      tr(admitAll, 'lobby.admitAll');
+      lobbySection.append(admitAll);
+    }
+    lobbySection.append(lobbyList);
+    root.append(lobbySection);
+  }
+
+  const participantList = h('div', { class: 'site-groups', testid: 'participant-list' });
+  root.append(h('section', { class: 'console-section' }, tr(h('h3'), 'console.participants'), participantList));
+
+  return {
+    root,
+    lifecycle,
+    lifecycleButtons,
+    reason,
+    date,
+    dateLabel,
+    hint,
+    lock,
+    muteAll,
+    lobbySection,
+    lobbyTitle,
+    admitAll,
+    lobbyList,
+    participantList,
+    signature: '',
+  };
+}
+
+function lifecycleClick(c: LifecycleControl): void {
+  const cv = view?.console;
+  if (!cv) return;
+  const needs = lifecycleNeeds(c);
+  const reason = cv.reason.value.trim();
+  const showHint = (key: MessageKey) => {
+    cv.hint.textContent = t(key);
+    cv.hint.hidden = false;
+  };
+  cv.hint.hidden = true;
+  if (needs.reason && !reason) return showHint('console.needReason');
+  let adjourned_to: string | undefined;
+  if (needs.date) {
+    const d = new Date(cv.date.value);
+    if (!cv.date.value || Number.isNaN(d.getTime())) return showHint('console.needDate');
+    adjourned_to = d.toISOString();
+  }
+  const send = () => {
+    command({
+      type: 'set_state',
+      state: lifecycleTarget(c),
+      ...(reason ? { reason } : {}),
+      ...(adjourned_to ? { adjourned_to } : {}),
+    });
+    cv.reason.value = '';
+    cv.date.value = '';
+  };
+  if (needs.confirm) askConfirm(t('confirm.close'), false, send);
+  else send();
+}
+
+/** An in-page confirmation (headless tests can drive it; no window.confirm). */
+function askConfirm(text: string, withReason: boolean, onYes: (reason: string) => void): void {
+  if (!view) return;
+  const d = view.dialog;
+  const reason = h('input', { class: 'input', testid: 'confirm-reason', attrs: { type: 'text', maxlength: '500' } });
+  const close = () => {
+    d.hidden = true;
+    d.replaceChildren();
+  };
+  const yes = h('button', {
+    class: 'btn danger',
+    testid: 'confirm-yes',
+    attrs: { type: 'button' },
+    text: t('confirm.yes'),
+    on: {
+      click: () => {
+        const r = reason.value.trim();
+        close();
+        onYes(r);
+      },
+    },
+  });
+  const no = h('button', { class: 'btn', testid: 'confirm-no', attrs: { type: 'button' }, text: t('confirm.no'), on: { click: close } });
+  d.replaceChildren(
+    h(
+      'div',
+      { class: 'dialog', testid: 'confirm-dialog', attrs: { role: 'alertdialog', 'aria-modal': 'true' } },
+      h('p', { testid: 'confirm-text', text }),
+      withReason ? h('label', { class: 'field' }, h('span', { text: t('confirm.reason') }), reason) : null,
+      h('div', { class: 'button-row' }, no, yes),
+    ),
+  );
+  d.hidden = false;
+  no.focus();
+}
+
+const CONTROL_KEYS: Record<ParticipantControl, MessageKey> = {
+  admit: 'lobby.admit',
+  deny: 'lobby.deny',
+  'call-in': 'lobby.callIn',
+  dismiss: 'console.dismiss',
+  mute: 'console.mute',
+  'request-unmute': 'console.requestUnmute',
+  spotlight: 'console.spotlight',
+  remove: 'console.remove',
+};
+
+function controlButton(c: ParticipantControl, p: ParticipantInfo): HTMLButtonElement {
+  const locked = !!hearingStatus?.locked;
+  const spotlit = hearingStatus?.spotlight === p.id;
+  const run: Record<ParticipantControl, () => void> = {
+    admit: () => command({ type: 'admit', participant_id: p.id }),
+    deny: () => command({ type: 'deny', participant_id: p.id }),
+    'call-in': () => command({ type: 'call_in', participant_id: p.id }),
+    dismiss: () => command({ type: 'dismiss', participant_id: p.id }),
+    mute: () => command({ type: 'mute', participant_id: p.id }),
+    'request-unmute': () => command({ type: 'request_unmute', participant_id: p.id }),
+    spotlight: () => command({ type: 'spotlight', participant_id: spotlit ? null : p.id }),
+    remove: () =>
+      askConfirm(t('confirm.remove', { name: p.name }), true, (reason) =>
+        command({ type: 'remove', participant_id: p.id, ...(reason ? { reason } : {}) }),
+      ),
+  };
+  const danger = c === 'remove' || c === 'deny';
+  const primary = c === 'admit' || c === 'call-in';
+  const btn = h('button', {
+    class: 'btn small' + (danger ? ' danger' : primary ? ' primary' : ''),
+    testid: `${c}-${p.id}`,
+    attrs: { type: 'button' },
+    text: c === 'spotlight' && spotlit ? t('console.unspotlight') : t(CONTROL_KEYS[c]),
+    on: { click: run[c] },
+  });
+  if (c === 'spotlight') btn.setAttribute('aria-pressed', String(spotlit));
+  if ((c === 'admit' || c === 'call-in') && locked) {
+    btn.disabled = true;
+    btn.title = t('state.locked');
+  }
+  return btn;
+}
+
+function personText(p: ParticipantInfo, self: boolean): HTMLElement {
+  return h(
+    'div',
+    { class: 'person' },
+    h('strong', { text: self ? `${p.name} (${t('console.you')})` : p.name }),
+    h('span', { class: 'muted', text: ` · ${roleName(p.role)}` }),
+  );
+}
+
+/** Rebuilds the console's lists when what they show changed (or `force`). */
+function renderConsole(force = false): void {
+  const cv = view?.console;
+  if (!cv) return;
+  const st = hearingStatus;
+  const state = st?.state ?? 'scheduled';
+  // Lifecycle buttons: only the moves the current state allows.
+  const allowed = lifecycleControls(permissions, state);
+  for (const [c, btn] of cv.lifecycleButtons) btn.hidden = !st || !allowed.includes(c);
+  cv.dateLabel.hidden = !allowed.includes('adjourn');
+  if (cv.lock) {
+    const locked = !!st?.locked;
+    cv.lock.textContent = t(locked ? 'console.unlock' : 'console.lock');
+    cv.lock.setAttribute('aria-pressed', String(locked));
+  }
+
+  const everyone = selfP ? [selfP, ...others] : [...others];
+  const signature = JSON.stringify([getLang(), st, everyone, Math.floor(Date.now() / 60000)]);
+  if (!force && signature === cv.signature) return;
+  cv.signature = signature;
+  const selfId = selfP?.id ?? null;
+
+  if (cv.lobbyList && cv.lobbyTitle) {
+    const waiting = lobbyWaiting(others);
+    cv.lobbyTitle.textContent = t('lobby.title', { n: waiting.length });
+    if (cv.admitAll) {
+      const admittable = waiting.some((p) => !CALL_IN_ROLES.includes(p.role));
+      cv.admitAll.hidden = !admittable;
+      cv.admitAll.disabled = !!st?.locked;
+    }
+    cv.lobbyList.replaceChildren(
+      ...(waiting.length === 0
+        ? [h('li', { class: 'muted', text: t('lobby.empty') })]
+        : waiting.map((p) =>
+            h(
+              'li',
+              { class: 'prow', testid: `lobby-entry-${p.id}`, attrs: { 'data-role': p.role } },
+              h(
+                'div',
+                { class: 'pinfo' },
+                personText(p, false),
+                h('div', { class: 'muted small', text: `${p.site} · ${waitingSince(p.lobby_since, Date.now())}` }),
+              ),
+              h(
+                'div',
+                { class: 'pctl' },
+                ...participantControls(permissions, p, selfId)
+                  .filter((c) => c === 'admit' || c === 'call-in' || c === 'deny')
+                  .map((c) => controlButton(c, p)),
+              ),
+            ),
+          )),
+    );
+  }
+
+  const groups = groupBySite(everyone);
+  cv.participantList.replaceChildren(
+    ...groups.map((g, i) =>
+      h(
+        'section',
+        { class: 'site-group', testid: `site-group-${i}`, attrs: { 'data-site': g.site, 'data-site-kind': g.kind } },
+        h('h4', {}, h('span', { text: g.site }), h('span', { class: 'muted small', text: ` · ${t(`site.${g.kind}` as MessageKey)}` })),
+        h(
+          'ul',
+          { class: 'plist' },
+          ...g.members.map((p) => participantRow(p, p.id === selfId)),
+        ),
+      ),
+    ),
+  );
+}
+
+function participantRow(p: ParticipantInfo, self: boolean): HTMLElement {
+  const mic = h('span', { class: 'state ' + (p.muted ? 'court' : p.audio ? 'on' : 'off') }, icon(p.audio && !p.muted ? 'mic' : 'micOff'));
+  mic.title = t(p.muted ? 'hearing.mutedByCourt' : p.audio ? 'hearing.micOn' : 'hearing.micOff');
+  mic.setAttribute('aria-label', mic.title);
+  const cam = h('span', { class: 'state ' + (p.video ? 'on' : 'off') }, icon(p.video ? 'cam' : 'camOff'));
+  cam.title = t(p.video ? 'hearing.camOn' : 'hearing.camOff');
+  cam.setAttribute('aria-label', cam.title);
+  const conn = h('span', { class: `conn conn-${p.connection}`, text: t(`conn.${p.connection}` as MessageKey) });
+  const badges: HTMLElement[] = [];
+  if (p.admission === 'lobby') badges.push(h('span', { class: 'tag', text: t('console.inLobby') }));
+  if (p.admission === 'removed') badges.push(h('span', { class: 'tag danger', text: t('console.removed') }));
+  if (p.muted) badges.push(h('span', { class: 'tag court', text: t('console.mutedByCourt') }));
+  if (hearingStatus?.spotlight === p.id) badges.push(h('span', { class: 'tag floor', text: t('hearing.floor') }));
+  const controls = participantControls(permissions, p, self ? p.id : null)
+    .filter((c) => c !== 'admit' && c !== 'call-in' && c !== 'deny');
+  return h(
+    'li',
+    {
+      class: 'prow' + (p.present ? '' : ' absent'),
+      testid: `participant-${p.id}`,
+      attrs: {
+        'data-admission': p.admission,
+        'data-muted': String(p.muted),
+        'data-connection': p.connection,
+        'data-present': String(p.present),
+        'data-role': p.role,
+      },
+    },
+    h('div', { class: 'pinfo' }, personText(p, self), h('div', { class: 'pstate' }, mic, cam, conn, ...badges)),
+    h('div', { class: 'pctl' }, ...controls.map((c) => controlButton(c, p))),
+  );
+}
+
+// ---------------------------------------------------------------- session wiring
+
+function applySelf(p: ParticipantInfo): void {
+  const wasMuted = courtMuted();
+  const wasLobby = inLobby();
+  selfP = p;
+  me = { name: p.name, role: p.role, site: p.site };
+  if (p.muted && !wasMuted) {
+    // The court muted us: stop sending at once (the server already stopped forwarding).
+    unmuteAccepted = false;
+    setMic(false);
+  } else if (!p.muted && wasMuted) {
+    unmuteAsked = false;
+    if (unmuteAccepted) setMic(true);
+    unmuteAccepted = false;
+  }
+  if (wasLobby !== inLobby() && view) {
+    // Admitted, or dismissed back to the lobby: the server renegotiates the media.
+    view.self.setTrack('video', localStream?.getVideoTracks()[0] ?? null);
+  }
+  updateCourt();
 }
 
 function startSession(): void {
@@ -577,6 +1270,8 @@ function startSession(): void {
   bannerError = null;
   bannerLost = false;
   lastStatus = { status: 'connecting' };
+  unmuteAsked = false;
+  unmuteAccepted = false;
   renderHearing();
   const s = new HearingSession({
     url: signalingUrl(location.protocol, location.host, hearingId),
@@ -591,7 +1286,9 @@ function startSession(): void {
         if (session !== s) return;
         lastStatus = { status, attempt: detail.attempt };
         if (status === 'failed') {
-          renderFailed(detail.error!);
+          const err = detail.error!;
+          if (FINAL_CODES.includes(err.code as ErrorCode)) renderFinal(err);
+          else renderFailed(err);
           return;
         }
         if (status === 'lost' || status === 'reconnecting') {
@@ -604,14 +1301,42 @@ function startSession(): void {
         updateStatus();
         showBanner();
       },
-      welcome(you, h2: HearingInfo, publish) {
-        hearing = { case_number: h2.case_number, title: h2.title };
-        me = { name: you.name, role: you.role, site: you.site };
-        canPublish = publish;
+      welcome(w) {
+        if (session !== s) return;
+        hearing = { case_number: w.hearing.case_number, title: w.hearing.title, scheduled_at: w.hearing.scheduled_at };
+        hearingStatus = w.status;
+        canPublish = w.canPublish;
+        const permsChanged = JSON.stringify(w.permissions) !== JSON.stringify(permissions);
+        permissions = w.permissions;
+        others = [];
+        selfP = null;
+        if (permsChanged || !view) {
+          // The console depends on the permissions: rebuild the screen around the session.
+          renderHearing();
+          updateStatus();
+          showBanner();
+        }
+        applySelf(w.you);
         relabel();
       },
       participants(list) {
+        if (session !== s) return;
         syncParticipants(list);
+      },
+      self(p) {
+        if (session !== s) return;
+        applySelf(p);
+      },
+      hearingStatus(st) {
+        if (session !== s) return;
+        hearingStatus = st;
+        updateCourt();
+      },
+      unmuteRequested() {
+        if (session !== s) return;
+        if (!courtMuted()) return;
+        unmuteAsked = true;
+        updateUnmutePrompt();
       },
       remoteTrack(pid, kind, track) {
         // A track may arrive before its participant is in the list: keep it for the tile.
@@ -657,7 +1382,7 @@ function leaveHearing(): void {
   renderEnd();
 }
 
-// ---------------------------------------------------------------- screens: left / failed
+// ---------------------------------------------------------------- screens: left / failed / final
 
 /** The big button that (re)joins the hearing: on the pre-join, left and replaced screens. */
 function joinButton(testid: 'join' | 'rejoin', key: MessageKey): HTMLButtonElement {
@@ -701,6 +1426,40 @@ function renderFailed(err: ServerError): void {
     localStream = null;
   }
   app.append(header(false).el, h('main', { class: 'card narrow' }, ...children));
+  relabel();
+}
+
+/** The end of this participant's hearing: closed, refused, removed or link revoked. No rejoin. */
+function renderFinal(err: ServerError): void {
+  session?.dispose();
+  session = null;
+  view = null;
+  stopStream(localStream);
+  localStream = null;
+  newScreen();
+  const code = err.code as ErrorCode;
+  const closed = code === 'hearing_closed';
+  const reason = closed ? (hearingStatus?.state === 'closed' ? hearingStatus.reason ?? '' : '') : '';
+  const msg = h('p', { testid: 'error-message' });
+  const reasonEl = h('p', { testid: 'final-reason' });
+  const heading = h('h1');
+  bind(() => {
+    heading.textContent = t(`final.${code}` as MessageKey);
+    msg.textContent = errorText(code, err.message);
+    reasonEl.textContent = reason ? t('final.reason', { reason }) : '';
+    reasonEl.hidden = !reason;
+  });
+  app.append(
+    header(false).el,
+    h(
+      'main',
+      { class: 'card narrow final', testid: 'final-screen', attrs: { 'data-code': code, role: 'alert' } },
+      heading,
+      msg,
+      reasonEl,
+      tr(h('p', { class: 'muted' }), 'final.body'),
+    ),
+  );
   relabel();
 }
 
@@ -754,6 +1513,13 @@ function boot(): void {
   // hash so that a reload still works; the hash is never sent to the server.
   renderPrejoin(check.payload);
 }
+
+// Waiting times ("since 09:05 (12 min)") move on even when nothing else happens.
+setInterval(() => {
+  if (!view) return;
+  renderConsole();
+  updateRoomVisibility();
+}, 30_000);
 
 window.addEventListener('pagehide', () => {
   session?.dispose();

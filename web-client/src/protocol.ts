@@ -1,30 +1,98 @@
 // Mirror of signaling/src/protocol.rs (the contract). JSON text frames with a
-// `type` tag, snake_case. Keep in step with the Rust file.
+// `type` tag, snake_case. Keep in step with the Rust file; tests/web_protocol_mirror.rs
+// compares the lists below with the Rust ones.
 
 export const PROTOCOL_VERSION = 1;
 
-export type Role =
-  | 'presiding_judge'
-  | 'judge'
-  | 'clerk'
-  | 'prosecutor'
-  | 'defendant'
-  | 'defence_counsel'
-  | 'witness'
-  | 'interpreter'
-  | 'observer';
-
-export const ALL_ROLES: readonly Role[] = [
+/** Every role, in the order a court lists them (`Role::ALL`). */
+export const ALL_ROLES = [
   'presiding_judge',
   'judge',
+  'assessor',
   'clerk',
   'prosecutor',
   'defendant',
   'defence_counsel',
+  'victim',
+  'litigant',
+  'representative',
   'witness',
+  'expert',
   'interpreter',
+  'detention_officer',
   'observer',
-];
+] as const;
+
+export type Role = (typeof ALL_ROLES)[number];
+
+/** What kind of place a site (điểm cầu) is (`SiteKind::ALL`). */
+export const ALL_SITE_KINDS = [
+  'central',
+  'detention',
+  'office',
+  'court',
+  'remote',
+] as const;
+
+export type SiteKind = (typeof ALL_SITE_KINDS)[number];
+
+/** What a role may do, from the server's permission table (`Action::ALL`). */
+export const ALL_ACTIONS = [
+  'publish_audio',
+  'publish_video',
+  'publish_screen',
+  'subscribe',
+  'admit',
+  'deny',
+  'mute_others',
+  'remove',
+  'lock',
+  'control_lifecycle',
+  'call_witness',
+  'spotlight',
+] as const;
+
+export type Action = (typeof ALL_ACTIONS)[number];
+
+/** Where a hearing is in its lifecycle (`HearingState::ALL`). */
+export const ALL_HEARING_STATES = [
+  'scheduled',
+  'open',
+  'in_session',
+  'suspended',
+  'adjourned',
+  'closed',
+] as const;
+
+export type HearingState = (typeof ALL_HEARING_STATES)[number];
+
+/** `HearingState::can_move_to`. */
+export function canMoveTo(from: HearingState, to: HearingState): boolean {
+  switch (to) {
+    case 'open':
+      return from === 'scheduled' || from === 'adjourned';
+    case 'in_session':
+      return from === 'open' || from === 'suspended';
+    case 'suspended':
+      return from === 'in_session';
+    case 'closed':
+      return from === 'open' || from === 'in_session' || from === 'suspended';
+    case 'adjourned':
+      return from === 'scheduled' || from === 'open' || from === 'in_session' || from === 'suspended';
+    case 'scheduled':
+      return false;
+  }
+}
+
+/** `HearingState::media_flows`: media is forwarded among admitted participants. */
+export function mediaFlows(state: HearingState): boolean {
+  return state === 'open' || state === 'in_session' || state === 'suspended';
+}
+
+export type Admission = 'lobby' | 'admitted' | 'removed';
+
+/** The server's view of a participant's connection. */
+export type Connection = 'offline' | 'connecting' | 'connected' | 'unstable';
 
 /** Browser RTCIceCandidateInit shape (camelCase on the wire). */
 export interface IceCandidate {
@@ -38,6 +106,23 @@ export interface HearingInfo {
   id: string;
   case_number: string;
   title: string;
+  /** When the hearing is scheduled to start (RFC 3339), if set. */
+  scheduled_at?: string;
+}
+
+/** The live state of a hearing (in `welcome` and `hearing_status`). */
+export interface HearingStatus {
+  state: HearingState;
+  /** Why (required for suspended and adjourned). */
+  reason?: string;
+  /** Since when (RFC 3339). */
+  since: string;
+  /** The new date of an adjourned hearing (RFC 3339). */
+  adjourned_to?: string;
+  /** No admissions while locked. */
+  locked: boolean;
+  /** The participant who has the floor. */
+  spotlight?: string | null;
 }
 
 export interface ParticipantInfo {
@@ -46,12 +131,26 @@ export interface ParticipantInfo {
   role: Role;
   /** The site (điểm cầu) the participant joins from. */
   site: string;
+  site_kind: SiteKind;
   /** Connected to the hearing now. */
   present: boolean;
+  admission: Admission;
+  /** Since when they wait in the lobby (RFC 3339), when they do. */
+  lobby_since?: string;
   /** Self-reported microphone state. */
   audio: boolean;
   /** Self-reported camera state. */
   video: boolean;
+  /** Muted by the court: the server forwards none of their audio. */
+  muted: boolean;
+  connection: Connection;
+}
+
+/** A lifecycle move (`set_state`). */
+export interface StateChange {
+  state: HearingState;
+  reason?: string;
+  adjourned_to?: string;
 }
 
 export type ClientMessage =
@@ -61,7 +160,41 @@ export type ClientMessage =
   | { type: 'candidate'; candidate: IceCandidate }
   | { type: 'media_state'; audio: boolean; video: boolean }
   | { type: 'ping'; id: number }
-  | { type: 'leave' };
+  | { type: 'leave' }
+  | { type: 'admit'; participant_id: string }
+  | { type: 'admit_all' }
+  | { type: 'deny'; participant_id: string; reason?: string }
+  | { type: 'call_in'; participant_id: string }
+  | { type: 'dismiss'; participant_id: string }
+  | { type: 'mute'; participant_id: string }
+  | { type: 'mute_all' }
+  | { type: 'request_unmute'; participant_id: string }
+  | { type: 'accept_unmute' }
+  | { type: 'remove'; participant_id: string; reason?: string }
+  | { type: 'lock'; locked: boolean }
+  | { type: 'spotlight'; participant_id: string | null }
+  | ({ type: 'set_state' } & StateChange);
+
+/** Court-workflow commands (everything a console sends besides media signaling). */
+export type CourtCommand = Extract<
+  ClientMessage,
+  {
+    type:
+      | 'admit'
+      | 'admit_all'
+      | 'deny'
+      | 'call_in'
+      | 'dismiss'
+      | 'mute'
+      | 'mute_all'
+      | 'request_unmute'
+      | 'accept_unmute'
+      | 'remove'
+      | 'lock'
+      | 'spotlight'
+      | 'set_state';
+  }
+>;
 
 /** Every error code of the protocol (`ErrorCode::ALL` in signaling/src/protocol.rs), in order;
  * tests/web_protocol_mirror.rs keeps the two in step. */
@@ -89,11 +222,24 @@ export const ALL_ERROR_CODES = [
   'negotiation_timeout',
   'publish_not_allowed',
   'replaced',
+  'permission_denied',
+  'invalid_transition',
+  'reason_required',
+  'hearing_locked',
+  'hearing_closed',
+  'admission_denied',
+  'removed',
+  'link_revoked',
+  'unknown_participant',
+  'not_applicable',
   'server_shutdown',
   'internal',
 ] as const;
 
 export type ErrorCode = (typeof ALL_ERROR_CODES)[number];
+
+/** Codes that end the participation for good: a final screen, never a reconnect. */
+export const FINAL_CODES: readonly ErrorCode[] = ['hearing_closed', 'admission_denied', 'removed', 'link_revoked'];
 
 /** Codes after which retrying with the same token is pointless (no auto-reconnect). */
 export const NON_RETRYABLE_CODES: readonly ErrorCode[] = [
@@ -106,9 +252,18 @@ export const NON_RETRYABLE_CODES: readonly ErrorCode[] = [
   'hearing_not_found',
   'participant_unknown',
   'replaced',
+  ...FINAL_CODES,
 ];
 
-export type ParticipantLeftReason = 'left' | 'connection_lost' | 'replaced' | string;
+export type ParticipantLeftReason =
+  | 'left'
+  | 'connection_lost'
+  | 'replaced'
+  | 'denied'
+  | 'removed'
+  | 'hearing_closed'
+  | 'link_revoked'
+  | string;
 
 export type ServerMessage =
   | {
@@ -116,10 +271,14 @@ export type ServerMessage =
       v: number;
       you: ParticipantInfo;
       hearing: HearingInfo;
+      status: HearingStatus;
       participants: ParticipantInfo[];
       max_message_bytes: number;
       can_publish: boolean;
+      permissions: Action[];
     }
+  | { type: 'hearing_status'; status: HearingStatus }
+  | { type: 'unmute_requested'; by: string }
   | { type: 'participant_joined'; participant: ParticipantInfo }
   | { type: 'participant_updated'; participant: ParticipantInfo }
   | { type: 'participant_left'; participant_id: string; reason: ParticipantLeftReason }

@@ -3,9 +3,12 @@
 import {
   NON_RETRYABLE_CODES,
   PROTOCOL_VERSION,
+  type Action,
   type ClientMessage,
+  type CourtCommand,
   type ErrorCode,
   type HearingInfo,
+  type HearingStatus,
   type ParticipantInfo,
   type ServerMessage,
 } from './protocol';
@@ -27,8 +30,21 @@ export interface ServerError {
 
 export interface SessionEvents {
   status(status: SessionStatus, detail: { attempt?: number; error?: ServerError }): void;
-  welcome(you: ParticipantInfo, hearing: HearingInfo, canPublish: boolean): void;
+  welcome(w: {
+    you: ParticipantInfo;
+    hearing: HearingInfo;
+    status: HearingStatus;
+    permissions: Action[];
+    canPublish: boolean;
+  }): void;
+  /** Everyone but this participant (present or not, lobby included). */
   participants(list: ParticipantInfo[]): void;
+  /** This participant as the server now sees them (admitted, muted by the court, ...). */
+  self(you: ParticipantInfo): void;
+  /** The hearing's state, lock or spotlight changed. */
+  hearingStatus(status: HearingStatus): void;
+  /** The court asks this participant to unmute (they decide). */
+  unmuteRequested(by: string): void;
   /** The participant's current remote track of `kind` (null = none / removed). */
   remoteTrack(participantId: string, kind: 'audio' | 'video', track: MediaStreamTrack | null): void;
   participantLeft(participantId: string, reason: string): void;
@@ -59,7 +75,10 @@ export class HearingSession {
   /** receiver track id → [participant id, kind] currently shown. */
   private trackOwner = new Map<string, { pid: string; kind: 'audio' | 'video'; track: MediaStreamTrack }>();
   private pendingCandidates: RTCIceCandidateInit[] = [];
+  /** Messages of the current socket, handled in order (SDP operations are asynchronous). */
   private chain: Promise<void> = Promise.resolve();
+  /** Bumped per socket: work queued for an older socket is dropped. */
+  private generation = 0;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private pingId = 0;
@@ -68,6 +87,7 @@ export class HearingSession {
   private closedByUs = false;
   private welcomed = false;
   private canPublish = false;
+  private hearingState: HearingStatus['state'] | null = null;
 
   constructor(private opts: SessionOptions) {}
 
@@ -84,6 +104,10 @@ export class HearingSession {
       return;
     }
     this.ws = ws;
+    // A new socket starts a new queue: an SDP operation of the old peer connection may
+    // never settle (operations on a closed RTCPeerConnection are abandoned, not rejected).
+    const gen = ++this.generation;
+    this.chain = Promise.resolve();
     ws.onopen = () => {
       this.opts.events.opened(performance.now());
       this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.opts.token });
@@ -102,11 +126,21 @@ export class HearingSession {
       }
       // Handle in order; SDP operations are asynchronous.
       this.chain = this.chain
-        .then(() => this.handle(msg))
+        .then(() => (gen === this.generation ? this.handle(msg) : undefined))
         .catch((e) => console.warn('[openhearing] handling', msg.type, e));
     };
     ws.onclose = () => {
-      if (this.ws === ws) this.onSocketClosed();
+      // Handle the close after the messages that arrived before it (the fatal error the
+      // server sends before closing may still wait behind an SDP operation), but do not
+      // wait for a queue that is stuck.
+      let done = false;
+      const closed = () => {
+        if (done) return;
+        done = true;
+        if (this.ws === ws) this.onSocketClosed();
+      };
+      void this.chain.then(closed, closed);
+      setTimeout(closed, 2000);
     };
     ws.onerror = () => {
       /* onclose follows */
@@ -119,6 +153,13 @@ export class HearingSession {
     const audio = !!s?.getAudioTracks().some((t) => t.enabled && t.readyState === 'live');
     const video = !!s?.getVideoTracks().some((t) => t.enabled && t.readyState === 'live');
     this.send({ type: 'media_state', audio: this.canPublish && audio, video: this.canPublish && video });
+  }
+
+  /** Sends a court-workflow command; false when there is no open connection. */
+  command(msg: CourtCommand): boolean {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.welcomed) return false;
+    this.send(msg);
+    return true;
   }
 
   /** Leaves on purpose: tells the server, closes everything. Local tracks are the caller's. */
@@ -151,6 +192,7 @@ export class HearingSession {
 
   private teardown(): void {
     this.closedByUs = true;
+    this.generation++; // queued messages of this socket are dropped
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.pingTimer = null;
@@ -185,7 +227,12 @@ export class HearingSession {
     this.ws = null;
     if (this.closedByUs) return;
     this.closePc();
-    const fatal = this.fatal;
+    let fatal = this.fatal;
+    // The server announces `closed` and then closes the socket with `hearing_closed`;
+    // should that error be lost, the closed state alone ends the session for good.
+    if (!fatal && this.hearingState === 'closed') {
+      fatal = { code: 'hearing_closed', message: '', fatal: true };
+    }
     if (fatal && NON_RETRYABLE_CODES.includes(fatal.code as ErrorCode)) {
       this.setStatus('failed', { error: fatal });
       return;
@@ -209,12 +256,23 @@ export class HearingSession {
   private async handle(msg: ServerMessage): Promise<void> {
     switch (msg.type) {
       case 'welcome':
-        await this.onWelcome(msg.you, msg.hearing, msg.participants, msg.can_publish);
+        await this.onWelcome(msg);
         break;
       case 'participant_joined':
       case 'participant_updated':
+        if (msg.participant.id === this.participantId) {
+          this.opts.events.self(msg.participant);
+          break;
+        }
         this.participants.set(msg.participant.id, msg.participant);
         this.emitParticipants();
+        break;
+      case 'hearing_status':
+        this.hearingState = msg.status.state;
+        this.opts.events.hearingStatus(msg.status);
+        break;
+      case 'unmute_requested':
+        this.opts.events.unmuteRequested(msg.by);
         break;
       case 'participant_left': {
         const p = this.participants.get(msg.participant_id);
@@ -252,6 +310,7 @@ export class HearingSession {
         break;
       case 'error': {
         const err: ServerError = { code: msg.code, message: msg.message, fatal: msg.fatal };
+        console.info('[openhearing] server error', msg.code, msg.fatal ? '(fatal)' : '', msg.message);
         if (msg.fatal) this.fatal = err;
         else if (msg.code !== 'negotiation_conflict') this.opts.events.error(err);
         break;
@@ -277,18 +336,22 @@ export class HearingSession {
     this.opts.events.participants([...this.participants.values()]);
   }
 
-  private async onWelcome(
-    you: ParticipantInfo,
-    hearing: HearingInfo,
-    others: ParticipantInfo[],
-    canPublish: boolean,
-  ): Promise<void> {
+  private async onWelcome(w: Extract<ServerMessage, { type: 'welcome' }>): Promise<void> {
+    const { you, participants: others } = w;
+    const canPublish = w.can_publish;
     this.welcomed = true;
     this.attempt = 0;
     this.participantId = you.id;
     this.canPublish = canPublish;
+    this.hearingState = w.status.state;
     this.participants = new Map(others.filter((p) => p.id !== you.id).map((p) => [p.id, p]));
-    this.opts.events.welcome(you, hearing, canPublish);
+    this.opts.events.welcome({
+      you,
+      hearing: w.hearing,
+      status: w.status,
+      permissions: Array.isArray(w.permissions) ? w.permissions : [],
+      canPublish,
+    });
     this.emitParticipants();
     this.setStatus('media');
 
