@@ -1365,7 +1365,7 @@ impl Actor {
                     .map(|d| crate::model::micros(d.with_timezone(&Utc)))
                     .map_err(|e| {
                         Refusal::new(
-                            ErrorCode::ReasonRequired,
+                            ErrorCode::MalformedMessage,
                             format!("adjourned_to `{text}` is not an RFC 3339 date and time: {e}"),
                         )
                     })?,
@@ -1476,6 +1476,12 @@ impl Actor {
                 Ok(AdminOutcome::Done)
             }
             AdminOp::AddParticipant(new) => {
+                if self.status.state == HearingState::Closed {
+                    return Err(Refusal::new(
+                        ErrorCode::HearingClosed,
+                        "the hearing is closed; nobody can be added",
+                    ));
+                }
                 let admission = if self.perms.auto_admitted(new.role) {
                     Admission::Admitted
                 } else {
