@@ -1081,6 +1081,7 @@ function syncParticipants(list: ParticipantInfo[]): void {
   orderTiles();
   updateCount();
   updateStateBanner();
+  updateRooms();
   renderConsole();
 }
 
