@@ -48,14 +48,21 @@ fn web_client_knows_every_role_site_kind_action_and_state_in_order() {
     let ts = protocol_ts();
     let roles: Vec<String> = Role::ALL.iter().map(|r| r.as_str().to_owned()).collect();
     assert_eq!(ts_list(&ts, "ALL_ROLES"), roles, "ALL_ROLES vs Role::ALL");
-    let kinds: Vec<String> = SiteKind::ALL.iter().map(|k| k.as_str().to_owned()).collect();
+    let kinds: Vec<String> = SiteKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
     assert_eq!(
         ts_list(&ts, "ALL_SITE_KINDS"),
         kinds,
         "ALL_SITE_KINDS vs SiteKind::ALL"
     );
     let actions: Vec<String> = Action::ALL.iter().map(|a| a.as_str().to_owned()).collect();
-    assert_eq!(ts_list(&ts, "ALL_ACTIONS"), actions, "ALL_ACTIONS vs Action::ALL");
+    assert_eq!(
+        ts_list(&ts, "ALL_ACTIONS"),
+        actions,
+        "ALL_ACTIONS vs Action::ALL"
+    );
     let states: Vec<String> = HearingState::ALL
         .iter()
         .map(|s| s.as_str().to_owned())

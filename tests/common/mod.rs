@@ -158,6 +158,39 @@ impl TestServer {
         resp.json().await.expect("create hearing JSON")
     }
 
+    /// Creates a hearing with parties and declared sites: participants are (name,
+    /// role, site, party); sites are (name, kind).
+    pub async fn create_hearing_with(
+        &self,
+        participants: &[(&str, &str, &str, Option<&str>)],
+        sites: &[(&str, &str)],
+    ) -> CreatedHearing {
+        let body = serde_json::json!({
+            "case_number": "HS-123/2026",
+            "title": "Phiên tòa thử nghiệm",
+            "sites": sites.iter().map(|(n, k)| serde_json::json!({"name": n, "kind": k})).collect::<Vec<_>>(),
+            "participants": participants.iter().map(|(n, r, s, p)| {
+                let mut v = serde_json::json!({"name": n, "role": r, "site": s});
+                if let Some(p) = p { v["party"] = serde_json::json!(p); }
+                v
+            }).collect::<Vec<_>>(),
+        });
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1/hearings", self.base()))
+            .bearer_auth(ADMIN_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin API answers");
+        assert_eq!(
+            resp.status(),
+            201,
+            "create hearing: {:?}",
+            resp.text().await
+        );
+        resp.json().await.expect("create hearing JSON")
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(s) = self.stop.take() {
@@ -203,7 +236,17 @@ pub async fn join(
     role: &str,
     publish: bool,
 ) -> Participant {
-    let p = hearing.by_role(role);
+    join_as(server, hearing, hearing.by_role(role), publish).await
+}
+
+/// Joins as a given participant (when a hearing has several of one role).
+pub async fn join_as(
+    server: &TestServer,
+    hearing: &CreatedHearing,
+    p: &CreatedParticipant,
+    publish: bool,
+) -> Participant {
+    let role = p.role.as_str();
     let participant = Participant::join(
         &server.ws_url(hearing.hearing_id),
         &p.token(),
