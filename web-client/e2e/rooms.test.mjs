@@ -183,12 +183,16 @@ async function receivesOnlyFrom(who, allowed, everyone) {
       );
     }
   }
-  // Settled: one more full window must show the same.
+  // Settled: over one more full window nothing from anyone else may arrive (strict);
+  // that the allowed ones still flow is then polled (a loaded CI box may stall a
+  // stream for a few seconds, which is not what this test is about).
   w = await window_(who, allowed);
-  assert.ok(
-    w.ok,
-    `${who.role}: receives from ${JSON.stringify(w.leaks.map((l) => ({ ...l, owner: roleOf(l.owner) })))}; missing ${w.missing.join('; ')}\n${w.diag}`,
+  assert.equal(
+    w.leaks.length,
+    0,
+    `${who.role}: receives from ${JSON.stringify(w.leaks.map((l) => ({ ...l, owner: roleOf(l.owner) })))}\n${w.diag}`,
   );
+  if (allowed.length > 0) await waitDecodes(who, allowed);
   // And the client's own per-participant counters agree: nothing from the others grows.
   const x = await inbound(who);
   await sleep(1500);
