@@ -102,6 +102,11 @@ struct DataMsg {
 
 enum Ctl {
     AddTrack(TrackMeta),
+    /// Packets dropped at the end, with no later packet to carry the news.
+    Drops {
+        track_id: String,
+        run: DropRun,
+    },
     RemoveTrack {
         track_id: String,
         reason: String,
@@ -232,6 +237,7 @@ impl HearingRecorder {
             alert_tx,
             stats: stats.clone(),
             paused: None,
+            orphans: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("recorder-{}", &base[..base.len().min(20)]))
@@ -365,10 +371,14 @@ impl HearingRecorder {
 
     /// Stops recording a track: its open segment is closed and journaled.
     pub fn remove_track(&self, track_id: &str, reason: &str) -> Result<(), RecorderError> {
-        self.tracks
+        let input = self
+            .tracks
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(track_id);
+        if let Some(input) = input {
+            self.flush_drops(&input)?;
+        }
         self.ctl(Ctl::RemoveTrack {
             track_id: track_id.to_string(),
             reason: reason.to_string(),
@@ -400,8 +410,29 @@ impl HearingRecorder {
         self.ctl(Ctl::Event(event))
     }
 
+    fn flush_drops(&self, input: &TrackInput) -> Result<(), RecorderError> {
+        let run = input.drops.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match run {
+            Some(run) => self.ctl(Ctl::Drops {
+                track_id: input.id.to_string(),
+                run,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Finishes every segment, journals `archive_closed`, writes and signs the manifest.
     pub fn close(mut self, summary: CloseSummary) -> Result<Manifest, RecorderError> {
+        let inputs: Vec<Arc<TrackInput>> = self
+            .tracks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for input in inputs {
+            self.flush_drops(&input)?;
+        }
         let (tx, rx) = bounded(1);
         self.ctl(Ctl::Close { summary, reply: tx })?;
         let res = rx.recv().unwrap_or(Err(RecorderError::WriterStopped));
@@ -486,6 +517,8 @@ struct Writer {
     alert_tx: Sender<RecorderAlert>,
     stats: Arc<RecorderStats>,
     paused: Option<WallUs>,
+    /// Temporary files of failed segments that could not be removed yet (retried).
+    orphans: Vec<PathBuf>,
 }
 
 /// Entries held in memory while the journal cannot be written.
@@ -537,6 +570,12 @@ impl Writer {
     fn ctl(&mut self, c: Ctl, data_rx: &Receiver<DataMsg>) -> Option<()> {
         match c {
             Ctl::AddTrack(meta) => self.add_track(meta),
+            Ctl::Drops { track_id, run } => {
+                if let Some(t) = self.tracks.get(&track_id) {
+                    let (id, name) = (t.meta.track_id.clone(), t.meta.name.clone());
+                    self.overflow(&id, &name, run);
+                }
+            }
             Ctl::RemoveTrack { track_id, reason } => {
                 if let Some(mut t) = self.tracks.remove(&track_id) {
                     self.flush_track(&mut t);
@@ -613,6 +652,8 @@ impl Writer {
     ) -> Result<Manifest, RecorderError> {
         self.drain_data(data_rx);
         self.finish_all_tracks();
+        self.orphans
+            .retain(|p| fs::remove_file(p).is_err() && p.exists());
         if let Some(from) = self.paused.take() {
             self.record(Entry::Gap(GapRecord {
                 track_id: None,
@@ -707,6 +748,10 @@ impl Writer {
         if !self.pending.is_empty() {
             self.flush_pending();
         }
+        self.orphans.retain(|p| match fs::remove_file(p) {
+            Ok(()) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        });
         // A track that went quiet must not keep packets waiting in its reorder buffer.
         let quiet: Vec<String> = self
             .tracks
@@ -774,23 +819,8 @@ impl Writer {
             return;
         }
         if let Some(run) = m.drops_before {
-            self.record(Entry::Gap(GapRecord {
-                track_id: Some(t.meta.track_id.clone()),
-                from: us_to_datetime(system_time_us(run.first)),
-                to: us_to_datetime(system_time_us(run.last)),
-                cause: GapCause::QueueOverflow,
-                count: run.count,
-            }));
-            self.alert(
-                AlertKind::QueueOverflow {
-                    track_id: t.meta.track_id.clone(),
-                    dropped: run.count,
-                },
-                format!(
-                    "recorder fell behind: {} packets of track {} ({}) not recorded",
-                    run.count, t.meta.track_id, t.meta.name
-                ),
-            );
+            let (id, name) = (t.meta.track_id.clone(), t.meta.name.clone());
+            self.overflow(&id, &name, run);
             t.overflow_pending = true;
             let mut seq = Vec::new();
             t.reorder.flush(&mut seq);
@@ -810,6 +840,26 @@ impl Writer {
         t.reorder.push(m.pkt, &mut seq);
         self.seq_events(&mut t, seq);
         self.tracks.insert(t.meta.track_id.clone(), t);
+    }
+
+    fn overflow(&mut self, track_id: &str, name: &str, run: DropRun) {
+        self.record(Entry::Gap(GapRecord {
+            track_id: Some(track_id.to_string()),
+            from: us_to_datetime(system_time_us(run.first)),
+            to: us_to_datetime(system_time_us(run.last)),
+            cause: GapCause::QueueOverflow,
+            count: run.count,
+        }));
+        self.alert(
+            AlertKind::QueueOverflow {
+                track_id: track_id.to_string(),
+                dropped: run.count,
+            },
+            format!(
+                "recorder fell behind: {} packets of track {track_id} ({name}) not recorded",
+                run.count
+            ),
+        );
     }
 
     fn seq_events(&mut self, t: &mut TrackState, seq: Vec<SeqEvent>) {
@@ -949,6 +999,9 @@ impl Writer {
                 t.meta.codec.extension()
             );
             let tmp = self.dir.join(format!("{rel}.partial"));
+            if let Some(parent) = tmp.parent() {
+                let _ = fs::create_dir_all(parent);
+            }
             match SegmentWriter::create(&tmp, &setup, ext) {
                 Ok(writer) => {
                     t.next_index += 1;
@@ -960,7 +1013,7 @@ impl Writer {
                     });
                 }
                 Err(e) => {
-                    let _ = fs::remove_file(&tmp);
+                    self.remove_tmp(&tmp);
                     self.disk_error(t, &e, t.clock.wall(ext));
                     return;
                 }
@@ -1055,7 +1108,17 @@ impl Writer {
     fn abandon_segment(&mut self, t: &mut TrackState) {
         if let Some(seg) = t.seg.take() {
             drop(seg.writer);
-            let _ = fs::remove_file(&seg.tmp);
+            self.remove_tmp(&seg.tmp);
+        }
+    }
+
+    /// Removes a failed segment's temporary file, or remembers to retry (it would
+    /// otherwise show up as an extra file when the archive is verified).
+    fn remove_tmp(&mut self, tmp: &Path) {
+        match fs::remove_file(tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => self.orphans.push(tmp.to_path_buf()),
         }
     }
 
@@ -1066,7 +1129,7 @@ impl Writer {
         let fin = match seg.writer.finish() {
             Ok(f) => f,
             Err(e) => {
-                let _ = fs::remove_file(&seg.tmp);
+                self.remove_tmp(&seg.tmp);
                 self.disk_error(t, &e, start_wall);
                 return;
             }
@@ -1078,8 +1141,8 @@ impl Writer {
         let (sha256, size) = match res {
             Ok(v) => v,
             Err(source) => {
-                let _ = fs::remove_file(&seg.tmp);
-                let _ = fs::remove_file(&final_path);
+                self.remove_tmp(&seg.tmp);
+                self.remove_tmp(&final_path);
                 let e = SegmentError::Io {
                     path: final_path,
                     source,
