@@ -1,10 +1,13 @@
 //! OpenHearing recorder (design doc below is filled in at the end).
 
+pub mod cli;
 pub mod depack;
+pub mod info;
 pub mod journal;
 pub mod key;
 pub mod manifest;
 pub mod recorder;
+pub mod render;
 pub mod seal;
 pub mod segment;
 pub mod timing;

@@ -335,3 +335,49 @@ fn manifest_signed_by_another_key_or_edited_fails_signature() {
     let p = problems(&dir2);
     assert!(p.contains(&Problem::SignatureInvalid), "{p:?}");
 }
+
+#[test]
+fn cli_commands_print_and_exit_as_documented() {
+    use openhearing_recorder::cli::{info_command, verify_command};
+    let r = recorded();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pubfile = tmp.path().join("archive-signing.pub");
+    std::fs::write(&pubfile, r.key.public_hex() + "\n").expect("pub");
+    let mut out = Vec::new();
+    assert_eq!(verify_command(&r.dir, Some(&pubfile), &mut out), 0);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.starts_with("OK: "), "{text}");
+    assert!(text.contains("trusted key"), "{text}");
+
+    let (_t, dir) = tampered("cli");
+    let seg = segments(&journal_lines(&dir))[1].file.clone();
+    std::fs::remove_file(dir.join(&seg)).expect("rm");
+    let mut out = Vec::new();
+    assert_eq!(verify_command(&dir, Some(&pubfile), &mut out), 1);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.starts_with("FAILED: "), "{text}");
+    assert!(text.contains(&format!("file missing: {seg}")), "{text}");
+
+    let mut out = Vec::new();
+    assert_eq!(
+        verify_command(&r.dir, Some(&tmp.path().join("nope.pub")), &mut out),
+        2
+    );
+
+    let mut out = Vec::new();
+    assert_eq!(info_command(&r.dir, Some(&pubfile), &mut out), 0);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    eprintln!("{text}");
+    for needle in [
+        "HS-1/2026",
+        "Person judge",
+        "presiding_judge",
+        "judge-vp8",
+        "0:00:08",
+        "closed and signed",
+        "Gaps      none",
+        "OK: ",
+    ] {
+        assert!(text.contains(needle), "info lacks {needle:?}:\n{text}");
+    }
+}
