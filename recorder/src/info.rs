@@ -38,7 +38,7 @@ pub struct ArchiveInfo {
 
 /// Reads the archive's journal (and verifies it) for a summary.
 pub fn info(dir: &Path, public_key: Option<&VerifyingKey>) -> Result<ArchiveInfo, InfoError> {
-    let (lines, _, _) = read_lines_lenient(&dir.join(JOURNAL_FILE))?;
+    let lines = read_lines_lenient(&dir.join(JOURNAL_FILE))?.lines;
     let m = manifest::build(&lines)?;
     Ok(ArchiveInfo {
         dir: dir.to_path_buf(),

@@ -296,9 +296,10 @@ impl Journal {
 
     /// Opens an existing journal to append to it, after checking that its lines parse.
     /// A torn last line is cut off and returned (for sealing to record).
-    pub fn open_append(dir: &Path) -> Result<(Self, Vec<Line>, Option<Vec<u8>>), JournalError> {
+    pub fn open_append(dir: &Path) -> Result<(Self, JournalRead), JournalError> {
         let path = dir.join(JOURNAL_FILE);
-        let (lines, good_len, torn) = read_lines_lenient(&path)?;
+        let read = read_lines_lenient(&path)?;
+        let (lines, good_len, torn) = (&read.lines, read.good_len, &read.torn);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -329,8 +330,7 @@ impl Journal {
                 next_seq,
                 head,
             },
-            lines,
-            torn,
+            read,
         ))
     }
 
@@ -372,10 +372,19 @@ impl Journal {
     }
 }
 
-/// Reads the journal for appending or sealing: every complete line must parse as a
-/// [`Line`]; an unterminated last line (a torn write) is returned separately.
-/// Returns the lines, the byte length of the complete lines, and the torn bytes.
-pub fn read_lines_lenient(path: &Path) -> Result<(Vec<Line>, u64, Option<Vec<u8>>), JournalError> {
+/// A journal as read from disk.
+#[derive(Debug, Clone)]
+pub struct JournalRead {
+    pub lines: Vec<Line>,
+    /// Byte length of the complete lines.
+    pub good_len: u64,
+    /// An unterminated last line (a torn write), if any.
+    pub torn: Option<Vec<u8>>,
+}
+
+/// Reads the journal for appending, sealing, rendering: every complete line must
+/// parse as a [`Line`]; an unterminated last line (a torn write) is returned separately.
+pub fn read_lines_lenient(path: &Path) -> Result<JournalRead, JournalError> {
     let data = std::fs::read(path).map_err(|source| JournalError::Io {
         path: path.to_path_buf(),
         source,
@@ -401,7 +410,11 @@ pub fn read_lines_lenient(path: &Path) -> Result<(Vec<Line>, u64, Option<Vec<u8>
         })?;
         lines.push(line);
     }
-    Ok((lines, complete as u64, torn))
+    Ok(JournalRead {
+        lines,
+        good_len: complete as u64,
+        torn,
+    })
 }
 
 #[cfg(test)]
@@ -440,9 +453,9 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&p).expect("open");
         f.write_all(b"{\"seq\":2,\"prev").expect("write");
         drop(f);
-        let (j, lines, torn) = Journal::open_append(dir.path()).expect("reopen");
-        assert_eq!(lines.len(), 2);
-        assert_eq!(torn.as_deref(), Some(&b"{\"seq\":2,\"prev"[..]));
+        let (j, read) = Journal::open_append(dir.path()).expect("reopen");
+        assert_eq!(read.lines.len(), 2);
+        assert_eq!(read.torn.as_deref(), Some(&b"{\"seq\":2,\"prev"[..]));
         assert_eq!(j.head(), l1.hash);
         assert_eq!(j.len(), 2);
         let text = std::fs::read_to_string(&p).expect("read");

@@ -672,8 +672,8 @@ impl Writer {
                 ),
             }));
         }
-        let (lines, _, _) =
-            crate::journal::read_lines_lenient(&self.dir.join(crate::journal::JOURNAL_FILE))?;
+        let lines =
+            crate::journal::read_lines_lenient(&self.dir.join(crate::journal::JOURNAL_FILE))?.lines;
         let m = manifest::build(&lines)?;
         manifest::write_signed(&self.dir, &m, &self.key)?;
         info!(dir = %self.dir.display(), segments = m.segments.len(), "recording archive closed and signed");

@@ -136,10 +136,10 @@ impl Timeline {
         };
         for l in lines {
             match &l.entry {
-                Entry::TrackAdded { track } => {
-                    if !t.tracks.iter().any(|x| x.track_id == track.track_id) {
-                        t.tracks.push(track.clone());
-                    }
+                Entry::TrackAdded { track }
+                    if !t.tracks.iter().any(|x| x.track_id == track.track_id) =>
+                {
+                    t.tracks.push(track.clone());
                 }
                 Entry::Segment(s) => t.segments.push(s.clone()),
                 Entry::Gap(g) => t.gaps.push(g.clone()),
@@ -534,7 +534,7 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
         what: "init".into(),
         source: ff::Error::Bug,
     })?;
-    let (lines, _, _) = read_lines_lenient(&dir.join(JOURNAL_FILE))?;
+    let lines = read_lines_lenient(&dir.join(JOURNAL_FILE))?.lines;
     let tl = Timeline::from_lines(&lines);
     if tl.segments.is_empty() {
         return Err(RenderError::Empty);

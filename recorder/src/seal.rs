@@ -104,7 +104,8 @@ pub fn seal_interrupted(dir: &Path, key: &ArchiveKey) -> Result<SealOutcome, Sea
     if !dir.join(JOURNAL_FILE).exists() {
         return Err(SealError::NoJournal(dir.to_path_buf()));
     }
-    let (mut journal, lines, torn) = Journal::open_append(dir)?;
+    let (mut journal, read) = Journal::open_append(dir)?;
+    let (lines, torn) = (read.lines, read.torn);
     let Some(first) = lines.first() else {
         return Err(SealError::NoJournal(dir.to_path_buf()));
     };
@@ -162,7 +163,7 @@ pub fn seal_interrupted(dir: &Path, key: &ArchiveKey) -> Result<SealOutcome, Sea
         },
     )?;
     let _ = sync_dir(dir);
-    let (lines, _, _) = crate::journal::read_lines_lenient(&dir.join(JOURNAL_FILE))?;
+    let lines = crate::journal::read_lines_lenient(&dir.join(JOURNAL_FILE))?.lines;
     let m = manifest::build(&lines)?;
     manifest::write_signed(dir, &m, key)?;
     info!(dir = %dir.display(), %cut_at, "interrupted recording archive sealed");
