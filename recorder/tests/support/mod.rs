@@ -68,34 +68,17 @@ pub fn make_vp8(dir: &Path, name: &str, source: &str) -> PathBuf {
     out
 }
 
-/// Makes an H.264 clip (constrained baseline, like WebRTC).
+/// Makes an H.264 clip (constrained baseline, like WebRTC) in MPEG-TS, whose
+/// packets are Annex B with SPS/PPS before every IDR.
 pub fn make_h264(dir: &Path, name: &str, source: &str) -> PathBuf {
-    let out = dir.join(format!("{name}.mkv"));
-    run(Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            source,
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-g",
-            "30",
-            "-bf",
-            "0",
-            "-tune",
-            "zerolatency",
-            "-bsf:v",
-            "h264_mp4toannexb",
-        ])
-        .arg(&out));
+    let out = dir.join(format!("{name}.ts"));
+    let args = "-v error -y -f lavfi -i SRC -pix_fmt yuv420p -c:v libx264 -profile:v baseline \
+                -g 30 -bf 0 -tune zerolatency";
+    let mut cmd = Command::new("ffmpeg");
+    for a in args.split_whitespace() {
+        cmd.arg(if a == "SRC" { source } else { a });
+    }
+    run(cmd.arg(&out));
     out
 }
 
@@ -184,17 +167,23 @@ pub fn packetize(codec: Codec, frame: &ClipFrame, picture_id: u16, mtu: usize) -
         Codec::H264 => {
             let mut out = Vec::new();
             let units = nals(&frame.data);
-            // Small NALs (SPS, PPS) aggregated into one STAP-A, big ones as FU-A.
-            let (small, big): (Vec<_>, Vec<_>) = units.into_iter().partition(|n| n.len() < 100);
-            if !small.is_empty() {
-                let mut stap = vec![0x18];
-                for n in &small {
-                    stap.extend_from_slice(&(n.len() as u16).to_be_bytes());
-                    stap.extend_from_slice(n);
+            // Runs of small NALs (AUD, SPS, PPS, small slices) go in one STAP-A, big
+            // ones as FU-A; order is kept.
+            let mut stap: Vec<u8> = Vec::new();
+            let flush = |stap: &mut Vec<u8>, out: &mut Vec<Vec<u8>>| {
+                if !stap.is_empty() {
+                    let mut p = vec![0x18];
+                    p.append(stap);
+                    out.push(p);
                 }
-                out.push(stap);
-            }
-            for n in big {
+            };
+            for n in units {
+                if n.len() < 100 {
+                    stap.extend_from_slice(&(n.len() as u16).to_be_bytes());
+                    stap.extend_from_slice(&n);
+                    continue;
+                }
+                flush(&mut stap, &mut out);
                 if n.len() <= mtu {
                     out.push(n);
                     continue;
@@ -214,6 +203,7 @@ pub fn packetize(codec: Codec, frame: &ClipFrame, picture_id: u16, mtu: usize) -
                     out.push(fu);
                 }
             }
+            flush(&mut stap, &mut out);
             out
         }
     }
