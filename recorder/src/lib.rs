@@ -56,6 +56,8 @@
 //! rec.pause("suspended")?;  rec.resume()?;
 //! rec.event(HearingEvent { at: chrono::Utc::now(), kind: EventKind::Joined,
 //!     actor: Some("p1".into()), subject: None, details: serde_json::Value::Null })?;
+//! rec.gap(GapRecord { track_id: None, from: chrono::Utc::now(), to: chrono::Utc::now(),
+//!     cause: GapCause::PrivateRoom, count: 0 })?;
 //! rec.remove_track("t1", "unpublished")?;
 //! let manifest = rec.close(CloseSummary { reason: "hearing_closed".into(), details: serde_json::Value::Null })?;
 //! # let _ = (plis, alerts, manifest); Ok(()) }
@@ -144,6 +146,7 @@ pub mod timing;
 pub mod types;
 pub mod verify;
 
+pub use journal::{GapRecord, SegmentRecord};
 pub use key::ArchiveKey;
 pub use manifest::Manifest;
 pub use recorder::{HearingRecorder, PushError, RecorderError, RecorderStats};

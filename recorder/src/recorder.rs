@@ -125,6 +125,7 @@ enum Ctl {
         at: SystemTime,
     },
     Event(HearingEvent),
+    Gap(GapRecord),
     Close {
         summary: CloseSummary,
         reply: Sender<Result<Manifest, RecorderError>>,
@@ -421,6 +422,12 @@ impl HearingRecorder {
         }
     }
 
+    /// Journals a gap the server knows about (a participant in a private room or the
+    /// lobby, muted by the judge, ...): `track_id: None` means every track.
+    pub fn gap(&self, gap: GapRecord) -> Result<(), RecorderError> {
+        self.ctl(Ctl::Gap(gap))
+    }
+
     /// Finishes every segment, journals `archive_closed`, writes and signs the manifest.
     pub fn close(mut self, summary: CloseSummary) -> Result<Manifest, RecorderError> {
         let inputs: Vec<Arc<TrackInput>> = self
@@ -577,6 +584,8 @@ impl Writer {
                 }
             }
             Ctl::RemoveTrack { track_id, reason } => {
+                // Packets of this track pushed before the removal are still recorded.
+                self.drain_data(data_rx);
                 if let Some(mut t) = self.tracks.remove(&track_id) {
                     self.flush_track(&mut t);
                     self.record(Entry::TrackRemoved { track_id, reason });
@@ -626,6 +635,7 @@ impl Writer {
                 }
             }
             Ctl::Event(event) => self.record(Entry::Event { event }),
+            Ctl::Gap(gap) => self.record(Entry::Gap(gap)),
             Ctl::Close { summary, reply } => {
                 let res = self.close(summary, data_rx);
                 let _ = reply.send(res);
@@ -947,6 +957,8 @@ impl Writer {
                 debug!(track = %t.meta.track_id, "timestamp jump: new segment");
                 self.close_segment(t);
                 t.discontinuity = true;
+                // Packets missing across a jump are the publisher's absence, not loss.
+                t.loss = None;
                 t.need_keyframe = t.meta.kind == MediaKind::Video;
             } else if ext <= last {
                 return; // duplicate or out-of-order frame: never give it to the muxer

@@ -118,6 +118,7 @@ struct Cell {
     participant: String,
     video: Vec<Seg>,
     tracks: Vec<String>,
+    video_tracks: Vec<String>,
 }
 
 /// What the journal says about the archive, for rendering and `info`.
@@ -566,12 +567,14 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
                     participant: t.participant_id.clone(),
                     video: Vec::new(),
                     tracks: Vec::new(),
+                    video_tracks: Vec::new(),
                 });
                 cells.len() - 1
             }
         };
         cells[idx].tracks.push(t.track_id.clone());
         if t.kind == MediaKind::Video {
+            cells[idx].video_tracks.push(t.track_id.clone());
             for s in tl.segments.iter().filter(|s| s.track_id == t.track_id) {
                 cells[idx].video.push(Seg {
                     path: dir.join(&s.file),
@@ -874,7 +877,8 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
             let mut f = match showing {
                 Some(f) => fitters[i].fit(f)?,
                 None => {
-                    let label = cause_at(&tl.gaps, &cell.tracks, t)
+                    let label = cause_at(&tl.gaps, &cell.video_tracks, t)
+                        .or_else(|| cause_at(&tl.gaps, &cell.tracks, t))
                         .map(gap_label)
                         .unwrap_or_else(|| {
                             if cell.video.is_empty() {
