@@ -10,9 +10,9 @@
 //! ## Data flow
 //!
 //! ```text
-//!  SFU reader task ── push_rtp (try_send, never blocks) ──▶ bounded queue ─┐
-//!  server ── add_track / sender reports / pause / events / close ──▶ control channel
-//!                                                                          ▼
+//!  SFU reader task ── push_rtp (never blocks; drops past queue_packets) ──┐
+//!  server ── add_track / sender reports / pause / events / close ────────┤ one ordered
+//!                                                                          ▼ channel
 //!                  writer thread (one per hearing; all blocking work lives here)
 //!   reorder buffer ─▶ depacketiser ─▶ RTP→wall clock ─▶ segmenter ─▶ ffmpeg mux ─▶ fsync,
 //!   (seq order,       (VP8/Opus/H.264,  (sender reports,  (~N s, video    rename, SHA-256
@@ -22,9 +22,10 @@
 //!   keyframe_requests(): Receiver<track_id> (throttled)   alerts(): Receiver<RecorderAlert>
 //! ```
 //!
-//! Control messages are applied before any packet pushed after them (the writer
-//! drains the control channel before each packet), so `add_track` then `push_rtp`
-//! is safe without waiting.
+//! Packets and control messages travel in one ordered channel, so the writer applies
+//! everything in the order the server called it (`add_track` then `push_rtp`, packets
+//! then `pause`, ...). Only packets count against `queue_packets`; control messages
+//! are never dropped.
 //!
 //! ## API the server calls
 //!

@@ -5,13 +5,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use tracing::{debug, error, info, warn};
 
 use crate::depack::{opus_samples, DepackEvent, Depacketizer, Frame, ReorderBuffer, SeqEvent};
@@ -94,6 +94,11 @@ struct TrackInput {
     drops: Mutex<Option<DropRun>>,
 }
 
+enum Msg {
+    Data(DataMsg),
+    Ctl(Ctl),
+}
+
 struct DataMsg {
     track: Arc<str>,
     pkt: RtpPacket,
@@ -137,8 +142,11 @@ enum Ctl {
 pub struct HearingRecorder {
     dir: PathBuf,
     tracks: RwLock<HashMap<String, Arc<TrackInput>>>,
-    data_tx: Option<Sender<DataMsg>>,
-    ctl_tx: Option<Sender<Ctl>>,
+    /// One ordered channel for packets and control, so every message is applied in
+    /// the order the server sent it; packets are bounded by `queued`, control is never dropped.
+    tx: Option<Sender<Msg>>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
     paused: AtomicBool,
     keyframes: Receiver<String>,
     alerts: Receiver<RecorderAlert>,
@@ -220,8 +228,9 @@ impl HearingRecorder {
         )?;
         info!(dir = %dir.display(), hearing = %meta.hearing_id, "recording archive opened");
 
-        let (data_tx, data_rx) = bounded(cfg.queue_packets);
-        let (ctl_tx, ctl_rx) = unbounded();
+        let (tx, rx) = unbounded();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let capacity = cfg.queue_packets;
         let (kf_tx, kf_rx) = bounded(256);
         let (alert_tx, alert_rx) = bounded(1024);
         let stats = Arc::new(RecorderStats::default());
@@ -239,16 +248,18 @@ impl HearingRecorder {
             stats: stats.clone(),
             paused: None,
             orphans: Vec::new(),
+            queued: queued.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("recorder-{}", &base[..base.len().min(20)]))
-            .spawn(move || writer.run(data_rx, ctl_rx))
+            .spawn(move || writer.run(rx))
             .map_err(RecorderError::Spawn)?;
         Ok(Self {
             dir,
             tracks: RwLock::new(HashMap::new()),
-            data_tx: Some(data_tx),
-            ctl_tx: Some(ctl_tx),
+            tx: Some(tx),
+            queued,
+            capacity,
             paused: AtomicBool::new(false),
             keyframes: kf_rx,
             alerts: alert_rx,
@@ -278,10 +289,10 @@ impl HearingRecorder {
     }
 
     fn ctl(&self, c: Ctl) -> Result<(), RecorderError> {
-        self.ctl_tx
+        self.tx
             .as_ref()
             .ok_or(RecorderError::WriterStopped)?
-            .send(c)
+            .send(Msg::Ctl(c))
             .map_err(|_| RecorderError::WriterStopped)
     }
 
@@ -325,38 +336,37 @@ impl HearingRecorder {
                 .cloned()
                 .ok_or(PushError::UnknownTrack)?
         };
-        let tx = self.data_tx.as_ref().ok_or(PushError::WriterStopped)?;
+        let tx = self.tx.as_ref().ok_or(PushError::WriterStopped)?;
         let mut drops = input.drops.lock().unwrap_or_else(|p| p.into_inner());
-        let arrival = pkt.arrival;
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.stats
+                .packets_dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            let arrival = pkt.arrival;
+            let run = drops.get_or_insert(DropRun {
+                first: arrival,
+                last: arrival,
+                count: 0,
+            });
+            run.last = arrival;
+            run.count += 1;
+            return Err(PushError::QueueFull);
+        }
         let msg = DataMsg {
             track: input.id.clone(),
             pkt,
             drops_before: drops.take(),
         };
-        match tx.try_send(msg) {
+        match tx.send(Msg::Data(msg)) {
             Ok(()) => {
                 self.stats.packets_queued.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-            Err(TrySendError::Full(msg)) => {
-                self.stats
-                    .packets_dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
-                *drops = Some(match msg.drops_before {
-                    Some(mut run) => {
-                        run.last = arrival;
-                        run.count += 1;
-                        run
-                    }
-                    None => DropRun {
-                        first: arrival,
-                        last: arrival,
-                        count: 1,
-                    },
-                });
-                Err(PushError::QueueFull)
+            Err(_) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                Err(PushError::WriterStopped)
             }
-            Err(TrySendError::Disconnected(_)) => Err(PushError::WriterStopped),
         }
     }
 
@@ -448,8 +458,7 @@ impl HearingRecorder {
     }
 
     fn shutdown(&mut self) {
-        self.data_tx = None;
-        self.ctl_tx = None;
+        self.tx = None;
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 error!("recorder writer thread panicked");
@@ -526,55 +535,37 @@ struct Writer {
     paused: Option<WallUs>,
     /// Temporary files of failed segments that could not be removed yet (retried).
     orphans: Vec<PathBuf>,
+    queued: Arc<AtomicUsize>,
 }
 
 /// Entries held in memory while the journal cannot be written.
 const MAX_PENDING: usize = 100_000;
 
 impl Writer {
-    fn run(mut self, data_rx: Receiver<DataMsg>, ctl_rx: Receiver<Ctl>) {
+    fn run(mut self, rx: Receiver<Msg>) {
         let tick = Duration::from_millis(250);
         loop {
-            // Control messages first: anything the server did before pushing a packet
-            // (add_track, pause) is applied before that packet.
-            loop {
-                match ctl_rx.try_recv() {
-                    Ok(c) => {
-                        if self.ctl(c, &data_rx).is_some() {
-                            return;
-                        }
-                    }
-                    Err(crossbeam_channel::TryRecvError::Empty) => break,
-                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                        self.abandon(&data_rx);
+            match rx.recv_timeout(tick) {
+                Ok(Msg::Data(m)) => {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.data(m);
+                }
+                Ok(Msg::Ctl(c)) => {
+                    if self.ctl(c).is_some() {
                         return;
                     }
                 }
-            }
-            select! {
-                recv(ctl_rx) -> c => match c {
-                    Ok(c) => {
-                        if self.ctl(c, &data_rx).is_some() {
-                            return;
-                        }
-                    }
-                    Err(_) => {
-                        self.abandon(&data_rx);
-                        return;
-                    }
-                },
-                recv(data_rx) -> m => {
-                    if let Ok(m) = m {
-                        self.data(m);
-                    }
-                },
-                default(tick) => self.housekeeping(),
+                Err(RecvTimeoutError::Timeout) => self.housekeeping(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.abandon();
+                    return;
+                }
             }
         }
     }
 
     /// Handles a control message; returns Some(()) when the thread must stop.
-    fn ctl(&mut self, c: Ctl, data_rx: &Receiver<DataMsg>) -> Option<()> {
+    fn ctl(&mut self, c: Ctl) -> Option<()> {
         match c {
             Ctl::AddTrack(meta) => self.add_track(meta),
             Ctl::Drops { track_id, run } => {
@@ -584,8 +575,6 @@ impl Writer {
                 }
             }
             Ctl::RemoveTrack { track_id, reason } => {
-                // Packets of this track pushed before the removal are still recorded.
-                self.drain_data(data_rx);
                 if let Some(mut t) = self.tracks.remove(&track_id) {
                     self.flush_track(&mut t);
                     self.record(Entry::TrackRemoved { track_id, reason });
@@ -603,8 +592,6 @@ impl Writer {
             }
             Ctl::Pause { reason, at } => {
                 if self.paused.is_none() {
-                    // Packets queued before the pause are still recorded.
-                    self.drain_data(data_rx);
                     let ids: Vec<String> = self.tracks.keys().cloned().collect();
                     for id in ids {
                         if let Some(mut t) = self.tracks.remove(&id) {
@@ -637,7 +624,7 @@ impl Writer {
             Ctl::Event(event) => self.record(Entry::Event { event }),
             Ctl::Gap(gap) => self.record(Entry::Gap(gap)),
             Ctl::Close { summary, reply } => {
-                let res = self.close(summary, data_rx);
+                let res = self.close(summary);
                 let _ = reply.send(res);
                 return Some(());
             }
@@ -645,22 +632,7 @@ impl Writer {
         None
     }
 
-    fn drain_data(&mut self, data_rx: &Receiver<DataMsg>) {
-        // Bounded by the queue's capacity plus what arrives meanwhile; cap it.
-        for _ in 0..self.cfg.queue_packets.saturating_mul(2) {
-            match data_rx.try_recv() {
-                Ok(m) => self.data(m),
-                Err(_) => break,
-            }
-        }
-    }
-
-    fn close(
-        &mut self,
-        summary: CloseSummary,
-        data_rx: &Receiver<DataMsg>,
-    ) -> Result<Manifest, RecorderError> {
-        self.drain_data(data_rx);
+    fn close(&mut self, summary: CloseSummary) -> Result<Manifest, RecorderError> {
         self.finish_all_tracks();
         self.orphans
             .retain(|p| fs::remove_file(p).is_err() && p.exists());
@@ -692,8 +664,7 @@ impl Writer {
 
     /// The front end went away without `close` (server dropping the recorder):
     /// finish what is open so it is not lost; no manifest (sealed on next start).
-    fn abandon(&mut self, data_rx: &Receiver<DataMsg>) {
-        self.drain_data(data_rx);
+    fn abandon(&mut self) {
         self.finish_all_tracks();
         warn!(dir = %self.dir.display(), "recorder dropped without close; archive will be sealed as interrupted");
     }
