@@ -215,18 +215,21 @@ impl Depacketizer {
     }
 
     pub fn push(&mut self, pkt: &RtpPacket, out: &mut Vec<DepackEvent>) {
+        // Padding-only packets (bandwidth probes) carry nothing; they only keep the
+        // sequence numbers contiguous.
+        if pkt.payload.is_empty() {
+            return;
+        }
         if self.codec == Codec::Opus {
             if self.next_broken {
                 self.next_broken = false;
             }
-            if !pkt.payload.is_empty() {
-                out.push(DepackEvent::Frame(Frame {
-                    rtp_ts: pkt.timestamp,
-                    data: pkt.payload.to_vec(),
-                    keyframe: true,
-                    arrival: pkt.arrival,
-                }));
-            }
+            out.push(DepackEvent::Frame(Frame {
+                rtp_ts: pkt.timestamp,
+                data: pkt.payload.to_vec(),
+                keyframe: true,
+                arrival: pkt.arrival,
+            }));
             return;
         }
         if let Some(p) = &self.cur {
@@ -711,6 +714,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn padding_only_packets_between_frames_do_not_break_the_next_frame() {
+        let mut d = Depacketizer::new(Codec::Vp8);
+        let mut out = Vec::new();
+        let key = [0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a];
+        d.push(&pkt(1, 100, true, &key, 0), &mut out);
+        d.push(&pkt(2, 100, false, &[], 0), &mut out); // padding probe, old timestamp
+        d.push(&pkt(3, 200, true, &[0x10, 0x01, 0xaa], 0), &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(
+            out.iter().all(|e| matches!(e, DepackEvent::Frame(_))),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -357,6 +357,44 @@ impl Journal {
         Ok(line)
     }
 
+    /// Appends several entries with one write and one `fsync` (all or nothing: on
+    /// failure the file is cut back and the chain is unchanged).
+    pub fn append_batch(
+        &mut self,
+        entries: &[(DateTime<Utc>, Entry)],
+    ) -> Result<Vec<Line>, JournalError> {
+        let mut text = String::new();
+        let mut lines = Vec::with_capacity(entries.len());
+        let (mut seq, mut head) = (self.next_seq, self.head.clone());
+        for (at, entry) in entries {
+            let (line, t) = make_line(seq, &head, *at, entry.clone())?;
+            text.push_str(&t);
+            text.push('\n');
+            seq += 1;
+            head = line.hash.clone();
+            lines.push(line);
+        }
+        if lines.is_empty() {
+            return Ok(lines);
+        }
+        let res = (|| -> io::Result<()> {
+            self.file.seek(SeekFrom::Start(self.good_len))?;
+            self.file.write_all(text.as_bytes())?;
+            self.file.sync_data()
+        })();
+        if let Err(source) = res {
+            let _ = self.file.set_len(self.good_len);
+            return Err(JournalError::Io {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        self.good_len += text.len() as u64;
+        self.next_seq = seq;
+        self.head = head;
+        Ok(lines)
+    }
+
     /// Hash of the last entry (the head of the chain).
     pub fn head(&self) -> &str {
         &self.head

@@ -696,30 +696,41 @@ impl Writer {
         self.flush_pending();
     }
 
+    /// Queues an entry to go out with the next journal write (at most one
+    /// housekeeping tick, 250 ms, later): loss gaps are batched this way so heavy
+    /// loss does not cost one `fsync` per lost packet.
+    fn record_deferred(&mut self, entry: Entry) {
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.pop_front();
+        }
+        self.pending.push_back((Utc::now(), entry));
+    }
+
     fn flush_pending(&mut self) {
-        while let Some((at, entry)) = self.pending.front().cloned() {
-            match self.journal.append(at, entry) {
-                Ok(_) => {
-                    self.pending.pop_front();
-                    if self.journal_failing {
-                        self.journal_failing = false;
-                        self.alert(
-                            AlertKind::Recovered { track_id: None },
-                            "the recording journal can be written again".into(),
-                        );
-                    }
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch: Vec<(DateTime<Utc>, Entry)> = self.pending.iter().cloned().collect();
+        match self.journal.append_batch(&batch) {
+            Ok(_) => {
+                self.pending.clear();
+                if self.journal_failing {
+                    self.journal_failing = false;
+                    self.alert(
+                        AlertKind::Recovered { track_id: None },
+                        "the recording journal can be written again".into(),
+                    );
                 }
-                Err(e) => {
-                    self.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
-                    if !self.journal_failing {
-                        self.journal_failing = true;
-                        error!(error = %e, "recording journal write failed");
-                        self.alert(
-                            AlertKind::JournalError,
-                            format!("the recording journal cannot be written ({e}); entries are held and retried"),
-                        );
-                    }
-                    return;
+            }
+            Err(e) => {
+                self.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.journal_failing {
+                    self.journal_failing = true;
+                    error!(error = %e, "recording journal write failed");
+                    self.alert(
+                        AlertKind::JournalError,
+                        format!("the recording journal cannot be written ({e}); entries are held and retried"),
+                    );
                 }
             }
         }
@@ -1026,7 +1037,7 @@ impl Writer {
             if let Some(run) = t.loss.take() {
                 let from = if run.from == WallUs::MIN { w } else { run.from };
                 if w > from {
-                    self.record(Entry::Gap(GapRecord {
+                    self.record_deferred(Entry::Gap(GapRecord {
                         track_id: Some(t.meta.track_id.clone()),
                         from: us_to_datetime(from),
                         to: us_to_datetime(w),

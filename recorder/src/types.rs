@@ -110,7 +110,9 @@ pub struct TrackMeta {
 }
 
 /// One RTP packet as the SFU received it (header fields already parsed; header
-/// extensions are not needed).
+/// extensions are not needed). Push every packet of the track, including
+/// padding-only ones (empty `payload`): they are ignored, but a missing sequence
+/// number counts as loss.
 #[derive(Debug, Clone)]
 pub struct RtpPacket {
     pub ssrc: u32,
@@ -118,7 +120,7 @@ pub struct RtpPacket {
     pub timestamp: u32,
     pub marker: bool,
     pub payload_type: u8,
-    /// The RTP payload (after the header, extensions and padding are removed).
+    /// The RTP payload (after the header, extensions and padding are removed; may be empty).
     pub payload: Bytes,
     /// When the SFU received it; used as the wall clock until a sender report arrives,
     /// and to bound how long the reorder buffer waits.
