@@ -204,14 +204,6 @@ struct VideoReader {
 }
 
 impl VideoReader {
-    fn new(segs: &[Seg]) -> Self {
-        Self {
-            segs: segs.iter().map(|s| (s.path.clone(), s.start)).collect(),
-            cur: None,
-            eof_sent: false,
-        }
-    }
-
     fn next(&mut self) -> Option<(WallUs, frame::Video)> {
         // Bounded: each turn reads one packet or finishes one segment.
         for _ in 0..1_000_000 {
@@ -454,6 +446,9 @@ impl Fitter {
         if let Some((ctx, _)) = self.scaler.as_mut() {
             ctx.run(src, &mut scaled).map_err(ffe("scale"))?;
         }
+        if tw == self.w && th == self.h {
+            return Ok(scaled);
+        }
         let mut out = black(self.w, self.h);
         let (ox, oy) = (((self.w - tw) / 2) & !1, ((self.h - th) / 2) & !1);
         for plane in 0..3 {
@@ -469,7 +464,7 @@ impl Fitter {
             };
             let ss = scaled.stride(plane);
             let ds = out.stride(plane);
-            let sdata = scaled.data(plane).to_vec();
+            let sdata = scaled.data(plane);
             let ddata = out.data_mut(plane);
             for row in 0..ph {
                 let s = row * ss;
@@ -480,6 +475,19 @@ impl Fitter {
             }
         }
         Ok(out)
+    }
+}
+
+/// Gives a buffer source a new reference to `f`, leaving `f` intact
+/// (`Source::add` uses `av_buffersrc_add_frame`, which takes the frame's data away).
+fn push_ref(src: &mut ff::filter::Context, f: &frame::Video) -> Result<(), ff::Error> {
+    // SAFETY: both pointers are live for the call; av_buffersrc_write_frame only
+    // reads `f` and adds a reference to its buffers (copying if not ref-counted).
+    let r = unsafe { ff::ffi::av_buffersrc_write_frame(src.as_mut_ptr(), f.as_ptr()) };
+    if r < 0 {
+        Err(ff::Error::from(r))
+    } else {
+        Ok(())
     }
 }
 
@@ -748,8 +756,8 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
     venc.set_flags(ff::codec::Flags::GLOBAL_HEADER);
     let mut vopts = ff::Dictionary::new();
     if vname == "libx264" {
-        vopts.set("preset", "veryfast");
-        vopts.set("crf", "26");
+        vopts.set("preset", "superfast");
+        vopts.set("crf", "24");
     } else {
         venc.set_bit_rate(2_000_000);
     }
@@ -809,101 +817,171 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
         bar.set_style(style);
     }
 
-    // Per-cell state.
-    let mut readers: Vec<VideoReader> = cells.iter().map(|c| VideoReader::new(&c.video)).collect();
-    let mut lookahead: Vec<Option<(WallUs, frame::Video)>> =
-        (0..cells.len()).map(|_| None).collect();
-    let mut current: Vec<Option<(WallUs, frame::Video)>> = (0..cells.len()).map(|_| None).collect();
-    let mut fitters: Vec<Fitter> = (0..cells.len())
-        .map(|_| Fitter {
-            scaler: None,
-            w: cw,
-            h: ch,
-        })
-        .collect();
-    let mut slates: HashMap<String, frame::Video> = HashMap::new();
-    let mut areaders: Vec<AudioReader> = audio_tracks
-        .iter()
-        .map(|s| AudioReader::new(s, t0))
-        .collect();
-    let empty_cell = black(cw, ch);
-    let half_tick = 500_000 / i64::from(fps);
-
-    let write_video = |venc: &mut ff::encoder::Video,
-                       octx: &mut ff::format::context::Output|
-     -> Result<(), RenderError> {
-        let mut pkt = ff::Packet::empty();
-        while venc.receive_packet(&mut pkt).is_ok() {
-            pkt.set_stream(vidx);
-            pkt.rescale_ts(Rational::new(1, fps as i32), vst_tb);
-            pkt.write_interleaved(octx).map_err(ffe("write video"))?;
-        }
-        Ok(())
-    };
-    let write_audio = |aenc: &mut ff::encoder::Audio,
-                       aidx: usize,
-                       octx: &mut ff::format::context::Output|
-     -> Result<(), RenderError> {
-        let mut pkt = ff::Packet::empty();
-        while aenc.receive_packet(&mut pkt).is_ok() {
-            pkt.set_stream(aidx);
-            pkt.rescale_ts(Rational::new(1, 48_000), ast_tb);
-            pkt.write_interleaved(octx).map_err(ffe("write audio"))?;
-        }
-        Ok(())
-    };
-
-    for k in 0..ticks {
-        let t = t0 + k * 1_000_000 / i64::from(fps);
-        for (i, cell) in cells.iter().enumerate() {
-            // Advance to the latest frame due by this tick.
-            loop {
-                if lookahead[i].is_none() {
-                    lookahead[i] = readers[i].next();
-                }
-                match &lookahead[i] {
-                    Some((wt, _)) if *wt <= t + half_tick => current[i] = lookahead[i].take(),
-                    _ => break,
-                }
-            }
-            let in_segment = cell
-                .video
-                .iter()
-                .find(|s| s.start - half_tick <= t && t < s.end);
-            let showing = match (&current[i], in_segment) {
-                (Some((wt, f)), Some(seg)) if *wt >= seg.start - half_tick => Some(f),
-                _ => None,
-            };
-            let mut f = match showing {
-                Some(f) => fitters[i].fit(f)?,
-                None => {
-                    let label = cause_at(&tl.gaps, &cell.video_tracks, t)
-                        .or_else(|| cause_at(&tl.gaps, &cell.tracks, t))
-                        .map(gap_label)
-                        .unwrap_or_else(|| {
-                            if cell.video.is_empty() {
-                                "audio only".to_string()
-                            } else {
-                                "no video".to_string()
-                            }
-                        });
-                    if !slates.contains_key(&label) {
-                        let s = slate(cw, ch, &label, font, &mut texts)?;
-                        slates.insert(label.clone(), s);
+    std::thread::scope(|scope| -> Result<(), RenderError> {
+        // Per-cell state.
+        // One decoding thread per cell: demux, decode and fit to the cell in parallel;
+        // frames come back in order through a small bounded channel.
+        let mut readers: Vec<
+            crossbeam_channel::Receiver<Result<(WallUs, frame::Video), RenderError>>,
+        > = Vec::new();
+        for c in &cells {
+            let (tx, rx) = crossbeam_channel::bounded(4);
+            let segs: Vec<(PathBuf, WallUs)> =
+                c.video.iter().map(|s| (s.path.clone(), s.start)).collect();
+            scope.spawn(move || {
+                let mut reader = VideoReader {
+                    segs: segs.into(),
+                    cur: None,
+                    eof_sent: false,
+                };
+                let mut fitter = Fitter {
+                    scaler: None,
+                    w: cw,
+                    h: ch,
+                };
+                while let Some((wt, f)) = reader.next() {
+                    if tx.send(fitter.fit(&f).map(|c| (wt, c))).is_err() {
+                        break;
                     }
-                    slates.get(&label).cloned().unwrap_or_else(|| black(cw, ch))
                 }
-            };
-            f.set_pts(Some(k));
-            if let Some(mut src) = vg.get(&format!("v{i}")) {
-                src.source().add(&f).map_err(ffe("push video"))?;
-            }
+            });
+            readers.push(rx);
         }
-        for i in cells.len()..slots {
-            let mut f = empty_cell.clone();
-            f.set_pts(Some(k));
+        let mut lookahead: Vec<Option<(WallUs, frame::Video)>> =
+            (0..cells.len()).map(|_| None).collect();
+        let mut current: Vec<Option<(WallUs, frame::Video)>> =
+            (0..cells.len()).map(|_| None).collect();
+        let mut slates: HashMap<String, frame::Video> = HashMap::new();
+        let mut areaders: Vec<AudioReader> = audio_tracks
+            .iter()
+            .map(|s| AudioReader::new(s, t0))
+            .collect();
+        let mut empty_cell = black(cw, ch);
+        let half_tick = 500_000 / i64::from(fps);
+
+        let write_video = |venc: &mut ff::encoder::Video,
+                           octx: &mut ff::format::context::Output|
+         -> Result<(), RenderError> {
+            let mut pkt = ff::Packet::empty();
+            while venc.receive_packet(&mut pkt).is_ok() {
+                pkt.set_stream(vidx);
+                pkt.rescale_ts(Rational::new(1, fps as i32), vst_tb);
+                pkt.write_interleaved(octx).map_err(ffe("write video"))?;
+            }
+            Ok(())
+        };
+        let write_audio = |aenc: &mut ff::encoder::Audio,
+                           aidx: usize,
+                           octx: &mut ff::format::context::Output|
+         -> Result<(), RenderError> {
+            let mut pkt = ff::Packet::empty();
+            while aenc.receive_packet(&mut pkt).is_ok() {
+                pkt.set_stream(aidx);
+                pkt.rescale_ts(Rational::new(1, 48_000), ast_tb);
+                pkt.write_interleaved(octx).map_err(ffe("write audio"))?;
+            }
+            Ok(())
+        };
+
+        for k in 0..ticks {
+            let t = t0 + k * 1_000_000 / i64::from(fps);
+            for (i, cell) in cells.iter().enumerate() {
+                // Advance to the latest frame due by this tick.
+                loop {
+                    if lookahead[i].is_none() {
+                        lookahead[i] = match readers[i].recv() {
+                            Ok(r) => Some(r?),
+                            Err(_) => None,
+                        };
+                    }
+                    match &lookahead[i] {
+                        Some((wt, _)) if *wt <= t + half_tick => current[i] = lookahead[i].take(),
+                        _ => break,
+                    }
+                }
+                let in_segment = cell
+                    .video
+                    .iter()
+                    .find(|s| s.start - half_tick <= t && t < s.end);
+                let showing = matches!(
+                    (&current[i], in_segment),
+                    (Some((wt, _)), Some(seg)) if *wt >= seg.start - half_tick
+                );
+                let f: &mut frame::Video = match (&mut current[i], showing) {
+                    (Some((_, f)), true) => f,
+                    _ => {
+                        let label = cause_at(&tl.gaps, &cell.video_tracks, t)
+                            .or_else(|| cause_at(&tl.gaps, &cell.tracks, t))
+                            .map(gap_label)
+                            .unwrap_or_else(|| {
+                                if cell.video.is_empty() {
+                                    "audio only".to_string()
+                                } else {
+                                    "no video".to_string()
+                                }
+                            });
+                        if !slates.contains_key(&label) {
+                            let s = slate(cw, ch, &label, font, &mut texts)?;
+                            slates.insert(label.clone(), s);
+                        }
+                        match slates.get_mut(&label) {
+                            Some(f) => f,
+                            None => &mut empty_cell,
+                        }
+                    }
+                };
+                // Frames are reference-counted: the filter graph takes a new reference.
+                f.set_pts(Some(k));
+                if let Some(mut src) = vg.get(&format!("v{i}")) {
+                    push_ref(&mut src, f).map_err(ffe("push video"))?;
+                }
+            }
+            for i in cells.len()..slots {
+                empty_cell.set_pts(Some(k));
+                if let Some(mut src) = vg.get(&format!("v{i}")) {
+                    push_ref(&mut src, &empty_cell).map_err(ffe("push video"))?;
+                }
+            }
+            if let Some(mut sink) = vg.get("vout") {
+                let mut f = frame::Video::empty();
+                while sink.sink().frame(&mut f).is_ok() {
+                    venc.send_frame(&f).map_err(ffe("encode video"))?;
+                    write_video(&mut venc, &mut octx)?;
+                }
+            }
+            if let Some((aenc, aidx)) = aenc_opt.as_mut() {
+                let from = k * 48_000 / i64::from(fps);
+                let to = (k + 1) * 48_000 / i64::from(fps);
+                let ns = (to - from) as usize;
+                for (i, ar) in areaders.iter_mut().enumerate() {
+                    let (l, r) = ar.take(from, ns)?;
+                    let mut af = frame::Audio::new(
+                        Sample::F32(ff::format::sample::Type::Planar),
+                        ns,
+                        ChannelLayout::STEREO,
+                    );
+                    af.set_rate(48_000);
+                    af.plane_mut::<f32>(0)[..ns].copy_from_slice(&l);
+                    af.plane_mut::<f32>(1)[..ns].copy_from_slice(&r);
+                    af.set_pts(Some(from));
+                    if let Some(mut src) = ag.get(&format!("a{i}")) {
+                        src.source().add(&af).map_err(ffe("push audio"))?;
+                    }
+                }
+                if let Some(mut sink) = ag.get("aout") {
+                    let mut f = frame::Audio::empty();
+                    while sink.sink().frame(&mut f).is_ok() {
+                        aenc.send_frame(&f).map_err(ffe("encode audio"))?;
+                        write_audio(aenc, *aidx, &mut octx)?;
+                    }
+                }
+            }
+            bar.inc(1);
+        }
+        // Flush filters and encoders.
+        for i in 0..slots {
             if let Some(mut src) = vg.get(&format!("v{i}")) {
-                src.source().add(&f).map_err(ffe("push video"))?;
+                let _ = src.source().flush();
             }
         }
         if let Some(mut sink) = vg.get("vout") {
@@ -913,23 +991,12 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
                 write_video(&mut venc, &mut octx)?;
             }
         }
+        venc.send_eof().map_err(ffe("flush video"))?;
+        write_video(&mut venc, &mut octx)?;
         if let Some((aenc, aidx)) = aenc_opt.as_mut() {
-            let from = k * 48_000 / i64::from(fps);
-            let to = (k + 1) * 48_000 / i64::from(fps);
-            let ns = (to - from) as usize;
-            for (i, ar) in areaders.iter_mut().enumerate() {
-                let (l, r) = ar.take(from, ns)?;
-                let mut af = frame::Audio::new(
-                    Sample::F32(ff::format::sample::Type::Planar),
-                    ns,
-                    ChannelLayout::STEREO,
-                );
-                af.set_rate(48_000);
-                af.plane_mut::<f32>(0)[..ns].copy_from_slice(&l);
-                af.plane_mut::<f32>(1)[..ns].copy_from_slice(&r);
-                af.set_pts(Some(from));
+            for i in 0..na {
                 if let Some(mut src) = ag.get(&format!("a{i}")) {
-                    src.source().add(&af).map_err(ffe("push audio"))?;
+                    let _ = src.source().flush();
                 }
             }
             if let Some(mut sink) = ag.get("aout") {
@@ -939,40 +1006,11 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
                     write_audio(aenc, *aidx, &mut octx)?;
                 }
             }
+            aenc.send_eof().map_err(ffe("flush audio"))?;
+            write_audio(aenc, *aidx, &mut octx)?;
         }
-        bar.inc(1);
-    }
-    // Flush filters and encoders.
-    for i in 0..slots {
-        if let Some(mut src) = vg.get(&format!("v{i}")) {
-            let _ = src.source().flush();
-        }
-    }
-    if let Some(mut sink) = vg.get("vout") {
-        let mut f = frame::Video::empty();
-        while sink.sink().frame(&mut f).is_ok() {
-            venc.send_frame(&f).map_err(ffe("encode video"))?;
-            write_video(&mut venc, &mut octx)?;
-        }
-    }
-    venc.send_eof().map_err(ffe("flush video"))?;
-    write_video(&mut venc, &mut octx)?;
-    if let Some((aenc, aidx)) = aenc_opt.as_mut() {
-        for i in 0..na {
-            if let Some(mut src) = ag.get(&format!("a{i}")) {
-                let _ = src.source().flush();
-            }
-        }
-        if let Some(mut sink) = ag.get("aout") {
-            let mut f = frame::Audio::empty();
-            while sink.sink().frame(&mut f).is_ok() {
-                aenc.send_frame(&f).map_err(ffe("encode audio"))?;
-                write_audio(aenc, *aidx, &mut octx)?;
-            }
-        }
-        aenc.send_eof().map_err(ffe("flush audio"))?;
-        write_audio(aenc, *aidx, &mut octx)?;
-    }
+        Ok(())
+    })?;
     octx.write_trailer().map_err(ffe("write trailer"))?;
     bar.finish_and_clear();
     Ok(RenderReport {

@@ -175,3 +175,94 @@ fn white_frame_and_tone_burst_stay_within_40_ms_after_render() {
     let d = probe_duration(&out);
     assert!((d - 6.5).abs() <= 0.2, "render duration {d}");
 }
+
+/// CPU time of this process so far (Linux /proc), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Not a pass/fail test: prints recorder CPU per stream and render speed for four
+/// 720p participants. Run with
+/// `cargo test --release -p openhearing-recorder --test render_sync -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark; prints numbers, asserts nothing about speed"]
+fn bench_four_party_720p() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let m = tmp.path();
+    let secs = 20;
+    let v = read_clip(&make_vp8_rate(
+        m,
+        "v",
+        &format!("testsrc2=s=1280x720:r=30:d={secs}"),
+        "1500k",
+    ));
+    let a = read_clip(&make_opus(m, "a", &format!("sine=f=440:r=48000:d={secs}")));
+    let key = ArchiveKey::from_seed([8u8; 32]);
+    let rec = HearingRecorder::open(RecorderConfig::new(m.join("rec")), key, hearing("bench"))
+        .expect("open");
+    let start = now_us() - 100_000_000;
+    let mut plans = Vec::new();
+    for p in 0..4u32 {
+        for (codec, frames) in [(Codec::Vp8, &v), (Codec::Opus, &a)] {
+            let id = format!("p{p}-{codec:?}");
+            rec.add_track(track(
+                &id,
+                &format!("p{p}"),
+                &format!("Person {p}"),
+                "witness",
+                codec,
+            ))
+            .expect("add");
+            plans.push(SendPlan {
+                track: id,
+                codec,
+                frames: frames.clone(),
+                capture_start_us: start,
+                delay: Duration::from_millis(20),
+                ssrc: 100 + plans.len() as u32,
+                ts_base: 0,
+                seq_base: 0,
+            });
+        }
+    }
+    let items = schedule(&plans);
+    let cpu0 = cpu_seconds();
+    let t0 = std::time::Instant::now();
+    deliver(&rec, items);
+    let dir = rec.dir().to_path_buf();
+    rec.close(Default::default()).expect("close");
+    let cpu = cpu_seconds() - cpu0;
+    eprintln!(
+        "record: 4 x (VP8 1.5 Mbps + Opus), {secs} s of media: {cpu:.2} s CPU, {:.2} s wall; \
+         {:.2}% of a core per VP8+Opus stream",
+        t0.elapsed().as_secs_f64(),
+        cpu / f64::from(secs) / 4.0 * 100.0
+    );
+    let cpu0 = cpu_seconds();
+    let t0 = std::time::Instant::now();
+    let r = render(
+        &dir,
+        &m.join("b.mp4"),
+        &RenderOptions {
+            progress: Progress::Hidden,
+            ..Default::default()
+        },
+    )
+    .expect("render");
+    let el = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    eprintln!(
+        "render: {:.1} s of 1280x720 with {} cells in {el:.1} s = {:.2}x real time ({}); \
+         {cpu:.1} CPU-s, i.e. {:.2}x real time if 2 cores were free",
+        r.duration_s,
+        r.cells,
+        r.duration_s / el,
+        r.video_encoder,
+        r.duration_s / (cpu / 2.0)
+    );
+}

@@ -33,38 +33,26 @@ fn run(cmd: &mut Command) {
     );
 }
 
-/// Makes a VP8 clip; `video_filter` is an lavfi source graph.
+/// Makes a VP8 clip from an lavfi source graph (400 kbit/s, keyframe every second).
 pub fn make_vp8(dir: &Path, name: &str, source: &str) -> PathBuf {
+    make_vp8_rate(dir, name, source, "400k")
+}
+
+/// Makes a VP8 clip at the given bit rate, encoded like a real-time sender (no
+/// alt-ref frames, no lag).
+pub fn make_vp8_rate(dir: &Path, name: &str, source: &str, rate: &str) -> PathBuf {
     let out = dir.join(format!("{name}.webm"));
-    run(Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            source,
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libvpx",
-            "-b:v",
-            "400k",
-            "-g",
-            "30",
-            "-keyint_min",
-            "30",
-            "-auto-alt-ref",
-            "0",
-            "-lag-in-frames",
-            "0",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-        ])
-        .arg(&out));
+    let args = "-v error -y -f lavfi -i SRC -pix_fmt yuv420p -c:v libvpx -b:v RATE -g 30 \
+                -keyint_min 30 -auto-alt-ref 0 -lag-in-frames 0 -deadline realtime -cpu-used 8";
+    let mut cmd = Command::new("ffmpeg");
+    for a in args.split_whitespace() {
+        cmd.arg(match a {
+            "SRC" => source,
+            "RATE" => rate,
+            other => other,
+        });
+    }
+    run(cmd.arg(&out));
     out
 }
 
