@@ -272,26 +272,38 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Creates a new, empty journal (fails if it exists).
-    pub fn create(dir: &Path) -> Result<Self, JournalError> {
+    /// Creates a new journal whose first entry is `first`, atomically: the line is
+    /// written and `fsync`ed under a temporary name which is then renamed, so a
+    /// journal never exists without its opening entry. Fails if a journal exists.
+    pub fn create(dir: &Path, at: DateTime<Utc>, first: Entry) -> Result<Self, JournalError> {
         let path = dir.join(JOURNAL_FILE);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| JournalError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        let _ = sync_dir(dir);
-        Ok(Self {
-            path,
-            file,
-            good_len: 0,
-            next_seq: 0,
-            head: GENESIS_HASH.to_string(),
-        })
+        let io_err = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| JournalError::Io { path: p, source }
+        };
+        if path.exists() {
+            return Err(JournalError::Io {
+                path,
+                source: io::Error::from(io::ErrorKind::AlreadyExists),
+            });
+        }
+        let tmp = dir.join(format!("{JOURNAL_FILE}.tmp"));
+        let (_, mut text) = make_line(0, GENESIS_HASH, at, first)?;
+        text.push('\n');
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(io_err(&tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(dir).map_err(io_err(dir))?;
+        let (journal, _) = Self::open_append(dir)?;
+        Ok(journal)
     }
 
     /// Opens an existing journal to append to it, after checking that its lines parse.
@@ -474,8 +486,11 @@ mod tests {
     #[test]
     fn append_chains_and_reopen_cuts_torn_tail() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut j = Journal::create(dir.path()).expect("create");
-        let l0 = j.append(Utc::now(), Entry::Resumed).expect("append");
+        let mut j = Journal::create(dir.path(), Utc::now(), Entry::Resumed).expect("create");
+        let l0 = read_lines_lenient(&dir.path().join(JOURNAL_FILE))
+            .expect("read")
+            .lines
+            .remove(0);
         let l1 = j
             .append(
                 Utc::now(),
@@ -494,6 +509,7 @@ mod tests {
         let (j, read) = Journal::open_append(dir.path()).expect("reopen");
         assert_eq!(read.lines.len(), 2);
         assert_eq!(read.torn.as_deref(), Some(&b"{\"seq\":2,\"prev"[..]));
+        assert!(Journal::create(dir.path(), Utc::now(), Entry::Resumed).is_err());
         assert_eq!(j.head(), l1.hash);
         assert_eq!(j.len(), 2);
         let text = std::fs::read_to_string(&p).expect("read");

@@ -18,7 +18,7 @@ use crate::depack::{opus_samples, DepackEvent, Depacketizer, Frame, ReorderBuffe
 use crate::journal::{hash_file, sync_dir, Entry, GapRecord, Journal, JournalError, SegmentRecord};
 use crate::key::ArchiveKey;
 use crate::manifest::{self, Manifest, ManifestError, MANIFEST_FILE};
-use crate::seal::{self, SealError};
+use crate::seal;
 use crate::segment::{SegmentError, SegmentWriter, StreamSetup};
 use crate::timing::{system_time_us, us_to_datetime, TrackClock, WallUs};
 use crate::types::{
@@ -39,8 +39,6 @@ pub enum RecorderError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("an earlier, interrupted archive of this hearing could not be sealed: {0}")]
-    Seal(#[from] SealError),
     #[error("ffmpeg could not be initialised: {0}")]
     Ffmpeg(String),
     #[error("track {0} is already being recorded")]
@@ -205,7 +203,12 @@ impl HearingRecorder {
         // Bounded: at most 10_000 parts of one hearing.
         while part < 10_000 && dir.join(crate::journal::JOURNAL_FILE).exists() {
             if !dir.join(MANIFEST_FILE).exists() {
-                seal::seal_interrupted(&dir, &key)?;
+                // An archive this server left open: seal it. If it cannot be sealed
+                // it stays as it is for a human to look at; recording goes on in the
+                // next part either way.
+                if let Err(e) = seal::seal_interrupted(&dir, &key) {
+                    error!(dir = %dir.display(), error = %e, "cannot seal an earlier archive of this hearing");
+                }
             }
             continues = dir.file_name().map(|n| n.to_string_lossy().into_owned());
             part += 1;
@@ -215,8 +218,8 @@ impl HearingRecorder {
             path: dir.clone(),
             source,
         })?;
-        let mut journal = Journal::create(&dir)?;
-        journal.append(
+        let journal = Journal::create(
+            &dir,
             Utc::now(),
             Entry::ArchiveOpened {
                 hearing: meta.clone(),
@@ -1008,7 +1011,8 @@ impl Writer {
                 }
                 Err(e) => {
                     self.remove_tmp(&tmp);
-                    self.disk_error(t, &e, t.clock.wall(ext));
+                    let w = t.clock.wall(ext);
+                    self.disk_error(t, &e, w, w);
                     return;
                 }
             }
@@ -1027,8 +1031,9 @@ impl Writer {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                self.abandon_segment(t);
-                self.disk_error(t, &e, wall);
+                // Everything in the abandoned segment is lost, not just this frame.
+                let lost_from = self.abandon_segment(t);
+                self.disk_error(t, &e, lost_from.or(wall), wall);
                 return;
             }
         }
@@ -1070,7 +1075,15 @@ impl Writer {
         t.overflow_pending = false;
     }
 
-    fn disk_error(&mut self, t: &mut TrackState, e: &SegmentError, wall: Option<WallUs>) {
+    /// A segment could not be created, written or closed: media from `from` to `to`
+    /// (wall clock) is not in the record.
+    fn disk_error(
+        &mut self,
+        t: &mut TrackState,
+        e: &SegmentError,
+        from: Option<WallUs>,
+        to: Option<WallUs>,
+    ) {
         self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
         if t.meta.kind == MediaKind::Video {
             t.need_keyframe = true;
@@ -1080,6 +1093,16 @@ impl Writer {
             Some((run, at)) => {
                 run.count += 1;
                 *at = retry;
+                if let Some(f) = from {
+                    run.from = if run.from == WallUs::MIN {
+                        f
+                    } else {
+                        run.from.min(f)
+                    };
+                }
+                if let Some(w) = to {
+                    run.to = run.to.max(w);
+                }
             }
             None => {
                 error!(track = %t.meta.track_id, error = %e, "recording segment write failed");
@@ -1092,18 +1115,20 @@ impl Writer {
                         t.meta.track_id, t.meta.name
                     ),
                 );
-                let from = t.last_end.or(wall).unwrap_or(WallUs::MIN);
-                let to = wall.unwrap_or(from);
+                let from = from.or(t.last_end).unwrap_or(WallUs::MIN);
+                let to = to.unwrap_or(from).max(from);
                 t.disk = Some((Run { from, to, count: 1 }, retry));
             }
         }
     }
 
-    fn abandon_segment(&mut self, t: &mut TrackState) {
-        if let Some(seg) = t.seg.take() {
-            drop(seg.writer);
-            self.remove_tmp(&seg.tmp);
-        }
+    /// Drops the open segment after a write error; returns the wall time it started.
+    fn abandon_segment(&mut self, t: &mut TrackState) -> Option<WallUs> {
+        let seg = t.seg.take()?;
+        let start = t.clock.wall(seg.writer.first_ext());
+        drop(seg.writer);
+        self.remove_tmp(&seg.tmp);
+        start
     }
 
     /// Removes a failed segment's temporary file, or remembers to retry (it would
@@ -1124,7 +1149,8 @@ impl Writer {
             Ok(f) => f,
             Err(e) => {
                 self.remove_tmp(&seg.tmp);
-                self.disk_error(t, &e, start_wall);
+                let end = t.last_end;
+                self.disk_error(t, &e, start_wall, end);
                 return;
             }
         };
@@ -1141,7 +1167,8 @@ impl Writer {
                     path: final_path,
                     source,
                 };
-                self.disk_error(t, &e, start_wall);
+                let end = t.clock.wall(fin.end_ext);
+                self.disk_error(t, &e, start_wall, end);
                 return;
             }
         };
