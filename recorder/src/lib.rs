@@ -50,10 +50,12 @@
 //! rec.add_track(TrackMeta { track_id: "t1".into(), participant_id: "p1".into(),
 //!     name: "Nguyễn Văn A".into(), role: "presiding_judge".into(), site: "Phòng 1".into(),
 //!     kind: MediaKind::Video, codec: Codec::Vp8, clock_rate: 90_000 })?;
-//! // For every RTP packet of that track (hot path; Err only means "not recorded"):
-//! let _ = rec.push_rtp("t1", RtpPacket { ssrc: 1, seq: 1, timestamp: 0, marker: true,
+//! // For every RTP packet of that track (hot path; Err only means "not recorded").
+//! // SFU reader tasks get a cloneable handle; the hearing actor keeps `rec`.
+//! let media = rec.handle().expect("open");
+//! let _ = media.push_rtp("t1", RtpPacket { ssrc: 1, seq: 1, timestamp: 0, marker: true,
 //!     payload_type: 96, payload: bytes::Bytes::from_static(&[0x10, 0]), arrival: SystemTime::now() });
-//! rec.push_sender_report("t1", 1, 0xe000_0000_0000_0000, 0);
+//! media.push_sender_report("t1", 1, 0xe000_0000_0000_0000, 0);
 //! rec.pause("suspended")?;  rec.resume()?;
 //! rec.event(HearingEvent { at: chrono::Utc::now(), kind: EventKind::Joined,
 //!     actor: Some("p1".into()), subject: None, details: serde_json::Value::Null })?;
@@ -150,7 +152,7 @@ pub mod verify;
 pub use journal::{GapRecord, SegmentRecord};
 pub use key::ArchiveKey;
 pub use manifest::Manifest;
-pub use recorder::{HearingRecorder, PushError, RecorderError, RecorderStats};
+pub use recorder::{HearingRecorder, PushError, RecorderError, RecorderHandle, RecorderStats};
 pub use seal::{scan_and_seal, seal_interrupted, SealError, SealOutcome};
 pub use types::*;
 pub use verify::{verify, Problem, VerifyReport};

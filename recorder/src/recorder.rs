@@ -129,6 +129,8 @@ enum Ctl {
     },
     Event(HearingEvent),
     Gap(GapRecord),
+    /// The front end was dropped without close.
+    Abandon,
     Close {
         summary: CloseSummary,
         reply: Sender<Result<Manifest, RecorderError>>,
@@ -139,17 +141,49 @@ enum Ctl {
 /// everything else is queued to the writer thread in call order.
 pub struct HearingRecorder {
     dir: PathBuf,
-    tracks: RwLock<HashMap<String, Arc<TrackInput>>>,
+    shared: Arc<Shared>,
     /// One ordered channel for packets and control, so every message is applied in
     /// the order the server sent it; packets are bounded by `queued`, control is never dropped.
     tx: Option<Sender<Msg>>,
+    keyframes: Receiver<String>,
+    alerts: Receiver<RecorderAlert>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the front end and its handles share.
+#[derive(Debug)]
+struct Shared {
+    tracks: RwLock<HashMap<String, Arc<TrackInput>>>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
     paused: AtomicBool,
-    keyframes: Receiver<String>,
-    alerts: Receiver<RecorderAlert>,
     stats: Arc<RecorderStats>,
-    thread: Option<JoinHandle<()>>,
+}
+
+/// A cheap, cloneable handle for the media path (one per SFU reader task): it can
+/// only push packets and sender reports. It does not keep the recorder open: after
+/// [`HearingRecorder::close`] (or drop) its pushes return `WriterStopped`.
+#[derive(Debug, Clone)]
+pub struct RecorderHandle {
+    shared: Arc<Shared>,
+    tx: Sender<Msg>,
+}
+
+impl RecorderHandle {
+    /// Same as [`HearingRecorder::push_rtp`].
+    pub fn push_rtp(&self, track_id: &str, pkt: RtpPacket) -> Result<(), PushError> {
+        self.shared.push_rtp(&self.tx, track_id, pkt)
+    }
+
+    /// Same as [`HearingRecorder::push_sender_report`].
+    pub fn push_sender_report(&self, track_id: &str, ssrc: u32, ntp_time: u64, rtp_time: u32) {
+        let _ = self.tx.send(Msg::Ctl(Ctl::SenderReport {
+            track_id: track_id.to_string(),
+            ssrc,
+            ntp: ntp_time,
+            rtp: rtp_time,
+        }));
+    }
 }
 
 impl std::fmt::Debug for HearingRecorder {
@@ -157,6 +191,55 @@ impl std::fmt::Debug for HearingRecorder {
         f.debug_struct("HearingRecorder")
             .field("dir", &self.dir)
             .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn push_rtp(&self, tx: &Sender<Msg>, track_id: &str, pkt: RtpPacket) -> Result<(), PushError> {
+        if self.paused.load(Ordering::Relaxed) {
+            self.stats
+                .packets_dropped_paused
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(PushError::Paused);
+        }
+        let input = {
+            let tracks = self.tracks.read().unwrap_or_else(|p| p.into_inner());
+            tracks
+                .get(track_id)
+                .cloned()
+                .ok_or(PushError::UnknownTrack)?
+        };
+        let mut drops = input.drops.lock().unwrap_or_else(|p| p.into_inner());
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.stats
+                .packets_dropped_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+            let arrival = pkt.arrival;
+            let run = drops.get_or_insert(DropRun {
+                first: arrival,
+                last: arrival,
+                count: 0,
+            });
+            run.last = arrival;
+            run.count += 1;
+            return Err(PushError::QueueFull);
+        }
+        let msg = DataMsg {
+            track: input.id.clone(),
+            pkt,
+            drops_before: drops.take(),
+        };
+        match tx.send(Msg::Data(msg)) {
+            Ok(()) => {
+                self.stats.packets_queued.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(_) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                Err(PushError::WriterStopped)
+            }
+        }
     }
 }
 
@@ -259,14 +342,16 @@ impl HearingRecorder {
             .map_err(RecorderError::Spawn)?;
         Ok(Self {
             dir,
-            tracks: RwLock::new(HashMap::new()),
+            shared: Arc::new(Shared {
+                tracks: RwLock::new(HashMap::new()),
+                queued,
+                capacity,
+                paused: AtomicBool::new(false),
+                stats,
+            }),
             tx: Some(tx),
-            queued,
-            capacity,
-            paused: AtomicBool::new(false),
             keyframes: kf_rx,
             alerts: alert_rx,
-            stats,
             thread: Some(thread),
         })
     }
@@ -288,7 +373,15 @@ impl HearingRecorder {
     }
 
     pub fn stats(&self) -> &RecorderStats {
-        &self.stats
+        &self.shared.stats
+    }
+
+    /// A handle for the media path (see [`RecorderHandle`]); `None` after close.
+    pub fn handle(&self) -> Option<RecorderHandle> {
+        Some(RecorderHandle {
+            shared: self.shared.clone(),
+            tx: self.tx.clone()?,
+        })
     }
 
     fn ctl(&self, c: Ctl) -> Result<(), RecorderError> {
@@ -308,7 +401,11 @@ impl HearingRecorder {
                 meta.kind,
             ));
         }
-        let mut tracks = self.tracks.write().unwrap_or_else(|p| p.into_inner());
+        let mut tracks = self
+            .shared
+            .tracks
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         if tracks.contains_key(&meta.track_id) {
             return Err(RecorderError::DuplicateTrack(meta.track_id));
         }
@@ -326,51 +423,8 @@ impl HearingRecorder {
     /// Queues one RTP packet. Never blocks: when the queue is full the packet is
     /// dropped and counted, and a `queue_overflow` gap is journaled.
     pub fn push_rtp(&self, track_id: &str, pkt: RtpPacket) -> Result<(), PushError> {
-        if self.paused.load(Ordering::Relaxed) {
-            self.stats
-                .packets_dropped_paused
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(PushError::Paused);
-        }
-        let input = {
-            let tracks = self.tracks.read().unwrap_or_else(|p| p.into_inner());
-            tracks
-                .get(track_id)
-                .cloned()
-                .ok_or(PushError::UnknownTrack)?
-        };
         let tx = self.tx.as_ref().ok_or(PushError::WriterStopped)?;
-        let mut drops = input.drops.lock().unwrap_or_else(|p| p.into_inner());
-        if self.queued.fetch_add(1, Ordering::AcqRel) >= self.capacity {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            self.stats
-                .packets_dropped_queue_full
-                .fetch_add(1, Ordering::Relaxed);
-            let arrival = pkt.arrival;
-            let run = drops.get_or_insert(DropRun {
-                first: arrival,
-                last: arrival,
-                count: 0,
-            });
-            run.last = arrival;
-            run.count += 1;
-            return Err(PushError::QueueFull);
-        }
-        let msg = DataMsg {
-            track: input.id.clone(),
-            pkt,
-            drops_before: drops.take(),
-        };
-        match tx.send(Msg::Data(msg)) {
-            Ok(()) => {
-                self.stats.packets_queued.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(_) => {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
-                Err(PushError::WriterStopped)
-            }
-        }
+        self.shared.push_rtp(tx, track_id, pkt)
     }
 
     /// An RTCP sender report for a track (NTP time as the 64-bit 32.32 value).
@@ -386,6 +440,7 @@ impl HearingRecorder {
     /// Stops recording a track: its open segment is closed and journaled.
     pub fn remove_track(&self, track_id: &str, reason: &str) -> Result<(), RecorderError> {
         let input = self
+            .shared
             .tracks
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -402,7 +457,7 @@ impl HearingRecorder {
     /// Pauses recording (hearing suspended): open segments close, a `paused` entry is
     /// journaled, packets are ignored until [`resume`](Self::resume).
     pub fn pause(&self, reason: &str) -> Result<(), RecorderError> {
-        self.paused.store(true, Ordering::Relaxed);
+        self.shared.paused.store(true, Ordering::Relaxed);
         self.ctl(Ctl::Pause {
             reason: reason.to_string(),
             at: SystemTime::now(),
@@ -415,7 +470,7 @@ impl HearingRecorder {
         self.ctl(Ctl::Resume {
             at: SystemTime::now(),
         })?;
-        self.paused.store(false, Ordering::Relaxed);
+        self.shared.paused.store(false, Ordering::Relaxed);
         Ok(())
     }
 
@@ -444,6 +499,7 @@ impl HearingRecorder {
     /// Finishes every segment, journals `archive_closed`, writes and signs the manifest.
     pub fn close(mut self, summary: CloseSummary) -> Result<Manifest, RecorderError> {
         let inputs: Vec<Arc<TrackInput>> = self
+            .shared
             .tracks
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -461,7 +517,11 @@ impl HearingRecorder {
     }
 
     fn shutdown(&mut self) {
-        self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            // Handles may keep the channel open: stop the writer explicitly (after
+            // close it has already stopped and this is a no-op).
+            let _ = tx.send(Msg::Ctl(Ctl::Abandon));
+        }
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 error!("recorder writer thread panicked");
@@ -626,6 +686,10 @@ impl Writer {
             }
             Ctl::Event(event) => self.record(Entry::Event { event }),
             Ctl::Gap(gap) => self.record(Entry::Gap(gap)),
+            Ctl::Abandon => {
+                self.abandon();
+                return Some(());
+            }
             Ctl::Close { summary, reply } => {
                 let res = self.close(summary);
                 let _ = reply.send(res);

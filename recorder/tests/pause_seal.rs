@@ -18,6 +18,25 @@ fn key() -> ArchiveKey {
     ArchiveKey::from_seed([4u8; 32])
 }
 
+fn plan_packet() -> openhearing_recorder::RtpPacket {
+    openhearing_recorder::RtpPacket {
+        ssrc: 3,
+        seq: 1,
+        timestamp: 0,
+        marker: true,
+        payload_type: 111,
+        payload: bytes::Bytes::from_static(&[0xfc, 0, 0]),
+        arrival: std::time::SystemTime::now(),
+    }
+}
+
+#[test]
+fn recorder_and_handle_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<HearingRecorder>();
+    send_sync::<openhearing_recorder::RecorderHandle>();
+}
+
 fn split_at(items: Vec<Timed>, start: i64, cut_us: i64) -> (Vec<Timed>, Vec<Timed>) {
     items.into_iter().partition(|t| {
         t.arrival
@@ -187,7 +206,18 @@ fn dropped_recorder_and_torn_journal_line_seal_and_verify_as_interrupted() {
     };
     deliver(&rec, schedule(&[plan]));
     let dir = rec.dir().to_path_buf();
-    drop(rec); // no close: open segments are finished, no manifest is written
+    // A media-path handle still alive must not keep the writer (or the drop) waiting.
+    let handle = rec.handle().expect("handle");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rec); // no close: open segments are finished, no manifest is written
+        let _ = done_tx.send(());
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("dropping the recorder finished");
+    let late = plan_packet();
+    assert_eq!(handle.push_rtp("mic", late), Err(PushError::WriterStopped));
     let before = verify(&dir, Some(&key().verifying_key()));
     assert_eq!(before.problems, vec![Problem::NotSealed], "{before}");
     // A write cut in the middle of a line, as a power loss would leave it.
