@@ -109,9 +109,11 @@
 //!
 //! ## Error and panic policy
 //!
-//! - The media path never blocks and never fails loudly: `push_rtp` is a `try_send`;
-//!   a full queue drops and counts the packet and the drop run is journaled as a
-//!   `queue_overflow` gap and alerted.
+//! - The media path never blocks and never fails loudly: `push_rtp` (on the recorder
+//!   or a [`RecorderHandle`]) counts queued packets with an atomic and sends on an
+//!   unbounded channel; past `queue_packets` it drops and counts the packet, and
+//!   the drop run is journaled as a `queue_overflow` gap and alerted. Packet loss
+//!   gaps are written in batches (one `fsync` per 250 ms at most).
 //! - Nothing from the network is trusted: every length is checked, frames with a
 //!   missing packet are dropped (never written), video then waits for a keyframe.
 //!   There is no `unwrap` on input; the library does not panic on any packet.
@@ -133,7 +135,9 @@
 //! ## What a crash costs
 //!
 //! The segment each track was writing (up to `segment_seconds` per track) and any
-//! entry not yet journaled. Everything journaled before verifies; see [`seal`].
+//! entry not yet journaled. Everything journaled before verifies; see [`seal`]. The
+//! journal is created with its first entry atomically, so an archive folder never
+//! has a journal that cannot be sealed.
 
 pub mod cli;
 pub mod depack;
