@@ -18,6 +18,8 @@ pkgs=(ca-certificates curl pkg-config build-essential iproute2 util-linux)
 # FFmpeg development files and libclang: the recorder (ffmpeg-next) builds against them.
 pkgs+=(libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
        libswscale-dev libswresample-dev libclang-dev)
+# A font for the name/role labels and gap slates of `openhearing archive render`.
+pkgs+=(fonts-dejavu-core)
 if [ "$want_test" = 1 ]; then
   # ffmpeg encodes the real VP8/Opus clips test participants send; chromium runs
   # the browser end-to-end test.
