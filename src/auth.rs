@@ -365,6 +365,7 @@ mod tests {
             title: "Phiên tòa hình sự".into(),
             created_at: chrono::Utc::now(),
             scheduled_at: None,
+            recording: true,
             status: crate::model::Status::scheduled(chrono::Utc::now()),
             sites: vec![],
             participants: vec![p.clone()],

@@ -49,6 +49,71 @@ pub enum Command {
     AdminKey(AdminKeyArgs),
     /// Check a hearing's audit trail (directly on the database).
     Audit(AuditArgs),
+    /// Verify, describe or render a hearing's recorded archive (a folder under the
+    /// recordings folder).
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// Check every file, hash, journal link and the manifest's signature. Exit 0 when
+    /// everything checks, 1 naming each problem, 2 when the archive cannot be read.
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The server's archive public key (`<data.dir>/archive-signing.pub`); without
+        /// it the signature is checked against the key recorded in the archive only.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+    },
+    /// Participants, tracks, durations, gaps and verification status.
+    Info {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+    },
+    /// One playable MP4 of the hearing: a grid of everyone's video with name and role,
+    /// all audio mixed, gaps shown as such.
+    Render {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(short = 'o', long = "output", value_name = "FILE.mp4")]
+        output: PathBuf,
+        /// Output width and height in pixels.
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+    },
+}
+
+fn run_archive(cmd: ArchiveCommand) -> ExitCode {
+    use openhearing_recorder::cli as rc;
+    let mut out = std::io::stdout();
+    let code = match cmd {
+        ArchiveCommand::Verify { dir, public_key } => {
+            rc::verify_command(&dir, public_key.as_deref(), &mut out)
+        }
+        ArchiveCommand::Info { dir, public_key } => {
+            rc::info_command(&dir, public_key.as_deref(), &mut out)
+        }
+        ArchiveCommand::Render {
+            dir,
+            output,
+            width,
+            height,
+        } => {
+            let opts = openhearing_recorder::render::RenderOptions {
+                width,
+                height,
+                ..Default::default()
+            };
+            rc::render_command(&dir, &output, &opts, &mut out)
+        }
+    };
+    ExitCode::from(code)
 }
 
 #[derive(Debug, Subcommand)]
@@ -836,6 +901,7 @@ async fn run_hearing(args: HearingArgs) -> Result<(), CliError> {
         } => {
             let new = NewHearing {
                 scheduled_at,
+                recording: None,
                 sites,
                 case_number,
                 title,
@@ -1068,6 +1134,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(AuditArgs {
             command: AuditCommand::Verify { hearing, config },
         }) => block_on(audit_verify(hearing, config.as_deref())),
+        Command::Archive(cmd) => run_archive(cmd),
     }
 }
 
@@ -1223,6 +1290,7 @@ mod tests {
     fn sample() -> NewHearing {
         NewHearing {
             scheduled_at: None,
+            recording: None,
             sites: Vec::new(),
             case_number: "HS-123/2026".into(),
             title: "Vụ án trộm cắp tài sản".into(),

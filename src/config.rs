@@ -30,6 +30,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub signaling: SignalingConfig,
     pub workflow: WorkflowConfig,
+    pub recording: RecordingConfig,
     /// Role → what it may do. See [`crate::permissions`].
     pub permissions: BTreeMap<Role, Vec<Action>>,
     pub log: LogConfig,
@@ -93,6 +94,20 @@ pub struct SignalingConfig {
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub join_timeout_seconds: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Whether the server records at all.
+    pub enabled: bool,
+    /// Whether a hearing created without saying is recorded.
+    pub enabled_by_default: bool,
+    /// The recordings folder; relative paths are under `data.dir`.
+    pub dir: PathBuf,
+    pub segment_seconds: u32,
+    pub queue_packets: usize,
+    pub render_after_close: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -515,6 +530,16 @@ impl Config {
             "signaling.join_timeout_seconds",
             self.signaling.join_timeout_seconds,
         )?;
+        if !(1..=3600).contains(&self.recording.segment_seconds) {
+            return Err(err(
+                "recording.segment_seconds",
+                "must be between 1 and 3600".into(),
+            ));
+        }
+        nonzero(
+            "recording.queue_packets",
+            self.recording.queue_packets as u64,
+        )?;
         for role in Role::ALL {
             if !self.permissions.contains_key(&role) {
                 return Err(err(
@@ -538,6 +563,15 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The recordings folder (`recording.dir`, under `data.dir` when relative).
+    pub fn recordings_dir(&self) -> PathBuf {
+        if self.recording.dir.is_absolute() {
+            self.recording.dir.clone()
+        } else {
+            self.data.dir.join(&self.recording.dir)
+        }
     }
 
     /// The permission table and workflow rules, ready for lookups.

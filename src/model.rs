@@ -30,6 +30,8 @@ pub struct Hearing {
     pub scheduled_at: Option<DateTime<Utc>>,
     /// Lifecycle state, lock and spotlight.
     pub status: Status,
+    /// Whether the hearing is recorded (from `in_session` until closed).
+    pub recording: bool,
     pub sites: Vec<Site>,
     pub participants: Vec<Participant>,
 }
@@ -79,6 +81,7 @@ impl Status {
             spotlight: self.spotlight,
             rooms: self.rooms.clone(),
             consultation_requests: self.consultation_requests.clone(),
+            recording: false,
         }
     }
 }
@@ -133,6 +136,9 @@ pub struct NewHearing {
     pub title: String,
     #[serde(default)]
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Whether to record it; absent: `[recording] enabled_by_default`.
+    #[serde(default)]
+    pub recording: Option<bool>,
     /// The hearing's sites. A site a participant names that is not listed here is
     /// created with kind `remote`.
     #[serde(default)]
@@ -305,6 +311,7 @@ impl NewHearing {
                 .map(NewParticipant::trimmed)
                 .collect(),
             scheduled_at: self.scheduled_at,
+            recording: self.recording,
             sites: self
                 .sites
                 .iter()
@@ -371,6 +378,7 @@ mod tests {
             case_number: "HS-123/2026".into(),
             title: "Vụ án trộm cắp tài sản".into(),
             scheduled_at: None,
+            recording: None,
             sites: vec![Site {
                 name: "Phòng xử án 1".into(),
                 kind: SiteKind::Central,

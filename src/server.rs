@@ -19,9 +19,11 @@ use crate::api::admin::AdminState;
 use crate::api::ws::{SignalingLimits, SignalingState};
 use crate::auth::{self, AdminKey, JoinTokens};
 use crate::config::Config;
+use crate::hearing::recording::RecordingSettings;
 use crate::hearing::Hearings;
 use crate::sfu::{Sfu, SfuSettings};
 use crate::store::{SqliteStore, Store};
+use openhearing_recorder::ArchiveKey;
 
 /// Everything request handlers share.
 #[derive(Clone)]
@@ -64,6 +66,8 @@ pub enum ServerError {
     },
     #[error("HTTP server: {0}")]
     Http(#[source] std::io::Error),
+    #[error("recording: {0}")]
+    Recording(String),
 }
 
 /// Application state plus what the caller must know about first start.
@@ -77,6 +81,42 @@ pub struct Prepared {
 
 /// Builds the application from the configuration: data folder, database (migrated),
 /// keys, SFU.
+/// The archive signing key (generated on first start, public key exported next to
+/// it) and the recordings folder, after sealing archives a crash left open.
+fn recording_settings(config: &Config) -> Result<RecordingSettings, ServerError> {
+    let root = config.recordings_dir();
+    std::fs::create_dir_all(&root).map_err(|source| ServerError::DataDir {
+        path: root.clone(),
+        source,
+    })?;
+    let (key, created) = ArchiveKey::load_or_create(&config.data.dir)
+        .map_err(|e| ServerError::Recording(format!("archive signing key: {e}")))?;
+    if created {
+        tracing::info!(
+            "generated the archive signing key; its public key is {}",
+            config.data.dir.join("archive-signing.pub").display()
+        );
+    }
+    // Before any recorder opens: archives a crash interrupted are sealed and marked.
+    for (dir, outcome) in openhearing_recorder::scan_and_seal(&root, &key) {
+        match outcome {
+            Ok(o) => {
+                tracing::warn!(archive = %dir.display(), "sealed an interrupted archive: {o:?}")
+            }
+            Err(e) => {
+                tracing::error!(archive = %dir.display(), "cannot seal interrupted archive: {e}")
+            }
+        }
+    }
+    Ok(RecordingSettings {
+        root,
+        segment_seconds: config.recording.segment_seconds,
+        queue_packets: config.recording.queue_packets,
+        key,
+        render_after_close: config.recording.render_after_close,
+    })
+}
+
 pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
     let dir = &config.data.dir;
     std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
@@ -104,11 +144,20 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
     });
     let s = &config.signaling;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let recording = if config.recording.enabled {
+        Some(recording_settings(config)?)
+    } else {
+        None
+    };
     let hearings = Hearings::new(
         Duration::from_secs(60),
         store.clone(),
         Arc::new(config.permissions()),
+        recording,
+        config.recording.enabled_by_default,
     );
+    // Hearings that were in session when the server stopped record on.
+    hearings.resume_sessions().await;
     let state = AppState {
         admin: AdminState {
             hearings: hearings.clone(),

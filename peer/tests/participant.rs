@@ -118,6 +118,7 @@ async fn fake_server(
                                     spotlight: None,
                                     rooms: vec![],
                                     consultation_requests: vec![],
+                                    recording: false,
                                 },
                                 participants: vec![],
                                 max_message_bytes: 65536,

@@ -506,6 +506,10 @@ pub struct HearingStatus {
     /// Consultation requests awaiting the presiding judge.
     #[serde(default)]
     pub consultation_requests: Vec<ConsultationRequest>,
+    /// The hearing is being recorded (the archive is open; it pauses while
+    /// suspended). Every participant is shown this.
+    #[serde(default)]
+    pub recording: bool,
 }
 
 /// A participant as others see them.
@@ -692,6 +696,10 @@ pub enum ServerMessage {
     HearingStatus { status: HearingStatus },
     /// The court asks you to unmute; answer with `accept_unmute` (or ignore it).
     UnmuteRequested { by: Uuid },
+    /// A recording problem the presiding judge must know about (the disk failed, the
+    /// recorder fell behind, recording could not start). Sent to participants whose
+    /// role may `control_lifecycle`.
+    RecordingAlert { message: String },
     /// Your consultation request was answered (sent to both would-be members).
     ConsultationAnswered { request_id: Uuid, approved: bool },
     /// The private room you were in ended: `ended` by a member, `recalled` by the
@@ -740,6 +748,7 @@ impl ServerMessage {
             ServerMessage::HearingStatus { .. } => "hearing_status",
             ServerMessage::UnmuteRequested { .. } => "unmute_requested",
             ServerMessage::ConsultationAnswered { .. } => "consultation_answered",
+            ServerMessage::RecordingAlert { .. } => "recording_alert",
             ServerMessage::RoomEnded { .. } => "room_ended",
             ServerMessage::ParticipantJoined { .. } => "participant_joined",
             ServerMessage::ParticipantUpdated { .. } => "participant_updated",

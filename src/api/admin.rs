@@ -158,6 +158,10 @@ pub struct CreateHearingRequest {
     /// with kind `remote`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sites: Vec<Site>,
+    /// Whether to record the hearing; absent: the server's default
+    /// (`[recording] enabled_by_default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<bool>,
     pub participants: Vec<CreateParticipantRequest>,
 }
 
@@ -240,6 +244,7 @@ impl CreateHearingRequest {
             case_number: self.case_number,
             title: self.title,
             scheduled_at: self.scheduled_at,
+            recording: self.recording,
             sites: self.sites,
             participants,
         };
@@ -254,6 +259,7 @@ impl From<&NewHearing> for CreateHearingRequest {
             case_number: h.case_number.clone(),
             title: h.title.clone(),
             scheduled_at: h.scheduled_at,
+            recording: h.recording,
             sites: h.sites.clone(),
             participants: h.participants.iter().map(Into::into).collect(),
         }
@@ -700,6 +706,9 @@ async fn create_hearing(
 ) -> Result<(StatusCode, Json<HearingLinks>), AdminError> {
     let new = parse_body::<CreateHearingRequest>(body)?.into_new_hearing()?;
     let auto_admit = state.hearings.permissions().workflow().auto_admit.clone();
+    let mut new = new;
+    new.recording
+        .get_or_insert(state.hearings.record_by_default());
     let hearing = state.store.create_hearing(new, &auto_admit).await?;
     let details = serde_json::json!({
         "case_number": hearing.case_number,
@@ -1218,6 +1227,8 @@ pub(crate) mod tests {
                 Duration::from_secs(60),
                 store.clone(),
                 Arc::new(crate::permissions::Permissions::defaults()),
+                None,
+                true,
             ),
             store,
             tokens: Arc::new(JoinTokens::new(&[9u8; 32], Duration::from_secs(3600))),

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::policy::{self, Member as PolicyMember, Source};
+use super::recording::{self, ActiveRecording, RecorderNews, RecordingSettings};
 use super::writer::{WriteOp, Writer};
 use super::{
     AdminOp, AdminOutcome, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
@@ -29,6 +30,7 @@ use crate::model::{rfc3339, AuditRecord, Hearing, Participant, Status};
 use crate::permissions::Permissions;
 use crate::sfu::{Downstream, MediaKind, PublishedTrack};
 use crate::store::Store;
+use openhearing_recorder::GapCause;
 
 /// Longest reason (suspension, adjournment, denial, removal), in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -80,6 +82,9 @@ pub enum Command {
     },
     /// Answers once everything the actor queued for storage is stored.
     Flush(oneshot::Sender<()>),
+    /// The server stops: close the open archive (signed, reason `server_stopped`)
+    /// and store everything queued, then answer.
+    Shutdown(oneshot::Sender<()>),
     /// An operator's change through the admin API.
     Admin {
         op: AdminOp,
@@ -201,6 +206,13 @@ struct Actor {
     /// changes of that command, so an audit entry is only ever stored after what it
     /// records.
     audit_pending: Vec<AuditRecord>,
+    /// How the server records, if it does.
+    recording: Option<Arc<RecordingSettings>>,
+    /// Whether this hearing is recorded (chosen at creation).
+    record_this: bool,
+    /// The open archive while the hearing is in session or suspended.
+    active: Option<ActiveRecording>,
+    news_tx: mpsc::UnboundedSender<RecorderNews>,
 }
 
 pub(super) fn spawn(
@@ -210,23 +222,35 @@ pub(super) fn spawn(
     idle: Duration,
     store: Arc<dyn Store>,
     perms: Arc<Permissions>,
+    recording: Option<Arc<RecordingSettings>>,
 ) {
     tokio::spawn(async move {
         let loaded = store.get_hearing(handle.id).await;
         match loaded {
             Ok(Some(hearing)) => {
-                let mut actor = Actor::new(hearing, store, perms);
+                let (news_tx, mut news_rx) = mpsc::unbounded_channel();
+                let mut actor = Actor::new(hearing, store, perms, recording, news_tx);
+                // A hearing that was in session when the server stopped records on.
+                actor.resume_recording_after_restart();
                 loop {
-                    let cmd = if actor.anyone_present() {
-                        rx.recv().await
+                    // An actor with nobody connected and no open archive stops after
+                    // `idle`; an open archive keeps it (the record must be closed).
+                    let wait = if actor.anyone_present() || actor.active.is_some() {
+                        Duration::from_secs(365 * 24 * 3600)
                     } else {
-                        match tokio::time::timeout(idle, rx.recv()).await {
-                            Ok(c) => c,
-                            Err(_) => break, // idle: nobody connected for `idle`
-                        }
+                        idle
                     };
-                    let Some(cmd) = cmd else { break };
-                    actor.handle(cmd).await;
+                    tokio::select! {
+                        cmd = rx.recv() => {
+                            let Some(cmd) = cmd else { break };
+                            actor.handle(cmd).await;
+                        }
+                        Some(news) = news_rx.recv() => actor.recorder_news(news),
+                        _ = tokio::time::sleep(wait) => break, // idle
+                    }
+                }
+                if let Some(active) = actor.active.take() {
+                    let _ = active.close("server_stopped", false).await;
                 }
             }
             Ok(None) => refuse_all(&mut rx, JoinRefusal::NotFound),
@@ -320,7 +344,13 @@ fn trimmed_reason(reason: Option<String>) -> Result<Option<String>, Refusal> {
 }
 
 impl Actor {
-    fn new(hearing: Hearing, store: Arc<dyn Store>, perms: Arc<Permissions>) -> Actor {
+    fn new(
+        hearing: Hearing,
+        store: Arc<dyn Store>,
+        perms: Arc<Permissions>,
+        recording: Option<Arc<RecordingSettings>>,
+        news_tx: mpsc::UnboundedSender<RecorderNews>,
+    ) -> Actor {
         let writer = Writer::spawn(hearing.id, store.clone());
         Actor {
             id: hearing.id,
@@ -341,6 +371,95 @@ impl Actor {
                 .collect(),
             subscribed: HashSet::new(),
             audit_pending: Vec::new(),
+            recording,
+            record_this: hearing.recording,
+            active: None,
+            news_tx,
+        }
+    }
+
+    /// The hearing's status as participants see it (with whether it is recorded).
+    fn wire_status(&self) -> openhearing_signaling::HearingStatus {
+        let mut w = self.status.to_wire();
+        w.recording = self.active.is_some();
+        w
+    }
+
+    fn resume_recording_after_restart(&mut self) {
+        if matches!(
+            self.status.state,
+            HearingState::InSession | HearingState::Suspended
+        ) {
+            self.start_recording();
+            if self.status.state == HearingState::Suspended {
+                if let Some(a) = &self.active {
+                    a.pause("suspended");
+                }
+            }
+        }
+    }
+
+    /// Opens the archive when the hearing is recorded and none is open.
+    fn start_recording(&mut self) {
+        if self.active.is_some() || !self.record_this {
+            return;
+        }
+        let Some(settings) = self.recording.clone() else {
+            return;
+        };
+        let meta = recording::meta(
+            self.id,
+            &self.hearing.case_number,
+            &self.hearing.title,
+            self.hearing
+                .scheduled_at
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|d| d.with_timezone(&Utc)),
+        );
+        match ActiveRecording::open(&settings, meta, self.news_tx.clone()) {
+            Ok(a) => {
+                tracing::info!(hearing = %self.id, archive = %a.dir.display(), "recording");
+                self.active = Some(a);
+            }
+            Err(e) => {
+                // The hearing goes on; the court must know it is not being recorded.
+                tracing::error!(hearing = %self.id, "cannot start recording: {e}");
+                self.alert_bench(&format!("the hearing cannot be recorded: {e}"));
+            }
+        }
+    }
+
+    /// Tells everyone who controls the hearing (the presiding judge) about a
+    /// recording problem, and audits it.
+    fn alert_bench(&mut self, message: &str) {
+        for m in self.members.values() {
+            if self.perms.allows(m.p.role, Action::ControlLifecycle) {
+                m.tell(SessionCommand::Send(ServerMessage::RecordingAlert {
+                    message: message.to_owned(),
+                }));
+            }
+        }
+        self.audit(
+            "system",
+            None,
+            "recording_alert",
+            json!({ "message": message }),
+        );
+    }
+
+    fn recorder_news(&mut self, news: RecorderNews) {
+        match news {
+            RecorderNews::Keyframe(track) => {
+                if let Some(a) = &self.active {
+                    a.request_keyframe(&track);
+                }
+            }
+            RecorderNews::Alert(alert) => {
+                tracing::warn!(hearing = %self.id, "recorder: {}", alert.message);
+                self.alert_bench(&alert.message);
+                self.commit_audit();
+            }
         }
     }
 
@@ -352,12 +471,16 @@ impl Actor {
         action: &str,
         details: serde_json::Value,
     ) {
+        let details = details.to_string();
+        if let Some(a) = &self.active {
+            a.event(action, actor, subject.as_deref(), &details);
+        }
         self.audit_pending.push(AuditRecord {
             at: Utc::now(),
             actor: actor.to_owned(),
             subject,
             action: action.to_owned(),
-            details: details.to_string(),
+            details,
         });
     }
 
@@ -491,6 +614,13 @@ impl Actor {
                 self.writer.flush().await;
                 let _ = reply.send(());
             }
+            Command::Shutdown(reply) => {
+                if let Some(a) = self.active.take() {
+                    let _ = a.close("server_stopped", false).await;
+                }
+                self.writer.flush().await;
+                let _ = reply.send(());
+            }
             Command::Admin { op, actor, reply } => {
                 let result = self.admin(op, &actor).await;
                 self.commit_audit();
@@ -515,7 +645,7 @@ impl Actor {
             v: PROTOCOL_VERSION,
             you: me.info(),
             hearing: self.hearing.clone(),
-            status: self.status.to_wire(),
+            status: self.wire_status(),
             participants: self
                 .members
                 .values()
@@ -672,7 +802,7 @@ impl Actor {
     }
 
     fn announce_status(&self) {
-        let status = self.status.to_wire();
+        let status = self.wire_status();
         self.broadcast(|| ServerMessage::HearingStatus {
             status: status.clone(),
         });
@@ -900,8 +1030,7 @@ impl Actor {
                     })
                     .map(|m| m.p.id)
                     .collect();
-                self
-                    .audit(actor, None, "mute_all", json!({ "muted": targets.len() }));
+                self.audit(actor, None, "mute_all", json!({ "muted": targets.len() }));
                 for id in targets {
                     self.set_muted(actor, id, true, "mute");
                 }
@@ -1345,8 +1474,7 @@ impl Actor {
         };
         m.p.admission = to;
         m.lobby_since = (to == Admission::Lobby && m.session.is_some()).then(Utc::now);
-        self
-            .audit(actor, participant_subject(pid), action, json!({}));
+        self.audit(actor, participant_subject(pid), action, json!({}));
         self.persist_participant(pid);
         self.reconcile();
         self.announce(pid);
@@ -1358,8 +1486,7 @@ impl Actor {
         };
         m.p.muted = muted;
         m.unmute_requested = false;
-        self
-            .audit(actor, participant_subject(pid), action, json!({}));
+        self.audit(actor, participant_subject(pid), action, json!({}));
         self.persist_participant(pid);
         // Forwarding of their audio stops here, before anyone is told.
         self.reconcile();
@@ -1438,6 +1565,31 @@ impl Actor {
             }),
         );
         self.persist_status(Some((actor.to_owned(), now)));
+        match to {
+            HearingState::InSession => {
+                if let Some(a) = &self.active {
+                    a.resume();
+                } else {
+                    self.start_recording();
+                }
+            }
+            HearingState::Suspended => {
+                if let Some(a) = &self.active {
+                    a.pause("suspended");
+                }
+            }
+            HearingState::Closed | HearingState::Adjourned => {
+                if let Some(a) = self.active.take() {
+                    let render = self
+                        .recording
+                        .as_ref()
+                        .is_some_and(|r| r.render_after_close);
+                    // Closing finishes off the actor; the hearing goes on.
+                    drop(a.close(to.as_str(), render));
+                }
+            }
+            _ => {}
+        }
         // Media stops or starts before anyone is told, so nothing leaks in between.
         self.reconcile();
         self.announce_status();
@@ -1645,6 +1797,35 @@ impl Actor {
             }
         }
         self.subscribed = desired;
+
+        // The recorder: the same policy decides; the time a track is held back is
+        // marked in the record with its cause.
+        if let Some(active) = self.active.as_mut() {
+            for gone in active.track_ids() {
+                if !tracks.contains_key(&gone) {
+                    active.track_ended(&gone, "ended");
+                }
+            }
+            for publisher in self.members.values() {
+                let pm = &policy[&publisher.p.id];
+                for (track, source) in &publisher.tracks {
+                    if track.is_ended() {
+                        continue;
+                    }
+                    let record = policy::may_record(ctx, pm, *source);
+                    let cause = if pm.room.is_some() {
+                        Some(GapCause::PrivateRoom)
+                    } else if pm.admission == Admission::Lobby {
+                        Some(GapCause::Lobby)
+                    } else if pm.muted && *source == Source::Microphone {
+                        Some(GapCause::Muted)
+                    } else {
+                        None
+                    };
+                    active.set(track, &publisher.p, record, cause);
+                }
+            }
+        }
     }
 }
 

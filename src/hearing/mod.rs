@@ -11,6 +11,7 @@
 
 pub mod actor;
 pub mod policy;
+pub mod recording;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -189,6 +190,8 @@ pub struct Hearings {
     idle: Duration,
     store: Arc<dyn Store>,
     permissions: Arc<Permissions>,
+    recording: Option<Arc<recording::RecordingSettings>>,
+    record_by_default: bool,
 }
 
 impl std::fmt::Debug for Hearings {
@@ -201,10 +204,14 @@ impl std::fmt::Debug for Hearings {
 
 impl Hearings {
     /// `idle`: how long an actor with nobody connected lives on.
+    /// `recording`: how hearings are recorded (`None`: recording is off on this
+    /// server); `record_by_default`: whether a hearing created without saying is.
     pub fn new(
         idle: Duration,
         store: Arc<dyn Store>,
         permissions: Arc<Permissions>,
+        recording: Option<recording::RecordingSettings>,
+        record_by_default: bool,
     ) -> Arc<Hearings> {
         Arc::new(Hearings {
             live: Mutex::new(HashMap::new()),
@@ -213,7 +220,39 @@ impl Hearings {
             idle,
             store,
             permissions,
+            recording: recording.map(Arc::new),
+            record_by_default,
         })
+    }
+
+    /// Whether a hearing created without saying is recorded.
+    pub fn record_by_default(&self) -> bool {
+        self.record_by_default
+    }
+
+    /// Spawns the actors of recorded hearings that were in session (or suspended)
+    /// when the server last stopped, so their recording goes on without waiting for
+    /// someone to join.
+    pub async fn resume_sessions(self: &Arc<Self>) {
+        if self.recording.is_none() {
+            return;
+        }
+        match self.store.list_hearings().await {
+            Ok(list) => {
+                for h in list {
+                    if h.recording
+                        && matches!(
+                            h.status.state,
+                            openhearing_signaling::HearingState::InSession
+                                | openhearing_signaling::HearingState::Suspended
+                        )
+                    {
+                        self.get_or_spawn(h.id);
+                    }
+                }
+            }
+            Err(e) => tracing::error!("cannot list hearings to resume recording: {e}"),
+        }
     }
 
     /// The permission table in force.
@@ -276,8 +315,9 @@ impl Hearings {
         Err(HearingError::Unavailable)
     }
 
-    /// Waits (up to `timeout`) until every live hearing has stored what it queued;
-    /// called at shutdown so no audit entry or state change is lost.
+    /// Waits (up to `timeout`) until every live hearing has closed its archive and
+    /// stored what it queued; called at shutdown so no audit entry, state change or
+    /// recorded segment is lost.
     pub async fn flush_all(&self, timeout: Duration) {
         let handles: Vec<HearingHandle> = match self.live.lock() {
             Ok(live) => live.values().cloned().collect(),
@@ -285,7 +325,7 @@ impl Hearings {
         };
         let waits = handles.into_iter().map(|h| {
             let (tx, rx) = oneshot::channel();
-            h.send(Command::Flush(tx));
+            h.send(Command::Shutdown(tx));
             rx
         });
         let all = futures_util::future::join_all(waits);
@@ -324,6 +364,7 @@ impl Hearings {
             self.idle,
             self.store.clone(),
             self.permissions.clone(),
+            self.recording.clone(),
         );
         handle
     }

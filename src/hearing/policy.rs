@@ -68,6 +68,30 @@ pub struct Context<'a> {
     pub permissions: &'a Permissions,
 }
 
+/// The receiving side of a decision: a participant, or the recorder.
+#[derive(Debug, Clone, Copy)]
+struct Receiver {
+    id: Option<Uuid>,
+    present: bool,
+    admission: Admission,
+    may_subscribe: bool,
+    room: Option<Uuid>,
+}
+
+/// The rules, for any receiver.
+fn decide(ctx: Context<'_>, publisher: &Member, receiver: Receiver, source: Source) -> bool {
+    receiver.id != Some(publisher.id)
+        && publisher.present
+        && receiver.present
+        && ctx.state.media_flows()
+        && publisher.admission == Admission::Admitted
+        && receiver.admission == Admission::Admitted
+        && ctx.permissions.allows(publisher.role, source.action())
+        && !(source == Source::Microphone && publisher.muted)
+        && receiver.may_subscribe
+        && publisher.room == receiver.room
+}
+
 /// Whether `subscriber` may receive `publisher`'s `source`.
 pub fn may_forward(
     ctx: Context<'_>,
@@ -75,16 +99,38 @@ pub fn may_forward(
     subscriber: &Member,
     source: Source,
 ) -> bool {
-    publisher.id != subscriber.id
-        && publisher.present
-        && subscriber.present
-        && ctx.state.media_flows()
-        && publisher.admission == Admission::Admitted
-        && subscriber.admission == Admission::Admitted
-        && ctx.permissions.allows(publisher.role, source.action())
-        && !(source == Source::Microphone && publisher.muted)
-        && ctx.permissions.allows(subscriber.role, Action::Subscribe)
-        && publisher.room == subscriber.room
+    decide(
+        ctx,
+        publisher,
+        Receiver {
+            id: Some(subscriber.id),
+            present: subscriber.present,
+            admission: subscriber.admission,
+            may_subscribe: ctx.permissions.allows(subscriber.role, Action::Subscribe),
+            room: subscriber.room,
+        },
+        source,
+    )
+}
+
+/// Whether the recorder may record `publisher`'s `source`. The recorder is judged by
+/// the same rules as a participant who is connected, admitted, allowed to receive and
+/// in the hearing room — so the lobby, private rooms and court-muted audio never reach
+/// the archive. (Whether recording is running at all — the hearing in session, not
+/// suspended — is the recorder's own state.)
+pub fn may_record(ctx: Context<'_>, publisher: &Member, source: Source) -> bool {
+    decide(
+        ctx,
+        publisher,
+        Receiver {
+            id: None,
+            present: true,
+            admission: Admission::Admitted,
+            may_subscribe: true,
+            room: None,
+        },
+        source,
+    )
 }
 
 #[cfg(test)]
@@ -173,6 +219,24 @@ mod tests {
                                             );
                                             checked += 1;
                                         }
+                                        // The recorder: an admitted, connected receiver in the
+                                        // hearing room that may subscribe.
+                                        let p = member(pr, pp, pa, muted);
+                                        let rec = Member {
+                                            role: Role::PresidingJudge,
+                                            ..member(pr, true, Admission::Admitted, false)
+                                        };
+                                        let want = expected(&perms, state, &p, &rec, source);
+                                        assert_eq!(
+                                            may_record(ctx, &p, source),
+                                            want,
+                                            "record {state} {pr} {pa:?} {pp} {muted} {source:?}"
+                                        );
+                                        let in_room = Member { room: room_a, ..p };
+                                        assert!(
+                                            !may_record(ctx, &in_room, source),
+                                            "a private room is never recorded"
+                                        );
                                     }
                                 }
                             }

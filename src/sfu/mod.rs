@@ -43,7 +43,7 @@ use webrtc::peer_connection::{
     RTCIceCandidateType, RTCPeerConnectionState, SettingEngineBuilder,
 };
 
-pub use forward::{Downstream, PeerId, PublishedTrack};
+pub use forward::{Downstream, MediaTap, PeerId, PublishedTrack};
 pub use peer::{ActiveLeg, Peer, PeerEvent, PendingLeg};
 
 /// Audio or video.

@@ -126,7 +126,7 @@ fn participant_from_row(row: &SqliteRow) -> Result<Participant, StoreError> {
 }
 
 const HEARING_COLUMNS: &str = "id, case_number, title, created_at, scheduled_at, state, \
-     state_reason, state_since, adjourned_to, locked, spotlight, rooms, consultation_requests";
+     state_reason, state_since, adjourned_to, locked, spotlight, rooms, consultation_requests, recording";
 
 fn parse_json<T: serde::de::DeserializeOwned>(
     row: &SqliteRow,
@@ -159,6 +159,7 @@ fn hearing_from_row(row: &SqliteRow) -> Result<Hearing, StoreError> {
             rooms: parse_json(row, "rooms")?,
             consultation_requests: parse_json(row, "consultation_requests")?,
         },
+        recording: row.try_get::<i64, _>("recording")? != 0,
         sites: Vec::new(),
         participants: Vec::new(),
     })
@@ -275,8 +276,8 @@ impl Store for SqliteStore {
         let status = Status::scheduled(created_at);
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO hearings (id, case_number, title, created_at, scheduled_at, state, state_since) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO hearings (id, case_number, title, created_at, scheduled_at, state, state_since, recording) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(hearing_id.to_string())
         .bind(&new.case_number)
@@ -285,6 +286,7 @@ impl Store for SqliteStore {
         .bind(scheduled_at.map(rfc3339))
         .bind(status.state.as_str())
         .bind(rfc3339(created_at))
+        .bind(i64::from(new.recording.unwrap_or(true)))
         .execute(&mut *tx)
         .await?;
         for site in &sites {
@@ -323,6 +325,7 @@ impl Store for SqliteStore {
             created_at,
             scheduled_at,
             status,
+            recording: new.recording.unwrap_or(true),
             sites,
             participants,
         })
@@ -705,6 +708,7 @@ mod tests {
     fn new_hearing(case: &str, n: usize) -> NewHearing {
         NewHearing {
             scheduled_at: None,
+            recording: None,
             sites: Vec::new(),
             case_number: case.into(),
             title: format!("Phiên tòa {case}"),
