@@ -362,3 +362,72 @@ async fn withheld_media_never_reaches_the_archive() {
     assert!(ok, "archive verify: {text}");
     server.stop().await;
 }
+
+/// Test 7: the recordings folder becomes unwritable mid-hearing: media to the
+/// participants goes on, the presiding judge is alerted, the record marks the gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_alerts_the_judge_and_never_stops_the_hearing() {
+    let server = TestServer::start_with(43750, 43799, "[recording]\nsegment_seconds = 1\n").await;
+    let hearing = server
+        .create_hearing(&[
+            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
+            ("Hoàng E", "prosecutor", "Viện kiểm sát"),
+        ])
+        .await;
+    let judge = join(&server, &hearing, "presiding_judge", true).await;
+    let prosecutor = join(&server, &hearing, "prosecutor", true).await;
+    open_session(&judge).await;
+    publish(&[&judge, &prosecutor]).await;
+    wait_exchange(&[&judge, &prosecutor], &[&judge, &prosecutor], 10, 25).await;
+
+    // The prosecutor's folder in the archive turns into a file: every further
+    // segment of theirs fails to be written.
+    let archive = server
+        .dir
+        .join("recordings")
+        .join(hearing.hearing_id.to_string());
+    let folder = archive.join(prosecutor.id().to_string());
+    let start = Instant::now();
+    while !folder.is_dir() {
+        assert!(
+            start.elapsed() < MEDIA_WAIT,
+            "the prosecutor's folder never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let moved = server.dir.join("moved-away");
+    std::fs::rename(&folder, &moved).expect("move the folder away");
+    std::fs::write(&folder, b"not a folder").expect("a file in its place");
+
+    let alert = wait_event(&judge, "a recording alert for the judge", |m| {
+        matches!(m, ServerMessage::RecordingAlert { .. })
+    })
+    .await;
+    if let ServerMessage::RecordingAlert { message } = alert {
+        assert!(!message.is_empty());
+    }
+    assert!(
+        !prosecutor
+            .events()
+            .iter()
+            .any(|m| matches!(m, ServerMessage::RecordingAlert { .. })),
+        "only those who run the hearing are alerted"
+    );
+    // Media between the participants goes on.
+    let before = received_from(&judge, prosecutor.id());
+    eventually(MEDIA_WAIT, "media keeps flowing despite the disk", || {
+        let now = received_from(&judge, prosecutor.id());
+        now.0 >= before.0 + 20 && now.1 >= before.1 + 50
+    })
+    .await;
+    send(&judge, set_state(HearingState::Closed));
+    let dir = closed_archive(&server, hearing.hearing_id).await;
+    let entries = journal(&dir);
+    assert!(
+        of_type(&entries, "gap")
+            .iter()
+            .any(|g| g["cause"] == "disk_error"),
+        "the record marks the disk error as a gap"
+    );
+    server.stop().await;
+}

@@ -145,6 +145,8 @@ test('court workflow: lobby, admission, mute, witness, suspend/resume, close', {
   for (const p of all) await stateIs(p, 'open');
   await click(judge.page, 'state-start');
   for (const p of all) await stateIs(p, 'in_session');
+  // Recording starts with the session, and every page (the lobby's too) says so.
+  for (const p of all) await visible(p, 'recording-indicator');
 
   // Admit the defendant alone, then everyone else waiting (not the witness).
   await click(judge.page, `admit-${defendant.id}`);

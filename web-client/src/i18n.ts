@@ -140,6 +140,8 @@ const vi = {
   'state.waitMedia': 'Vui lòng chờ: âm thanh, hình ảnh sẽ bắt đầu khi chủ tọa mở phiên tòa.',
   'state.locked': 'Phiên tòa đã khóa: không nhận thêm người vào.',
   'state.floor': 'Đang phát biểu: {name}',
+  'state.recording': '● Đang ghi hình',
+  'state.recordingAlert': 'Sự cố ghi hình: {message}',
 
   'conn.offline': 'Chưa kết nối',
   'conn.connecting': 'Đang kết nối',
@@ -373,6 +375,8 @@ const en: Record<MessageKey, string> = {
   'state.waitMedia': 'Please wait: audio and video start when the presiding judge opens the hearing.',
   'state.locked': 'The hearing is locked: no one else is admitted.',
   'state.floor': 'Has the floor: {name}',
+  'state.recording': '● Recording',
+  'state.recordingAlert': 'Recording problem: {message}',
 
   'conn.offline': 'Not connected',
   'conn.connecting': 'Connecting',

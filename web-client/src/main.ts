@@ -70,6 +70,8 @@ let selfP: ParticipantInfo | null = null;
 let others: ParticipantInfo[] = [];
 /** An unmute request from the court is waiting for the user's answer. */
 let unmuteAsked = false;
+/** The latest recording problem the server reported (shown to the presiding judge). */
+let recordingAlertText: string | null = null;
 /** The user accepted the court's unmute request: re-enable the mic once the server unmutes. */
 let unmuteAccepted = false;
 /** The last private-room notice for this participant (room ended, request refused). */
@@ -883,6 +885,18 @@ function updateStateBanner(): void {
   floor.hidden = !b.floor;
   if (hearingStatus.spotlight) floor.dataset.participant = hearingStatus.spotlight;
   parts.push(floor);
+  if (hearingStatus.recording) {
+    parts.push(h('span', { class: 'recording', testid: 'recording-indicator', text: t('state.recording') }));
+  }
+  if (recordingAlertText) {
+    parts.push(
+      h('span', {
+        class: 'recording-alert',
+        testid: 'recording-alert',
+        text: t('state.recordingAlert', { message: recordingAlertText }),
+      }),
+    );
+  }
   el.replaceChildren(...parts);
 }
 
@@ -1703,6 +1717,11 @@ function startSession(): void {
       hearingStatus(st) {
         if (session !== s) return;
         hearingStatus = st;
+        updateCourt();
+      },
+      recordingAlert(message) {
+        if (session !== s) return;
+        recordingAlertText = message;
         updateCourt();
       },
       unmuteRequested() {

@@ -155,6 +155,8 @@ export interface HearingStatus {
   rooms: RoomInfo[];
   /** Consultation requests awaiting the presiding judge (`#[serde(default)]`). */
   consultation_requests: ConsultationRequest[];
+  /** The hearing is being recorded (the archive is open). */
+  recording?: boolean;
 }
 
 export interface ParticipantInfo {
@@ -328,6 +330,7 @@ export type ServerMessage =
     }
   | { type: 'hearing_status'; status: HearingStatus }
   | { type: 'unmute_requested'; by: string }
+  | { type: 'recording_alert'; message: string }
   | { type: 'consultation_answered'; request_id: string; approved: boolean }
   | { type: 'room_ended'; room_id: string; kind: RoomKind; reason: RoomEndReason; by?: string | null }
   | { type: 'participant_joined'; participant: ParticipantInfo }

@@ -47,6 +47,8 @@ export interface SessionEvents {
   hearingStatus(status: HearingStatus): void;
   /** The court asks this participant to unmute (they decide). */
   unmuteRequested(by: string): void;
+  /** A recording problem the presiding judge must know about. */
+  recordingAlert(message: string): void;
   /** A consultation request this participant is part of was approved or refused. */
   consultationAnswered(requestId: string, approved: boolean): void;
   /** The private room this participant was in ended; they are back in the hearing room. */
@@ -279,6 +281,9 @@ export class HearingSession {
         break;
       case 'unmute_requested':
         this.opts.events.unmuteRequested(msg.by);
+        break;
+      case 'recording_alert':
+        this.opts.events.recordingAlert(msg.message);
         break;
       case 'consultation_answered':
         this.opts.events.consultationAnswered(msg.request_id, msg.approved);
