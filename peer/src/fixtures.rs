@@ -21,7 +21,10 @@ pub const VIDEO_FRAME_DURATION: Duration = Duration::from_nanos(1_000_000_000 / 
 /// Duration of one Opus packet (`-frame_duration 20`).
 pub const AUDIO_PACKET_DURATION: Duration = Duration::from_millis(20);
 
-const VIDEO_FILE: &str = "openhearing-testsrc-320x240-15fps.ivf";
+// A keyframe every 5 frames (1/3 s): the clip cannot answer a keyframe request the way
+// a browser's encoder does, so a receiver that starts mid-stream (the recorder) waits
+// at most this long, as it would for a browser.
+const VIDEO_FILE: &str = "openhearing-testsrc-320x240-15fps-g5.ivf";
 const AUDIO_FILE: &str = "openhearing-sine-440hz-48k.ogg";
 
 /// Serialises generation inside one process (tests run in parallel threads); across
@@ -51,9 +54,38 @@ impl MediaFixtures {
     /// loads them. Blocking (runs a process and reads files): call it from a test's
     /// setup or `spawn_blocking`.
     pub fn generate(dir: &Path) -> Result<MediaFixtures, PeerError> {
+        Self::generate_from(
+            dir,
+            (VIDEO_FILE, "testsrc=size=320x240:rate=15"),
+            (AUDIO_FILE, "sine=frequency=440:sample_rate=48000"),
+        )
+    }
+
+    /// A sync pattern: black video with a white frame, and silence with a 1 kHz tone
+    /// burst, both from 1.0 s to 1.2 s of each 4 s loop — so a receiver (or a
+    /// recording) can measure how far apart audio and video end up.
+    pub fn generate_sync(dir: &Path) -> Result<MediaFixtures, PeerError> {
+        Self::generate_from(
+            dir,
+            (
+                "openhearing-sync-flash-320x240-15fps-g5.ivf",
+                "color=c=black:size=320x240:rate=15,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='between(t,1,1.199)'",
+            ),
+            (
+                "openhearing-sync-burst-48k.ogg",
+                "aevalsrc='if(between(t,1,1.2),0.8*sin(2*PI*1000*t),0)':s=48000",
+            ),
+        )
+    }
+
+    fn generate_from(
+        dir: &Path,
+        (video_file, video_source): (&str, &str),
+        (audio_file, audio_source): (&str, &str),
+    ) -> Result<MediaFixtures, PeerError> {
         std::fs::create_dir_all(dir)?;
-        let video_path = dir.join(VIDEO_FILE);
-        let audio_path = dir.join(AUDIO_FILE);
+        let video_path = dir.join(video_file);
+        let audio_path = dir.join(audio_file);
         {
             let _guard = GENERATE.lock().unwrap_or_else(|p| p.into_inner());
             if !non_empty(&video_path) {
@@ -63,7 +95,7 @@ impl MediaFixtures {
                         "-f",
                         "lavfi",
                         "-i",
-                        "testsrc=size=320x240:rate=15",
+                        video_source,
                         "-t",
                         "4",
                         "-c:v",
@@ -71,9 +103,9 @@ impl MediaFixtures {
                         "-b:v",
                         "300k",
                         "-g",
-                        "15",
+                        "5",
                         "-keyint_min",
-                        "15",
+                        "5",
                         // No hidden alt-ref frames: every IVF frame is a displayable frame,
                         // like a browser's real-time encoder produces.
                         "-auto-alt-ref",
@@ -93,7 +125,7 @@ impl MediaFixtures {
                         "-f",
                         "lavfi",
                         "-i",
-                        "sine=frequency=440:sample_rate=48000",
+                        audio_source,
                         "-t",
                         "4",
                         "-ac",
