@@ -103,9 +103,29 @@ fn measure(path: &Path) -> (f64, f64, f64) {
     )
 }
 
+/// The render at `path` once it is complete (the server writes it after closing).
+fn measure_if_ready(path: &Path) -> Option<()> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .ok()?;
+    let d: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    (out.status.success() && d > 5.0).then_some(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_and_video_stay_in_sync_through_the_server() {
-    let server = TestServer::start(43800, 43849).await;
+    // The server also renders the archive itself once the hearing closes.
+    let server =
+        TestServer::start_with(43800, 43849, "[recording]\nrender_after_close = true\n").await;
     let hearing = server
         .create_hearing(&[
             ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
@@ -172,6 +192,19 @@ async fn audio_and_video_stay_in_sync_through_the_server() {
         .expect("openhearing runs");
     assert!(status.success(), "render");
     let (left, right, tone) = measure(&out);
+    // The automatic render (next to the archive) is there too, and shows the same.
+    let auto = dir.with_extension("mp4");
+    let start = Instant::now();
+    while measure_if_ready(&auto).is_none() {
+        assert!(
+            start.elapsed() < MEDIA_WAIT,
+            "no automatic render at {}",
+            auto.display()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (al, ar, at) = measure(&auto);
+    assert!((al.min(ar) - at).abs() <= 0.040, "automatic render in sync");
     let first_flash = left.min(right);
     eprintln!("render: flash left {left:.3} s, right {right:.3} s, tone {tone:.3} s");
     assert!(
