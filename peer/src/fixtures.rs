@@ -288,13 +288,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sync_clips_flash_and_beep_together() {
+        let fx = MediaFixtures::generate_sync(&default_dir()).expect("sync fixtures");
+        assert!((55..=65).contains(&fx.video.len()));
+        assert!((190..=210).contains(&fx.audio.len()));
+        // Same loop length for both, so flash and burst stay aligned on every loop
+        // (tests/recording_sync.rs measures them after recording and rendering).
+        let video_s = fx.video.len() as f64 / 15.0;
+        let audio_s = fx.audio.len() as f64 * 0.020;
+        assert!((video_s - audio_s).abs() < 0.1, "{video_s} s vs {audio_s} s");
+    }
+
+    #[test]
     fn fixtures_generate_and_parse() {
         let fx = MediaFixtures::generate(&default_dir()).expect("fixtures");
         let n = fx.video.len();
         assert!((55..=65).contains(&n), "video frames: {n}");
         assert!(fx.video[0].keyframe, "first frame must be a keyframe");
+        // One keyframe every 5 frames (60 frames over 4 s).
         let keys = fx.video.iter().filter(|f| f.keyframe).count();
-        assert!((3..=6).contains(&keys), "keyframes: {keys}");
+        assert!((11..=13).contains(&keys), "keyframes: {keys}");
         let a = fx.audio.len();
         assert!((190..=210).contains(&a), "opus packets: {a}");
         // A second call uses the cache and reads the same content.
