@@ -89,7 +89,7 @@ impl Clip {
 pub fn load_clip(dir: &Path, spec: ClipSpec) -> Result<Clip> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let video_path = dir.join(format!(
-        "vp8-{}x{}-{}fps-{}k.ivf",
+        "vp8-{}x{}-{}fps-{}k-v2.ivf",
         spec.width, spec.height, spec.fps, spec.video_kbps
     ));
     let audio_path = dir.join("opus-20ms-48k.ogg");
@@ -121,6 +121,10 @@ pub fn load_clip(dir: &Path, spec: ClipSpec) -> Result<Clip> {
                 &gop,
                 "-auto-alt-ref",
                 "0",
+                // Key frames at most 4x an average frame, as a real-time encoder for
+                // conferencing does (the first one would otherwise be ~300 KB).
+                "-max-intra-rate",
+                "400",
                 "-deadline",
                 "realtime",
                 "-cpu-used",
@@ -179,7 +183,7 @@ fn non_empty(p: &Path) -> bool {
 }
 
 fn ffmpeg(args: &[&str], out: &Path) -> Result<()> {
-    let tmp = out.with_extension(format!("{}.tmp", std::process::id()));
+    let tmp = out.with_extension(format!("{}.tmp", uuid::Uuid::new_v4().simple()));
     let o = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
         .args(args)
@@ -263,8 +267,10 @@ pub struct SendCounters {
     pub errors: AtomicU64,
 }
 
-/// Sends the video loop forever at the clip's frame rate: all packets of a frame at
-/// once, the marker on the last, 90 kHz timestamps.
+/// Sends the video loop forever at the clip's frame rate, the marker on the last packet
+/// of a frame, 90 kHz timestamps. A frame's packets are spread evenly over the frame
+/// interval, like a browser's pacer does (a burst of a key frame's packets would
+/// overflow a default-sized UDP receive buffer somewhere and measure that instead).
 pub async fn pace_video(
     clip: Arc<Clip>,
     sink: Arc<dyn PacketSink>,
@@ -279,9 +285,13 @@ pub async fn pace_video(
     let mut seq: u16 = rand_u16();
     let mut ts: u32 = rand_u16() as u32 * 7;
     for frame in clip.video.iter().cycle() {
-        ticker.tick().await;
+        let start = ticker.tick().await;
         let last = frame.len().saturating_sub(1);
+        let gap = period / frame.len().max(1) as u32;
         for (i, payload) in frame.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep_until(start + gap * i as u32).await;
+            }
             let p = packet(ssrc, payload_type, seq, ts, i == last, stamp(payload));
             seq = seq.wrapping_add(1);
             send_counted(&*sink, p, &counters).await;
