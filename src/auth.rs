@@ -1,6 +1,7 @@
-//! Join tokens (HS256 JWTs carried in participants' join links) and the admin API key.
+//! Join tokens (HS256 JWTs carried in participants' join links) and the admin API keys.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
@@ -13,11 +14,13 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::model::{Hearing, Participant, Role};
+use crate::store::{Store, StoreError};
 use crate::tls::write_private;
 
 /// File under the data directory holding the join-token signing secret.
 pub const SECRET_FILE: &str = "join-token.secret";
-/// File under the data directory holding a generated admin API key.
+/// Legacy file under the data directory that held a generated admin API key in
+/// plaintext; imported into the database (hash only) and deleted at start.
 pub const ADMIN_KEY_FILE: &str = "admin-api-key";
 /// Length of the join-token secret, in bytes.
 pub const SECRET_BYTES: usize = 32;
@@ -64,10 +67,8 @@ pub enum AuthError {
     },
     #[error("join-token secret {} is {len} bytes long, expected at least {SECRET_BYTES}; delete it to generate a new one (this invalidates every issued join link)", path.display())]
     ShortSecret { path: PathBuf, len: usize },
-    #[error("admin API key file {} is empty; delete it to generate a new key", path.display())]
-    EmptyKeyFile { path: PathBuf },
-    #[error("no admin API key file at {}: start the server once to generate it, or pass --api-key (or OPENHEARING_API_KEY)", path.display())]
-    NoKeyFile { path: PathBuf },
+    #[error("admin keys: {0}")]
+    Store(#[from] StoreError),
     #[error("cannot sign join token: {0}")]
     Sign(#[source] jsonwebtoken::errors::Error),
 }
@@ -214,10 +215,30 @@ fn create_private(
     })
 }
 
-/// The admin API key. Only its SHA-256 is kept in memory.
+/// Name under which the key generated at first start is stored.
+pub const INITIAL_KEY_NAME: &str = "initial";
+/// Name reported (and audited) for the key from `auth.admin_api_key`.
+pub const CONFIG_KEY_NAME: &str = "config";
+
+/// Hex SHA-256 of an admin key: the only form in which keys are stored.
+pub fn admin_key_sha256(key: &str) -> String {
+    hex::encode(Sha256::digest(key.trim().as_bytes()))
+}
+
+/// A new random admin key (`ohk_` and 48 hex digits, 192 bits).
+pub fn generate_admin_key() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("ohk_{}", hex::encode(bytes))
+}
+
+/// The admin API keys: named keys whose SHA-256 is in the database, plus the key
+/// from the configuration (`auth.admin_api_key`, name `config`), kept only as its
+/// SHA-256 in memory. No plaintext key is stored anywhere.
 #[derive(Clone)]
 pub struct AdminKey {
-    hash: [u8; 32],
+    store: Arc<dyn Store>,
+    configured: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for AdminKey {
@@ -226,68 +247,97 @@ impl std::fmt::Debug for AdminKey {
     }
 }
 
-impl AdminKey {
-    /// The configured key if any (never written to disk); else the key stored in
-    /// `<data_dir>/admin-api-key`; else a new random key stored there (mode 0600). The
-    /// plaintext is returned only when the key was newly generated, so the server can
-    /// print it once.
-    pub fn load_or_create(
-        configured: Option<&str>,
-        data_dir: &Path,
-    ) -> Result<(AdminKey, Option<String>), AuthError> {
-        if let Some(key) = configured {
-            return Ok((AdminKey::from_plaintext(key.trim()), None));
-        }
-        match read_admin_key_file(data_dir) {
-            Ok(key) => Ok((AdminKey::from_plaintext(&key), None)),
-            Err(AuthError::NoKeyFile { .. }) => {
-                let mut bytes = [0u8; 24];
-                rand::rng().fill_bytes(&mut bytes);
-                let key = format!("ohk_{}", hex::encode(bytes));
-                let path = data_dir.join(ADMIN_KEY_FILE);
-                create_private(
-                    data_dir,
-                    &path,
-                    format!("{key}\n").as_bytes(),
-                    "admin API key",
-                )?;
-                Ok((AdminKey::from_plaintext(&key), Some(key)))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    pub fn from_plaintext(key: &str) -> AdminKey {
-        AdminKey {
-            hash: Sha256::digest(key.as_bytes()).into(),
-        }
-    }
-
-    /// Whether `presented` is the key, compared in constant time.
-    pub fn verify(&self, presented: &str) -> bool {
-        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        bool::from(self.hash.ct_eq(&hash))
-    }
+/// What [`AdminKey::load_or_create`] did besides loading.
+#[derive(Debug, Default)]
+pub struct AdminKeySetup {
+    /// A key generated now (stored as `initial`); print it once, it is kept nowhere.
+    pub generated: Option<String>,
+    /// A legacy `<data.dir>/admin-api-key` file whose key was imported and which
+    /// was deleted.
+    pub imported_file: Option<PathBuf>,
 }
 
-/// The generated admin key stored in `<data_dir>/admin-api-key` (for the local CLI).
-pub fn read_admin_key_file(data_dir: &Path) -> Result<String, AuthError> {
-    let path = data_dir.join(ADMIN_KEY_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let key = text.trim();
-            if key.is_empty() {
-                Err(AuthError::EmptyKeyFile { path })
-            } else {
-                Ok(key.to_owned())
+impl AdminKey {
+    /// Prepares the admin keys at server start:
+    ///
+    /// * a legacy plaintext `<data_dir>/admin-api-key` file is imported (its SHA-256
+    ///   stored under the name `initial`) and deleted;
+    /// * with no key in the database and none configured, a key is generated, its
+    ///   SHA-256 stored under the name `initial`, and the plaintext returned once so
+    ///   the server can print it;
+    /// * a configured key is accepted under the name `config` (never written).
+    pub async fn load_or_create(
+        configured: Option<&str>,
+        data_dir: &Path,
+        store: Arc<dyn Store>,
+    ) -> Result<(AdminKey, AdminKeySetup), AuthError> {
+        let mut setup = AdminKeySetup::default();
+        let path = data_dir.join(ADMIN_KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let key = text.trim();
+                if key.is_empty() {
+                    tracing::warn!(file = %path.display(), "deleting the empty legacy admin key file");
+                } else {
+                    store
+                        .add_admin_key(INITIAL_KEY_NAME, &admin_key_sha256(key))
+                        .await?;
+                }
+                std::fs::remove_file(&path).map_err(|source| AuthError::Write {
+                    what: "legacy admin API key file (delete)",
+                    path: path.clone(),
+                    source,
+                })?;
+                tracing::warn!(
+                    file = %path.display(),
+                    "imported the admin API key from the legacy plaintext file into the database (hash only, name `{INITIAL_KEY_NAME}`) and deleted the file; the key itself keeps working"
+                );
+                setup.imported_file = Some(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(AuthError::Read {
+                    what: "legacy admin API key file",
+                    path,
+                    source,
+                })
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(AuthError::NoKeyFile { path }),
-        Err(source) => Err(AuthError::Read {
-            what: "admin API key",
-            path,
-            source,
-        }),
+        if configured.is_none() && store.list_admin_keys().await?.is_empty() {
+            let key = generate_admin_key();
+            store
+                .add_admin_key(INITIAL_KEY_NAME, &admin_key_sha256(&key))
+                .await?;
+            setup.generated = Some(key);
+        }
+        Ok((AdminKey::new(store, configured), setup))
+    }
+
+    /// Keys in `store`, plus `configured` (accepted under the name `config`).
+    pub fn new(store: Arc<dyn Store>, configured: Option<&str>) -> AdminKey {
+        AdminKey {
+            store,
+            configured: configured.map(|k| Sha256::digest(k.trim().as_bytes()).into()),
+        }
+    }
+
+    /// The name of the key `presented` is, or `None` when it is no admin key.
+    ///
+    /// The configured key is compared in constant time. Stored keys are looked up by
+    /// the SHA-256 of the presented key: the lookup's timing can tell at most
+    /// something about a hash, never about a key.
+    pub async fn verify(&self, presented: &str) -> Result<Option<String>, StoreError> {
+        let presented = presented.trim();
+        if presented.is_empty() {
+            return Ok(None);
+        }
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        if let Some(configured) = &self.configured {
+            if bool::from(configured.ct_eq(&hash)) {
+                return Ok(Some(CONFIG_KEY_NAME.to_owned()));
+            }
+        }
+        self.store.admin_key_name(&hex::encode(hash)).await
     }
 }
 
@@ -402,40 +452,98 @@ mod tests {
         assert!(matches!(e, AuthError::ShortSecret { len: 5, .. }), "{e}");
     }
 
-    #[test]
-    fn admin_key_generated_once_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let (k1, plain) = AdminKey::load_or_create(None, dir.path()).unwrap();
-        let plain = plain.expect("a new key is returned once");
-        assert!(k1.verify(&plain));
-        assert_eq!(read_admin_key_file(dir.path()).unwrap(), plain);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(ADMIN_KEY_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-
-        let (k2, again) = AdminKey::load_or_create(None, dir.path()).unwrap();
-        assert_eq!(again, None);
-        assert!(k2.verify(&plain));
-        assert!(!k2.verify("wrong"));
-        assert!(!k2.verify(""));
+    async fn store(dir: &Path) -> Arc<dyn Store> {
+        let url = format!("sqlite://{}", dir.join("openhearing.db").display());
+        Arc::new(crate::store::SqliteStore::open(&url).await.unwrap())
     }
 
-    #[test]
-    fn configured_admin_key_is_never_written() {
+    #[tokio::test]
+    async fn admin_key_generated_once_stored_only_as_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let (k, plain) =
-            AdminKey::load_or_create(Some("configured-key-0123456789"), dir.path()).unwrap();
-        assert_eq!(plain, None);
-        assert!(k.verify("configured-key-0123456789"));
-        assert!(!k.verify("configured-key-012345678"));
+        let st = store(dir.path()).await;
+        let (k1, setup) = AdminKey::load_or_create(None, dir.path(), st.clone())
+            .await
+            .unwrap();
+        let plain = setup.generated.expect("a new key is returned once");
+        assert!(plain.starts_with("ohk_") && plain.len() == 52, "{plain}");
+        assert_eq!(
+            k1.verify(&plain).await.unwrap().as_deref(),
+            Some(INITIAL_KEY_NAME)
+        );
+        assert!(!dir.path().join(ADMIN_KEY_FILE).exists(), "no key file");
+        let keys = st.list_admin_keys().await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].0, INITIAL_KEY_NAME);
+        assert_eq!(
+            st.admin_key_name(&admin_key_sha256(&plain)).await.unwrap(),
+            Some(INITIAL_KEY_NAME.to_owned())
+        );
+
+        // The next start finds the key in the database and generates none.
+        let (k2, again) = AdminKey::load_or_create(None, dir.path(), st.clone())
+            .await
+            .unwrap();
+        assert!(again.generated.is_none());
+        assert!(k2.verify(&plain).await.unwrap().is_some());
+        assert_eq!(k2.verify("wrong").await.unwrap(), None);
+        assert_eq!(k2.verify("").await.unwrap(), None);
+        assert_eq!(st.list_admin_keys().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn configured_admin_key_is_accepted_and_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = store(dir.path()).await;
+        let (k, setup) =
+            AdminKey::load_or_create(Some("configured-key-0123456789"), dir.path(), st.clone())
+                .await
+                .unwrap();
+        assert!(setup.generated.is_none(), "a configured key is enough");
+        assert_eq!(
+            k.verify("configured-key-0123456789")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(CONFIG_KEY_NAME)
+        );
+        assert_eq!(k.verify("configured-key-012345678").await.unwrap(), None);
+        assert!(st.list_admin_keys().await.unwrap().is_empty());
         assert!(!dir.path().join(ADMIN_KEY_FILE).exists());
-        let e = read_admin_key_file(dir.path()).unwrap_err();
-        assert!(e.to_string().contains("--api-key"), "{e}");
+
+        // Keys in the database work alongside it.
+        st.add_admin_key("ops", &admin_key_sha256("ops-key-0123456789"))
+            .await
+            .unwrap();
+        assert_eq!(
+            k.verify("ops-key-0123456789").await.unwrap().as_deref(),
+            Some("ops")
+        );
+    }
+
+    #[tokio::test]
+    async fn legacy_key_file_is_imported_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = store(dir.path()).await;
+        std::fs::write(
+            dir.path().join(ADMIN_KEY_FILE),
+            "ohk_legacy-key-0123456789\n",
+        )
+        .unwrap();
+        let (k, setup) = AdminKey::load_or_create(None, dir.path(), st.clone())
+            .await
+            .unwrap();
+        assert!(setup.generated.is_none(), "the imported key is the key");
+        assert_eq!(
+            setup.imported_file.as_deref(),
+            Some(dir.path().join(ADMIN_KEY_FILE).as_path())
+        );
+        assert!(!dir.path().join(ADMIN_KEY_FILE).exists(), "file deleted");
+        assert_eq!(
+            k.verify("ohk_legacy-key-0123456789")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(INITIAL_KEY_NAME)
+        );
     }
 }

@@ -1,16 +1,25 @@
-//! The `openhearing` command line: run the server, check configuration, and manage
-//! hearings through the admin API.
+//! The `openhearing` command line: run the server, check configuration, manage
+//! hearings through the admin API, manage admin keys and verify audit trails
+//! directly on the database.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
-use crate::api::admin::{CreateHearingRequest, ErrorBody, HearingLinks, HearingList};
-use crate::auth::{read_admin_key_file, AuthError};
+use crate::api::admin::{
+    AuditTrail, CreateHearingRequest, CreateParticipantRequest, ErrorBody, HearingDetail,
+    HearingLinks, HearingList, IssuedLink, StateRequest,
+};
+use crate::auth::{admin_key_sha256, generate_admin_key};
 use crate::config::{Config, ConfigError, DEFAULT_TOML};
-use crate::model::{Hearing, NewHearing, NewParticipant, Role};
+use crate::model::{
+    Hearing, HearingState, HearingUpdate, NewHearing, NewParticipant, Participant, Role, Site,
+    SiteKind,
+};
+use crate::store::{SqliteStore, Store, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,8 +43,12 @@ pub enum Command {
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Create and inspect hearings through a running server's admin API.
+    /// Create and run hearings through a running server's admin API.
     Hearing(HearingArgs),
+    /// Create and list admin API keys (directly on the database).
+    AdminKey(AdminKeyArgs),
+    /// Check a hearing's audit trail (directly on the database).
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +85,8 @@ pub struct ApiOptions {
         value_name = "URL"
     )]
     pub server: Option<String>,
-    /// Admin API key (default: auth.admin_api_key, else <data.dir>/admin-api-key).
+    /// Admin API key: the one printed at the server's first start, or one from
+    /// `openhearing admin-key create` (default: auth.admin_api_key of the configuration).
     #[arg(
         long,
         global = true,
@@ -95,6 +109,13 @@ pub enum HearingCommand {
         case_number: String,
         #[arg(long)]
         title: String,
+        /// When the hearing starts (RFC 3339, e.g. 2026-12-01T08:00:00+07:00).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        scheduled_at: Option<DateTime<Utc>>,
+        /// A site as NAME=KIND (KIND: central, detention, office, court, remote);
+        /// repeat for each. Sites only participants name are `remote`.
+        #[arg(long = "site", value_name = "NAME=KIND", value_parser = parse_site_spec)]
+        sites: Vec<Site>,
         /// A participant as NAME:ROLE:SITE (the site may contain ':'); repeat for each.
         #[arg(long = "participant", value_name = "NAME:ROLE:SITE", required = true, value_parser = parse_participant_spec)]
         participants: Vec<NewParticipant>,
@@ -107,10 +128,70 @@ pub enum HearingCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one hearing.
+    /// Show one hearing: state, sites, participants and state history.
     Get {
         #[arg(value_parser = parse_hearing_id)]
         id: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a hearing's title, case number or scheduled start.
+    Update {
+        #[arg(value_parser = parse_hearing_id)]
+        id: Uuid,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long, value_name = "CASE_NUMBER")]
+        case_number: Option<String>,
+        /// RFC 3339, e.g. 2026-12-01T08:00:00+07:00.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        scheduled_at: Option<DateTime<Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a hearing through its lifecycle: open, in_session, suspended (needs
+    /// --reason), adjourned (needs --reason and --adjourned-to), closed.
+    State {
+        #[arg(value_parser = parse_hearing_id)]
+        id: Uuid,
+        #[arg(value_parser = parse_state)]
+        state: HearingState,
+        #[arg(long)]
+        reason: Option<String>,
+        /// The new date of an adjourned hearing (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        adjourned_to: Option<DateTime<Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invite a participant to a hearing and print their join link.
+    AddParticipant {
+        #[arg(value_parser = parse_hearing_id)]
+        id: Uuid,
+        /// NAME:ROLE:SITE (the site may contain ':').
+        #[arg(long, value_name = "NAME:ROLE:SITE", value_parser = parse_participant_spec)]
+        participant: NewParticipant,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a participant: they are disconnected and their link stops working.
+    RemoveParticipant {
+        #[arg(value_parser = parse_hearing_id)]
+        id: Uuid,
+        #[arg(value_parser = parse_participant_id)]
+        participant_id: Uuid,
+        /// Why (shown to them and audited).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a participant's join link and print a new one.
+    RevokeLink {
+        #[arg(value_parser = parse_hearing_id)]
+        id: Uuid,
+        #[arg(value_parser = parse_participant_id)]
+        participant_id: Uuid,
         #[arg(long)]
         json: bool,
     },
@@ -121,6 +202,58 @@ pub enum HearingCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show a hearing's audit trail and whether its hash chain is intact (exit 1 if not).
+    Audit {
+        #[arg(value_parser = parse_hearing_id)]
+        id: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AdminKeyArgs {
+    /// Configuration naming the database (default: built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: AdminKeyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminKeyCommand {
+    /// Create a new admin API key and print it once (only its hash is stored).
+    Create {
+        /// A name for the key (letters, digits, `.`, `_`, `-`); audit entries of
+        /// its changes say `admin:<name>`.
+        #[arg(long, value_parser = parse_key_name)]
+        name: String,
+    },
+    /// List the stored admin keys (names and creation times; keys are not kept).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify a hearing's audit chain: exit 0 when intact, 1 naming the first entry
+    /// that was modified, removed or reordered. Works with the server running or
+    /// stopped.
+    Verify {
+        #[arg(long, value_name = "ID", value_parser = parse_hearing_id)]
+        hearing: Uuid,
+        /// Configuration naming the database (default: built-in defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Everything a command can fail with.
@@ -128,12 +261,14 @@ pub enum HearingCommand {
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error(transparent)]
-    Auth(#[from] AuthError),
     #[error("participant `{spec}`: {reason}")]
     BadParticipant { spec: String, reason: String },
     #[error("invalid server URL `{0}`: it must start with http:// or https://")]
     BadServerUrl(String),
+    #[error("no admin API key: pass --api-key KEY or set OPENHEARING_API_KEY (the key the server printed at its first start, or one made with `openhearing admin-key create --name NAME`)")]
+    NoApiKey,
+    #[error("nothing to change: give --title, --case-number or --scheduled-at")]
+    NothingToUpdate,
     #[error("cannot read the server certificate {}: {source}", path.display())]
     ReadCert {
         path: PathBuf,
@@ -156,6 +291,16 @@ pub enum CliError {
     },
     #[error("unexpected answer from the server ({status}): {detail}")]
     UnexpectedResponse { status: u16, detail: String },
+    #[error("no database at {}: start the server once with this configuration, or pass the server's --config", path.display())]
+    NoDatabase { path: PathBuf },
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("an admin key named `{0}` exists already; choose another name")]
+    KeyNameTaken(String),
+    #[error("no hearing with id {id} in the database {database}")]
+    HearingNotFound { id: Uuid, database: String },
+    #[error("audit chain of hearing {hearing} is broken: {problem}")]
+    AuditBroken { hearing: Uuid, problem: String },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("server failed: {0}")]
@@ -167,6 +312,67 @@ pub fn parse_hearing_id(text: &str) -> Result<Uuid, String> {
     Uuid::parse_str(text.trim()).map_err(|_| {
         format!("`{text}` is not a hearing id; expected a UUID like 67e55044-10b1-426f-9247-bb680e5fe0c8 (see `openhearing hearing list`)")
     })
+}
+
+/// Parses a participant id (a UUID).
+pub fn parse_participant_id(text: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(text.trim()).map_err(|_| {
+        format!(
+            "`{text}` is not a participant id; expected a UUID (see `openhearing hearing get ID`)"
+        )
+    })
+}
+
+/// Parses an RFC 3339 date and time.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("`{text}` is not an RFC 3339 date and time like 2026-12-01T08:00:00+07:00: {e}")
+        })
+}
+
+/// Parses a hearing state's wire name.
+pub fn parse_state(text: &str) -> Result<HearingState, String> {
+    text.trim().parse().map_err(|e| format!("{e}"))
+}
+
+/// Parses `NAME=KIND`, splitting at the last `=`.
+pub fn parse_site_spec(spec: &str) -> Result<Site, String> {
+    let Some((name, kind)) = spec.rsplit_once('=') else {
+        return Err(format!(
+            "site `{spec}`: expected NAME=KIND, e.g. \"Phòng xử án 1=central\""
+        ));
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("site `{spec}`: the name (before '=') is empty"));
+    }
+    let kind: SiteKind = kind
+        .trim()
+        .parse()
+        .map_err(|e| format!("site `{spec}`: {e}"))?;
+    Ok(Site {
+        name: name.to_owned(),
+        kind,
+    })
+}
+
+/// Checks an admin key name: 1-64 letters, digits, `.`, `_` or `-`.
+pub fn parse_key_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err("the key name must be 1 to 64 characters long".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "`{name}`: a key name may contain only letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 /// Parses `NAME:ROLE:SITE`, splitting at the first two colons only.
@@ -293,25 +499,77 @@ impl ApiClient {
         }
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/hearings{path}", self.base)
+    }
+
     pub async fn create_hearing(&self, new: &NewHearing) -> Result<HearingLinks, CliError> {
-        let url = format!("{}/api/v1/hearings", self.base);
+        let url = self.url("");
         let body = CreateHearingRequest::from(new);
         self.send(self.http.post(&url).json(&body), &url).await
     }
 
     pub async fn list_hearings(&self) -> Result<Vec<Hearing>, CliError> {
-        let url = format!("{}/api/v1/hearings", self.base);
+        let url = self.url("");
         let list: HearingList = self.send(self.http.get(&url), &url).await?;
         Ok(list.hearings)
     }
 
-    pub async fn get_hearing(&self, id: Uuid) -> Result<Hearing, CliError> {
-        let url = format!("{}/api/v1/hearings/{id}", self.base);
+    pub async fn get_hearing(&self, id: Uuid) -> Result<HearingDetail, CliError> {
+        let url = self.url(&format!("/{id}"));
         self.send(self.http.get(&url), &url).await
     }
 
+    pub async fn update_hearing(
+        &self,
+        id: Uuid,
+        update: &HearingUpdate,
+    ) -> Result<HearingDetail, CliError> {
+        let url = self.url(&format!("/{id}"));
+        self.send(self.http.patch(&url).json(update), &url).await
+    }
+
+    pub async fn set_state(&self, id: Uuid, req: &StateRequest) -> Result<HearingDetail, CliError> {
+        let url = self.url(&format!("/{id}/state"));
+        self.send(self.http.post(&url).json(req), &url).await
+    }
+
+    pub async fn add_participant(
+        &self,
+        id: Uuid,
+        new: &NewParticipant,
+    ) -> Result<IssuedLink, CliError> {
+        let url = self.url(&format!("/{id}/participants"));
+        let body = CreateParticipantRequest::from(new);
+        self.send(self.http.post(&url).json(&body), &url).await
+    }
+
+    pub async fn remove_participant(
+        &self,
+        id: Uuid,
+        participant: Uuid,
+        reason: Option<&str>,
+    ) -> Result<Participant, CliError> {
+        let url = self.url(&format!("/{id}/participants/{participant}"));
+        let mut request = self.http.delete(&url);
+        if let Some(r) = reason {
+            request = request.query(&[("reason", r)]);
+        }
+        self.send(request, &url).await
+    }
+
+    pub async fn revoke_link(&self, id: Uuid, participant: Uuid) -> Result<IssuedLink, CliError> {
+        let url = self.url(&format!("/{id}/participants/{participant}/revoke"));
+        self.send(self.http.post(&url), &url).await
+    }
+
     pub async fn hearing_links(&self, id: Uuid) -> Result<HearingLinks, CliError> {
-        let url = format!("{}/api/v1/hearings/{id}/links", self.base);
+        let url = self.url(&format!("/{id}/links"));
+        self.send(self.http.get(&url), &url).await
+    }
+
+    pub async fn audit(&self, id: Uuid) -> Result<AuditTrail, CliError> {
+        let url = self.url(&format!("/{id}/audit"));
         self.send(self.http.get(&url), &url).await
     }
 }
@@ -344,10 +602,12 @@ fn client_with_config(opts: &ApiOptions, config: &Config) -> Result<ApiClient, C
         .server
         .clone()
         .unwrap_or_else(|| default_server_url(config));
-    let api_key = match (&opts.api_key, &config.auth.admin_api_key) {
-        (Some(k), _) | (None, Some(k)) => k.clone(),
-        (None, None) => read_admin_key_file(&config.data.dir)?,
-    };
+    let api_key = opts
+        .api_key
+        .clone()
+        .or_else(|| config.auth.admin_api_key.clone())
+        .filter(|k| !k.trim().is_empty())
+        .ok_or(CliError::NoApiKey)?;
     let tls = if opts.insecure {
         ClientTls::Insecure
     } else {
@@ -365,6 +625,27 @@ fn client_with_config(opts: &ApiOptions, config: &Config) -> Result<ApiClient, C
         }
     };
     ApiClient::new(&server, &api_key, &tls)
+}
+
+/// The SQLite file a `sqlite:` database URL names, if it is one.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Opens the configured database, which must exist already (commands that inspect
+/// it must not create an empty one).
+async fn open_existing_store(config: &Config) -> Result<SqliteStore, CliError> {
+    let url = config.database_url();
+    if let Some(path) = sqlite_path(&url) {
+        if !path.exists() {
+            return Err(CliError::NoDatabase { path });
+        }
+    }
+    Ok(SqliteStore::open(&url).await?)
 }
 
 /// Sets up logging: `RUST_LOG` if set, else `filter`. Messages of the `log` crate
@@ -404,24 +685,78 @@ fn print_links(links: &HearingLinks) {
     }
 }
 
-fn print_hearing(h: &Hearing) {
+fn print_issued(link: &IssuedLink) {
+    let p = &link.participant;
+    println!(
+        "Participant {}  {}  {}  ({})  link version {}",
+        p.id,
+        p.role.as_str(),
+        p.name,
+        p.site,
+        p.link_version
+    );
+    println!("  {}", link.join_url);
+}
+
+fn print_hearing(d: &HearingDetail) {
+    let h = &d.hearing;
     println!("Hearing     {}", h.id);
     println!("Case number {}", h.case_number);
     println!("Title       {}", h.title);
     println!("Created     {}", h.created_at.to_rfc3339());
+    if let Some(t) = h.scheduled_at {
+        println!("Scheduled   {}", t.to_rfc3339());
+    }
+    let s = &h.status;
+    print!("State       {} since {}", s.state, s.since.to_rfc3339());
+    if let Some(r) = &s.reason {
+        print!(" ({r})");
+    }
+    if let Some(t) = s.adjourned_to {
+        print!(", adjourned to {}", t.to_rfc3339());
+    }
+    println!("{}", if s.locked { ", locked" } else { "" });
+    println!();
+    println!("  {:<10}  SITE", "KIND");
+    for site in &h.sites {
+        println!("  {:<10}  {}", site.kind.as_str(), site.name);
+    }
     println!();
     println!(
-        "  {:<36}  {:<16}  {:<30}  SITE",
-        "PARTICIPANT", "ROLE", "NAME"
+        "  {:<36}  {:<17}  {:<9}  {:<5}  {:>4}  {:<30}  SITE",
+        "PARTICIPANT", "ROLE", "ADMISSION", "MUTED", "LINK", "NAME"
     );
     for p in &h.participants {
         println!(
-            "  {:<36}  {:<16}  {:<30}  {}",
+            "  {:<36}  {:<17}  {:<9}  {:<5}  {:>4}  {:<30}  {}",
             p.id,
             p.role.as_str(),
+            p.admission.as_str(),
+            if p.muted { "yes" } else { "no" },
+            p.link_version,
             p.name,
             p.site
         );
+    }
+    if !d.state_history.is_empty() {
+        println!();
+        println!("  STATE HISTORY");
+        for r in &d.state_history {
+            let mut line = format!(
+                "  #{} {} {} by {}",
+                r.seq,
+                r.at.to_rfc3339(),
+                r.state,
+                r.actor
+            );
+            if let Some(reason) = &r.reason {
+                line.push_str(&format!(" ({reason})"));
+            }
+            if let Some(t) = r.adjourned_to {
+                line.push_str(&format!(", to {}", t.to_rfc3339()));
+            }
+            println!("{line}");
+        }
     }
 }
 
@@ -431,18 +766,41 @@ fn print_list(hearings: &[Hearing]) {
         return;
     }
     println!(
-        "{:<36}  {:<20}  {:<25}  {:>5}  TITLE",
-        "ID", "CASE NUMBER", "CREATED", "PEOPLE"
+        "{:<36}  {:<20}  {:<10}  {:<20}  {:>6}  TITLE",
+        "ID", "CASE NUMBER", "STATE", "CREATED", "PEOPLE"
     );
     for h in hearings {
         println!(
-            "{:<36}  {:<20}  {:<25}  {:>5}  {}",
+            "{:<36}  {:<20}  {:<10}  {:<20}  {:>6}  {}",
             h.id,
             h.case_number,
+            h.status.state.as_str(),
             h.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             h.participants.len(),
             h.title
         );
+    }
+}
+
+fn print_audit(trail: &AuditTrail) {
+    println!("Audit trail of hearing {}", trail.hearing_id);
+    for e in &trail.entries {
+        println!(
+            "  #{:<4} {}  {:<48}  {:<18}  {}  {}",
+            e.seq,
+            e.at.to_rfc3339(),
+            e.actor,
+            e.action,
+            e.subject.as_deref().unwrap_or("-"),
+            e.details
+        );
+    }
+    match &trail.verification.problem {
+        None => println!(
+            "chain intact: {} entries, head {}",
+            trail.head.count, trail.head.hash
+        ),
+        Some(p) => println!("chain BROKEN: {p}"),
     }
 }
 
@@ -455,57 +813,201 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Prints `value` as JSON or with `table`.
+fn show<T: serde::Serialize>(value: &T, json: bool, table: impl Fn(&T)) -> Result<(), CliError> {
+    if json {
+        print_json(value)
+    } else {
+        table(value);
+        Ok(())
+    }
+}
+
 async fn run_hearing(args: HearingArgs) -> Result<(), CliError> {
     let client = client_from_options(&args.api)?;
     match args.command {
         HearingCommand::Create {
             case_number,
             title,
+            scheduled_at,
+            sites,
             participants,
             json,
         } => {
             let new = NewHearing {
-                scheduled_at: None,
-                sites: Vec::new(),
+                scheduled_at,
+                sites,
                 case_number,
                 title,
                 participants,
             };
-            let links = client.create_hearing(&new).await?;
-            if json {
-                print_json(&links)
-            } else {
-                print_links(&links);
-                Ok(())
-            }
+            show(&client.create_hearing(&new).await?, json, print_links)
         }
         HearingCommand::List { json } => {
-            let list = client.list_hearings().await?;
-            if json {
-                print_json(&list)
-            } else {
-                print_list(&list);
-                Ok(())
-            }
+            show(&client.list_hearings().await?, json, |l| print_list(l))
         }
         HearingCommand::Get { id, json } => {
-            let h = client.get_hearing(id).await?;
-            if json {
-                print_json(&h)
-            } else {
-                print_hearing(&h);
-                Ok(())
-            }
+            show(&client.get_hearing(id).await?, json, print_hearing)
         }
+        HearingCommand::Update {
+            id,
+            title,
+            case_number,
+            scheduled_at,
+            json,
+        } => {
+            if title.is_none() && case_number.is_none() && scheduled_at.is_none() {
+                return Err(CliError::NothingToUpdate);
+            }
+            let update = HearingUpdate {
+                case_number,
+                title,
+                scheduled_at,
+            };
+            show(
+                &client.update_hearing(id, &update).await?,
+                json,
+                print_hearing,
+            )
+        }
+        HearingCommand::State {
+            id,
+            state,
+            reason,
+            adjourned_to,
+            json,
+        } => {
+            let req = StateRequest {
+                state,
+                reason,
+                adjourned_to,
+            };
+            show(&client.set_state(id, &req).await?, json, print_hearing)
+        }
+        HearingCommand::AddParticipant {
+            id,
+            participant,
+            json,
+        } => show(
+            &client.add_participant(id, &participant).await?,
+            json,
+            print_issued,
+        ),
+        HearingCommand::RemoveParticipant {
+            id,
+            participant_id,
+            reason,
+            json,
+        } => {
+            let p = client
+                .remove_participant(id, participant_id, reason.as_deref())
+                .await?;
+            show(&p, json, |p| {
+                println!(
+                    "{} ({}, {}) was removed; their link no longer works",
+                    p.name, p.role, p.id
+                )
+            })
+        }
+        HearingCommand::RevokeLink {
+            id,
+            participant_id,
+            json,
+        } => show(
+            &client.revoke_link(id, participant_id).await?,
+            json,
+            print_issued,
+        ),
         HearingCommand::Links { id, json } => {
-            let links = client.hearing_links(id).await?;
-            if json {
-                print_json(&links)
-            } else {
-                print_links(&links);
-                Ok(())
+            show(&client.hearing_links(id).await?, json, print_links)
+        }
+        HearingCommand::Audit { id, json } => {
+            let trail = client.audit(id).await?;
+            show(&trail, json, print_audit)?;
+            match trail.verification.problem {
+                None => Ok(()),
+                Some(problem) => Err(CliError::AuditBroken {
+                    hearing: id,
+                    problem,
+                }),
             }
         }
+    }
+}
+
+async fn run_admin_key(args: AdminKeyArgs) -> Result<(), CliError> {
+    let config = Config::load(args.config.as_deref())?;
+    match args.command {
+        AdminKeyCommand::Create { name } => {
+            // Creating the database is fine here: a key made before the first start
+            // means the server generates none.
+            let store = SqliteStore::open(&config.database_url()).await?;
+            if store
+                .list_admin_keys()
+                .await?
+                .iter()
+                .any(|(n, _)| *n == name)
+            {
+                return Err(CliError::KeyNameTaken(name));
+            }
+            let key = generate_admin_key();
+            store.add_admin_key(&name, &admin_key_sha256(&key)).await?;
+            store.close().await;
+            eprintln!(
+                "admin API key `{name}` created; it is shown only now (the server keeps only its hash):"
+            );
+            println!("{key}");
+            Ok(())
+        }
+        AdminKeyCommand::List { json } => {
+            let store = open_existing_store(&config).await?;
+            let keys = store.list_admin_keys().await?;
+            store.close().await;
+            if json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|(name, at)| serde_json::json!({ "name": name, "created_at": at }))
+                    .collect();
+                return print_json(&list);
+            }
+            if keys.is_empty() {
+                println!("no admin keys in the database");
+            }
+            for (name, at) in keys {
+                println!("{name:<24}  created {}", at.to_rfc3339());
+            }
+            if config.auth.admin_api_key.is_some() {
+                println!("{:<24}  auth.admin_api_key in the configuration", "config");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `openhearing audit verify`: reads the chain straight from the database.
+async fn audit_verify(hearing: Uuid, config_path: Option<&Path>) -> Result<(), CliError> {
+    let config = Config::load(config_path)?;
+    let store = open_existing_store(&config).await?;
+    let log = store.audit_log(hearing).await;
+    store.close().await;
+    let Some((entries, count, head)) = log? else {
+        return Err(CliError::HearingNotFound {
+            id: hearing,
+            database: config.database_url(),
+        });
+    };
+    match crate::audit::verify_chain(hearing, &entries, count, &head) {
+        Ok(()) => {
+            println!(
+                "audit chain of hearing {hearing} intact: {} entries",
+                entries.len()
+            );
+            Ok(())
+        }
+        Err(problem) => Err(CliError::AuditBroken {
+            hearing,
+            problem: problem.to_string(),
+        }),
     }
 }
 
@@ -562,6 +1064,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(ConfigCommand::Check { file }) => config_check(file.as_deref()),
         Command::Serve { config } => block_on(serve(config)),
         Command::Hearing(args) => block_on(run_hearing(args)),
+        Command::AdminKey(args) => block_on(run_admin_key(args)),
+        Command::Audit(AuditArgs {
+            command: AuditCommand::Verify { hearing, config },
+        }) => block_on(audit_verify(hearing, config.as_deref())),
     }
 }
 
@@ -672,17 +1178,33 @@ mod tests {
         .unwrap();
         assert_eq!(default_server_url(&c), "http://192.0.2.1:9000");
 
-        // No key anywhere: the error says how to provide one.
+        // No key anywhere: the error says how to provide one. A legacy key file is
+        // not read (the server imports and deletes it).
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin-api-key"), "k-from-file\n").unwrap();
         let text = format!("[data]\ndir = {:?}\n", dir.path().display().to_string());
         let c = Config::from_toml_str(&text, "t").unwrap();
         let e = client_with_config(&ApiOptions::default(), &c).unwrap_err();
+        assert!(matches!(e, CliError::NoApiKey), "{e}");
         assert!(e.to_string().contains("--api-key"), "{e}");
-        // The generated key file is found.
-        std::fs::write(dir.path().join("admin-api-key"), "k-from-file\n").unwrap();
+        assert!(e.to_string().contains("OPENHEARING_API_KEY"), "{e}");
+        // The configured key is used, and --api-key wins over it.
+        let text = format!(
+            "[data]\ndir = {:?}\n[auth]\nadmin_api_key = \"configured-key-0123456789\"\n",
+            dir.path().display().to_string()
+        );
+        let c = Config::from_toml_str(&text, "t").unwrap();
         let client = client_with_config(&ApiOptions::default(), &c).unwrap();
-        assert_eq!(client.api_key, "k-from-file");
+        assert_eq!(client.api_key, "configured-key-0123456789");
         assert_eq!(client.base, "https://127.0.0.1:8443");
+        let opts = ApiOptions {
+            api_key: Some("from-the-option".into()),
+            ..ApiOptions::default()
+        };
+        assert_eq!(
+            client_with_config(&opts, &c).unwrap().api_key,
+            "from-the-option"
+        );
 
         let e = ApiClient::new("ftp://x", "k", &ClientTls::Default).unwrap_err();
         assert!(matches!(e, CliError::BadServerUrl(_)));
@@ -739,7 +1261,7 @@ mod tests {
         let list = client.list_hearings().await.unwrap();
         assert_eq!(list.len(), 1);
         let h = client.get_hearing(links.hearing_id).await.unwrap();
-        assert_eq!(h.participants[1].role, Role::Defendant);
+        assert_eq!(h.hearing.participants[1].role, Role::Defendant);
         let again = client.hearing_links(links.hearing_id).await.unwrap();
         assert_eq!(again.participants.len(), 2);
 

@@ -20,7 +20,7 @@ pub const MAX_SITE_CHARS: usize = 200;
 pub const MAX_PARTICIPANTS: usize = 500;
 
 /// A hearing with its sites and everyone invited to it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hearing {
     pub id: Uuid,
     pub case_number: String,
@@ -35,7 +35,7 @@ pub struct Hearing {
 }
 
 /// The live state of a hearing as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Status {
     pub state: HearingState,
     /// Why the hearing is in this state (suspension, adjournment).
@@ -97,7 +97,7 @@ pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// A site (điểm cầu) of a hearing: the courtroom or a component site.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Site {
     pub name: String,
@@ -105,7 +105,7 @@ pub struct Site {
 }
 
 /// One invited person (or site endpoint standing for several people) of a hearing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Participant {
     pub id: Uuid,
     pub hearing_id: Uuid,
@@ -154,7 +154,7 @@ pub struct NewParticipant {
 }
 
 /// Changes to a hearing's description (absent fields stay as they are).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HearingUpdate {
     #[serde(default)]
@@ -166,7 +166,7 @@ pub struct HearingUpdate {
 }
 
 /// One step of a hearing's state history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StateRecord {
     pub seq: u64,
     pub state: HearingState,

@@ -252,3 +252,344 @@ async fn hearing_create_prints_join_links_that_work() {
 
     server.stop().await;
 }
+
+/// A configuration file for the CLI that names the server's data folder (and so its
+/// database).
+fn cli_config(cwd: &Path, data_dir: &Path) -> std::path::PathBuf {
+    let path = cwd.join("cli.toml");
+    std::fs::write(
+        &path,
+        format!("[data]\ndir = {:?}\n", data_dir.display().to_string()),
+    )
+    .expect("write config");
+    path
+}
+
+fn stdout_json(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is JSON ({e}): {stdout}"))
+}
+
+/// Runs `openhearing hearing ARGS --server … --api-key KEY`.
+async fn hearing_cmd(cwd: &Path, server: &TestServer, key: &str, args: &[&str]) -> Output {
+    let mut cmd = openhearing(cwd);
+    cmd.arg("hearing")
+        .args(args)
+        .args(["--server", &server.base(), "--api-key", key]);
+    run(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearing_workflow_commands_and_admin_keys() {
+    let server = TestServer::start(42600, 42799).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cwd = tmp.path();
+    let config = cli_config(cwd, &server.dir);
+
+    let out = hearing_cmd(
+        cwd,
+        &server,
+        ADMIN_KEY,
+        &[
+            "create",
+            "--case",
+            "HS-7/2026",
+            "--title",
+            "Phiên tòa",
+            "--site",
+            "Phòng xử án 1=central",
+            "--site",
+            "Trại tạm giam số 1=detention",
+            "--scheduled-at",
+            "2026-12-01T08:00:00+07:00",
+            "--participant",
+            "Nguyễn Văn A:presiding_judge:Phòng xử án 1",
+            "--participant",
+            "Trần Văn B:defendant:Trại tạm giam số 1",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "create: {}", text(&out));
+    let id = stdout_json(&out)["hearing_id"]
+        .as_str()
+        .expect("hearing_id")
+        .to_owned();
+
+    let out = hearing_cmd(cwd, &server, ADMIN_KEY, &["get", &id, "--json"]).await;
+    let got = stdout_json(&out);
+    assert_eq!(got["scheduled_at"], "2026-12-01T01:00:00Z");
+    assert_eq!(got["sites"][1]["kind"], "detention");
+
+    let out = hearing_cmd(
+        cwd,
+        &server,
+        ADMIN_KEY,
+        &["update", &id, "--title", "Phiên tòa phúc thẩm", "--json"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "update: {}", text(&out));
+    assert_eq!(stdout_json(&out)["title"], "Phiên tòa phúc thẩm");
+    let out = hearing_cmd(cwd, &server, ADMIN_KEY, &["update", &id]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("nothing to change"), "{}", text(&out));
+
+    // Lifecycle: a refused move says why.
+    let out = hearing_cmd(cwd, &server, ADMIN_KEY, &["state", &id, "in_session"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("invalid_transition"), "{}", text(&out));
+    for state in ["open", "in_session"] {
+        let out = hearing_cmd(cwd, &server, ADMIN_KEY, &["state", &id, state]).await;
+        assert_eq!(out.status.code(), Some(0), "{state}: {}", text(&out));
+    }
+    let out = hearing_cmd(cwd, &server, ADMIN_KEY, &["state", &id, "suspended"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("reason_required"), "{}", text(&out));
+    let out = hearing_cmd(
+        cwd,
+        &server,
+        ADMIN_KEY,
+        &["state", &id, "suspended", "--reason", "Nghỉ giải lao"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("suspended"), "{}", text(&out));
+    let out = hearing_cmd(cwd, &server, ADMIN_KEY, &["state", &id, "paused"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown hearing state"),
+        "{}",
+        text(&out)
+    );
+
+    // Participants: add, revoke, remove.
+    let out = hearing_cmd(
+        cwd,
+        &server,
+        ADMIN_KEY,
+        &[
+            "add-participant",
+            &id,
+            "--participant",
+            "Phạm Văn D:witness:Nhà riêng",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "add: {}", text(&out));
+    let added = stdout_json(&out);
+    let pid = added["participant"]["id"].as_str().expect("id").to_owned();
+    assert!(added["join_url"].as_str().expect("url").contains("#token="));
+    let out = hearing_cmd(
+        cwd,
+        &server,
+        ADMIN_KEY,
+        &["revoke-link", &id, &pid, "--json"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "revoke: {}", text(&out));
+    assert_eq!(stdout_json(&out)["participant"]["link_version"], 1);
+    let out = hearing_cmd(
+        cwd,
+        &server,
+        ADMIN_KEY,
+        &["remove-participant", &id, &pid, "--reason", "Không cần"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "remove: {}", text(&out));
+    assert!(text(&out).contains("was removed"), "{}", text(&out));
+    let out = hearing_cmd(cwd, &server, ADMIN_KEY, &["remove-participant", &id, &pid]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not_applicable"), "{}", text(&out));
+
+    let out = hearing_cmd(cwd, &server, ADMIN_KEY, &["audit", &id]).await;
+    assert_eq!(out.status.code(), Some(0), "audit: {}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("chain intact"), "{all}");
+    assert!(all.contains("admin:config"), "{all}");
+    assert!(all.contains("link_revoked"), "{all}");
+
+    // Admin keys: made on the database, usable at once by the running server.
+    let mut cmd = openhearing(cwd);
+    cmd.args(["admin-key", "create", "--name", "clerk-pc", "--config"])
+        .arg(&config);
+    let out = run(cmd).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "admin-key create: {}",
+        text(&out)
+    );
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(key.starts_with("ohk_"), "stdout is the key: {key}");
+    assert!(text(&out).contains("shown only now"), "{}", text(&out));
+    let out = hearing_cmd(cwd, &server, &key, &["state", &id, "in_session"]).await;
+    assert_eq!(out.status.code(), Some(0), "new key works: {}", text(&out));
+    let out = hearing_cmd(cwd, &server, ADMIN_KEY, &["audit", &id, "--json"]).await;
+    let audit = stdout_json(&out);
+    let last = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .last()
+        .cloned();
+    assert_eq!(last.expect("an entry")["actor"], "admin:clerk-pc");
+
+    let mut cmd = openhearing(cwd);
+    cmd.args(["admin-key", "list", "--config"]).arg(&config);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("clerk-pc"), "{}", text(&out));
+    assert!(!text(&out).contains(&key), "the key is never listed");
+    let mut cmd = openhearing(cwd);
+    cmd.args(["admin-key", "create", "--name", "clerk-pc", "--config"])
+        .arg(&config);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("exists already"), "{}", text(&out));
+    let mut cmd = openhearing(cwd);
+    cmd.args(["admin-key", "create", "--name", "clerk pc"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("may contain only"), "{}", text(&out));
+
+    // Without a key the CLI says how to give one (there is no key file any more).
+    let mut cmd = openhearing(cwd);
+    cmd.args(["hearing", "list", "--server", &server.base()]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("OPENHEARING_API_KEY"), "{}", text(&out));
+
+    server.stop().await;
+}
+
+/// Creates a hearing through the API and moves it to `in_session`: three audit
+/// entries (hearing_created, two state changes).
+async fn hearing_with_three_entries(server: &TestServer) -> String {
+    let h = server
+        .create_hearing(&[("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1")])
+        .await;
+    for state in ["open", "in_session"] {
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/hearings/{}/state",
+                server.base(),
+                h.hearing_id
+            ))
+            .bearer_auth(ADMIN_KEY)
+            .json(&serde_json::json!({ "state": state }))
+            .send()
+            .await
+            .expect("admin API");
+        assert_eq!(resp.status(), 200, "{state}");
+    }
+    h.hearing_id.to_string()
+}
+
+async fn audit_verify(cwd: &Path, config: &Path, id: &str) -> Output {
+    let mut cmd = openhearing(cwd);
+    cmd.args(["audit", "verify", "--hearing", id, "--config"])
+        .arg(config);
+    run(cmd).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_the_tampered_entry() {
+    // The data folder outlives the server, to verify with the server stopped.
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = TestServer::start_in(data.path(), 42600, 42799, "").await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let cwd = tmp.path();
+    let config = cli_config(cwd, &server.dir);
+    let modified = hearing_with_three_entries(&server).await;
+    let removed = hearing_with_three_entries(&server).await;
+    let swapped = hearing_with_three_entries(&server).await;
+
+    // Intact, with the server running.
+    for id in [&modified, &removed, &swapped] {
+        let out = audit_verify(cwd, &config, id).await;
+        assert_eq!(out.status.code(), Some(0), "intact: {}", text(&out));
+        let all = text(&out);
+        assert!(
+            all.contains(&format!("audit chain of hearing {id} intact: 3 entries")),
+            "{all}"
+        );
+    }
+
+    // Tamper directly in the database, as someone with file access could.
+    let url = format!("sqlite://{}", server.dir.join("openhearing.db").display());
+    let db = openhearing::store::SqliteStore::open(&url)
+        .await
+        .expect("open the database");
+    let pool = db.pool();
+    sqlx::query(
+        "UPDATE audit SET details = '{\"to\":\"closed\"}' WHERE hearing_id = ? AND seq = 2",
+    )
+    .bind(&modified)
+    .execute(pool)
+    .await
+    .expect("modify");
+    sqlx::query("DELETE FROM audit WHERE hearing_id = ? AND seq = 2")
+        .bind(&removed)
+        .execute(pool)
+        .await
+        .expect("delete");
+    // Swap the contents of rows 2 and 3 (their numbers stay).
+    for (from, to) in [(2, -1), (3, 2), (-1, 3)] {
+        sqlx::query("UPDATE audit SET seq = ? WHERE hearing_id = ? AND seq = ?")
+            .bind(to)
+            .bind(&swapped)
+            .bind(from)
+            .execute(pool)
+            .await
+            .expect("swap");
+    }
+    db.close().await;
+
+    for (id, expected) in [
+        (&modified, "entry #2 was modified"),
+        (&removed, "entry #2 was removed"),
+        (&swapped, "entry #2 is out of order"),
+    ] {
+        let out = audit_verify(cwd, &config, id).await;
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "tampered: {all}");
+        assert!(all.contains(expected), "says {expected:?}: {all}");
+        assert!(all.contains(id.as_str()), "names the hearing: {all}");
+    }
+    // The API and `hearing audit` see it too.
+    let mut cmd = openhearing(cwd);
+    cmd.args(["hearing", "audit", &modified, "--server", &server.base()])
+        .args(["--api-key", ADMIN_KEY]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("entry #2 was modified"),
+        "{}",
+        text(&out)
+    );
+
+    // Also with the server stopped.
+    server.stop().await;
+    let out = audit_verify(cwd, &config, &removed).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("entry #2 was removed"),
+        "{}",
+        text(&out)
+    );
+    let out = audit_verify(cwd, &config, &uuid::Uuid::new_v4().to_string()).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no hearing with id"), "{}", text(&out));
+    let out = audit_verify(cwd, &config, "not-an-id").await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not a hearing id"), "{}", text(&out));
+
+    // No database there: said clearly, and none is created.
+    let empty = cwd.join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let other = cli_config(&empty, &empty.join("data"));
+    let out = audit_verify(cwd, &other, &modified).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no database at"), "{}", text(&out));
+    assert!(!empty.join("data").join("openhearing.db").exists());
+}

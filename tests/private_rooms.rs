@@ -69,28 +69,17 @@ async fn assert_sealed(inside: &[&Participant], outside: &[&Participant]) {
         }
     }
     // Inside, members keep hearing and seeing each other; outside the rest goes on.
+    let mut pairs = Vec::new();
     for group in [inside, outside] {
-        let publishers: Vec<&&Participant> =
-            group.iter().filter(|p| p.welcome().can_publish).collect();
         for rx in group.iter() {
-            for tx in &publishers {
-                if rx.id() == tx.id() {
-                    continue;
+            for tx in group.iter() {
+                if rx.id() != tx.id() && tx.welcome().can_publish {
+                    pairs.push((*rx, *tx));
                 }
-                let before = received_from(rx, tx.id());
-                let what = format!(
-                    "{} keeps receiving {} on its side of the wall",
-                    rx.welcome().you.role,
-                    tx.welcome().you.role
-                );
-                eventually(MEDIA_WAIT, &what, || {
-                    let now = received_from(rx, tx.id());
-                    now.0 >= before.0 + 15 && now.1 >= before.1 + 40
-                })
-                .await;
             }
         }
     }
+    wait_fresh_media(&pairs, "media keeps flowing on each side of the wall").await;
     let find = |id: Uuid| {
         inside
             .iter()
@@ -110,26 +99,46 @@ async fn assert_sealed(inside: &[&Participant], outside: &[&Participant]) {
     }
 }
 
+/// Waits until every (receiver, publisher) pair has received fresh media — at least
+/// 15 more video frames and 40 more audio packets than when called — all pairs at
+/// once, so the wait costs about one second whatever the number of pairs.
+async fn wait_fresh_media(pairs: &[(&Participant, &Participant)], what: &str) {
+    let before: Vec<(u64, u64)> = pairs
+        .iter()
+        .map(|(rx, tx)| received_from(rx, tx.id()))
+        .collect();
+    let lagging = || {
+        pairs
+            .iter()
+            .zip(&before)
+            .filter(|((rx, tx), b)| {
+                let now = received_from(rx, tx.id());
+                now.0 < b.0 + 15 || now.1 < b.1 + 40
+            })
+            .map(|((rx, tx), _)| format!("{} <- {}", rx.welcome().you.role, tx.welcome().you.role))
+            .collect::<Vec<_>>()
+    };
+    let start = std::time::Instant::now();
+    while start.elapsed() < MEDIA_WAIT {
+        if lagging().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: no fresh media for {:?}", lagging());
+}
+
 /// Waits until every receiver gets fresh media from every publisher again.
 async fn assert_all_flow(all: &[&Participant]) {
+    let mut pairs = Vec::new();
     for rx in all {
         for tx in all {
-            if rx.id() == tx.id() || !tx.welcome().can_publish {
-                continue;
+            if rx.id() != tx.id() && tx.welcome().can_publish {
+                pairs.push((*rx, *tx));
             }
-            let before = received_from(rx, tx.id());
-            let what = format!(
-                "{} receives {} again",
-                rx.welcome().you.role,
-                tx.welcome().you.role
-            );
-            eventually(MEDIA_WAIT, &what, || {
-                let now = received_from(rx, tx.id());
-                now.0 >= before.0 + 15 && now.1 >= before.1 + 40
-            })
-            .await;
         }
     }
+    wait_fresh_media(&pairs, "everyone receives everyone again").await;
 }
 
 /// Test 1: consultation and deliberation, both directions, judge and observer

@@ -22,6 +22,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// What a participant is in the hearing. Its meaning (what they may do, whether they
 /// wait in the lobby) comes from the server's permission table; the client only
 /// displays it.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -112,6 +113,7 @@ impl std::str::FromStr for Role {
 
 /// What kind of place a site (điểm cầu) is: the courtroom (central site) or a
 /// component site.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum SiteKind {
@@ -270,6 +272,7 @@ impl std::str::FromStr for Action {
 /// `scheduled → open → in_session ⇄ suspended → closed`, and `adjourned` (postponed
 /// to a new date) from any state but `closed`; an adjourned hearing is opened again on
 /// its new date. Media flows only while `open`, `in_session` or `suspended`.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum HearingState {
@@ -348,6 +351,7 @@ impl std::str::FromStr for HearingState {
 }
 
 /// Whether a participant is in the hearing room.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Admission {
@@ -426,6 +430,7 @@ pub struct HearingInfo {
 }
 
 /// What a private room is for.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomKind {
@@ -452,6 +457,7 @@ impl std::fmt::Display for RoomKind {
 
 /// A private room: its members hear and see only each other, and nobody else
 /// (participants, observers, the recorder) receives their media.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomInfo {
     pub id: Uuid,
@@ -464,6 +470,7 @@ pub struct RoomInfo {
 
 /// A consultation a defendant or their counsel asked for, awaiting the presiding
 /// judge's decision.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsultationRequest {
     pub id: Uuid,

@@ -25,7 +25,7 @@ use super::writer::{WriteOp, Writer};
 use super::{
     AdminOp, AdminOutcome, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
 };
-use crate::model::{rfc3339, Hearing, Participant, Status};
+use crate::model::{rfc3339, AuditRecord, Hearing, Participant, Status};
 use crate::permissions::Permissions;
 use crate::sfu::{Downstream, MediaKind, PublishedTrack};
 use crate::store::Store;
@@ -197,6 +197,10 @@ struct Actor {
     members: BTreeMap<Uuid, Member>,
     /// (subscriber, track id) pairs the policy allows and sessions were told about.
     subscribed: HashSet<(Uuid, String)>,
+    /// Audit records of the command being handled. They are queued after the state
+    /// changes of that command, so an audit entry is only ever stored after what it
+    /// records.
+    audit_pending: Vec<AuditRecord>,
 }
 
 pub(super) fn spawn(
@@ -336,6 +340,31 @@ impl Actor {
                 .map(|p| (p.id, Member::new(p)))
                 .collect(),
             subscribed: HashSet::new(),
+            audit_pending: Vec::new(),
+        }
+    }
+
+    /// Records an audit event of the command being handled (stamped now).
+    fn audit(
+        &mut self,
+        actor: &str,
+        subject: Option<String>,
+        action: &str,
+        details: serde_json::Value,
+    ) {
+        self.audit_pending.push(AuditRecord {
+            at: Utc::now(),
+            actor: actor.to_owned(),
+            subject,
+            action: action.to_owned(),
+            details: details.to_string(),
+        });
+    }
+
+    /// Queues the command's audit records behind its state changes.
+    fn commit_audit(&mut self) {
+        for record in std::mem::take(&mut self.audit_pending) {
+            self.writer.send(WriteOp::Audit(record));
         }
     }
 
@@ -344,6 +373,11 @@ impl Actor {
     }
 
     async fn handle(&mut self, cmd: Command) {
+        self.dispatch(cmd).await;
+        self.commit_audit();
+    }
+
+    async fn dispatch(&mut self, cmd: Command) {
         match cmd {
             Command::Join { req, reply } => {
                 let _ = reply.send(self.join(req));
@@ -459,6 +493,7 @@ impl Actor {
             }
             Command::Admin { op, actor, reply } => {
                 let result = self.admin(op, &actor).await;
+                self.commit_audit();
                 // Answer only once the change is stored, so the caller reads it back.
                 self.writer.flush().await;
                 let _ = reply.send(result);
@@ -553,7 +588,7 @@ impl Actor {
         if admitted_now {
             self.persist_participant(pid);
         }
-        self.writer.audit(
+        self.audit(
             "system",
             participant_subject(pid),
             "join",
@@ -587,7 +622,7 @@ impl Actor {
         m.audio = false;
         m.video = false;
         m.take_tracks();
-        self.writer.audit(
+        self.audit(
             "system",
             participant_subject(pid),
             "leave",
@@ -674,7 +709,7 @@ impl Actor {
         let kind = action.kind();
         if let Err(refusal) = self.court_action(&actor, Some((pid, role)), action) {
             if refusal.code == ErrorCode::PermissionDenied {
-                self.writer.audit(
+                self.audit(
                     &actor,
                     None,
                     "permission_denied",
@@ -783,7 +818,7 @@ impl Actor {
                         format!("{} is not waiting in the lobby", t.p.name),
                     ));
                 }
-                self.writer.audit(
+                self.audit(
                     actor,
                     participant_subject(participant_id),
                     "deny",
@@ -865,7 +900,7 @@ impl Actor {
                     })
                     .map(|m| m.p.id)
                     .collect();
-                self.writer
+                self
                     .audit(actor, None, "mute_all", json!({ "muted": targets.len() }));
                 for id in targets {
                     self.set_muted(actor, id, true, "mute");
@@ -886,7 +921,7 @@ impl Actor {
                 if let Some(m) = self.members.get_mut(&participant_id) {
                     m.unmute_requested = true;
                 }
-                self.writer.audit(
+                self.audit(
                     actor,
                     participant_subject(participant_id),
                     "unmute_requested",
@@ -935,7 +970,7 @@ impl Actor {
                     self.persist_status(None);
                     self.announce_status();
                 }
-                self.writer.audit(
+                self.audit(
                     actor,
                     participant_subject(participant_id),
                     "remove",
@@ -964,7 +999,7 @@ impl Actor {
                     return Ok(());
                 }
                 self.status.locked = locked;
-                self.writer.audit(
+                self.audit(
                     actor,
                     None,
                     if locked { "lock" } else { "unlock" },
@@ -989,7 +1024,7 @@ impl Actor {
                     return Ok(());
                 }
                 self.status.spotlight = participant_id;
-                self.writer.audit(
+                self.audit(
                     actor,
                     participant_id.and_then(participant_subject),
                     "spotlight",
@@ -1027,7 +1062,7 @@ impl Actor {
                     with: participant_id,
                     since: rfc3339(Utc::now()),
                 };
-                self.writer.audit(
+                self.audit(
                     actor,
                     participant_subject(participant_id),
                     "consultation_requested",
@@ -1075,7 +1110,7 @@ impl Actor {
                 if approve {
                     self.open_consultation(actor, request_id, [request.from, request.with]);
                 } else {
-                    self.writer.audit(
+                    self.audit(
                         actor,
                         participant_subject(request.from),
                         "consultation_refused",
@@ -1221,7 +1256,7 @@ impl Actor {
             members: members.to_vec(),
             since: rfc3339(Utc::now()),
         };
-        self.writer.audit(
+        self.audit(
             actor,
             None,
             "consultation_approved",
@@ -1234,7 +1269,7 @@ impl Actor {
     fn enter_room(&mut self, actor: &str, room: RoomInfo) {
         for m in &room.members {
             // Who entered and when — never what was said.
-            self.writer.audit(
+            self.audit(
                 actor,
                 participant_subject(*m),
                 "room_entered",
@@ -1256,7 +1291,7 @@ impl Actor {
         };
         let room = self.status.rooms.remove(i);
         for m in &room.members {
-            self.writer.audit(
+            self.audit(
                 actor,
                 participant_subject(*m),
                 "room_left",
@@ -1287,7 +1322,7 @@ impl Actor {
         };
         room.members.retain(|m| *m != pid);
         let (kind, left) = (room.kind, room.members.len());
-        self.writer.audit(
+        self.audit(
             actor,
             participant_subject(pid),
             "room_left",
@@ -1310,7 +1345,7 @@ impl Actor {
         };
         m.p.admission = to;
         m.lobby_since = (to == Admission::Lobby && m.session.is_some()).then(Utc::now);
-        self.writer
+        self
             .audit(actor, participant_subject(pid), action, json!({}));
         self.persist_participant(pid);
         self.reconcile();
@@ -1323,7 +1358,7 @@ impl Actor {
         };
         m.p.muted = muted;
         m.unmute_requested = false;
-        self.writer
+        self
             .audit(actor, participant_subject(pid), action, json!({}));
         self.persist_participant(pid);
         // Forwarding of their audio stops here, before anyone is told.
@@ -1365,7 +1400,7 @@ impl Actor {
                     .map(|d| crate::model::micros(d.with_timezone(&Utc)))
                     .map_err(|e| {
                         Refusal::new(
-                            ErrorCode::ReasonRequired,
+                            ErrorCode::MalformedMessage,
                             format!("adjourned_to `{text}` is not an RFC 3339 date and time: {e}"),
                         )
                     })?,
@@ -1391,7 +1426,7 @@ impl Actor {
                 self.close_room(actor, r, "hearing_closed", None);
             }
         }
-        self.writer.audit(
+        self.audit(
             actor,
             None,
             "state_change",
@@ -1467,7 +1502,7 @@ impl Actor {
                 self.hearing.case_number = h.case_number;
                 self.hearing.title = h.title;
                 self.hearing.scheduled_at = h.scheduled_at.map(rfc3339);
-                self.writer.audit(
+                self.audit(
                     actor,
                     None,
                     "hearing_updated",
@@ -1476,6 +1511,12 @@ impl Actor {
                 Ok(AdminOutcome::Done)
             }
             AdminOp::AddParticipant(new) => {
+                if self.status.state == HearingState::Closed {
+                    return Err(Refusal::new(
+                        ErrorCode::HearingClosed,
+                        "the hearing is closed; nobody can be added",
+                    ));
+                }
                 let admission = if self.perms.auto_admitted(new.role) {
                     Admission::Admitted
                 } else {
@@ -1486,7 +1527,7 @@ impl Actor {
                     .add_participant(self.id, new, admission)
                     .await
                     .map_err(internal)?;
-                self.writer.audit(
+                self.audit(
                     actor,
                     participant_subject(p.id),
                     "participant_added",
@@ -1513,7 +1554,7 @@ impl Actor {
                 if let Some(m) = self.members.get_mut(&pid) {
                     m.p.link_version = version;
                 }
-                self.writer.audit(
+                self.audit(
                     actor,
                     participant_subject(pid),
                     "link_revoked",
@@ -1532,7 +1573,7 @@ impl Actor {
                     .upsert_site(self.id, site.clone())
                     .await
                     .map_err(internal)?;
-                self.writer.audit(
+                self.audit(
                     actor,
                     None,
                     "site_updated",

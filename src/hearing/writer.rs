@@ -92,21 +92,4 @@ impl Writer {
         self.send(WriteOp::Flush(tx));
         let _ = rx.await;
     }
-
-    /// Queues an audit record stamped now.
-    pub fn audit(
-        &self,
-        actor: &str,
-        subject: Option<String>,
-        action: &str,
-        details: serde_json::Value,
-    ) {
-        self.send(WriteOp::Audit(AuditRecord {
-            at: Utc::now(),
-            actor: actor.to_owned(),
-            subject,
-            action: action.to_owned(),
-            details: details.to_string(),
-        }));
-    }
 }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
@@ -34,6 +35,17 @@ use super::MediaKind;
 /// A participant's connection, as the SFU knows it: just an id.
 pub type PeerId = Uuid;
 
+/// An internal consumer of a published track's packets (the recorder): no
+/// PeerConnection, no renegotiation. It is called on the track's reader task for
+/// every packet, so it must not block — queue and return.
+pub trait MediaTap: Send + Sync {
+    /// One RTP packet as the publisher sent it (header extensions stripped).
+    fn rtp(&self, packet: &rtp::Packet, arrival: std::time::SystemTime);
+    /// A sender report from the publisher: `ntp_time` (NTP format) is the wall-clock
+    /// instant of `rtp_time` on the track's RTP clock.
+    fn sender_report(&self, ssrc: u32, ntp_time: u64, rtp_time: u32);
+}
+
 /// One track a peer publishes, with its current subscribers.
 pub struct PublishedTrack {
     /// Unique within the server: `<publisher>-<kind>-<n>`.
@@ -44,6 +56,8 @@ pub struct PublishedTrack {
     remote: Arc<dyn TrackRemote>,
     media_ssrc: AtomicU32,
     downstreams: ArcSwap<Vec<Arc<Downstream>>>,
+    /// The recorder's tap, when the policy lets it record this track now.
+    tap: ArcSwap<Option<Arc<dyn MediaTap>>>,
     keyframes: KeyframeRequester,
     ended: AtomicBool,
 }
@@ -76,6 +90,7 @@ impl PublishedTrack {
             remote,
             media_ssrc: AtomicU32::new(ssrc),
             downstreams: ArcSwap::from_pointee(Vec::new()),
+            tap: ArcSwap::from_pointee(None),
             keyframes: KeyframeRequester::new(pli_throttle),
             ended: AtomicBool::new(false),
         })
@@ -93,6 +108,19 @@ impl PublishedTrack {
                     for leg in legs.iter() {
                         leg.offer(&packet);
                     }
+                    if let Some(tap) = self.tap.load().as_ref() {
+                        tap.rtp(&packet, std::time::SystemTime::now());
+                    }
+                }
+                TrackRemoteEvent::OnRtcpPacket(packets) => {
+                    // The interceptor delivers sender reports on the receive side (rtcp.rs).
+                    if let Some(tap) = self.tap.load().as_ref() {
+                        for p in &packets {
+                            if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                                tap.sender_report(sr.ssrc, sr.ntp_time, sr.rtp_time);
+                            }
+                        }
+                    }
                 }
                 TrackRemoteEvent::OnEnded => break,
                 _ => {}
@@ -101,6 +129,22 @@ impl PublishedTrack {
         self.ended.store(true, Ordering::Release);
         // Dropping the senders ends every writer task.
         self.downstreams.store(Arc::new(Vec::new()));
+        self.tap.store(Arc::new(None));
+    }
+
+    /// Starts (`Some`) or stops (`None`) handing this track's packets to a tap. Video
+    /// taps get a keyframe requested so they can start a decodable file at once.
+    pub fn set_tap(self: &Arc<Self>, tap: Option<Arc<dyn MediaTap>>) {
+        let starting = tap.is_some();
+        self.tap.store(Arc::new(tap));
+        if starting && self.kind == MediaKind::Video {
+            self.request_keyframe();
+        }
+    }
+
+    /// Whether a tap receives this track now.
+    pub fn is_tapped(&self) -> bool {
+        self.tap.load().is_some()
     }
 
     /// Whether the publisher's track has ended.
@@ -264,11 +308,14 @@ pub(crate) fn relay_keyframe_requests(
 ) {
     tokio::spawn(async move {
         while let Some(event) = local.poll().await {
-            let TrackLocalEvent::OnRtcpPacket(_packets) = event else {
+            let TrackLocalEvent::OnRtcpPacket(packets) = event else {
                 continue;
             };
-            // The interceptor only delivers keyframe requests (see rtcp.rs).
-            source.request_keyframe();
+            // The interceptor delivers keyframe requests and sender reports (rtcp.rs);
+            // only the former concern a subscriber's leg.
+            if packets.iter().any(|p| !p.as_any().is::<SenderReport>()) {
+                source.request_keyframe();
+            }
         }
     });
 }

@@ -1,10 +1,12 @@
-//! An interceptor that hands subscribers' keyframe requests to the application.
+//! An interceptor that hands subscribers' keyframe requests and publishers' sender
+//! reports to the application.
 //!
 //! Inbound RTCP stops at the end of webrtc 0.21's interceptor chain unless an
 //! interceptor marks it `DeliverToApplication`. A keyframe request (PLI or FIR) from a
 //! subscriber is about media the SFU relays, so only the application can answer it (by
-//! asking the publisher). Everything else inbound — receiver reports, NACKs, TWCC — is
-//! the interceptors' business and is consumed here.
+//! asking the publisher). A publisher's sender report maps its RTP clock to wall-clock
+//! time, which the recorder needs to align tracks. Everything else inbound — receiver
+//! reports, NACKs, TWCC — is the interceptors' business and is consumed here.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -12,20 +14,22 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-/// Keeps only PLI/FIR of inbound RTCP and marks them for the application. Must sit
-/// last in the chain so every other interceptor has seen the whole inbound RTCP.
+/// Keeps only PLI/FIR and sender reports of inbound RTCP and marks them for the
+/// application. Must sit last in the chain so every other interceptor has seen the
+/// whole inbound RTCP.
 #[derive(Default)]
 pub struct KeyframeRequestTap {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
 
-fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
+fn is_for_application(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() || any.is::<SenderReport>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
@@ -39,7 +43,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
+                .filter(|p| is_for_application(p.as_ref()))
                 .cloned()
                 .collect();
             if requests.is_empty() {

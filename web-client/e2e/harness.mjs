@@ -24,6 +24,8 @@ export const BIN = resolve(WEB, process.env.OPENHEARING_BIN || '../target/debug/
 const CHROMIUM = process.env.OPENHEARING_CHROMIUM || '/usr/bin/chromium';
 export const MEDIA_TIMEOUT_MS = Number(process.env.OPENHEARING_E2E_MEDIA_TIMEOUT_MS || 45_000);
 const HEALTH_TIMEOUT_MS = 30_000;
+/** The admin key of the harness's server config (test-only). */
+export const ADMIN_KEY = 'e2e-test-key-0123456789';
 
 export const CHROMIUM_ARGS = [
   '--use-fake-device-for-media-stream',
@@ -97,7 +99,7 @@ enabled = false
 [data]
 dir = "${join(tmp, 'data')}"
 [auth]
-admin_api_key = "e2e-test-key-0123456789"
+admin_api_key = "${ADMIN_KEY}"
 [media]
 bind_address = "127.0.0.1"
 udp_port_min = 41000
@@ -166,6 +168,33 @@ export async function createHearing(h, caseNumber, title, participants) {
   const created = parseJsonOutput(stdout);
   assert.ok(created.hearing_id, `hearing_id missing: ${stdout}`);
   assert.equal(created.participants.length, participants.length, stdout);
+  return created;
+}
+
+/**
+ * `POST /api/v1/hearings` through the admin HTTP API (the CLI has no `--party`), e.g.
+ * participants `[{ name, role, site, party? }]`. Answers like `hearing create --json`:
+ * `{ hearing_id, participants: [{ participant_id, name, role, site, join_url }] }`.
+ */
+export async function createHearingApi(h, body) {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), 15_000);
+  let r;
+  try {
+    r = await fetch(`${h.baseUrl}/api/v1/hearings`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: ac.signal,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+  const text = await r.text();
+  assert.equal(r.status, 201, `POST /api/v1/hearings: ${r.status} ${text}`);
+  const created = JSON.parse(text);
+  assert.ok(created.hearing_id, `hearing_id missing: ${text}`);
+  assert.equal(created.participants.length, body.participants.length, text);
   return created;
 }
 

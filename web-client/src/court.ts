@@ -8,11 +8,14 @@ import {
   canMoveTo,
   mediaFlows,
   type Action,
+  type ConsultationRequest,
   type HearingInfo,
   type HearingState,
   type HearingStatus,
   type ParticipantInfo,
   type Role,
+  type RoomInfo,
+  type RoomKind,
   type SiteKind,
 } from './protocol.js';
 
@@ -149,16 +152,19 @@ export function consoleSections(perms: readonly Action[]): {
   lifecycle: boolean;
   lock: boolean;
   muteAll: boolean;
+  rooms: boolean;
 } {
   const can = (a: Action) => perms.includes(a);
   const lobby = can('admit') || can('deny') || can('call_witness');
   const lifecycle = can('control_lifecycle');
+  const rooms = can('approve_consultation') || can('deliberate');
   return {
     lobby,
     lifecycle,
     lock: can('lock'),
     muteAll: can('mute_others'),
-    participants: lobby || lifecycle || can('mute_others') || can('remove') || can('lock') || can('spotlight'),
+    rooms,
+    participants: lobby || lifecycle || rooms || can('mute_others') || can('remove') || can('lock') || can('spotlight'),
   };
 }
 
@@ -224,4 +230,227 @@ export function stateBanner(
   }
   const text = reason ? `${title}: ${reason}` : title;
   return { state: status.state, title, reason, details, floor, text };
+}
+
+// ---------------------------------------------------------------- private rooms
+
+/** The private rooms in `status` (none when the server sent none). */
+export function roomsOf(status: Pick<HearingStatus, 'rooms'> | null | undefined): RoomInfo[] {
+  return status?.rooms ?? [];
+}
+
+/** The private room `pid` is in, or null for the hearing room. */
+export function roomOf(status: Pick<HearingStatus, 'rooms'> | null | undefined, pid: string | null | undefined): RoomInfo | null {
+  if (!pid) return null;
+  return roomsOf(status).find((r) => r.members.includes(pid)) ?? null;
+}
+
+/** Milliseconds since `iso` (0 when in the future or not a date). */
+export function elapsedMs(iso: string | undefined, nowMs: number): number {
+  const at = iso ? Date.parse(iso) : NaN;
+  return Number.isNaN(at) ? 0 : Math.max(0, nowMs - at);
+}
+
+/** "mm:ss", or "h:mm:ss" from an hour on. */
+export function formatDuration(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const two = (n: number) => String(n).padStart(2, '0');
+  return h > 0 ? `${h}:${two(m)}:${two(s)}` : `${two(m)}:${two(s)}`;
+}
+
+/** A consultation request waiting between `a` and `b` (either asked), if any. */
+export function pendingConsultation(
+  status: Pick<HearingStatus, 'consultation_requests'> | null | undefined,
+  a: string,
+  b: string,
+): ConsultationRequest | null {
+  return (
+    (status?.consultation_requests ?? []).find((r) => (r.from === a && r.with === b) || (r.from === b && r.with === a)) ??
+    null
+  );
+}
+
+/**
+ * Whom `self` may ask for a private consultation: only a defendant with a defence
+ * counsel of the same (set) party, or the other way round; both admitted and in the
+ * hearing room (no private room), the partner connected. Needs `request_consultation`.
+ * The server checks the same rules; this only hides requests it would refuse.
+ */
+export function consultationPartners(
+  perms: readonly Action[],
+  self: ParticipantInfo | null,
+  others: readonly ParticipantInfo[],
+  status: Pick<HearingStatus, 'rooms'> | null | undefined,
+): ParticipantInfo[] {
+  if (!self || !perms.includes('request_consultation')) return [];
+  const partnerRole: Role | null =
+    self.role === 'defendant' ? 'defence_counsel' : self.role === 'defence_counsel' ? 'defendant' : null;
+  if (!partnerRole || !self.party || self.admission !== 'admitted' || roomOf(status, self.id)) return [];
+  return others
+    .filter(
+      (p) =>
+        p.id !== self.id &&
+        p.role === partnerRole &&
+        p.party === self.party &&
+        p.admission === 'admitted' &&
+        p.present &&
+        !roomOf(status, p.id),
+    )
+    .sort(byCourtOrder);
+}
+
+/** Someone the viewer cannot hear or see because one of them is in a private room. */
+export interface Away {
+  participant: ParticipantInfo;
+  room: RoomInfo;
+  kind: RoomKind;
+  /** Time in the room so far. */
+  ms: number;
+  /** `ms` as "mm:ss". */
+  duration: string;
+}
+
+/**
+ * Participants who are in a private room the viewer `selfId` is not in, in court
+ * order, with how long they have been away. (Seen from the hearing room: who is in
+ * consultation or deliberating; seen from a private room: those in other rooms.)
+ */
+export function awayList(
+  status: Pick<HearingStatus, 'rooms'> | null | undefined,
+  people: readonly ParticipantInfo[],
+  selfId: string | null,
+  nowMs: number,
+): Away[] {
+  const out: Away[] = [];
+  for (const p of people) {
+    if (p.id === selfId) continue;
+    const room = roomOf(status, p.id);
+    if (!room || (selfId && room.members.includes(selfId))) continue;
+    const ms = elapsedMs(room.since, nowMs);
+    out.push({ participant: p, room, kind: room.kind, ms, duration: formatDuration(ms) });
+  }
+  return out.sort((a, b) => byCourtOrder(a.participant, b.participant));
+}
+
+/** Whether the viewer can hear and see `pid` as far as private rooms go: both in the
+ * hearing room or both in the same private room. */
+export function sameRoom(status: Pick<HearingStatus, 'rooms'> | null | undefined, selfId: string | null, pid: string): boolean {
+  return (roomOf(status, selfId)?.id ?? null) === (roomOf(status, pid)?.id ?? null);
+}
+
+/** The banner a member of a private room sees. */
+export interface PrivateRoomBanner {
+  kind: RoomKind;
+  roomId: string;
+  /** "Đang trao đổi riêng — không ai khác nghe được" */
+  title: string;
+  /** The other members, "Name (role)", comma-separated. */
+  with: string;
+  duration: string;
+}
+
+export function privateRoomBanner(
+  status: Pick<HearingStatus, 'rooms'> | null | undefined,
+  people: readonly ParticipantInfo[],
+  selfId: string | null,
+  nowMs: number,
+  lang: Lang = getLang(),
+): PrivateRoomBanner | null {
+  const room = roomOf(status, selfId);
+  if (!room) return null;
+  const names = room.members
+    .filter((id) => id !== selfId)
+    .map((id) => people.find((p) => p.id === id))
+    .filter((p): p is ParticipantInfo => !!p)
+    .sort(byCourtOrder)
+    .map((p) => `${p.name} (${roleName(p.role, lang)})`)
+    .join(', ');
+  return {
+    kind: room.kind,
+    roomId: room.id,
+    title: t(room.kind === 'consultation' ? 'room.consultationBanner' : 'room.deliberationBanner', {}, lang),
+    with: names,
+    duration: formatDuration(elapsedMs(room.since, nowMs)),
+  };
+}
+
+/** The panel's deliberation, as someone outside it sees it (null when none, or when
+ * `selfId` is in it). */
+export function deliberationWaiting(
+  status: Pick<HearingStatus, 'rooms'> | null | undefined,
+  selfId: string | null,
+  nowMs: number,
+  lang: Lang = getLang(),
+): { roomId: string; text: string; duration: string } | null {
+  const room = roomsOf(status).find((r) => r.kind === 'deliberation');
+  if (!room || (selfId && room.members.includes(selfId))) return null;
+  const duration = formatDuration(elapsedMs(room.since, nowMs));
+  return { roomId: room.id, text: t('room.panelDeliberating', {}, lang), duration };
+}
+
+/** The console's private-room controls `perms` allow now. */
+export function roomControls(
+  perms: readonly Action[],
+  status: Pick<HearingStatus, 'rooms' | 'state'> | null | undefined,
+): { requests: boolean; recall: boolean; startDeliberation: boolean; endDeliberation: boolean } {
+  const approve = perms.includes('approve_consultation');
+  const deliberate = perms.includes('deliberate');
+  const deliberating = roomsOf(status).some((r) => r.kind === 'deliberation');
+  const open = !!status && status.state !== 'closed';
+  return {
+    requests: approve,
+    recall: approve,
+    startDeliberation: deliberate && open && !deliberating,
+    endDeliberation: deliberate && deliberating,
+  };
+}
+
+/** A consultation request as the judge's list shows it. */
+export interface RequestEntry {
+  request: ConsultationRequest;
+  /** "Trần Văn B (Bị cáo) đề nghị trao đổi riêng với Lê Thị C (Người bào chữa)" */
+  text: string;
+  party: string;
+}
+
+/** Waiting consultation requests, oldest first. */
+export function consultationRequestEntries(
+  status: Pick<HearingStatus, 'consultation_requests'> | null | undefined,
+  people: readonly ParticipantInfo[],
+  lang: Lang = getLang(),
+): RequestEntry[] {
+  const label = (id: string) => {
+    const p = people.find((x) => x.id === id);
+    return p ? `${p.name} (${roleName(p.role, lang)})` : id;
+  };
+  return [...(status?.consultation_requests ?? [])]
+    .sort((a, b) => a.since.localeCompare(b.since) || a.id.localeCompare(b.id))
+    .map((request) => ({
+      request,
+      text: t('room.requestEntry', { from: label(request.from), with: label(request.with) }, lang),
+      party: people.find((x) => x.id === request.from)?.party ?? '',
+    }));
+}
+
+/** The notice a participant gets when a private room they were in ended, or their
+ * consultation request was refused. */
+export function roomNotice(
+  event: { reason: string; kind: RoomKind } | { refused: true },
+  lang: Lang = getLang(),
+): string {
+  if ('refused' in event) return t('room.notice.refused', {}, lang);
+  const { reason, kind } = event;
+  if (reason === 'hearing_closed') return t('state.closed', {}, lang);
+  if (kind === 'deliberation') return t('room.notice.deliberationEnded', {}, lang);
+  switch (reason) {
+    case 'recalled':
+      return t('room.notice.recalled', {}, lang);
+    case 'dissolved':
+      return t('room.notice.dissolved', {}, lang);
+    default:
+      return t('room.notice.ended', {}, lang);
+  }
 }

@@ -14,10 +14,24 @@ import {
   type HearingStatus,
   type ParticipantInfo,
   type Role,
+  type RoomInfo,
+  type RoomKind,
 } from './protocol';
 import {
+  awayList,
   byCourtOrder,
   consoleSections,
+  consultationPartners,
+  consultationRequestEntries,
+  deliberationWaiting,
+  elapsedMs,
+  formatDuration,
+  pendingConsultation,
+  privateRoomBanner,
+  roomControls,
+  roomNotice,
+  roomOf,
+  roomsOf,
   CALL_IN_ROLES,
   groupBySite,
   lifecycleControls,
@@ -58,6 +72,8 @@ let others: ParticipantInfo[] = [];
 let unmuteAsked = false;
 /** The user accepted the court's unmute request: re-enable the mic once the server unmutes. */
 let unmuteAccepted = false;
+/** The last private-room notice for this participant (room ended, request refused). */
+let roomNoticeState: { reason: string; kind: RoomKind | null } | null = null;
 let token = '';
 let hearingId = '';
 
@@ -78,6 +94,7 @@ declare global {
       self: () => ParticipantInfo | null;
       participants: () => ParticipantInfo[];
       permissions: () => Action[];
+      room: () => RoomInfo | null;
       inbound: () => Promise<Record<string, InboundCounters>>;
     };
   }
@@ -132,6 +149,10 @@ window.__openhearing = {
   self: () => (selfP ? { ...selfP } : null),
   participants: () => others.map((p) => ({ ...p })),
   permissions: () => [...permissions],
+  room: () => {
+    const r = roomOf(hearingStatus, selfP?.id ?? session?.participantId);
+    return r ? { ...r, members: [...r.members] } : null;
+  },
   inbound: inboundCounters,
 };
 
@@ -403,6 +424,11 @@ interface HearingView {
   lobbySince: HTMLElement;
   mediaWait: HTMLElement;
   unmutePrompt: HTMLElement;
+  privateBanner: HTMLElement;
+  deliberationBanner: HTMLElement;
+  roomNotice: HTMLElement;
+  consultControls: HTMLElement;
+  consultSignature: string;
   console: ConsoleView | null;
   dialog: HTMLElement;
 }
@@ -435,10 +461,15 @@ function makeTile(p: ParticipantInfo, self: boolean): TileView {
   const camIcon = h('span', { class: 'state' });
   const badge = h('div', { class: 'badge' });
   const floorBadge = h('div', { class: 'badge floor' });
+  // Away in a private room (seen from outside it), or outside the viewer's private room.
+  const awayLabel = h('span');
+  const awayTime = h('span', { class: 'duration' });
+  const away = h('div', { class: 'badge away', testid: self ? undefined : `away-${p.id}` }, awayLabel, awayTime);
+  away.hidden = true;
   const root = h(
     'article',
     { class: 'tile' + (self ? ' self' : ''), testid: `tile-${idPart}` },
-    h('div', { class: 'tile-media' }, initials, video, badge, floorBadge, audio),
+    h('div', { class: 'tile-media' }, initials, video, badge, floorBadge, away, audio),
     h('div', { class: 'tile-caption' }, h('div', { class: 'tile-text' }, name, meta), h('div', { class: 'states' }, micIcon, camIcon)),
   );
   let hasVideo = false;
@@ -477,6 +508,35 @@ function makeTile(p: ParticipantInfo, self: boolean): TileView {
       floorBadge.textContent = t('hearing.floor');
       floorBadge.hidden = !floor;
       root.classList.toggle('no-video', !hasVideo || !np.video);
+      if (self) return;
+      // Private rooms: the server stops the media across the wall; never show a frozen
+      // last frame as if live, say where they are instead.
+      const selfId = selfP?.id ?? session?.participantId ?? null;
+      const theirRoom = roomOf(hearingStatus, np.id);
+      const myRoom = roomOf(hearingStatus, selfId);
+      const isAway = !!theirRoom && theirRoom.id !== myRoom?.id;
+      const outside = !theirRoom && !!myRoom;
+      root.classList.toggle('away', isAway);
+      root.classList.toggle('outside', outside);
+      if (isAway) {
+        root.dataset.away = theirRoom.kind;
+        away.dataset.kind = theirRoom.kind;
+        away.dataset.room = theirRoom.id;
+        away.dataset.since = theirRoom.since;
+        awayLabel.textContent = `${t(`room.away.${theirRoom.kind}` as MessageKey)} · `;
+        awayTime.textContent = formatDuration(elapsedMs(theirRoom.since, Date.now()));
+        awayTime.dataset.durationSince = theirRoom.since;
+      } else {
+        delete root.dataset.away;
+        delete away.dataset.kind;
+        delete away.dataset.room;
+        delete away.dataset.since;
+        delete awayTime.dataset.durationSince;
+        awayLabel.textContent = outside ? t('room.outside') : '';
+        awayTime.textContent = '';
+      }
+      away.hidden = !isAway && !outside;
+      if (audio) audio.muted = isAway || outside;
     },
     setTrack(kind, track) {
       const el = kind === 'video' ? video : audio;
@@ -527,6 +587,7 @@ function selfInfo(): ParticipantInfo {
     video: localEnabled('video'),
     muted: courtMuted(),
     connection: selfP?.connection ?? 'connecting',
+    ...(selfP?.party ? { party: selfP.party } : {}),
   };
 }
 
@@ -624,6 +685,24 @@ function renderHearing(): void {
   const dialog = h('div', { class: 'dialog-backdrop' });
   dialog.hidden = true;
 
+  // Private rooms: the members' banner, the others' deliberation banner, notices, and
+  // the defendant's / counsel's request buttons (in the footer).
+  const privateBanner = h('div', {
+    class: 'private-banner',
+    testid: 'private-room-banner',
+    attrs: { role: 'status', 'aria-live': 'assertive' },
+  });
+  privateBanner.hidden = true;
+  const deliberationBanner = h('div', {
+    class: 'deliberation-banner',
+    testid: 'deliberation-banner',
+    attrs: { role: 'status', 'aria-live': 'polite' },
+  });
+  deliberationBanner.hidden = true;
+  const roomNoticeEl = h('div', { class: 'room-notice', testid: 'room-notice', attrs: { role: 'status' } });
+  roomNoticeEl.hidden = true;
+  const consultControls = h('div', { class: 'consult-controls', testid: 'consultation-controls' });
+
   const sections = consoleSections(permissions);
   const consoleView = sections.participants ? makeConsole() : null;
 
@@ -643,6 +722,11 @@ function renderHearing(): void {
     lobbySince,
     mediaWait,
     unmutePrompt,
+    privateBanner,
+    deliberationBanner,
+    roomNotice: roomNoticeEl,
+    consultControls,
+    consultSignature: '',
     console: consoleView,
     dialog,
   };
@@ -662,11 +746,14 @@ function renderHearing(): void {
       'main',
       { class: 'hearing' + (consoleView ? ' with-console' : '') },
       stateEl,
+      privateBanner,
+      deliberationBanner,
+      roomNoticeEl,
       banner,
       unmutePrompt,
       h('div', { class: 'hearing-body' }, h('div', { class: 'stage' }, lobby, room), consoleView?.root ?? null),
     ),
-    h('footer', { class: 'controls' }, micBtn, camBtn, leaveBtn),
+    h('footer', { class: 'controls' }, micBtn, camBtn, consultControls, leaveBtn),
     dialog,
   );
   relabel();
@@ -815,6 +902,7 @@ function updateRoomVisibility(): void {
 /** Everything that depends on the court state: banner, lobby/room, tiles, console. */
 function updateCourt(force = false): void {
   updateStateBanner();
+  updateRooms();
   updateRoomVisibility();
   updateControls();
   updateUnmutePrompt();
@@ -824,6 +912,144 @@ function updateCourt(force = false): void {
     orderTiles();
   }
   renderConsole(force);
+}
+
+// ---------------------------------------------------------------- private rooms
+
+/** Members' banner, the deliberation banner, the notice and the request buttons. */
+function updateRooms(): void {
+  if (!view) return;
+  const selfId = selfP?.id ?? session?.participantId ?? null;
+  const everyone = selfP ? [selfP, ...others] : others;
+  const now = Date.now();
+
+  // Members of a private room: nobody else can hear them, and they hear nobody else.
+  const pb = privateRoomBanner(hearingStatus, everyone, selfId, now);
+  const el = view.privateBanner;
+  el.hidden = !pb;
+  if (pb) {
+    el.dataset.kind = pb.kind;
+    el.dataset.room = pb.roomId;
+    const room = roomOf(hearingStatus, selfId)!;
+    const sig = JSON.stringify([getLang(), pb.kind, pb.roomId, pb.with]);
+    if (el.dataset.sig !== sig) {
+      el.dataset.sig = sig;
+      const children: Node[] = [
+        h(
+          'div',
+          { class: 'private-main' },
+          h('strong', { class: 'private-title', text: pb.title }),
+          h('span', { class: 'duration', testid: 'private-room-duration', text: pb.duration, attrs: { 'data-duration-since': room.since } }),
+        ),
+        h('p', { class: 'private-with', text: t('room.with', { names: pb.with }) }),
+        h('p', { class: 'private-note', text: t('room.privateNote') }),
+      ];
+      if (pb.kind === 'consultation') {
+        children.push(
+          h('button', {
+            class: 'btn primary',
+            testid: 'end-consultation',
+            attrs: { type: 'button' },
+            text: t('room.end'),
+            on: { click: () => command({ type: 'end_consultation', room_id: room.id }) },
+          }),
+        );
+      }
+      el.replaceChildren(...children);
+    }
+  } else {
+    delete el.dataset.kind;
+    delete el.dataset.room;
+    delete el.dataset.sig;
+    el.replaceChildren();
+  }
+
+  // Everyone outside the panel: "the trial panel is deliberating".
+  const dw = deliberationWaiting(hearingStatus, selfId, now);
+  const db = view.deliberationBanner;
+  db.hidden = !dw;
+  if (dw) {
+    const since = roomsOf(hearingStatus).find((r) => r.id === dw.roomId)!.since;
+    const sig = JSON.stringify([getLang(), dw.roomId]);
+    if (db.dataset.sig !== sig) {
+      db.dataset.sig = sig;
+      db.dataset.room = dw.roomId;
+      db.replaceChildren(
+        h('strong', { class: 'deliberation-title', text: dw.text }),
+        h('span', { class: 'duration', text: dw.duration, attrs: { 'data-duration-since': since } }),
+        h('span', { class: 'state-detail', text: t('room.panelDeliberatingNote') }),
+      );
+    }
+  } else {
+    delete db.dataset.sig;
+    delete db.dataset.room;
+    db.replaceChildren();
+  }
+
+  // The notice of the last room that ended for us (or a refused request).
+  const n = view.roomNotice;
+  n.hidden = !roomNoticeState;
+  if (roomNoticeState) {
+    const ns = roomNoticeState;
+    n.dataset.reason = ns.reason;
+    n.replaceChildren(
+      h('p', { text: ns.reason === 'refused' ? roomNotice({ refused: true }) : roomNotice({ reason: ns.reason, kind: ns.kind ?? 'consultation' }) }),
+      h('button', {
+        class: 'btn small',
+        testid: 'room-notice-dismiss',
+        attrs: { type: 'button' },
+        text: t('room.notice.dismiss'),
+        on: {
+          click: () => {
+            roomNoticeState = null;
+            updateRooms();
+          },
+        },
+      }),
+    );
+  } else {
+    delete n.dataset.reason;
+    n.replaceChildren();
+  }
+
+  // A defendant / their counsel: ask for a consultation with the partner.
+  const partners = consultationPartners(permissions, selfP, others, hearingStatus);
+  const entries = partners.map((p) => ({ p, pending: selfId ? pendingConsultation(hearingStatus, selfId, p.id) : null }));
+  const sig = JSON.stringify([getLang(), entries.map((e) => [e.p.id, e.p.name, e.pending?.id ?? null])]);
+  if (sig !== view.consultSignature) {
+    view.consultSignature = sig;
+    view.consultControls.replaceChildren(
+      ...entries.map(({ p, pending }) => {
+        const btn = h('button', {
+          class: 'btn control consult',
+          testid: `request-consultation-${p.id}`,
+          attrs: { type: 'button', 'data-pending': String(!!pending) },
+          text: pending ? t('room.requestPending', { name: p.name }) : t('room.request', { name: p.name }),
+          on: {
+            click: () => {
+              roomNoticeState = null;
+              command({ type: 'request_consultation', participant_id: p.id });
+              updateRooms();
+            },
+          },
+        });
+        if (pending) {
+          btn.disabled = true;
+          btn.dataset.request = pending.id;
+        }
+        return btn;
+      }),
+    );
+  }
+  view.consultControls.hidden = entries.length === 0;
+}
+
+/** Running durations ("mm:ss") of rooms, every second. */
+function tickDurations(): void {
+  const now = Date.now();
+  document.querySelectorAll<HTMLElement>('[data-duration-since]').forEach((el) => {
+    el.textContent = formatDuration(elapsedMs(el.dataset.durationSince, now));
+  });
 }
 
 function syncParticipants(list: ParticipantInfo[]): void {
@@ -855,6 +1081,7 @@ function syncParticipants(list: ParticipantInfo[]): void {
   orderTiles();
   updateCount();
   updateStateBanner();
+  updateRooms();
   renderConsole();
 }
 
@@ -890,6 +1117,13 @@ interface ConsoleView {
   admitAll: HTMLButtonElement | null;
   lobbyList: HTMLElement | null;
   participantList: HTMLElement;
+  roomsSection: HTMLElement | null;
+  requestsTitle: HTMLElement | null;
+  requestsList: HTMLElement | null;
+  roomsTitle: HTMLElement | null;
+  roomsList: HTMLElement | null;
+  startDeliberation: HTMLButtonElement | null;
+  endDeliberation: HTMLButtonElement | null;
   signature: string;
 }
 
@@ -992,6 +1226,44 @@ function makeConsole(): ConsoleView {
     root.append(lobbySection);
   }
 
+  // Private rooms: consultation requests, rooms in use (recall), deliberation.
+  let roomsSection: HTMLElement | null = null;
+  let requestsTitle: HTMLElement | null = null;
+  let requestsList: HTMLElement | null = null;
+  let roomsTitle: HTMLElement | null = null;
+  let roomsList: HTMLElement | null = null;
+  let startDeliberation: HTMLButtonElement | null = null;
+  let endDeliberation: HTMLButtonElement | null = null;
+  if (sections.rooms) {
+    roomsSection = h('section', { class: 'console-section rooms', testid: 'private-rooms-section' });
+    if (permissions.includes('deliberate')) {
+      startDeliberation = h('button', {
+        class: 'btn small primary',
+        testid: 'start-deliberation',
+        attrs: { type: 'button' },
+        on: { click: () => command({ type: 'start_deliberation' }) },
+      });
+      tr(startDeliberation, 'room.startDeliberation');
+      endDeliberation = h('button', {
+        class: 'btn small primary',
+        testid: 'end-deliberation',
+        attrs: { type: 'button' },
+        on: { click: () => command({ type: 'end_deliberation' }) },
+      });
+      tr(endDeliberation, 'room.endDeliberation');
+      roomsSection.append(h('div', { class: 'button-row' }, startDeliberation, endDeliberation));
+    }
+    if (permissions.includes('approve_consultation')) {
+      requestsTitle = h('h3');
+      requestsList = h('ul', { class: 'plist', testid: 'consultation-requests' });
+      roomsSection.append(requestsTitle, requestsList);
+    }
+    roomsTitle = h('h3');
+    roomsList = h('ul', { class: 'plist', testid: 'private-rooms' });
+    roomsSection.append(roomsTitle, roomsList);
+    root.append(roomsSection);
+  }
+
   const participantList = h('div', { class: 'site-groups', testid: 'participant-list' });
   root.append(h('section', { class: 'console-section' }, tr(h('h3'), 'console.participants'), participantList));
 
@@ -1010,6 +1282,13 @@ function makeConsole(): ConsoleView {
     admitAll,
     lobbyList,
     participantList,
+    roomsSection,
+    requestsTitle,
+    requestsList,
+    roomsTitle,
+    roomsList,
+    startDeliberation,
+    endDeliberation,
     signature: '',
   };
 }
@@ -1189,6 +1468,9 @@ function renderConsole(force = false): void {
     );
   }
 
+  renderRoomsConsole(cv, everyone);
+
+  const away = new Map(awayList(st, everyone, selfId, Date.now()).map((a) => [a.participant.id, a]));
   const groups = groupBySite(everyone);
   cv.participantList.replaceChildren(
     ...groups.map((g, i) =>
@@ -1199,14 +1481,102 @@ function renderConsole(force = false): void {
         h(
           'ul',
           { class: 'plist' },
-          ...g.members.map((p) => participantRow(p, p.id === selfId)),
+          ...g.members.map((p) => participantRow(p, p.id === selfId, away.get(p.id)?.kind ?? null)),
         ),
       ),
     ),
   );
 }
 
-function participantRow(p: ParticipantInfo, self: boolean): HTMLElement {
+/** The console's private-room part: requests to answer, rooms in use, deliberation. */
+function renderRoomsConsole(cv: ConsoleView, everyone: ParticipantInfo[]): void {
+  if (!cv.roomsSection) return;
+  const st = hearingStatus;
+  const rc = roomControls(permissions, st);
+  if (cv.startDeliberation) cv.startDeliberation.hidden = !rc.startDeliberation;
+  if (cv.endDeliberation) cv.endDeliberation.hidden = !rc.endDeliberation;
+  if (cv.requestsList && cv.requestsTitle) {
+    const entries = consultationRequestEntries(st, everyone);
+    cv.requestsTitle.textContent = t('room.requests', { n: entries.length });
+    cv.requestsList.replaceChildren(
+      ...(entries.length === 0
+        ? [h('li', { class: 'muted', text: t('room.requestsEmpty') })]
+        : entries.map((e) =>
+            h(
+              'li',
+              { class: 'prow', testid: `consultation-request-${e.request.id}`, attrs: { 'data-from': e.request.from, 'data-with': e.request.with } },
+              h(
+                'div',
+                { class: 'pinfo' },
+                h('div', { text: e.text }),
+                h('div', { class: 'muted small', text: [e.party, waitingSince(e.request.since, Date.now())].filter(Boolean).join(' · ') }),
+              ),
+              h(
+                'div',
+                { class: 'pctl' },
+                h('button', {
+                  class: 'btn small primary',
+                  testid: `approve-consultation-${e.request.id}`,
+                  attrs: { type: 'button' },
+                  text: t('room.approve'),
+                  on: { click: () => command({ type: 'answer_consultation', request_id: e.request.id, approve: true }) },
+                }),
+                h('button', {
+                  class: 'btn small danger',
+                  testid: `refuse-consultation-${e.request.id}`,
+                  attrs: { type: 'button' },
+                  text: t('room.refuse'),
+                  on: { click: () => command({ type: 'answer_consultation', request_id: e.request.id, approve: false }) },
+                }),
+              ),
+            ),
+          )),
+    );
+  }
+  if (cv.roomsList && cv.roomsTitle) {
+    const rooms = roomsOf(st);
+    cv.roomsTitle.textContent = t('room.rooms', { n: rooms.length });
+    cv.roomsTitle.hidden = rooms.length === 0;
+    const name = (id: string) => {
+      const p = everyone.find((x) => x.id === id);
+      return p ? `${p.name} (${roleName(p.role)})` : id;
+    };
+    cv.roomsList.replaceChildren(
+      ...rooms.map((r) =>
+        h(
+          'li',
+          { class: 'prow', testid: `room-${r.id}`, attrs: { 'data-kind': r.kind } },
+          h(
+            'div',
+            { class: 'pinfo' },
+            h(
+              'div',
+              {},
+              h('strong', { text: `${t(`room.kind.${r.kind}` as MessageKey)} · ` }),
+              h('span', { class: 'duration', text: formatDuration(elapsedMs(r.since, Date.now())), attrs: { 'data-duration-since': r.since } }),
+            ),
+            h('div', { class: 'muted small', text: r.members.map(name).join(', ') }),
+          ),
+          r.kind === 'consultation' && rc.recall
+            ? h(
+                'div',
+                { class: 'pctl' },
+                h('button', {
+                  class: 'btn small',
+                  testid: `recall-consultation-${r.id}`,
+                  attrs: { type: 'button' },
+                  text: t('room.recall'),
+                  on: { click: () => command({ type: 'end_consultation', room_id: r.id }) },
+                }),
+              )
+            : null,
+        ),
+      ),
+    );
+  }
+}
+
+function participantRow(p: ParticipantInfo, self: boolean, awayKind: RoomKind | null): HTMLElement {
   const mic = h('span', { class: 'state ' + (p.muted ? 'court' : p.audio ? 'on' : 'off') }, icon(p.audio && !p.muted ? 'mic' : 'micOff'));
   mic.title = t(p.muted ? 'hearing.mutedByCourt' : p.audio ? 'hearing.micOn' : 'hearing.micOff');
   mic.setAttribute('aria-label', mic.title);
@@ -1219,6 +1589,7 @@ function participantRow(p: ParticipantInfo, self: boolean): HTMLElement {
   if (p.admission === 'removed') badges.push(h('span', { class: 'tag danger', text: t('console.removed') }));
   if (p.muted) badges.push(h('span', { class: 'tag court', text: t('console.mutedByCourt') }));
   if (hearingStatus?.spotlight === p.id) badges.push(h('span', { class: 'tag floor', text: t('hearing.floor') }));
+  if (awayKind) badges.push(h('span', { class: 'tag away', text: t(`room.away.${awayKind}` as MessageKey) }));
   const controls = participantControls(permissions, p, self ? p.id : null)
     .filter((c) => c !== 'admit' && c !== 'call-in' && c !== 'deny');
   return h(
@@ -1232,6 +1603,7 @@ function participantRow(p: ParticipantInfo, self: boolean): HTMLElement {
         'data-connection': p.connection,
         'data-present': String(p.present),
         'data-role': p.role,
+        'data-room-kind': roomOf(hearingStatus, p.id)?.kind ?? 'none',
       },
     },
     h('div', { class: 'pinfo' }, personText(p, self), h('div', { class: 'pstate' }, mic, cam, conn, ...badges)),
@@ -1272,6 +1644,7 @@ function startSession(): void {
   lastStatus = { status: 'connecting' };
   unmuteAsked = false;
   unmuteAccepted = false;
+  roomNoticeState = null;
   renderHearing();
   const s = new HearingSession({
     url: signalingUrl(location.protocol, location.host, hearingId),
@@ -1337,6 +1710,16 @@ function startSession(): void {
         if (!courtMuted()) return;
         unmuteAsked = true;
         updateUnmutePrompt();
+      },
+      consultationAnswered(_requestId, approved) {
+        if (session !== s) return;
+        roomNoticeState = approved ? null : { reason: 'refused', kind: 'consultation' };
+        updateRooms();
+      },
+      roomEnded(ev) {
+        if (session !== s) return;
+        roomNoticeState = { reason: ev.reason, kind: ev.kind };
+        updateRooms();
       },
       remoteTrack(pid, kind, track) {
         // A track may arrive before its participant is in the list: keep it for the tile.
@@ -1513,6 +1896,11 @@ function boot(): void {
   // hash so that a reload still works; the hash is never sent to the server.
   renderPrejoin(check.payload);
 }
+
+// Time in private rooms runs on the banners and badges.
+setInterval(() => {
+  if (view && roomsOf(hearingStatus).length > 0) tickDurations();
+}, 1000);
 
 // Waiting times ("since 09:05 (12 min)") move on even when nothing else happens.
 setInterval(() => {

@@ -50,6 +50,9 @@ export const ALL_ACTIONS = [
   'control_lifecycle',
   'call_witness',
   'spotlight',
+  'request_consultation',
+  'approve_consultation',
+  'deliberate',
 ] as const;
 
 export type Action = (typeof ALL_ACTIONS)[number];
@@ -110,6 +113,30 @@ export interface HearingInfo {
   scheduled_at?: string;
 }
 
+/** What a private room is for (`RoomKind`). */
+export type RoomKind = 'consultation' | 'deliberation';
+
+/** A private room: its members hear and see only each other (`RoomInfo`). */
+export interface RoomInfo {
+  id: string;
+  kind: RoomKind;
+  /** Who is in it (participant ids). */
+  members: string[];
+  /** Since when (RFC 3339). */
+  since: string;
+}
+
+/** A consultation asked for, awaiting the presiding judge (`ConsultationRequest`). */
+export interface ConsultationRequest {
+  id: string;
+  /** Who asked. */
+  from: string;
+  /** With whom. */
+  with: string;
+  /** Since when (RFC 3339). */
+  since: string;
+}
+
 /** The live state of a hearing (in `welcome` and `hearing_status`). */
 export interface HearingStatus {
   state: HearingState;
@@ -123,6 +150,11 @@ export interface HearingStatus {
   locked: boolean;
   /** The participant who has the floor. */
   spotlight?: string | null;
+  /** Private rooms in use (consultations, the panel's deliberation). `#[serde(default)]`:
+   * always sent by the server, treat a missing one as empty. */
+  rooms: RoomInfo[];
+  /** Consultation requests awaiting the presiding judge (`#[serde(default)]`). */
+  consultation_requests: ConsultationRequest[];
 }
 
 export interface ParticipantInfo {
@@ -144,6 +176,8 @@ export interface ParticipantInfo {
   /** Muted by the court: the server forwards none of their audio. */
   muted: boolean;
   connection: Connection;
+  /** The party they belong to (a defendant and their counsel share one), if set. */
+  party?: string;
 }
 
 /** A lifecycle move (`set_state`). */
@@ -173,7 +207,12 @@ export type ClientMessage =
   | { type: 'remove'; participant_id: string; reason?: string }
   | { type: 'lock'; locked: boolean }
   | { type: 'spotlight'; participant_id: string | null }
-  | ({ type: 'set_state' } & StateChange);
+  | ({ type: 'set_state' } & StateChange)
+  | { type: 'request_consultation'; participant_id: string }
+  | { type: 'answer_consultation'; request_id: string; approve: boolean }
+  | { type: 'end_consultation'; room_id: string }
+  | { type: 'start_deliberation' }
+  | { type: 'end_deliberation' };
 
 /** Court-workflow commands (everything a console sends besides media signaling). */
 export type CourtCommand = Extract<
@@ -192,7 +231,12 @@ export type CourtCommand = Extract<
       | 'remove'
       | 'lock'
       | 'spotlight'
-      | 'set_state';
+      | 'set_state'
+      | 'request_consultation'
+      | 'answer_consultation'
+      | 'end_consultation'
+      | 'start_deliberation'
+      | 'end_deliberation';
   }
 >;
 
@@ -265,6 +309,11 @@ export type ParticipantLeftReason =
   | 'link_revoked'
   | string;
 
+/** Why a private room ended (`room_ended.reason`): `ended` by a member (or the judge
+ * ending deliberation), `recalled` by the presiding judge, `dissolved` (a member left
+ * the hearing room), `hearing_closed`. */
+export type RoomEndReason = 'ended' | 'recalled' | 'dissolved' | 'hearing_closed' | string;
+
 export type ServerMessage =
   | {
       type: 'welcome';
@@ -279,6 +328,8 @@ export type ServerMessage =
     }
   | { type: 'hearing_status'; status: HearingStatus }
   | { type: 'unmute_requested'; by: string }
+  | { type: 'consultation_answered'; request_id: string; approved: boolean }
+  | { type: 'room_ended'; room_id: string; kind: RoomKind; reason: RoomEndReason; by?: string | null }
   | { type: 'participant_joined'; participant: ParticipantInfo }
   | { type: 'participant_updated'; participant: ParticipantInfo }
   | { type: 'participant_left'; participant_id: string; reason: ParticipantLeftReason }

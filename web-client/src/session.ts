@@ -10,6 +10,8 @@ import {
   type HearingInfo,
   type HearingStatus,
   type ParticipantInfo,
+  type RoomEndReason,
+  type RoomKind,
   type ServerMessage,
 } from './protocol';
 
@@ -45,6 +47,10 @@ export interface SessionEvents {
   hearingStatus(status: HearingStatus): void;
   /** The court asks this participant to unmute (they decide). */
   unmuteRequested(by: string): void;
+  /** A consultation request this participant is part of was approved or refused. */
+  consultationAnswered(requestId: string, approved: boolean): void;
+  /** The private room this participant was in ended; they are back in the hearing room. */
+  roomEnded(ev: { roomId: string; kind: RoomKind; reason: RoomEndReason; by: string | null }): void;
   /** The participant's current remote track of `kind` (null = none / removed). */
   remoteTrack(participantId: string, kind: 'audio' | 'video', track: MediaStreamTrack | null): void;
   participantLeft(participantId: string, reason: string): void;
@@ -273,6 +279,12 @@ export class HearingSession {
         break;
       case 'unmute_requested':
         this.opts.events.unmuteRequested(msg.by);
+        break;
+      case 'consultation_answered':
+        this.opts.events.consultationAnswered(msg.request_id, msg.approved);
+        break;
+      case 'room_ended':
+        this.opts.events.roomEnded({ roomId: msg.room_id, kind: msg.kind, reason: msg.reason, by: msg.by ?? null });
         break;
       case 'participant_left': {
         const p = this.participants.get(msg.participant_id);

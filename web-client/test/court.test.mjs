@@ -8,7 +8,19 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  awayList,
   consoleSections,
+  consultationPartners,
+  consultationRequestEntries,
+  deliberationWaiting,
+  elapsedMs,
+  formatDuration,
+  pendingConsultation,
+  privateRoomBanner,
+  roomControls,
+  roomNotice,
+  roomOf,
+  sameRoom,
   groupBySite,
   lifecycleControls,
   lifecycleNeeds,
@@ -144,8 +156,10 @@ test('lifecycle buttons: only the moves the state allows, only with control_life
 });
 
 test('console sections follow the default permission table', () => {
-  assert.deepEqual(consoleSections(PERMS.presiding_judge), { lobby: true, lifecycle: true, lock: true, muteAll: true, participants: true });
-  assert.deepEqual(consoleSections(PERMS.clerk), { lobby: true, lifecycle: false, lock: false, muteAll: false, participants: true });
+  assert.deepEqual(consoleSections(PERMS.presiding_judge), { lobby: true, lifecycle: true, lock: true, muteAll: true, rooms: true, participants: true });
+  assert.deepEqual(consoleSections(PERMS.clerk), { lobby: true, lifecycle: false, lock: false, muteAll: false, rooms: false, participants: true });
+  // A deployment that gives only the rooms to someone still gives them a console.
+  assert.deepEqual(consoleSections(['deliberate']).participants, true);
   for (const role of ['judge', 'assessor', 'prosecutor', 'defendant', 'defence_counsel', 'witness', 'observer']) {
     assert.equal(consoleSections(PERMS[role]).participants, false, role);
   }
@@ -256,4 +270,178 @@ test('state banner: state, reason, floor, details, in both languages', () => {
       assert.equal(b.text, MESSAGES[lang][`state.${state}`]);
     }
   }
+});
+
+// ---------------------------------------------------------------- private rooms
+
+test('default permissions: who may request, approve and deliberate (config/default.toml)', () => {
+  const with_ = (a) => Object.keys(PERMS).filter((r) => PERMS[r].includes(a)).sort();
+  assert.deepEqual(with_('request_consultation'), ['defence_counsel', 'defendant']);
+  assert.deepEqual(with_('approve_consultation'), ['presiding_judge']);
+  assert.deepEqual(with_('deliberate'), ['presiding_judge']);
+  // The Rust wire structs the client reads: field names as in protocol.rs.
+  for (const [type, fields] of [
+    ['RoomInfo', ['id', 'kind', 'members', 'since']],
+    ['ConsultationRequest', ['id', 'from', 'with', 'since']],
+  ]) {
+    const body = new RegExp(`pub struct ${type} \\{([\\s\\S]*?)\\n\\}`).exec(PROTOCOL_RS)[1];
+    assert.deepEqual([...body.matchAll(/pub (\w+):/g)].map((m) => m[1]), fields, type);
+  }
+  for (const f of ['rooms', 'consultation_requests']) assert.match(PROTOCOL_RS, new RegExp(`pub ${f}: Vec<`), f);
+  assert.match(PROTOCOL_RS, /pub party: Option<String>/);
+});
+
+test('consultation partners: a defendant and a defence counsel of the same party, both in the room', () => {
+  const d1 = person('defendant', 'Trại tạm giam số 1', { party: 'Bị cáo 1' });
+  const c1 = person('defence_counsel', 'Văn phòng A', { party: 'Bị cáo 1' });
+  const c1b = person('defence_counsel', 'Văn phòng B', { party: 'Bị cáo 1' });
+  const d2 = person('defendant', 'Trại tạm giam số 1', { party: 'Bị cáo 2' });
+  const c2 = person('defence_counsel', 'Văn phòng C', { party: 'Bị cáo 2' });
+  const noParty = person('defence_counsel', 'Văn phòng D');
+  const judge = person('presiding_judge', 'Phòng xử án 1');
+  const victim = person('victim', 'Nhà riêng', { party: 'Bị cáo 1' });
+  const everyone = [d1, c1, c1b, d2, c2, noParty, judge, victim];
+  const others = (me) => everyone.filter((p) => p !== me);
+  const none = { rooms: [] };
+  const ids = (list) => list.map((p) => p.id).sort();
+  assert.deepEqual(ids(consultationPartners(PERMS.defendant, d1, others(d1), none)), ids([c1, c1b]));
+  assert.deepEqual(ids(consultationPartners(PERMS.defence_counsel, c1, others(c1), none)), [d1.id]);
+  assert.deepEqual(ids(consultationPartners(PERMS.defence_counsel, c2, others(c2), none)), [d2.id]);
+  // No party, or a role that has no partner, or no permission: nobody.
+  assert.deepEqual(consultationPartners(PERMS.defence_counsel, noParty, others(noParty), none), []);
+  assert.deepEqual(consultationPartners(PERMS.victim, victim, others(victim), none), []);
+  assert.deepEqual(consultationPartners(PERMS.presiding_judge, judge, others(judge), none), []);
+  assert.deepEqual(consultationPartners([], d1, others(d1), none), []);
+  assert.deepEqual(consultationPartners(PERMS.defendant, null, everyone, none), []);
+  // The partner must be admitted, connected, and not already in a private room.
+  const lobby = { ...c1, admission: 'lobby' };
+  const gone = { ...c1b, present: false };
+  assert.deepEqual(consultationPartners(PERMS.defendant, d1, [lobby, gone, d2, c2], none), []);
+  const busy = { rooms: [{ id: 'r1', kind: 'consultation', members: [c1b.id, 'x'], since: '2026-03-01T09:00:00Z' }] };
+  assert.deepEqual(ids(consultationPartners(PERMS.defendant, d1, others(d1), busy)), [c1.id]);
+  // Nor may oneself be in the lobby or in a private room.
+  assert.deepEqual(consultationPartners(PERMS.defendant, { ...d1, admission: 'lobby' }, others(d1), none), []);
+  const mine = { rooms: [{ id: 'r2', kind: 'deliberation', members: [d1.id], since: '2026-03-01T09:00:00Z' }] };
+  assert.deepEqual(consultationPartners(PERMS.defendant, d1, others(d1), mine), []);
+  // A missing rooms field (older server) counts as none.
+  assert.deepEqual(ids(consultationPartners(PERMS.defence_counsel, c1, others(c1), {})), [d1.id]);
+});
+
+test('rooms: who is where, who is away and for how long', () => {
+  const judge = person('presiding_judge', 'Phòng xử án 1', { name: 'Nguyễn Văn A' });
+  const d = person('defendant', 'Trại', { name: 'Trần Văn B', party: 'P' });
+  const c = person('defence_counsel', 'VP', { name: 'Lê Thị C', party: 'P' });
+  const pros = person('prosecutor', 'VKS');
+  const room = { id: 'room-1', kind: 'consultation', members: [d.id, c.id], since: '2026-03-01T09:00:00Z' };
+  const st = { state: 'in_session', since: '2026-03-01T08:00:00Z', locked: false, rooms: [room], consultation_requests: [] };
+  const people = [judge, d, c, pros];
+  assert.equal(roomOf(st, d.id).id, 'room-1');
+  assert.equal(roomOf(st, judge.id), null);
+  assert.equal(roomOf(null, d.id), null);
+  assert.equal(roomOf(st, null), null);
+  assert.ok(sameRoom(st, d.id, c.id));
+  assert.ok(sameRoom(st, judge.id, pros.id));
+  assert.ok(!sameRoom(st, judge.id, d.id));
+  assert.ok(!sameRoom(st, c.id, pros.id));
+
+  const now = Date.parse('2026-03-01T09:02:05Z');
+  // From the hearing room: both members are away, in court order, 02:05 so far.
+  const fromJudge = awayList(st, people, judge.id, now);
+  assert.deepEqual(fromJudge.map((a) => a.participant.id), [d.id, c.id]);
+  assert.deepEqual(fromJudge.map((a) => [a.kind, a.duration, a.ms]), [['consultation', '02:05', 125000], ['consultation', '02:05', 125000]]);
+  // From inside the room: nobody is away (the hearing room is not a private room).
+  assert.deepEqual(awayList(st, people, d.id, now), []);
+  // From another private room: the first room's members are away.
+  const second = { id: 'room-2', kind: 'deliberation', members: [judge.id], since: '2026-03-01T09:01:00Z' };
+  const st2 = { ...st, rooms: [room, second] };
+  assert.deepEqual(awayList(st2, people, judge.id, now).map((a) => a.participant.id), [d.id, c.id]);
+  assert.deepEqual(awayList(st2, people, pros.id, now).map((a) => [a.participant.id, a.kind, a.duration]), [
+    [judge.id, 'deliberation', '01:05'],
+    [d.id, 'consultation', '02:05'],
+    [c.id, 'consultation', '02:05'],
+  ]);
+  assert.deepEqual(awayList({ rooms: [] }, people, judge.id, now), []);
+
+  assert.equal(formatDuration(0), '00:00');
+  assert.equal(formatDuration(59_999), '00:59');
+  assert.equal(formatDuration(61_000), '01:01');
+  assert.equal(formatDuration(3_600_000 + 62_000), '1:01:02');
+  assert.equal(formatDuration(-5), '00:00');
+  assert.equal(elapsedMs('not a date', now), 0);
+  assert.equal(elapsedMs('2026-03-01T09:03:00Z', now), 0, 'a clock ahead of ours is not negative');
+});
+
+test('banners: the members see a private banner, everyone else sees the panel deliberating', () => {
+  const judge = person('presiding_judge', 'Phòng xử án 1', { name: 'Nguyễn Văn A' });
+  const d = person('defendant', 'Trại', { name: 'Trần Văn B', party: 'P' });
+  const c = person('defence_counsel', 'VP', { name: 'Lê Thị C', party: 'P' });
+  const people = [judge, d, c];
+  const consult = { id: 'r1', kind: 'consultation', members: [d.id, c.id], since: '2026-03-01T09:00:00Z' };
+  const now = Date.parse('2026-03-01T09:00:42Z');
+  const b = privateRoomBanner({ rooms: [consult] }, people, d.id, now, 'vi');
+  assert.equal(b.title, 'Đang trao đổi riêng — không ai khác nghe được');
+  assert.equal(b.with, 'Lê Thị C (Người bào chữa)');
+  assert.equal(b.kind, 'consultation');
+  assert.equal(b.roomId, 'r1');
+  assert.equal(b.duration, '00:42');
+  assert.equal(privateRoomBanner({ rooms: [consult] }, people, c.id, now, 'en').title, 'Private consultation — nobody else can hear you');
+  assert.equal(privateRoomBanner({ rooms: [consult] }, people, judge.id, now, 'vi'), null);
+  assert.equal(deliberationWaiting({ rooms: [consult] }, judge.id, now, 'vi'), null, 'a consultation is not a deliberation');
+
+  const delib = { id: 'r2', kind: 'deliberation', members: [judge.id], since: '2026-03-01T09:00:02Z' };
+  const panel = privateRoomBanner({ rooms: [delib] }, people, judge.id, now, 'en');
+  assert.equal(panel.kind, 'deliberation');
+  assert.match(panel.title, /^Deliberation — private/);
+  assert.equal(panel.with, '');
+  assert.equal(deliberationWaiting({ rooms: [delib] }, judge.id, now, 'vi'), null, 'the panel itself is not waiting');
+  const w = deliberationWaiting({ rooms: [delib] }, d.id, now, 'vi');
+  assert.deepEqual(w, { roomId: 'r2', text: 'Hội đồng xét xử đang nghị án', duration: '00:40' });
+  assert.equal(deliberationWaiting({ rooms: [delib] }, d.id, now, 'en').text, 'The trial panel is deliberating');
+  // Someone in the lobby (not even known to be in a room) waits as well.
+  assert.ok(deliberationWaiting({ rooms: [delib] }, null, now, 'vi'));
+});
+
+test('console: room controls follow permissions and whether the panel deliberates', () => {
+  const judge = PERMS.presiding_judge;
+  const st = (rooms, state = 'in_session') => ({ state, rooms });
+  const delib = { id: 'r', kind: 'deliberation', members: ['j'], since: '2026-03-01T09:00:00Z' };
+  assert.deepEqual(roomControls(judge, st([])), { requests: true, recall: true, startDeliberation: true, endDeliberation: false });
+  assert.deepEqual(roomControls(judge, st([delib])), { requests: true, recall: true, startDeliberation: false, endDeliberation: true });
+  assert.equal(roomControls(judge, st([], 'closed')).startDeliberation, false);
+  for (const role of ['clerk', 'judge', 'assessor', 'prosecutor', 'defendant', 'defence_counsel', 'observer']) {
+    assert.deepEqual(roomControls(PERMS[role], st([delib])), { requests: false, recall: false, startDeliberation: false, endDeliberation: false }, role);
+  }
+});
+
+test('consultation requests: pending pairs, the judge list and the notices', () => {
+  const d = person('defendant', 'Trại', { name: 'Trần Văn B', party: 'Bị cáo 1' });
+  const c = person('defence_counsel', 'VP', { name: 'Lê Thị C', party: 'Bị cáo 1' });
+  const other = person('defence_counsel', 'VP2', { name: 'Phạm D', party: 'Bị cáo 2' });
+  const r1 = { id: 'q1', from: d.id, with: c.id, since: '2026-03-01T09:05:00Z' };
+  const r0 = { id: 'q0', from: other.id, with: 'x', since: '2026-03-01T09:01:00Z' };
+  const st = { consultation_requests: [r1, r0] };
+  assert.equal(pendingConsultation(st, d.id, c.id).id, 'q1');
+  assert.equal(pendingConsultation(st, c.id, d.id).id, 'q1', 'either side asked');
+  assert.equal(pendingConsultation(st, d.id, other.id), null);
+  assert.equal(pendingConsultation({}, d.id, c.id), null);
+  const entries = consultationRequestEntries(st, [d, c, other], 'vi');
+  assert.deepEqual(entries.map((e) => e.request.id), ['q0', 'q1'], 'oldest first');
+  assert.equal(entries[1].text, 'Trần Văn B (Bị cáo) đề nghị trao đổi riêng với Lê Thị C (Người bào chữa)');
+  assert.equal(entries[1].party, 'Bị cáo 1');
+  assert.match(consultationRequestEntries(st, [d, c], 'en')[1].text, /^Trần Văn B \(Defendant\) asks for a private consultation with Lê Thị C/);
+
+  assert.match(roomNotice({ refused: true }, 'vi'), /không đồng ý/);
+  assert.match(roomNotice({ reason: 'recalled', kind: 'consultation' }, 'en'), /recalled you/);
+  assert.match(roomNotice({ reason: 'ended', kind: 'consultation' }, 'en'), /has ended/);
+  assert.match(roomNotice({ reason: 'dissolved', kind: 'consultation' }, 'en'), /left the hearing room/);
+  assert.match(roomNotice({ reason: 'ended', kind: 'deliberation' }, 'en'), /panel has returned/);
+  assert.equal(roomNotice({ reason: 'hearing_closed', kind: 'deliberation' }, 'vi'), MESSAGES.vi['state.closed']);
+  const texts = ['refused', 'recalled', 'ended', 'dissolved'].map((r) =>
+    r === 'refused' ? roomNotice({ refused: true }, 'vi') : roomNotice({ reason: r, kind: 'consultation' }, 'vi'),
+  );
+  assert.equal(new Set(texts).size, texts.length, 'each reason has its own text');
+  // room_ended's reasons in protocol.rs are the ones the client tells apart.
+  const doc = /RoomEnded \{[\s\S]*?\}/.exec(PROTOCOL_RS)[0];
+  assert.match(doc, /reason: String/);
+  for (const r of ['ended', 'recalled', 'dissolved']) assert.match(PROTOCOL_RS, new RegExp(`\`${r}\``), r);
 });
