@@ -50,7 +50,7 @@ general: {
 	configs_folder = "$work/conf"
 	plugins_folder = "$work/plugins"
 	transports_folder = "$work/transports"
-	debug_level = 3
+	debug_level = ${JANUS_DEBUG:-3}
 	session_timeout = 60
 }
 media: {
@@ -93,7 +93,8 @@ rtp-sample: {
 }
 CFG
 
-nsx janus -C "$work/conf/janus.jcfg" -F "$work/conf" -o -N -L "$janus_log" &
+# `ip netns exec` execs Janus, so $! is Janus's own pid (what the loadgen reads).
+ip netns exec "$ns" janus -C "$work/conf/janus.jcfg" -F "$work/conf" -o -N -L "$janus_log" &
 janus_pid=$!
 for _ in $(seq 100); do
   if nsx curl -sf http://127.0.0.1:8088/janus/info >/dev/null 2>&1; then break; fi

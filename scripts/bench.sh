@@ -7,7 +7,8 @@
 # Needs root (network namespace), janus and ffmpeg: scripts/install-deps.sh --bench.
 # Knobs (environment): RUNS (3), WINDOW seconds (20), OBSERVERS ("10 50 100"),
 # HEARING_OBSERVERS (50), CONFERENCE (5), PROFILE (1: perf profile of the server),
-# MICRO (1: criterion micro-benchmarks).
+# MICRO (1: criterion micro-benchmarks), TARGETS ("openhearing janus floor"),
+# NETNS (1: run the broadcast runs inside Janus's namespace; 0: on the host, no Janus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
@@ -18,6 +19,8 @@ HEARING_OBSERVERS=${HEARING_OBSERVERS:-50}
 CONFERENCE=${CONFERENCE:-5}
 PROFILE=${PROFILE:-1}
 MICRO=${MICRO:-1}
+TARGETS=${TARGETS:-"openhearing janus floor"}
+NETNS=${NETNS:-1}
 out=$PWD/bench/results
 mkdir -p "$out"
 
@@ -37,12 +40,14 @@ SERVER=$CARGO_TARGET_DIR/release/openhearing
 cat "$out/machine.txt"
 
 # Broadcast: the three targets interleaved, run by run, inside Janus's namespace.
-export LG SERVER RUNS WINDOW OBSERVERS out
-bench/janus-netns.sh bash -c '
+export LG SERVER RUNS WINDOW OBSERVERS TARGETS out
+wrap=(bench/janus-netns.sh)
+[ "$NETNS" = 1 ] || wrap=(env JANUS_PID=0)
+"${wrap[@]}" bash -c '
 set -e
 for run in $(seq "$RUNS"); do
   for n in $OBSERVERS; do
-    for target in openhearing janus floor; do
+    for target in $TARGETS; do
       echo "== broadcast $target n=$n run $run ($(cut -d" " -f1-3 /proc/loadavg))" >&2
       "$LG" run --no-progress --target "$target" --scenario broadcast -n "$n" \
         --window "$WINDOW" --server-bin "$SERVER" --server-pid "$JANUS_PID" \

@@ -43,6 +43,32 @@ async fn post(client: &reqwest::Client, url: &str, body: Value) -> Result<Value>
     Ok(v)
 }
 
+/// The `a=candidate` lines of `sdp`, with the mid and index of their m-section.
+fn sdp_candidates(sdp: &str) -> Vec<webrtc::peer_connection::RTCIceCandidateInit> {
+    let mut out = Vec::new();
+    let mut index: Option<u16> = None;
+    let mut mid: Option<String> = None;
+    for line in sdp.lines().map(str::trim_end) {
+        if line.starts_with("m=") {
+            index = Some(index.map_or(0, |i| i + 1));
+            mid = None;
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.to_owned());
+        } else if let Some(c) = line.strip_prefix("a=") {
+            if c.starts_with("candidate:") {
+                out.push(webrtc::peer_connection::RTCIceCandidateInit {
+                    candidate: c.to_owned(),
+                    sdp_mid: mid.clone(),
+                    sdp_mline_index: index,
+                    username_fragment: None,
+                    url: None,
+                });
+            }
+        }
+    }
+    out
+}
+
 impl JanusSubscriber {
     pub async fn watch(opts: &JanusOptions, tap: Arc<ReceiverTap>) -> Result<JanusSubscriber> {
         let client = reqwest::Client::builder()
@@ -130,9 +156,17 @@ impl JanusSubscriber {
             .take_candidates()
             .ok_or_else(|| anyhow!("candidates taken"))?;
         let answer = peer
-            .answer_offer(offer)
+            .answer_offer(offer.clone())
             .await
             .map_err(|e| anyhow!("answering Janus's offer: {e}"))?;
+        // webrtc 0.21 pairs nothing with candidates that arrive inside a remote
+        // description (it only uses trickled ones), and Janus puts its candidates in
+        // the offer: hand them over one by one.
+        for c in sdp_candidates(&offer) {
+            peer.add_remote_candidate(c)
+                .await
+                .map_err(|e| anyhow!("Janus's candidate: {e}"))?;
+        }
         post(
             &client,
             &handle_url,
