@@ -54,7 +54,7 @@ for key in sorted(groups, key=lambda k: (k[0], k[2], k[1])):
     print("| " + " | ".join(row) + " |")
 
 print()
-print("Ratios of median CPU per forwarded packet (broadcast, same namespace, interleaved runs):")
+print("Ratios of median CPU per forwarded packet (broadcast, same host, interleaved runs):")
 print()
 print("| N | OpenHearing µs | Janus µs | floor µs | OpenHearing / Janus | OpenHearing / floor |")
 print("|---|---|---|---|---|---|")

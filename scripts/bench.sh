@@ -71,10 +71,12 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null; then
   perf record -q -e cpu-clock -F 499 -g -a -o "$out/perf.data" -- \
     "$LG" run --no-progress --scenario broadcast -n "$n" --window "$WINDOW" \
     --server-bin "$SERVER" --json "$out/profile-run.json" 2> "$out/perf-record.log" || true
-  perf report -i "$out/perf.data" --comm openhearing --no-children --sort dso,symbol \
-    --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 > "$out/profile-openhearing.txt" || true
-  perf report -i "$out/perf.data" --comm openhearing --no-children --sort dso \
-    --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -20 > "$out/profile-openhearing-dso.txt" || true
+  # The server's threads are named tokio-runtime-w: select them by the pid the run reports.
+  pid=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['runs'][0]['server_pid'])" "$out/profile-run.json")
+  perf report -i "$out/perf.data" --pid "$pid" --percentage relative --no-children -g none \
+    --sort dso,symbol --stdio 2>/dev/null | grep '%' | head -40 | cut -c1-180 > "$out/profile-openhearing.txt" || true
+  perf report -i "$out/perf.data" --pid "$pid" --percentage relative --no-children -g none \
+    --sort dso --stdio 2>/dev/null | grep '%' | head -10 > "$out/profile-openhearing-dso.txt" || true
 fi
 
 if [ "$MICRO" = 1 ]; then
