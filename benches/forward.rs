@@ -11,6 +11,7 @@
 //! 3. `rewrite`: the writer's SSRC and payload-type rewrite;
 //! 4. `marshal`: serialising the RTP packet, which webrtc does once per subscriber
 //!    before SRTP (not our code, but per subscriber and per packet).
+//!
 //! Results are per packet and per subscriber. BENCHMARKS.md compares them with the
 //! measured end-to-end cost.
 

@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs a scenario against a target and reports (table on stderr, JSON to --json).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The UDP-relay floor (started by `run --target floor`): receives RTP on --listen
     /// and sends each packet to every address read from stdin.
     Relay {
@@ -106,6 +106,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Relay { listen, expect } => openhearing_loadgen::server::relay_main(listen, expect),
         Cmd::Run(a) => {
+            let a = *a;
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()

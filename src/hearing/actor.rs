@@ -900,8 +900,7 @@ impl Actor {
                     })
                     .map(|m| m.p.id)
                     .collect();
-                self
-                    .audit(actor, None, "mute_all", json!({ "muted": targets.len() }));
+                self.audit(actor, None, "mute_all", json!({ "muted": targets.len() }));
                 for id in targets {
                     self.set_muted(actor, id, true, "mute");
                 }
@@ -1345,8 +1344,7 @@ impl Actor {
         };
         m.p.admission = to;
         m.lobby_since = (to == Admission::Lobby && m.session.is_some()).then(Utc::now);
-        self
-            .audit(actor, participant_subject(pid), action, json!({}));
+        self.audit(actor, participant_subject(pid), action, json!({}));
         self.persist_participant(pid);
         self.reconcile();
         self.announce(pid);
@@ -1358,8 +1356,7 @@ impl Actor {
         };
         m.p.muted = muted;
         m.unmute_requested = false;
-        self
-            .audit(actor, participant_subject(pid), action, json!({}));
+        self.audit(actor, participant_subject(pid), action, json!({}));
         self.persist_participant(pid);
         // Forwarding of their audio stops here, before anyone is told.
         self.reconcile();
