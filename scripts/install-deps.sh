@@ -2,10 +2,13 @@
 # Installs what OpenHearing needs on Debian/Ubuntu. Idempotent.
 #   scripts/install-deps.sh          build and run the server
 #   scripts/install-deps.sh --test   also what the tests need (ffmpeg, chromium)
+#   scripts/install-deps.sh --bench  also what `make bench` needs (ffmpeg, janus, perf)
 set -euo pipefail
 
 want_test=0
+want_bench=0
 [ "${1:-}" = "--test" ] && want_test=1
+[ "${1:-}" = "--bench" ] && want_bench=1
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -24,6 +27,11 @@ if [ "$want_test" = 1 ]; then
   # ffmpeg encodes the real VP8/Opus clips test participants send; chromium runs
   # the browser end-to-end test.
   pkgs+=(ffmpeg chromium)
+fi
+if [ "$want_bench" = 1 ]; then
+  # ffmpeg encodes the load generator's clips; Janus 1.1 is the reference server the
+  # benchmarks compare with; perf profiles the server at load.
+  pkgs+=(ffmpeg janus linux-perf python3)
 fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   pkgs+=(nodejs npm)

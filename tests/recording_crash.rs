@@ -145,6 +145,7 @@ async fn a_killed_server_leaves_a_verifiable_archive_sealed_as_interrupted() {
             JoinOptions {
                 publish: true,
                 fixtures: Some(fixtures()),
+                ..Default::default()
             },
         )
         .await

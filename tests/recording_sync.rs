@@ -144,6 +144,7 @@ async fn audio_and_video_stay_in_sync_through_the_server() {
             JoinOptions {
                 publish: true,
                 fixtures: Some(sync.clone()),
+                ..Default::default()
             },
         )
         .await

@@ -296,7 +296,10 @@ mod tests {
         // (tests/recording_sync.rs measures them after recording and rendering).
         let video_s = fx.video.len() as f64 / 15.0;
         let audio_s = fx.audio.len() as f64 * 0.020;
-        assert!((video_s - audio_s).abs() < 0.1, "{video_s} s vs {audio_s} s");
+        assert!(
+            (video_s - audio_s).abs() < 0.1,
+            "{video_s} s vs {audio_s} s"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod sdp;
 pub mod stats;
 
 pub use fixtures::{MediaFixtures, VideoFrame};
-pub use media_peer::{MediaKind, MediaPeer};
+pub use media_peer::{MediaKind, MediaPeer, ReceiveOptions, RtpTap, RtpWriter};
 pub use participant::{JoinOptions, JoinTiming, Participant};
 pub use stats::{EndSignal, KindStats, ReceiveStats, StreamStats};
 

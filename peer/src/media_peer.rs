@@ -41,6 +41,53 @@ pub enum MediaKind {
     Video,
 }
 
+/// Sees every RTP packet a [`MediaPeer`] receives, as it arrives (the load generator
+/// reads send timestamps and sequence numbers through it). Called on the track's
+/// reading task: keep it short.
+pub trait RtpTap: Send + Sync + 'static {
+    /// `stream` is the remote MediaStream id (the publisher's participant id when
+    /// talking to the OpenHearing server).
+    fn on_rtp(&self, stream: &str, kind: MediaKind, packet: &rtc::rtp::Packet, at: Instant);
+}
+
+/// How a [`MediaPeer`] treats what it receives.
+#[derive(Clone, Default)]
+pub struct ReceiveOptions {
+    /// Called for every received RTP packet.
+    pub tap: Option<Arc<dyn RtpTap>>,
+    /// Skip the built-in [`ReceiveStats`] bookkeeping (VP8 reassembly, hashing, the
+    /// per-packet lock); only the tap sees packets. Lifecycle events are still kept.
+    pub tap_only: bool,
+}
+
+impl std::fmt::Debug for ReceiveOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiveOptions")
+            .field("tap", &self.tap.is_some())
+            .field("tap_only", &self.tap_only)
+            .finish()
+    }
+}
+
+/// Writes RTP packets of the caller's making on one of the peer's own local tracks
+/// (see [`MediaPeer::rtp_writer`]).
+#[derive(Clone)]
+pub struct RtpWriter {
+    track: Arc<TrackLocalStaticSample>,
+    /// The track's SSRC.
+    pub ssrc: u32,
+    /// The negotiated payload type.
+    pub payload_type: u8,
+}
+
+impl RtpWriter {
+    /// Sends `packet` as it is (set its SSRC and payload type from this writer).
+    pub async fn write(&self, packet: rtc::rtp::Packet) -> Result<(), PeerError> {
+        self.track.write_rtp(packet).await?;
+        Ok(())
+    }
+}
+
 /// State shared between the peer, its event handler and its track tasks.
 #[derive(Default)]
 struct Shared {
@@ -51,6 +98,7 @@ struct Shared {
     tracks: Mutex<HashMap<String, (String, MediaKind)>>,
     /// Hashes of every distinct frame and packet this peer sent.
     sent: Mutex<HashSet<u64>>,
+    receive: ReceiveOptions,
 }
 
 impl Shared {
@@ -142,6 +190,12 @@ async fn read_track(track: Arc<dyn TrackRemote>, shared: Arc<Shared>) {
         match event {
             TrackRemoteEvent::OnRtpPacket(pkt) => {
                 let now = Instant::now();
+                if let Some(tap) = &shared.receive.tap {
+                    tap.on_rtp(&stream, kind, &pkt, now);
+                }
+                if shared.receive.tap_only {
+                    continue;
+                }
                 let h = &pkt.header;
                 let known = shared.known();
                 let assembled = match kind {
@@ -249,6 +303,11 @@ impl MediaPeer {
     /// Builds the PeerConnection. Local ICE candidates come out of
     /// [`take_candidates`](Self::take_candidates).
     pub async fn new() -> Result<MediaPeer, PeerError> {
+        Self::with_receive(ReceiveOptions::default()).await
+    }
+
+    /// Like [`new`](Self::new), with a tap on received RTP.
+    pub async fn with_receive(receive: ReceiveOptions) -> Result<MediaPeer, PeerError> {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs()?;
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
@@ -258,7 +317,10 @@ impl MediaPeer {
             .build();
         let (cand_tx, cand_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            receive,
+            ..Shared::default()
+        });
         let handler = Arc::new(Handler {
             candidates: cand_tx,
             state: state_tx,
@@ -350,6 +412,23 @@ impl MediaPeer {
             track,
             sender,
             ssrc,
+        })
+    }
+
+    /// A writer for RTP packets of the caller's own making on the local `kind` track
+    /// (instead of [`start_publishing`](Self::start_publishing)). Needs
+    /// [`add_media_tracks`](Self::add_media_tracks) and a completed negotiation.
+    pub async fn rtp_writer(&self, kind: MediaKind) -> Result<RtpWriter, PeerError> {
+        let p = self.publishing.lock().await;
+        let t = match kind {
+            MediaKind::Audio => p.audio.as_ref(),
+            MediaKind::Video => p.video.as_ref(),
+        }
+        .ok_or_else(|| PeerError::State(format!("no local {kind:?} track")))?;
+        Ok(RtpWriter {
+            track: t.track.clone(),
+            ssrc: t.ssrc,
+            payload_type: payload_type(&t.sender).await?,
         })
     }
 

@@ -31,6 +31,8 @@ pub struct JoinOptions {
     /// The clips to publish. When `publish` is set and this is `None`, the clips are
     /// generated (or loaded) in [`crate::fixtures::default_dir`].
     pub fixtures: Option<Arc<MediaFixtures>>,
+    /// What the media peer does with received RTP (a tap, for the load generator).
+    pub receive: crate::media_peer::ReceiveOptions,
 }
 
 /// Instants for join-time measurement.
@@ -83,6 +85,7 @@ impl Participant {
         let welcome = client.join(token, JOIN_TIMEOUT).await?;
         let welcomed = Instant::now();
 
+        let receive = opts.receive;
         let fixtures = match (opts.publish, opts.fixtures) {
             (true, None) => Some(Arc::new(
                 tokio::task::spawn_blocking(|| {
@@ -94,7 +97,7 @@ impl Participant {
             (_, f) => f,
         };
 
-        let peer = Arc::new(MediaPeer::new().await?);
+        let peer = Arc::new(MediaPeer::with_receive(receive).await?);
         let candidates = peer
             .take_candidates()
             .ok_or_else(|| PeerError::State("candidate channel already taken".into()))?;

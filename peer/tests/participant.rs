@@ -182,6 +182,7 @@ async fn participant_joins_publishes_answers_server_offers_and_leaves() {
         JoinOptions {
             publish: true,
             fixtures: Some(fx.clone()),
+            ..Default::default()
         },
     )
     .await

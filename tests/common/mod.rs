@@ -253,6 +253,7 @@ pub async fn join_as(
         JoinOptions {
             publish,
             fixtures: if publish { Some(fixtures()) } else { None },
+            ..Default::default()
         },
     )
     .await

@@ -1,0 +1,17 @@
+//! `openhearing-loadgen`: measures how much media one core of the OpenHearing SFU can
+//! relay, how fast participants join and what each costs, side by side with Janus's
+//! streaming plugin and a bare UDP relay (the floor) on the same machine.
+//!
+//! * [`media`]: the pre-encoded VP8/Opus loops, stamped with their send time.
+//! * [`metrics`]: per-receiver sequence and latency bookkeeping, /proc readings.
+//! * [`server`]: the process under test (OpenHearing or the relay).
+//! * [`janus`]: a Janus streaming-plugin subscriber over the HTTP API.
+//! * [`run`]: scenarios, the measurement window, the report.
+
+pub mod janus;
+pub mod media;
+pub mod metrics;
+pub mod run;
+pub mod server;
+
+pub use run::{run, JanusOptions, Report, RunConfig, Scenario, Target};

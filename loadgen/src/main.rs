@@ -1,0 +1,201 @@
+//! The `openhearing-loadgen` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use openhearing_loadgen::media::ClipSpec;
+use openhearing_loadgen::run::{median, table, JanusOptions, RunConfig, Scenario, Target};
+use openhearing_loadgen::server::{default_server_bin, ServerOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "openhearing-loadgen",
+    about = "Load generator and benchmarks for OpenHearing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs a scenario against a target and reports (table on stderr, JSON to --json).
+    Run(Box<RunArgs>),
+    /// The UDP-relay floor (started by `run --target floor`): receives RTP on --listen
+    /// and sends each packet to every address read from stdin.
+    Relay {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 0)]
+        expect: usize,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long, value_enum, default_value = "openhearing")]
+    target: Target,
+    #[arg(long, value_enum, default_value = "broadcast")]
+    scenario: Scenario,
+    /// Observers (broadcast, hearing) or participants (conference).
+    #[arg(short = 'n', long, default_value_t = 10)]
+    n: usize,
+    /// VP8 bitrate of the pre-encoded loop, kbit/s.
+    #[arg(long, default_value_t = 1500)]
+    video_kbps: u32,
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    #[arg(long, default_value_t = 1280)]
+    width: u32,
+    #[arg(long, default_value_t = 720)]
+    height: u32,
+    /// Seconds of measurement after ramp-up and warm-up.
+    #[arg(long, default_value_t = 20)]
+    window: u64,
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// Repeat the whole run (a fresh server each time) and report the median too.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Participants joining at the same time.
+    #[arg(long, default_value_t = 8)]
+    join_concurrency: usize,
+    /// Seconds every receiver may take to get its first packets.
+    #[arg(long, default_value_t = 60)]
+    media_timeout: u64,
+    /// The openhearing binary (default: next to this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Media UDP port range of the started server, e.g. 43000-44999.
+    #[arg(long, default_value = "43000-44999")]
+    ports: String,
+    /// Attach to a running OpenHearing server (http URL) instead of starting one.
+    #[arg(long)]
+    server_url: Option<String>,
+    /// pid of the attached server, or of Janus for --target janus.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[arg(long, default_value = "loadgen-admin-key-0123456789abcdef")]
+    admin_key: String,
+    #[arg(long, default_value = "http://127.0.0.1:8088/janus")]
+    janus_url: String,
+    #[arg(long, default_value_t = 1)]
+    janus_mountpoint: u64,
+    #[arg(long, default_value = "127.0.0.1:5004")]
+    janus_video: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:5002")]
+    janus_audio: SocketAddr,
+    /// Where the clips are cached.
+    #[arg(long)]
+    clip_dir: Option<PathBuf>,
+    /// Write the reports (every run and the median) as JSON here ("-" for stdout).
+    #[arg(long)]
+    json: Option<String>,
+    /// A label stored in the JSON (e.g. the machine load).
+    #[arg(long, default_value = "")]
+    label: String,
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Relay { listen, expect } => openhearing_loadgen::server::relay_main(listen, expect),
+        Cmd::Run(a) => {
+            let a = *a;
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "error".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(run(a))
+        }
+    }
+}
+
+async fn run(a: RunArgs) -> Result<()> {
+    let (pmin, pmax) = a
+        .ports
+        .split_once('-')
+        .and_then(|(l, h)| Some((l.parse().ok()?, h.parse().ok()?)))
+        .ok_or_else(|| anyhow::anyhow!("--ports: expected MIN-MAX"))?;
+    let cfg = RunConfig {
+        target: a.target,
+        scenario: a.scenario,
+        n: a.n,
+        clip: ClipSpec {
+            video_kbps: a.video_kbps,
+            fps: a.fps,
+            width: a.width,
+            height: a.height,
+        },
+        clip_dir: a
+            .clip_dir
+            .unwrap_or_else(|| std::env::temp_dir().join("openhearing-loadgen-clips")),
+        warmup: Duration::from_secs(a.warmup),
+        window: Duration::from_secs(a.window),
+        join_concurrency: a.join_concurrency,
+        media_timeout: Duration::from_secs(a.media_timeout),
+        progress: !a.no_progress,
+        server: ServerOptions {
+            bin: a.server_bin.unwrap_or_else(default_server_bin),
+            port_min: pmin,
+            port_max: pmax,
+            attach_url: a.server_url,
+            attach_pid: a.server_pid,
+            admin_key: a.admin_key,
+            extra_config: String::new(),
+        },
+        janus: JanusOptions {
+            url: a.janus_url,
+            pid: a.server_pid,
+            mountpoint: a.janus_mountpoint,
+            video_feed: a.janus_video,
+            audio_feed: a.janus_audio,
+            ..JanusOptions::default()
+        },
+    };
+    let mut reports = Vec::new();
+    for i in 0..a.runs.max(1) {
+        if a.runs > 1 {
+            eprintln!("run {}/{}", i + 1, a.runs);
+        }
+        let r = openhearing_loadgen::run(&cfg).await?;
+        eprint!("{}", table(std::slice::from_ref(&r)));
+        for f in &r.failures {
+            eprintln!("  failure: {f}");
+        }
+        reports.push(r);
+    }
+    let med = median(&reports);
+    if a.runs > 1 {
+        if let Some(m) = &med {
+            eprintln!("median of {} runs:", reports.len());
+            eprint!("{}", table(std::slice::from_ref(m)));
+        }
+    }
+    if let Some(path) = a.json {
+        let out = serde_json::json!({
+            "label": a.label,
+            "n": a.n,
+            "runs": reports,
+            "median": med,
+        });
+        let text = serde_json::to_string_pretty(&out)?;
+        if path == "-" {
+            println!("{text}");
+        } else {
+            std::fs::write(&path, text)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! The process under test: the OpenHearing release binary with a generated
+//! configuration, or the UDP relay (the floor), each a child process whose
+//! /proc/<pid>/stat the load generator reads.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, Command};
+
+/// How to get an OpenHearing server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The `openhearing` binary to start.
+    pub bin: PathBuf,
+    /// Media UDP ports for the started server.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Attach to a running server instead: its base URL (http://...) and pid.
+    pub attach_url: Option<String>,
+    pub attach_pid: Option<u32>,
+    pub admin_key: String,
+    /// Extra TOML appended to the generated configuration.
+    pub extra_config: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            bin: default_server_bin(),
+            port_min: 43000,
+            port_max: 44999,
+            attach_url: None,
+            attach_pid: None,
+            admin_key: "loadgen-admin-key-0123456789abcdef".into(),
+            extra_config: String::new(),
+        }
+    }
+}
+
+/// `openhearing` next to this executable (both in the same cargo target directory).
+pub fn default_server_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(|p| p.to_owned()).unwrap_or_default();
+    // Test binaries live in target/<profile>/deps.
+    for d in [
+        dir.clone(),
+        dir.parent().map(|p| p.to_owned()).unwrap_or_default(),
+    ] {
+        let c = d.join("openhearing");
+        if c.is_file() {
+            return c;
+        }
+    }
+    dir.join("openhearing")
+}
+
+/// A running process under test.
+pub struct Server {
+    pub pid: u32,
+    pub base_url: String,
+    pub admin_key: String,
+    /// For the relay: where to send the feed.
+    pub relay_addr: Option<SocketAddr>,
+    child: Option<Child>,
+    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn free_tcp_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Server {
+    /// Starts `openhearing serve` (or attaches) and waits until it answers /healthz.
+    pub async fn start(opts: &ServerOptions) -> Result<Server> {
+        if let Some(url) = &opts.attach_url {
+            let pid = opts
+                .attach_pid
+                .ok_or_else(|| anyhow!("attaching to {url} needs the server's pid"))?;
+            return Ok(Server {
+                pid,
+                base_url: url.trim_end_matches('/').to_owned(),
+                admin_key: opts.admin_key.clone(),
+                relay_addr: None,
+                child: None,
+                stdin: tokio::sync::Mutex::new(None),
+                _dir: None,
+            });
+        }
+        if !opts.bin.is_file() {
+            bail!(
+                "server binary {} not found (build it: cargo build --release --bin openhearing)",
+                opts.bin.display()
+            );
+        }
+        let dir = tempfile::tempdir()?;
+        let port = free_tcp_port()?;
+        let config = format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+shutdown_grace_seconds = 1
+[server.tls]
+enabled = false
+[data]
+dir = "{dir}"
+[auth]
+admin_api_key = "{key}"
+[media]
+bind_address = "127.0.0.1"
+udp_port_min = {pmin}
+udp_port_max = {pmax}
+[signaling]
+# The load generator's judge admits hundreds of participants in a burst.
+rate_limit_per_second = 100000
+rate_limit_burst = 100000
+[log]
+filter = "warn"
+{extra}
+"#,
+            dir = dir.path().display(),
+            key = opts.admin_key,
+            pmin = opts.port_min,
+            pmax = opts.port_max,
+            extra = opts.extra_config,
+        );
+        let cfg_path = dir.path().join("loadgen.toml");
+        std::fs::write(&cfg_path, config)?;
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let child = Command::new(&opts.bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg_path)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", opts.bin.display()))?;
+        let pid = child.id().ok_or_else(|| anyhow!("server exited at once"))?;
+        let base_url = format!("http://127.0.0.1:{port}");
+        let mut s = Server {
+            pid,
+            base_url,
+            admin_key: opts.admin_key.clone(),
+            relay_addr: None,
+            child: Some(child),
+            stdin: tokio::sync::Mutex::new(None),
+            _dir: Some(dir),
+        };
+        s.wait_healthy().await?;
+        Ok(s)
+    }
+
+    async fn wait_healthy(&mut self) -> Result<()> {
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Some(c) = self.child.as_mut() {
+                if let Some(status) = c.try_wait()? {
+                    let log = self
+                        ._dir
+                        .as_ref()
+                        .and_then(|d| std::fs::read_to_string(d.path().join("server.log")).ok())
+                        .unwrap_or_default();
+                    bail!("the server exited ({status}): {log}");
+                }
+            }
+            if let Ok(r) = client
+                .get(format!("{}/healthz", self.base_url))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the server did not answer /healthz within 30 s")
+    }
+
+    /// Starts the UDP relay (`openhearing-loadgen relay`, this same executable).
+    pub async fn start_relay(expected_destinations: usize) -> Result<Server> {
+        let port = {
+            let s = UdpSocket::bind("127.0.0.1:0")?;
+            s.local_addr()?.port()
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let exe = relay_exe()?;
+        let mut child = Command::new(exe)
+            .arg("relay")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--expect")
+            .arg(expected_destinations.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the UDP relay")?;
+        let pid = child.id().ok_or_else(|| anyhow!("relay exited at once"))?;
+        let stdin = child.stdin.take();
+        Ok(Server {
+            pid,
+            base_url: String::new(),
+            admin_key: String::new(),
+            relay_addr: Some(addr),
+            child: Some(child),
+            stdin: tokio::sync::Mutex::new(stdin),
+            _dir: None,
+        })
+    }
+
+    /// Gives the relay its destinations (one address per line, then EOF).
+    pub async fn send_destinations(&self, addrs: &[SocketAddr]) -> Result<()> {
+        let mut g = self.stdin.lock().await;
+        let mut stdin = g
+            .take()
+            .ok_or_else(|| anyhow!("relay stdin already used"))?;
+        let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
+        stdin.write_all(text.as_bytes()).await?;
+        stdin.shutdown().await?;
+        drop(stdin);
+        Ok(())
+    }
+
+    /// Stops the child (SIGTERM, then kill after 5 s).
+    pub async fn stop(mut self) {
+        if let Some(mut c) = self.child.take() {
+            if let Some(pid) = c.id() {
+                // SAFETY: plain kill(2) on our own child's pid.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGTERM);
+                }
+            }
+            if tokio::time::timeout(Duration::from_secs(5), c.wait())
+                .await
+                .is_err()
+            {
+                let _ = c.kill().await;
+            }
+        }
+    }
+}
+
+/// The load generator executable (for the relay): this process, unless it is a test
+/// binary, then the `openhearing-loadgen` binary next to it.
+fn relay_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy() == "openhearing-loadgen")
+    {
+        return Ok(exe);
+    }
+    let dir = exe.parent().map(|p| p.to_owned()).unwrap_or_default();
+    for d in [
+        dir.clone(),
+        dir.parent().map(|p| p.to_owned()).unwrap_or_default(),
+    ] {
+        let c = d.join("openhearing-loadgen");
+        if c.is_file() {
+            return Ok(c);
+        }
+    }
+    bail!(
+        "openhearing-loadgen binary not found next to {}",
+        exe.display()
+    )
+}
+
+/// The relay itself: receive each packet on `listen`, send it to every destination.
+/// Blocking, one thread, one socket each way: the syscalls and nothing else.
+pub fn relay_main(listen: SocketAddr, expect: usize) -> Result<()> {
+    use std::io::BufRead;
+    let input = UdpSocket::bind(listen)?;
+    let mut dests: Vec<SocketAddr> = Vec::with_capacity(expect);
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let line = line.trim();
+        if !line.is_empty() {
+            dests.push(line.parse()?);
+        }
+    }
+    let out = UdpSocket::bind("127.0.0.1:0")?;
+    let mut buf = [0u8; 2048];
+    let mut errors = 0u64;
+    loop {
+        let n = input.recv(&mut buf)?;
+        for d in &dests {
+            if out.send_to(&buf[..n], d).is_err() {
+                errors += 1;
+                if errors == 1 || errors.is_multiple_of(10_000) {
+                    eprintln!("relay: {errors} send errors");
+                }
+            }
+        }
+    }
+}
