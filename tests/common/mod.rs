@@ -137,25 +137,11 @@ impl TestServer {
 
     /// Creates a hearing through the admin API. `participants`: (name, role, site).
     pub async fn create_hearing(&self, participants: &[(&str, &str, &str)]) -> CreatedHearing {
-        let body = serde_json::json!({
-            "case_number": "HS-123/2026",
-            "title": "Phiên tòa thử nghiệm",
-            "participants": participants.iter().map(|(n, r, s)| serde_json::json!({"name": n, "role": r, "site": s})).collect::<Vec<_>>(),
-        });
-        let resp = reqwest::Client::new()
-            .post(format!("{}/api/v1/hearings", self.base()))
-            .bearer_auth(ADMIN_KEY)
-            .json(&body)
-            .send()
-            .await
-            .expect("admin API answers");
-        assert_eq!(
-            resp.status(),
-            201,
-            "create hearing: {:?}",
-            resp.text().await
-        );
-        resp.json().await.expect("create hearing JSON")
+        let with_party: Vec<(&str, &str, &str, Option<&str>)> = participants
+            .iter()
+            .map(|(n, r, s)| (*n, *r, *s, None))
+            .collect();
+        self.create_hearing_with(&with_party, &[]).await
     }
 
     /// Creates a hearing with parties and declared sites: participants are (name,
