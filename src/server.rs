@@ -205,7 +205,7 @@ pub async fn run(
         })
         .await
         .map_err(ServerError::Http);
-    hearings.flush_all(Duration::from_secs(5)).await;
+    hearings.close_all(Duration::from_secs(5)).await;
     served
 }
 
@@ -284,7 +284,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
             .handle(handle)
             .serve(app.into_make_service())
             .await?;
-        hearings.flush_all(Duration::from_secs(5)).await;
+        hearings.close_all(Duration::from_secs(5)).await;
     } else {
         print_demo_hint();
         let listener = TcpListener::from_std(listener)?;

@@ -119,16 +119,6 @@ impl Client {
     }
 }
 
-fn set_state(state: HearingState, reason: Option<&str>) -> ClientMessage {
-    ClientMessage::SetState {
-        change: StateChange {
-            state,
-            reason: reason.map(str::to_owned),
-            adjourned_to: None,
-        },
-    }
-}
-
 /// What the store says about the things court actions change.
 fn snapshot(h: &Hearing) -> String {
     let mut s = format!(

@@ -11,19 +11,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use openhearing_signaling::{ClientMessage, HearingState, ServerMessage, StateChange};
+use openhearing_signaling::{ClientMessage, HearingState, ServerMessage};
 use serde_json::Value;
 use uuid::Uuid;
-
-fn set_state(state: HearingState) -> ClientMessage {
-    ClientMessage::SetState {
-        change: StateChange {
-            state,
-            reason: None,
-            adjourned_to: None,
-        },
-    }
-}
 
 /// Waits (bounded) until the archive of `hearing` is closed and signed.
 async fn closed_archive(server: &TestServer, hearing: Uuid) -> PathBuf {
@@ -128,14 +118,14 @@ async fn a_session_is_recorded_decodable_and_verifiable() {
     let judge = join(&server, &hearing, "presiding_judge", true).await;
     let prosecutor = join(&server, &hearing, "prosecutor", true).await;
     let defendant = join(&server, &hearing, "defendant", true).await;
-    send(&judge, set_state(HearingState::Open));
+    send(&judge, set_state(HearingState::Open, None));
     admit(&judge, &defendant).await;
     let all = [&judge, &prosecutor, &defendant];
     publish(&all).await;
     wait_exchange(&all, &all, 10, 25).await;
 
     // Recording starts with the session and is announced to everyone.
-    send(&judge, set_state(HearingState::InSession));
+    send(&judge, set_state(HearingState::InSession, None));
     let started = Instant::now();
     for p in all {
         wait_event(
@@ -146,7 +136,7 @@ async fn a_session_is_recorded_decodable_and_verifiable() {
         .await;
     }
     tokio::time::sleep(Duration::from_secs(20)).await;
-    send(&judge, set_state(HearingState::Closed));
+    send(&judge, set_state(HearingState::Closed, None));
     let recorded = started.elapsed().as_secs_f64();
     let dir = closed_archive(&server, hearing.hearing_id).await;
 
@@ -265,7 +255,7 @@ async fn withheld_media_never_reaches_the_archive() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     send(&counsel, ClientMessage::EndConsultation { room_id: room });
     tokio::time::sleep(Duration::from_secs(2)).await;
-    send(&judge, set_state(HearingState::Closed));
+    send(&judge, set_state(HearingState::Closed, None));
     let dir = closed_archive(&server, hearing.hearing_id).await;
     let entries = journal(&dir);
 
@@ -411,7 +401,7 @@ async fn a_failing_disk_alerts_the_judge_and_never_stops_the_hearing() {
         now.0 >= before.0 + 20 && now.1 >= before.1 + 50
     })
     .await;
-    send(&judge, set_state(HearingState::Closed));
+    send(&judge, set_state(HearingState::Closed, None));
     let dir = closed_archive(&server, hearing.hearing_id).await;
     let entries = journal(&dir);
     assert!(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use ffmpeg_next as ff;
 use openhearing_peer::{JoinOptions, MediaFixtures, Participant};
-use openhearing_signaling::{ClientMessage, HearingState, StateChange};
+use openhearing_signaling::HearingState;
 
 /// (first flash in the left cell, in the right cell, first tone onset), seconds.
 fn measure(path: &Path) -> (f64, f64, f64) {
@@ -163,16 +163,7 @@ async fn audio_and_video_stay_in_sync_through_the_server() {
         p.start_publishing().await.expect("publish");
     }
     tokio::time::sleep(Duration::from_secs(7)).await;
-    send(
-        judge,
-        ClientMessage::SetState {
-            change: StateChange {
-                state: HearingState::Closed,
-                reason: None,
-                adjourned_to: None,
-            },
-        },
-    );
+    send(judge, set_state(HearingState::Closed, None));
     let dir = server
         .dir
         .join("recordings")

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use openhearing::audit::{verify_chain, ChainProblem};
 use openhearing::store::{SqliteStore, Store};
-use openhearing_signaling::{Admission, ClientMessage, HearingState, ServerMessage, StateChange};
+use openhearing_signaling::{Admission, ClientMessage, HearingState, ServerMessage};
 use serde_json::Value;
 
 const PORT_MIN: u16 = 42400;
@@ -56,16 +56,7 @@ async fn hearings_and_join_links_survive_a_restart() {
                 participant_id: counsel.id(),
             },
         );
-        send(
-            &judge,
-            ClientMessage::SetState {
-                change: StateChange {
-                    state: HearingState::Suspended,
-                    reason: Some(reason.into()),
-                    adjourned_to: None,
-                },
-            },
-        );
+        send(&judge, set_state(HearingState::Suspended, Some(reason)));
         wait_event(&defendant, "suspension", |m| {
             matches!(m, ServerMessage::HearingStatus { status } if status.state == HearingState::Suspended)
         })
@@ -157,16 +148,7 @@ async fn hearings_and_join_links_survive_a_restart() {
     assert_eq!(judge.welcome().status.state, HearingState::Suspended);
     // Admitted before the restart, the defendant does not wait in the lobby again.
     assert_eq!(defendant.welcome().you.admission, Admission::Admitted);
-    send(
-        &judge,
-        ClientMessage::SetState {
-            change: StateChange {
-                state: HearingState::InSession,
-                reason: None,
-                adjourned_to: None,
-            },
-        },
-    );
+    send(&judge, set_state(HearingState::InSession, None));
     publish(&[&judge, &defendant]).await;
     wait_exchange(&[&judge, &defendant], &[&judge, &defendant], 20, 50).await;
     assert_integrity(&judge);

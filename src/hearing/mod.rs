@@ -318,7 +318,7 @@ impl Hearings {
     /// Waits (up to `timeout`) until every live hearing has closed its archive and
     /// stored what it queued; called at shutdown so no audit entry, state change or
     /// recorded segment is lost.
-    pub async fn flush_all(&self, timeout: Duration) {
+    pub async fn close_all(&self, timeout: Duration) {
         let handles: Vec<HearingHandle> = match self.live.lock() {
             Ok(live) => live.values().cloned().collect(),
             Err(_) => return,

@@ -401,20 +401,25 @@ pub fn sees_self(p: &Participant, admission: openhearing_signaling::Admission) -
         == admission
 }
 
+/// A lifecycle move (`set_state`), with an optional reason.
+pub fn set_state(
+    state: openhearing_signaling::HearingState,
+    reason: Option<&str>,
+) -> openhearing_signaling::ClientMessage {
+    openhearing_signaling::ClientMessage::SetState {
+        change: openhearing_signaling::StateChange {
+            state,
+            reason: reason.map(str::to_owned),
+            adjourned_to: None,
+        },
+    }
+}
+
 /// The judge opens the hearing and starts the session, waiting for each step.
 pub async fn open_session(judge: &Participant) {
-    use openhearing_signaling::{ClientMessage, HearingState, ServerMessage, StateChange};
+    use openhearing_signaling::{HearingState, ServerMessage};
     for state in [HearingState::Open, HearingState::InSession] {
-        send(
-            judge,
-            ClientMessage::SetState {
-                change: StateChange {
-                    state,
-                    reason: None,
-                    adjourned_to: None,
-                },
-            },
-        );
+        send(judge, set_state(state, None));
         wait_event(
             judge,
             &format!("hearing becomes {state}"),
