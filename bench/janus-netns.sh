@@ -38,7 +38,19 @@ nsx sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ip
 nsx ip link add ohjanus0 type veth peer name ohjanus1
 nsx ip addr add 127.0.10.1/32 dev ohjanus0
 nsx ip link set ohjanus0 up
+# The subscribers' end: libnice answers checks only from a non-loopback interface.
+nsx ip addr add 127.0.10.2/32 dev ohjanus1
 nsx ip link set ohjanus1 up
+# libnice sends out of its candidate's interface (ohjanus0), so its packets to the
+# subscribers really cross the veth: 127/8 there is "martian" unless route_localnet
+# is on, its source (our own address) is dropped unless accept_local is on, and
+# nobody answers ARP for it, hence static neighbour entries.
+for c in all default ohjanus0 ohjanus1 lo; do
+  nsx sysctl -qw net.ipv4.conf.$c.route_localnet=1 net.ipv4.conf.$c.rp_filter=0 net.ipv4.conf.$c.accept_local=1
+done
+mac() { nsx cat "/sys/class/net/$1/address"; }
+nsx ip neigh replace 127.0.10.2 lladdr "$(mac ohjanus1)" dev ohjanus0 nud permanent
+nsx ip neigh replace 127.0.10.1 lladdr "$(mac ohjanus0)" dev ohjanus1 nud permanent
 # Bigger socket buffers: hundreds of subscribers' packets leave in bursts.
 nsx sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 2>/dev/null || true
 
@@ -94,7 +106,7 @@ rtp-sample: {
 CFG
 
 # `ip netns exec` execs Janus, so $! is Janus's own pid (what the loadgen reads).
-ip netns exec "$ns" janus -C "$work/conf/janus.jcfg" -F "$work/conf" -o -N -L "$janus_log" &
+ip netns exec "$ns" janus -C "$work/conf/janus.jcfg" -F "$work/conf" -o -N -L "$janus_log" ${JANUS_ARGS:-} &
 janus_pid=$!
 for _ in $(seq 100); do
   if nsx curl -sf http://127.0.0.1:8088/janus/info >/dev/null 2>&1; then break; fi
@@ -105,7 +117,7 @@ nsx curl -sf http://127.0.0.1:8088/janus/info >/dev/null || { echo "janus-netns:
 echo "janus-netns: Janus pid $janus_pid is up in namespace $ns" >&2
 
 set +e
-nsx env JANUS_PID="$janus_pid" JANUS_URL=http://127.0.0.1:8088/janus "$@"
+nsx env JANUS_PID="$janus_pid" JANUS_URL=http://127.0.0.1:8088/janus LOADGEN_JANUS_PEER_IP=127.0.10.2 "$@"
 rc=$?
 set -e
 if [ $rc -ne 0 ]; then echo "janus-netns: command failed ($rc); Janus log tail:" >&2; tail -20 "$janus_log" >&2; fi

@@ -148,6 +148,7 @@ impl JanusSubscriber {
             MediaPeer::with_receive(ReceiveOptions {
                 tap: Some(tap as Arc<dyn RtpTap>),
                 tap_only: true,
+                bind_ip: Some(opts.peer_ip),
             })
             .await
             .map_err(|e| anyhow!("{e}"))?,

@@ -88,6 +88,11 @@ struct RunArgs {
     janus_video: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:5002")]
     janus_audio: SocketAddr,
+    /// The address Janus subscribers bind. libnice (Janus) ignores loopback
+    /// candidates, so in bench/janus-netns.sh this is the veth peer 127.0.10.2
+    /// (the script exports it).
+    #[arg(long, env = "LOADGEN_JANUS_PEER_IP", default_value = "127.0.0.1")]
+    janus_peer_ip: std::net::IpAddr,
     /// Where the clips are cached.
     #[arg(long)]
     clip_dir: Option<PathBuf>,
@@ -161,6 +166,7 @@ async fn run(a: RunArgs) -> Result<()> {
             mountpoint: a.janus_mountpoint,
             video_feed: a.janus_video,
             audio_feed: a.janus_audio,
+            peer_ip: a.janus_peer_ip,
             ..JanusOptions::default()
         },
     };

@@ -76,6 +76,8 @@ pub struct JanusOptions {
     pub audio_feed: SocketAddr,
     pub video_pt: u8,
     pub audio_pt: u8,
+    /// The address the subscribers' sockets bind (see `--janus-peer-ip`).
+    pub peer_ip: std::net::IpAddr,
 }
 
 impl Default for JanusOptions {
@@ -88,6 +90,7 @@ impl Default for JanusOptions {
             audio_feed: "127.0.0.1:5002".parse().expect("addr"),
             video_pt: 100,
             audio_pt: 111,
+            peer_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         }
     }
 }
@@ -617,6 +620,7 @@ async fn join_one(
             receive: ReceiveOptions {
                 tap: receives.then(|| tap.clone() as Arc<dyn openhearing_peer::RtpTap>),
                 tap_only: true,
+                ..Default::default()
             },
         },
     )

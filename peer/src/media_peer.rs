@@ -58,6 +58,10 @@ pub struct ReceiveOptions {
     /// Skip the built-in [`ReceiveStats`] bookkeeping (VP8 reassembly, hashing, the
     /// per-packet lock); only the tap sees packets. Lifecycle events are still kept.
     pub tap_only: bool,
+    /// The address the peer's UDP socket binds (default 127.0.0.1). A peer talking
+    /// to a server that ignores loopback candidates (Janus/libnice) needs an address
+    /// on another interface, e.g. one end of a veth pair in a test namespace.
+    pub bind_ip: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for ReceiveOptions {
@@ -65,6 +69,7 @@ impl std::fmt::Debug for ReceiveOptions {
         f.debug_struct("ReceiveOptions")
             .field("tap", &self.tap.is_some())
             .field("tap_only", &self.tap_only)
+            .field("bind_ip", &self.bind_ip)
             .finish()
     }
 }
@@ -285,7 +290,7 @@ struct Publishing {
     video_task: Option<JoinHandle<()>>,
 }
 
-/// One PeerConnection: 127.0.0.1 only, default codecs and interceptors, no mDNS,
+/// One PeerConnection: 127.0.0.1 only (unless [`ReceiveOptions::bind_ip`] says otherwise), default codecs and interceptors, no mDNS,
 /// peer-reflexive candidates accepted at once.
 pub struct MediaPeer {
     pc: Arc<dyn PeerConnection>,
@@ -315,6 +320,13 @@ impl MediaPeer {
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .build();
+        let bind = std::net::SocketAddr::new(
+            receive
+                .bind_ip
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+            0,
+        )
+        .to_string();
         let (cand_tx, cand_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
         let shared = Arc::new(Shared {
@@ -331,7 +343,7 @@ impl MediaPeer {
             .with_interceptor_registry(registry)
             .with_setting_engine(setting_engine)
             .with_handler(handler)
-            .with_udp_addrs(vec!["127.0.0.1:0"])
+            .with_udp_addrs(vec![bind])
             .build()
             .await?;
         Ok(MediaPeer {
