@@ -40,6 +40,7 @@ cols = [
     ("lat p99 ms", "latency_p99_ms", 2),
     ("join p50 ms", "join_p50_ms", 0),
     ("join p99 ms", "join_p99_ms", 0),
+    ("loss % while joining", "ramp_loss_pct", 3),
     ("RSS KB/participant", "rss_per_participant_kb", 0),
     ("loadgen CPU %", "loadgen_cpu_pct", 0),
 ]

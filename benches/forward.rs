@@ -1,28 +1,26 @@
-//! Micro-benchmarks of the SFU's per-packet work (src/sfu/forward.rs).
-//!
-//! The hot path's functions are private to the `sfu` module (the reader loop,
-//! `strip_extensions`, `Downstream::offer` and the writer's rewrite), so these
-//! benchmarks run the same operations on the same types, in the same order:
-//! 1. `decision`: strip header extensions once, load the subscriber list through
-//!    `ArcSwap` (no lock), clone the packet for every leg (the payload is a refcounted
-//!    `Bytes`, the header is copied);
-//! 2. `queue`: the per-subscriber bounded tokio `mpsc` queue, `try_send` by the reader
-//!    and `recv` by the leg's writer task;
-//! 3. `rewrite`: the writer's SSRC and payload-type rewrite;
-//! 4. `marshal`: serialising the RTP packet, which webrtc does once per subscriber
-//!    before SRTP (not our code, but per subscriber and per packet).
+//! Micro-benchmarks of the SFU's per-packet work (src/sfu/forward.rs), calling the
+//! server's own code:
+//! 1. `strip_extensions`, once per published packet;
+//! 2. `forward` to N legs: per leg, the `Downstream` clones the packet (the payload
+//!    is a refcounted `Bytes`), rewrites SSRC and payload type and hands it to its
+//!    sink without waiting. In the server the sink is webrtc's `TrackLocalStaticRTP`,
+//!    whose `write_rtp` queues on the connection driver's bounded `async_channel`; here
+//!    the sink is the same kind of channel, drained after every packet, so the numbers
+//!    are our work plus one channel send per leg — not webrtc's lock, boxed future,
+//!    interceptors, SRTP or the socket;
+//! 3. `marshal` of the RTP packet, which webrtc does once per subscriber before SRTP
+//!    (not our code, but per subscriber and per packet).
 //!
 //! Results are per packet and per subscriber. BENCHMARKS.md compares them with the
 //! measured end-to-end cost.
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use openhearing::sfu::forward::{forward, strip_extensions, Downstream, LegSink, SinkWrite};
 use rtc::rtp;
 use rtc::shared::marshal::Marshal;
-use tokio::sync::mpsc;
 
 fn sample_packet() -> rtp::Packet {
     let mut p = rtp::Packet {
@@ -50,67 +48,57 @@ fn sample_packet() -> rtp::Packet {
     p
 }
 
-/// Same as forward.rs's `strip_extensions`.
-fn strip_extensions(packet: &mut rtp::Packet) {
-    if packet.header.extension {
-        packet.header.extension = false;
-        packet.header.extension_profile = 0;
-        packet.header.extensions.clear();
-    }
+/// A connection driver's queue, as webrtc 0.21 has it: a bounded `async_channel`.
+struct ChannelSink {
+    tx: async_channel::Sender<rtp::Packet>,
 }
 
-struct Leg {
-    tx: mpsc::Sender<rtp::Packet>,
+impl LegSink for ChannelSink {
+    fn try_write(&self, packet: rtp::Packet) -> SinkWrite {
+        match self.tx.try_send(packet) {
+            Ok(()) => SinkWrite::Queued,
+            Err(async_channel::TrySendError::Full(_)) => SinkWrite::Full,
+            Err(async_channel::TrySendError::Closed(_)) => SinkWrite::Closed,
+        }
+    }
 }
 
 fn fanout(c: &mut Criterion) {
     for n in [1usize, 10, 100] {
         let mut g = c.benchmark_group(format!("fanout_{n}_subscribers"));
         g.throughput(Throughput::Elements(n as u64));
-        // decision + clone + queue, then the writers' recv + rewrite: per packet, all legs.
         let mut rxs = Vec::new();
-        let legs: Vec<Arc<Leg>> = (0..n)
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(512);
+        let legs: Vec<Arc<Downstream>> = (0..n)
+            .map(|i| {
+                let (tx, rx) = async_channel::bounded(256);
                 rxs.push(rx);
-                Arc::new(Leg { tx })
+                Downstream::start(
+                    uuid::Uuid::new_v4(),
+                    Arc::new(ChannelSink { tx }),
+                    0x9abc_0000 + i as u32,
+                    97,
+                )
             })
             .collect();
-        let list = ArcSwap::from_pointee(legs);
-        g.bench_function("decision_clone_queue_rewrite", |b| {
+        g.bench_function("strip_forward_drain", |b| {
             b.iter_batched(
                 sample_packet,
                 |mut packet| {
                     strip_extensions(&mut packet);
-                    let legs = list.load();
-                    for leg in legs.iter() {
-                        let _ = leg.tx.try_send(packet.clone());
-                    }
-                    for rx in rxs.iter_mut() {
-                        if let Ok(mut p) = rx.try_recv() {
-                            p.header.ssrc = 0x9abc_def0;
-                            p.header.payload_type = 97;
-                            std::hint::black_box(&p);
-                        }
-                    }
-                },
-                BatchSize::SmallInput,
-            )
-        });
-        g.bench_function("decision_clone_only", |b| {
-            b.iter_batched(
-                sample_packet,
-                |mut packet| {
-                    strip_extensions(&mut packet);
-                    let legs = list.load();
-                    for _leg in legs.iter() {
-                        std::hint::black_box(packet.clone());
+                    forward(&legs, &packet);
+                    // The drivers' side: take the packets out again.
+                    for rx in &rxs {
+                        std::hint::black_box(rx.try_recv().ok());
                     }
                 },
                 BatchSize::SmallInput,
             )
         });
         g.finish();
+        assert!(
+            legs.iter().all(|l| l.dropped() == 0),
+            "benchmark queues overflowed"
+        );
     }
 }
 
@@ -135,8 +123,8 @@ fn per_packet(c: &mut Criterion) {
     g.bench_function("marshal_stripped", |b| {
         b.iter(|| std::hint::black_box(&p).marshal().expect("marshal"))
     });
-    let (tx, mut rx) = mpsc::channel::<rtp::Packet>(512);
-    g.bench_function("queue_try_send_recv", |b| {
+    let (tx, rx) = async_channel::bounded::<rtp::Packet>(256);
+    g.bench_function("driver_channel_try_send_recv", |b| {
         b.iter(|| {
             let _ = tx.try_send(p.clone());
             std::hint::black_box(rx.try_recv().ok())

@@ -84,7 +84,7 @@ pub struct MediaConfig {
     /// UDP port.
     pub ice_tcp: bool,
     pub pli_throttle_ms: u64,
-    pub subscriber_queue_packets: usize,
+    pub ice_check_interval_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -500,10 +500,15 @@ impl Config {
                 ),
             ));
         }
-        nonzero(
-            "media.subscriber_queue_packets",
-            self.media.subscriber_queue_packets as u64,
-        )?;
+        if !(10..=1000).contains(&self.media.ice_check_interval_ms) {
+            return Err(err(
+                "media.ice_check_interval_ms",
+                format!(
+                    "{} is out of range; use 10 to 1000 milliseconds",
+                    self.media.ice_check_interval_ms
+                ),
+            ));
+        }
         if self.signaling.max_message_bytes < 1024 {
             return Err(err(
                 "signaling.max_message_bytes",
@@ -670,7 +675,7 @@ mod tests {
         assert_eq!(c.media.udp_port_max, 40999);
         assert!(!c.media.ice_tcp);
         assert_eq!(c.media.pli_throttle_ms, 500);
-        assert_eq!(c.media.subscriber_queue_packets, 512);
+        assert_eq!(c.media.ice_check_interval_ms, 50);
         assert_eq!(c.signaling.max_message_bytes, 65536);
         assert_eq!(c.signaling.rate_limit_per_second, 50);
         assert_eq!(c.signaling.rate_limit_burst, 200);
@@ -830,8 +835,8 @@ mod tests {
             ),
             ("[auth]\nadmin_api_key = \"short\"\n", "auth.admin_api_key"),
             (
-                "[media]\nsubscriber_queue_packets = 0\n",
-                "media.subscriber_queue_packets",
+                "[media]\nice_check_interval_ms = 0\n",
+                "media.ice_check_interval_ms",
             ),
             (
                 "[signaling]\nrate_limit_per_second = 0\n",

@@ -140,7 +140,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
         port_max: m.udp_port_max,
         ice_tcp: m.ice_tcp,
         pli_throttle: Duration::from_millis(m.pli_throttle_ms),
-        subscriber_queue: m.subscriber_queue_packets,
+        ice_check_interval: Duration::from_millis(m.ice_check_interval_ms),
     });
     let s = &config.signaling;
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -24,6 +24,7 @@ fn config(scenario: Scenario, n: usize, port_min: u16, port_max: u16) -> RunConf
         warmup: Duration::from_millis(500),
         window: Duration::from_secs(3),
         join_concurrency: 4,
+        join_rate: 0.0,
         media_timeout: Duration::from_secs(30),
         progress: false,
         server: ServerOptions {

@@ -63,6 +63,10 @@ struct RunArgs {
     /// Participants joining at the same time.
     #[arg(long, default_value_t = 8)]
     join_concurrency: usize,
+    /// Joins started per second, e.g. 10 for the join-time goal (0: as fast as
+    /// --join-concurrency allows).
+    #[arg(long, default_value_t = 0.0)]
+    join_rate: f64,
     /// Seconds every receiver may take to get its first packets.
     #[arg(long, default_value_t = 60)]
     media_timeout: u64,
@@ -149,6 +153,7 @@ async fn run(a: RunArgs) -> Result<()> {
         warmup: Duration::from_secs(a.warmup),
         window: Duration::from_secs(a.window),
         join_concurrency: a.join_concurrency,
+        join_rate: a.join_rate,
         media_timeout: Duration::from_secs(a.media_timeout),
         progress: !a.no_progress,
         server: ServerOptions {

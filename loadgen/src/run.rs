@@ -59,6 +59,8 @@ pub struct RunConfig {
     pub window: Duration,
     /// How many participants join at the same time.
     pub join_concurrency: usize,
+    /// Joins started per second (0: as fast as `join_concurrency` allows).
+    pub join_rate: f64,
     /// How long every receiver may take to get its first packets.
     pub media_timeout: Duration,
     pub progress: bool,
@@ -125,6 +127,9 @@ pub struct Report {
     pub join_p99_ms: Option<f64>,
     /// Participants joined per second during ramp-up (everyone, joins in parallel).
     pub join_rate_per_s: Option<f64>,
+    /// Loss on the streams already flowing while the others joined: every receiver
+    /// from its first packet until every receiver had media, in percent.
+    pub ramp_loss_pct: Option<f64>,
     pub rss_before_mb: f64,
     pub rss_after_mb: f64,
     pub rss_per_participant_kb: Option<f64>,
@@ -289,15 +294,17 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
         })
         .collect();
 
-    tokio::time::sleep(cfg.warmup).await;
-
-    // The measurement window.
-    let me = std::process::id();
     let totals = |rs: &[Receiver]| {
         rs.iter()
             .map(|r| r.tap.totals())
             .fold((0u64, 0u64), |(a, b), (r, e)| (a + r, b + e))
     };
+    let (ramp_rx, ramp_ex) = totals(&receivers);
+
+    tokio::time::sleep(cfg.warmup).await;
+
+    // The measurement window.
+    let me = std::process::id();
     let (rx0, ex0) = totals(&receivers);
     let cpu0 = process_cpu(pid).context("reading the server's /proc/<pid>/stat")?;
     let own0 = process_cpu(me)?;
@@ -354,6 +361,8 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
             .duration
             .filter(|d| !d.is_zero())
             .map(|d| ramp.joined as f64 / d.as_secs_f64()),
+        ramp_loss_pct: (ramp_ex > 0)
+            .then(|| (1.0 - ramp_rx as f64 / ramp_ex as f64).max(0.0) * 100.0),
         rss_before_mb: rss_before as f64 / 1048576.0,
         rss_after_mb: rss_after as f64 / 1048576.0,
         rss_per_participant_kb: (participants > 0 && rss_after > 0)
@@ -525,6 +534,8 @@ async fn setup_openhearing(
 
     let pb = progress(cfg.progress, (roster.len() - 1) as u64, "joining");
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.join_concurrency.max(1)));
+    let joins_start = Instant::now();
+    let join_rate = cfg.join_rate;
     let mut set = JoinSet::new();
     for (i, ((role, publish), entry)) in roster
         .iter()
@@ -547,7 +558,9 @@ async fn setup_openhearing(
         let judge_sender = judge_sender.clone();
         let clip = clip.clone();
         let counters = counters.clone();
+        let slot = join_slot(joins_start, i - 1, join_rate);
         set.spawn(async move {
+            tokio::time::sleep_until(slot.into()).await;
             let _permit = sem.acquire_owned().await?;
             let (p, tap) = join_one(&ws_url, &token, publish, &fixtures, &collector, true).await?;
             if p.welcome().you.admission != Admission::Admitted {
@@ -748,11 +761,13 @@ async fn setup_janus(
     let pb = progress(cfg.progress, cfg.n as u64, "joining");
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.join_concurrency.max(1)));
     let mut set = JoinSet::new();
-    for _ in 0..cfg.n {
+    for i in 0..cfg.n {
         let sem = sem.clone();
         let tap = ReceiverTap::new(collector.clone());
         let opts = cfg.janus.clone();
+        let slot = join_slot(ramp_start, i, cfg.join_rate);
         set.spawn(async move {
+            tokio::time::sleep_until(slot.into()).await;
             let _permit = sem.acquire_owned().await?;
             let opened = Instant::now();
             let sub = crate::janus::JanusSubscriber::watch(&opts, tap.clone()).await?;
@@ -781,6 +796,16 @@ async fn setup_janus(
         joined,
         duration: Some(ramp_start.elapsed()),
     })
+}
+
+/// When the `i`-th joiner (0-based) may start: `i / rate` seconds after `start`, or
+/// at once without a rate.
+fn join_slot(start: Instant, i: usize, rate: f64) -> Instant {
+    if rate > 0.0 {
+        start + Duration::from_secs_f64(i as f64 / rate)
+    } else {
+        start
+    }
 }
 
 async fn setup_floor(
@@ -886,6 +911,7 @@ pub fn median(reports: &[Report]) -> Option<Report> {
     base.join_p50_ms = mo(&|r| r.join_p50_ms);
     base.join_p99_ms = mo(&|r| r.join_p99_ms);
     base.join_rate_per_s = mo(&|r| r.join_rate_per_s);
+    base.ramp_loss_pct = mo(&|r| r.ramp_loss_pct);
     base.rss_before_mb = m(&|r| r.rss_before_mb);
     base.rss_after_mb = m(&|r| r.rss_after_mb);
     base.rss_per_participant_kb = mo(&|r| r.rss_per_participant_kb);
@@ -900,7 +926,7 @@ pub fn table(reports: &[Report]) -> String {
     let f = |v: Option<f64>, p: usize| v.map_or("-".to_owned(), |v| format!("{v:.p$}"));
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<12} {:<10} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8}\n",
+        "{:<12} {:<10} {:>5} {:>6} {:>9} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7} {:>8}\n",
         "target",
         "scenario",
         "recv",
@@ -913,12 +939,13 @@ pub fn table(reports: &[Report]) -> String {
         "lat99",
         "join50",
         "join99",
+        "rampls%",
         "KB/part",
         "lg cpu%"
     ));
     for r in reports {
         out.push_str(&format!(
-            "{:<12} {:<10} {:>5} {:>6.1} {:>9.0} {:>8.1} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8.1}\n",
+            "{:<12} {:<10} {:>5} {:>6.1} {:>9.0} {:>8.1} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7} {:>8.1}\n",
             format!("{:?}", r.target).to_lowercase(),
             format!("{:?}", r.scenario).to_lowercase(),
             r.receivers,
@@ -931,6 +958,7 @@ pub fn table(reports: &[Report]) -> String {
             f(r.latency_p99_ms, 2),
             f(r.join_p50_ms, 0),
             f(r.join_p99_ms, 0),
+            f(r.ramp_loss_pct, 3),
             f(r.rss_per_participant_kb, 0),
             r.loadgen_cpu_pct,
         ));

@@ -5,14 +5,17 @@
 //!   the current subscriber list through an [`ArcSwap`] — no lock is taken per packet.
 //!   The list is replaced (copy on write) only when a subscriber is added or removed,
 //!   which is rare next to packets.
-//! * Each subscriber leg ([`Downstream`]) has its own bounded queue and writer task.
-//!   The reader only `try_send`s: a slow subscriber (whose PeerConnection driver is
-//!   backed up, so `write_rtp` awaits) fills its own queue and loses packets; it never
-//!   delays the publisher or the other subscribers.
+//! * Each subscriber leg ([`Downstream`]) is written from the reader task itself,
+//!   without waiting: webrtc's `write_rtp` only queues the packet on the subscriber
+//!   connection's bounded driver channel, and when that channel is full the packet is
+//!   dropped and counted. A slow subscriber loses packets; it never delays the
+//!   publisher or the other subscribers. (An earlier design had a queue and a writer
+//!   task per leg: one more channel hop and task wake-up per packet per subscriber,
+//!   for a queue that sat in front of webrtc's own.)
 //! * Header extensions are stripped once, before the fan-out: their ids differ
 //!   between legs and webrtc drops a packet with an unknown one. Stripping first also
 //!   makes each per-subscriber clone cheap (payload is a refcounted `Bytes`).
-//! * The writer rewrites SSRC and payload type to the subscriber leg's values, which
+//! * Each leg rewrites SSRC and payload type to the subscriber leg's values, which
 //!   only exist after that leg's negotiation completed.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -20,11 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use futures_util::FutureExt;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
@@ -104,10 +107,7 @@ impl PublishedTrack {
                 TrackRemoteEvent::OnRtpPacket(mut packet) => {
                     self.media_ssrc.store(packet.header.ssrc, Ordering::Relaxed);
                     strip_extensions(&mut packet);
-                    let legs = self.downstreams.load();
-                    for leg in legs.iter() {
-                        leg.offer(&packet);
-                    }
+                    forward(&self.downstreams.load(), &packet);
                     if let Some(tap) = self.tap.load().as_ref() {
                         tap.rtp(&packet, std::time::SystemTime::now());
                     }
@@ -232,7 +232,18 @@ impl PublishedTrack {
     }
 }
 
-fn strip_extensions(packet: &mut rtp::Packet) {
+/// Hands one packet (extensions already stripped) to every leg. The whole per-packet
+/// work of the SFU besides webrtc's own; public for the micro-benchmarks.
+pub fn forward(legs: &[Arc<Downstream>], packet: &rtp::Packet) {
+    for leg in legs {
+        leg.offer(packet);
+    }
+}
+
+/// Removes RTP header extensions before the fan-out: their ids are negotiated per
+/// connection, and webrtc drops a packet carrying an id its leg did not negotiate.
+/// Public for the micro-benchmarks.
+pub fn strip_extensions(packet: &mut rtp::Packet) {
     if packet.header.extension {
         packet.header.extension = false;
         packet.header.extension_profile = 0;
@@ -240,51 +251,103 @@ fn strip_extensions(packet: &mut rtp::Packet) {
     }
 }
 
+/// What became of a packet handed to a [`LegSink`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkWrite {
+    /// Queued for sending.
+    Queued,
+    /// No room: the packet was dropped.
+    Full,
+    /// The leg's connection is gone.
+    Closed,
+}
+
+/// Where a leg's packets go: the subscriber connection's webrtc track in the server.
+/// Must never wait.
+pub trait LegSink: Send + Sync {
+    fn try_write(&self, packet: rtp::Packet) -> SinkWrite;
+}
+
+impl LegSink for TrackLocalStaticRTP {
+    fn try_write(&self, packet: rtp::Packet) -> SinkWrite {
+        // `write_rtp` takes an uncontended lock and sends on the connection driver's
+        // bounded channel: both complete on the first poll unless the channel is full.
+        // Polling once and dropping the future is a `try_send`, so the publisher's
+        // reader never waits. (webrtc's channel and lock are not tokio's, so no
+        // cooperative budget makes a send with room in the channel report "pending".)
+        match self.write_rtp(packet).now_or_never() {
+            Some(Ok(())) => SinkWrite::Queued,
+            None => SinkWrite::Full,
+            Some(Err(_)) => SinkWrite::Closed,
+        }
+    }
+}
+
 /// One subscriber's leg of a published track.
-#[derive(Debug)]
+///
+/// Written straight from the publisher's reader task: the packet is rewritten to the
+/// leg's SSRC and payload type and handed to webrtc's driver channel of the
+/// subscriber's connection without waiting. When that channel is full (the
+/// subscriber's connection cannot keep up) the packet is dropped and counted: a slow
+/// subscriber never delays the publisher or the other subscribers.
 pub struct Downstream {
     pub subscriber: PeerId,
-    tx: mpsc::Sender<rtp::Packet>,
+    sink: Arc<dyn LegSink>,
+    ssrc: u32,
+    payload_type: u8,
     dropped: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Downstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downstream")
+            .field("subscriber", &self.subscriber)
+            .field("ssrc", &self.ssrc)
+            .field("payload_type", &self.payload_type)
+            .finish()
+    }
 }
 
 impl Downstream {
-    /// Creates the leg and spawns its writer, which rewrites each packet to the
-    /// subscriber leg's `ssrc` and `payload_type` and writes it to `local`.
-    /// `queue` bounds the packets waiting for a slow subscriber.
+    /// Creates the leg that rewrites each packet to the subscriber leg's `ssrc` and
+    /// `payload_type` and writes it to `sink` (the leg's webrtc track).
     pub fn start(
         subscriber: PeerId,
-        local: Arc<TrackLocalStaticRTP>,
+        sink: Arc<dyn LegSink>,
         ssrc: u32,
         payload_type: u8,
-        queue: usize,
     ) -> Arc<Downstream> {
-        let (tx, mut rx) = mpsc::channel::<rtp::Packet>(queue.max(1));
-        let leg = Arc::new(Downstream {
+        Arc::new(Downstream {
             subscriber,
-            tx,
+            sink,
+            ssrc,
+            payload_type,
             dropped: AtomicU64::new(0),
-        });
-        tokio::spawn(async move {
-            while let Some(mut packet) = rx.recv().await {
-                packet.header.ssrc = ssrc;
-                packet.header.payload_type = payload_type;
-                if local.write_rtp(packet).await.is_err() {
-                    // The subscriber's connection is gone; the owner removes the leg.
-                    break;
-                }
-            }
-        });
-        leg
+            closed: AtomicBool::new(false),
+        })
     }
 
     fn offer(&self, packet: &rtp::Packet) {
-        if self.tx.try_send(packet.clone()).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut packet = packet.clone();
+        packet.header.ssrc = self.ssrc;
+        packet.header.payload_type = self.payload_type;
+        match self.sink.try_write(packet) {
+            SinkWrite::Queued => {}
+            SinkWrite::Full => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            SinkWrite::Closed => {
+                // The subscriber's connection is gone; the owner removes the leg.
+                self.closed.store(true, Ordering::Relaxed);
+            }
         }
     }
 
-    /// Packets dropped because this subscriber's queue was full.
+    /// Packets dropped because this subscriber's connection could not keep up.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -399,6 +462,94 @@ mod tests {
         for _ in 0..3 {
             assert!(matches!(k.decide(), KeyframeDecision::SendNow));
         }
+    }
+
+    /// A sink with room for `room` packets that records what it got.
+    struct TestSink {
+        room: usize,
+        closed: AtomicBool,
+        got: std::sync::Mutex<Vec<rtp::Packet>>,
+        calls: AtomicU64,
+    }
+
+    impl TestSink {
+        fn new(room: usize) -> Arc<TestSink> {
+            Arc::new(TestSink {
+                room,
+                closed: AtomicBool::new(false),
+                got: std::sync::Mutex::new(Vec::new()),
+                calls: AtomicU64::new(0),
+            })
+        }
+    }
+
+    impl LegSink for TestSink {
+        fn try_write(&self, packet: rtp::Packet) -> SinkWrite {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.closed.load(Ordering::Relaxed) {
+                return SinkWrite::Closed;
+            }
+            let mut got = self.got.lock().expect("lock");
+            if got.len() >= self.room {
+                return SinkWrite::Full;
+            }
+            got.push(packet);
+            SinkWrite::Queued
+        }
+    }
+
+    fn packet(seq: u16) -> rtp::Packet {
+        let mut p = rtp::Packet::default();
+        p.header.ssrc = 1;
+        p.header.payload_type = 96;
+        p.header.sequence_number = seq;
+        p.payload = bytes::Bytes::from_static(b"media");
+        p
+    }
+
+    #[test]
+    fn each_leg_gets_its_own_ssrc_and_payload_type() {
+        let (a, b) = (TestSink::new(10), TestSink::new(10));
+        let legs = vec![
+            Downstream::start(Uuid::new_v4(), a.clone(), 0xAAAA, 111),
+            Downstream::start(Uuid::new_v4(), b.clone(), 0xBBBB, 100),
+        ];
+        forward(&legs, &packet(7));
+        let a = a.got.lock().expect("lock");
+        let b = b.got.lock().expect("lock");
+        assert_eq!((a[0].header.ssrc, a[0].header.payload_type), (0xAAAA, 111));
+        assert_eq!((b[0].header.ssrc, b[0].header.payload_type), (0xBBBB, 100));
+        assert_eq!(a[0].header.sequence_number, 7);
+        assert_eq!(&a[0].payload[..], b"media");
+    }
+
+    #[test]
+    fn a_full_leg_drops_and_counts_without_touching_the_others() {
+        let (slow, fast) = (TestSink::new(2), TestSink::new(100));
+        let legs = vec![
+            Downstream::start(Uuid::new_v4(), slow.clone(), 1, 96),
+            Downstream::start(Uuid::new_v4(), fast.clone(), 2, 96),
+        ];
+        for seq in 0..10 {
+            forward(&legs, &packet(seq));
+        }
+        assert_eq!(legs[0].dropped(), 8);
+        assert_eq!(legs[1].dropped(), 0);
+        assert_eq!(fast.got.lock().expect("lock").len(), 10);
+    }
+
+    #[test]
+    fn a_closed_leg_is_not_written_again() {
+        let sink = TestSink::new(100);
+        let leg = Downstream::start(Uuid::new_v4(), sink.clone(), 1, 96);
+        forward(std::slice::from_ref(&leg), &packet(1));
+        sink.closed.store(true, Ordering::Relaxed);
+        for seq in 2..10 {
+            forward(std::slice::from_ref(&leg), &packet(seq));
+        }
+        // One write saw the closed connection; after it the leg stops trying.
+        assert_eq!(sink.calls.load(Ordering::Relaxed), 2);
+        assert_eq!(leg.dropped(), 0);
     }
 
     #[test]

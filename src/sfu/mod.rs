@@ -76,8 +76,18 @@ pub struct SfuSettings {
     pub ice_tcp: bool,
     /// Minimum time between two keyframe requests to one publisher.
     pub pli_throttle: Duration,
-    /// Packets queued per subscriber leg before that subscriber starts losing packets.
-    pub subscriber_queue: usize,
+    /// Time between two ICE connectivity checks of a connection (webrtc's default is
+    /// 200 ms; the controlled side only confirms a pair on its next tick).
+    pub ice_check_interval: Duration,
+}
+
+/// How many connectivity checks a candidate pair gets before it counts as failed when
+/// they are `interval` apart: as many as keep webrtc's default patience (7 checks
+/// 200 ms apart = 1.4 s), so a faster tick joins sooner without giving up sooner on a
+/// slow link.
+fn binding_requests_for(interval: Duration) -> u16 {
+    let ms = interval.as_millis().max(1);
+    1400u128.div_ceil(ms).clamp(7, u16::MAX as u128) as u16
 }
 
 /// Errors of the SFU. Those a client can cause say what was wrong with its input.
@@ -148,7 +158,11 @@ impl Sfu {
             // Browsers' first connectivity check often arrives before their trickled
             // candidate; waiting for it delayed connections by ~1 s.
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+            .with_ice_connection_attempts(
+                Some(self.settings.ice_check_interval),
+                Some(binding_requests_for(self.settings.ice_check_interval)),
+            );
         if self.settings.bind_ip.is_loopback() {
             settings = settings.with_include_loopback_candidate(true);
         }
@@ -180,7 +194,7 @@ impl Sfu {
             .await
             .map_err(|e| SfuError::WebRtc(format!("cannot create connection on {addr}: {e}")))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        Ok(Peer::new(id, pc, self.settings.clone(), state_rx, lease))
+        Ok(Peer::new(id, pc, state_rx, lease))
     }
 }
 
@@ -245,4 +259,18 @@ fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
         RtpCodecKind::Video,
     )?;
     Ok(media)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faster_checks_keep_the_same_patience() {
+        assert_eq!(binding_requests_for(Duration::from_millis(200)), 7);
+        assert_eq!(binding_requests_for(Duration::from_millis(50)), 28);
+        assert_eq!(binding_requests_for(Duration::from_millis(10)), 140);
+        // Slower than the default: never fewer than webrtc's 7 checks.
+        assert_eq!(binding_requests_for(Duration::from_millis(1000)), 7);
+    }
 }

@@ -24,7 +24,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::forward::{relay_keyframe_requests, Downstream, PeerId, PublishedTrack};
 use super::ports::PortLease;
-use super::{MediaKind, SfuError, SfuSettings};
+use super::{MediaKind, SfuError};
 
 /// What a peer reports to its owner.
 #[derive(Debug)]
@@ -58,7 +58,6 @@ pub struct ActiveLeg {
 pub struct Peer {
     pub id: PeerId,
     pc: Arc<dyn PeerConnection>,
-    settings: SfuSettings,
     state: watch::Receiver<RTCPeerConnectionState>,
     _ports: PortLease,
 }
@@ -164,14 +163,12 @@ impl Peer {
     pub(super) fn new(
         id: PeerId,
         pc: Arc<dyn PeerConnection>,
-        settings: SfuSettings,
         state: watch::Receiver<RTCPeerConnectionState>,
         ports: PortLease,
     ) -> Self {
         Peer {
             id,
             pc,
-            settings,
             state,
             _ports: ports,
         }
@@ -332,13 +329,7 @@ impl Peer {
                     leg.source.codec.mime_type
                 ))
             })?;
-        let downstream = Downstream::start(
-            self.id,
-            leg.local.clone(),
-            leg.ssrc,
-            pt,
-            self.settings.subscriber_queue,
-        );
+        let downstream = Downstream::start(self.id, leg.local.clone(), leg.ssrc, pt);
         relay_keyframe_requests(leg.local.clone(), leg.source.clone());
         Ok(ActiveLeg {
             source: leg.source,
