@@ -6,7 +6,8 @@
 #
 # Needs root (network namespace), janus and ffmpeg: scripts/install-deps.sh --bench.
 # Knobs (environment): RUNS (3), WINDOW seconds (20), OBSERVERS ("10 50 100"),
-# HEARING_OBSERVERS (50), CONFERENCE (5), PROFILE (1: perf profile of the server),
+# HEARING_OBSERVERS (20), CONFERENCE (5), JOIN_RATE (10 joins/s, the join-time goal's
+# rate), PROFILE (1: perf profile of a frame-pointer build of the server),
 # MICRO (1: criterion micro-benchmarks), TARGETS ("openhearing janus floor"),
 # NETNS (1: run the broadcast runs inside Janus's namespace; 0: on the host, no Janus).
 set -euo pipefail
@@ -15,7 +16,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 RUNS=${RUNS:-3}
 WINDOW=${WINDOW:-20}
 OBSERVERS=${OBSERVERS:-"10 50 100"}
-HEARING_OBSERVERS=${HEARING_OBSERVERS:-50}
+HEARING_OBSERVERS=${HEARING_OBSERVERS:-20}
+JOIN_RATE=${JOIN_RATE:-10}
 CONFERENCE=${CONFERENCE:-5}
 PROFILE=${PROFILE:-1}
 MICRO=${MICRO:-1}
@@ -40,7 +42,7 @@ SERVER=$CARGO_TARGET_DIR/release/openhearing
 cat "$out/machine.txt"
 
 # Broadcast: the three targets interleaved, run by run, inside Janus's namespace.
-export LG SERVER RUNS WINDOW OBSERVERS TARGETS out
+export LG SERVER RUNS WINDOW OBSERVERS TARGETS JOIN_RATE out
 wrap=(bench/janus-netns.sh)
 [ "$NETNS" = 1 ] || wrap=(env JANUS_PID=0)
 "${wrap[@]}" bash -c '
@@ -50,7 +52,7 @@ for run in $(seq "$RUNS"); do
     for target in $TARGETS; do
       echo "== broadcast $target n=$n run $run ($(cut -d" " -f1-3 /proc/loadavg))" >&2
       "$LG" run --no-progress --target "$target" --scenario broadcast -n "$n" \
-        --window "$WINDOW" --server-bin "$SERVER" --server-pid "$JANUS_PID" \
+        --window "$WINDOW" --join-rate "$JOIN_RATE" --server-bin "$SERVER" --server-pid "$JANUS_PID" \
         --json "$out/broadcast-$target-$n-run$run.json" || echo "FAILED: $target $n $run" >&2
     done
   done
@@ -64,19 +66,25 @@ for run in $(seq "$RUNS"); do
     --server-bin "$SERVER" --json "$out/hearing-openhearing-$HEARING_OBSERVERS-run$run.json"
 done
 
-# Where the server's time goes at load: a flat perf profile (software clock; this
-# machine has no hardware counters) of the openhearing process during a broadcast.
+# Where the server's time goes at load: a perf profile (software clock; this machine
+# has no hardware counters) of the openhearing process during a broadcast, from a
+# build with frame pointers and line tables (`--profile profiling`, its own target
+# directory) so call chains resolve.
 if [ "$PROFILE" = 1 ] && command -v perf >/dev/null; then
+  RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fp" \
+    cargo build --profile profiling --bin openhearing
   n=$(echo $OBSERVERS | awk '{print $NF}')
-  perf record -q -e cpu-clock -F 499 -g -a -o "$out/perf.data" -- \
+  perf record -q -e cpu-clock -F 999 -g -a -o "$out/perf.data" -- \
     "$LG" run --no-progress --scenario broadcast -n "$n" --window "$WINDOW" \
-    --server-bin "$SERVER" --json "$out/profile-run.json" 2> "$out/perf-record.log" || true
+    --server-bin "$CARGO_TARGET_DIR/fp/profiling/openhearing" \
+    --json "$out/profile-run.json" 2> "$out/perf-record.log" || true
   # The server's threads are named tokio-runtime-w: select them by the pid the run reports.
   pid=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['runs'][0]['server_pid'])" "$out/profile-run.json")
-  perf report -i "$out/perf.data" --pid "$pid" --percentage relative --no-children -g none \
-    --sort dso,symbol --stdio 2>/dev/null | grep '%' | head -40 | cut -c1-180 > "$out/profile-openhearing.txt" || true
-  perf report -i "$out/perf.data" --pid "$pid" --percentage relative --no-children -g none \
-    --sort dso --stdio 2>/dev/null | grep '%' | head -10 > "$out/profile-openhearing-dso.txt" || true
+  report() { perf report -i "$out/perf.data" --pid "$pid" --percentage relative --stdio -g none "$@" 2>/dev/null; }
+  report --no-children --sort dso,symbol | grep '%' | head -40 | cut -c1-180 > "$out/profile-openhearing.txt" || true
+  report --children --sort symbol | grep '%' | head -80 | cut -c1-200 > "$out/profile-openhearing-inclusive.txt" || true
+  report --no-children --sort dso | grep '%' | head -10 > "$out/profile-openhearing-dso.txt" || true
+  rm -f "$out/perf.data"
 fi
 
 if [ "$MICRO" = 1 ]; then
