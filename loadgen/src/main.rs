@@ -76,6 +76,10 @@ struct RunArgs {
     /// Media UDP port range of the started server, e.g. 43000-44999.
     #[arg(long, default_value = "43000-44999")]
     ports: String,
+    /// TOML appended to the started server's configuration, e.g.
+    /// '[recording]\nenabled = false' to measure without the recorder.
+    #[arg(long, default_value = "")]
+    server_config_extra: String,
     /// Attach to a running OpenHearing server (http URL) instead of starting one.
     #[arg(long)]
     server_url: Option<String>,
@@ -163,7 +167,7 @@ async fn run(a: RunArgs) -> Result<()> {
             attach_url: a.server_url,
             attach_pid: a.server_pid,
             admin_key: a.admin_key,
-            extra_config: String::new(),
+            extra_config: a.server_config_extra,
         },
         janus: JanusOptions {
             url: a.janus_url,

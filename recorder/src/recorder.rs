@@ -194,6 +194,14 @@ impl std::fmt::Debug for HearingRecorder {
     }
 }
 
+/// How often the writer flushes pending loss gaps and quiet tracks.
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// The writer's pause after each batch of messages, so it wakes per batch rather than
+/// per packet.
+const BATCH_PAUSE: Duration = Duration::from_millis(20);
+/// Messages handled per batch at most, so housekeeping still runs under a flood.
+const MAX_BATCH: usize = 8192;
+
 impl Shared {
     fn push_rtp(&self, tx: &Sender<Msg>, track_id: &str, pkt: RtpPacket) -> Result<(), PushError> {
         if self.paused.load(Ordering::Relaxed) {
@@ -606,24 +614,51 @@ const MAX_PENDING: usize = 100_000;
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
-        let tick = Duration::from_millis(250);
+        let mut next_housekeeping = Instant::now() + HOUSEKEEPING;
         loop {
-            match rx.recv_timeout(tick) {
-                Ok(Msg::Data(m)) => {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
-                    self.data(m);
-                }
-                Ok(Msg::Ctl(c)) => {
-                    if self.ctl(c).is_some() {
+            let wait = next_housekeeping.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(msg) => {
+                    if self.handle(msg) {
                         return;
                     }
+                    // Then everything queued meanwhile, in one go.
+                    for _ in 0..MAX_BATCH {
+                        let Ok(msg) = rx.try_recv() else { break };
+                        if self.handle(msg) {
+                            return;
+                        }
+                    }
+                    // Let the next packets accumulate. Waking for every packet cost
+                    // the server more than the recording itself (thread switches:
+                    // about 5 % of a server's CPU in a 5-way conference); the recorder
+                    // is off the media path, so 20 ms later changes nothing.
+                    std::thread::sleep(BATCH_PAUSE);
                 }
-                Err(RecvTimeoutError::Timeout) => self.housekeeping(),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.abandon();
                     return;
                 }
             }
+            // On time even while packets keep coming: quiet tracks' reorder buffers
+            // and pending loss gaps must not wait for the whole hearing to go quiet.
+            if Instant::now() >= next_housekeeping {
+                self.housekeeping();
+                next_housekeeping = Instant::now() + HOUSEKEEPING;
+            }
+        }
+    }
+
+    /// Handles one message; returns true when the thread must stop.
+    fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Data(m) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                self.data(m);
+                false
+            }
+            Msg::Ctl(c) => self.ctl(c).is_some(),
         }
     }
 
