@@ -277,3 +277,56 @@ fn queue_overflow_drops_without_blocking_and_is_journaled_exactly() {
     all_segments_decode(&dir);
     assert!(verify(&dir, Some(&key().verifying_key())).ok());
 }
+
+/// Loss gaps are journaled at the next housekeeping tick even while media keeps
+/// flowing: the writer must not wait for a quiet moment (or a segment's end) to
+/// write them, or a crash during a busy hearing would lose them.
+#[test]
+fn loss_gaps_reach_the_journal_while_media_keeps_flowing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = read_clip(&make_opus(tmp.path(), "a", "sine=f=440:r=48000:d=5"));
+    let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
+    // No segment ends during the test: only housekeeping can write the gap.
+    cfg.segment_seconds = 60;
+    let rec = HearingRecorder::open(cfg, key(), hearing("busy")).expect("open");
+    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus))
+        .expect("add");
+    let start = now_us();
+    let items = schedule(&[plan("mic", Codec::Opus, a, start, 21)]);
+    let dir = rec.dir().to_path_buf();
+    let loss_gap_journaled = |dir: &std::path::Path| {
+        gaps(&journal_lines(dir))
+            .iter()
+            .any(|g| g.track_id.as_deref() == Some("mic") && g.cause == GapCause::PacketLoss)
+    };
+    // 20 ms apart, as a live Opus track: the writer always has a packet within its
+    // 250 ms housekeeping tick. Packets 50..55 (1 s in) are lost.
+    let mut rtp_index = 0;
+    let mut seen_while_flowing = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for t in items {
+        assert!(Instant::now() < deadline, "delivery took too long");
+        match t.what {
+            Item::Rtp(p) => {
+                rtp_index += 1;
+                if (50..55).contains(&rtp_index) {
+                    continue;
+                }
+                rec.push_rtp(&t.track, p).expect("push");
+                std::thread::sleep(Duration::from_millis(20));
+                // 2 s after the loss, with media still flowing.
+                if rtp_index == 155 {
+                    seen_while_flowing = loss_gap_journaled(&dir);
+                }
+            }
+            Item::Sr(ssrc, ntp, rtp) => rec.push_sender_report(&t.track, ssrc, ntp, rtp),
+        }
+    }
+    assert!(rtp_index > 200, "clip too short: {rtp_index} packets");
+    rec.close(Default::default()).expect("close");
+    assert!(
+        seen_while_flowing,
+        "the packet_loss gap was not in the journal 2 s after the loss, while media flowed"
+    );
+    assert!(loss_gap_journaled(&dir));
+}
