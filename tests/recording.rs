@@ -42,27 +42,6 @@ fn of_type<'a>(entries: &'a [Value], t: &str) -> Vec<&'a Value> {
     entries.iter().filter(|e| e["type"] == t).collect()
 }
 
-/// ffprobe's duration of one file, in seconds.
-fn probe_duration(file: &Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe runs");
-    assert!(out.status.success(), "ffprobe {}", file.display());
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("ffprobe duration of {}: {e}", file.display()))
-}
-
 /// Decodes a whole file; any decoder error fails.
 fn assert_decodes(file: &Path) {
     let out = Command::new("ffmpeg")
@@ -84,7 +63,11 @@ fn track_seconds(dir: &Path, entries: &[Value], track: &str) -> f64 {
     of_type(entries, "segment")
         .iter()
         .filter(|s| s["track_id"] == track)
-        .map(|s| probe_duration(&dir.join(s["file"].as_str().expect("file"))))
+        .map(|s| {
+            let file = dir.join(s["file"].as_str().expect("file"));
+            ffprobe_duration(&file)
+                .unwrap_or_else(|| panic!("ffprobe duration of {}", file.display()))
+        })
         .sum()
 }
 

@@ -30,25 +30,12 @@ fn start_server(dir: &Path, port: u16) -> Server {
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-[server.tls]
-enabled = false
-[data]
-dir = "{}"
-[auth]
-admin_api_key = "{ADMIN_KEY}"
-[media]
-bind_address = "127.0.0.1"
-udp_port_min = 43700
-udp_port_max = 43749
-[recording]
-segment_seconds = 2
-"#,
-            dir.join("data").display()
+        common::config_text(
+            &dir.join("data"),
+            port,
+            43700,
+            43749,
+            "[recording]\nsegment_seconds = 2",
         ),
     )
     .expect("config");

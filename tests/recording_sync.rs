@@ -105,20 +105,7 @@ fn measure(path: &Path) -> (f64, f64, f64) {
 
 /// The render at `path` once it is complete (the server writes it after closing).
 fn measure_if_ready(path: &Path) -> Option<()> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .ok()?;
-    let d: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-    (out.status.success() && d > 5.0).then_some(())
+    (ffprobe_duration(path)? > 5.0).then_some(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

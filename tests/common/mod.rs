@@ -61,13 +61,20 @@ impl CreatedHearing {
     }
 }
 
-/// Test configuration: plain HTTP, loopback media on a port range of its own.
-pub fn test_config(dir: &Path, port_min: u16, port_max: u16, extra: &str) -> Config {
-    let text = format!(
+/// Configuration text for a test server: plain HTTP on `listen`, data in `data_dir`,
+/// loopback media on a port range of its own; `extra` follows the `[media]` keys.
+pub fn config_text(
+    data_dir: &Path,
+    listen: u16,
+    port_min: u16,
+    port_max: u16,
+    extra: &str,
+) -> String {
+    format!(
         r#"
 [server]
-listen = "127.0.0.1:0"
-public_url = "http://127.0.0.1:1"
+listen = "127.0.0.1:{listen}"
+public_url = "http://127.0.0.1:{public}"
 [server.tls]
 enabled = false
 [data]
@@ -78,12 +85,45 @@ admin_api_key = "{ADMIN_KEY}"
 bind_address = "127.0.0.1"
 udp_port_min = {port_min}
 udp_port_max = {port_max}
-pli_throttle_ms = 200
 {extra}
 "#,
-        dir.display()
+        data_dir.display(),
+        // Port 0 lets the OS choose; the server then learns its address itself.
+        public = if listen == 0 { 1 } else { listen },
+    )
+}
+
+/// Test configuration: plain HTTP, loopback media on a port range of its own.
+pub fn test_config(dir: &Path, port_min: u16, port_max: u16, extra: &str) -> Config {
+    let text = config_text(
+        dir,
+        0,
+        port_min,
+        port_max,
+        &format!("pli_throttle_ms = 200\n{extra}"),
     );
     Config::from_toml_str(&text, "test config").expect("test config is valid")
+}
+
+/// ffprobe's container duration of `file` in seconds; `None` when ffprobe fails or
+/// the file has no duration yet.
+pub fn ffprobe_duration(file: &Path) -> Option<f64> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 impl TestServer {
