@@ -198,18 +198,23 @@ impl Sfu {
     }
 }
 
+/// The only audio codec the SFU negotiates, so every published audio track is this.
+pub(crate) fn audio_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
 /// The codecs the SFU negotiates. No RTX (see the module docs).
 fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
     let mut media = MediaEngine::default();
     media.register_codec(
         RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                rtcp_feedback: vec![],
-            },
+            rtp_codec: audio_codec(),
             payload_type: 111,
         },
         RtpCodecKind::Audio,

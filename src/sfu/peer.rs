@@ -120,7 +120,7 @@ impl PeerConnectionEventHandler for Handler {
                     return;
                 }
             };
-            let Some(codec) = resolve_codec(track.as_ref(), init.ssrc).await else {
+            let Some(codec) = resolve_codec(track.as_ref(), kind, init.ssrc).await else {
                 tracing::warn!(%peer, ssrc = init.ssrc, "track opened without a negotiated codec");
                 return;
             };
@@ -140,7 +140,10 @@ impl PeerConnectionEventHandler for Handler {
 /// for the SSRC yet when `OnOpen` arrives (seen in about 3 runs of 20 when a publisher
 /// was already sending while others joined), so look again briefly, and fall back to
 /// the track's negotiated encodings, rather than losing the track for the session.
-async fn resolve_codec(track: &dyn TrackRemote, ssrc: u32) -> Option<RTCRtpCodec> {
+/// Audio can only be the one audio codec the SFU negotiates; under load the lookup
+/// was seen to fail for over a second, which lost a prosecutor's audio for a whole
+/// hearing in a test run.
+async fn resolve_codec(track: &dyn TrackRemote, kind: MediaKind, ssrc: u32) -> Option<RTCRtpCodec> {
     for _ in 0..50 {
         if let Some(c) = track.codec(ssrc).await {
             return Some(c);
@@ -156,7 +159,7 @@ async fn resolve_codec(track: &dyn TrackRemote, ssrc: u32) -> Option<RTCRtpCodec
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    None
+    (kind == MediaKind::Audio).then(super::audio_codec)
 }
 
 impl Peer {
