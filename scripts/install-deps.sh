@@ -63,4 +63,10 @@ if ! command -v cargo >/dev/null; then
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
 fi
+# The test command checks formatting and lints: rustup's minimal profile lacks both.
+if [ "$want_test" = 1 ] && command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi
 echo "install-deps: ok (cargo $(cargo --version | cut -d' ' -f2), node $(node --version))"
