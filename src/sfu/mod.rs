@@ -7,7 +7,8 @@
 //! / [`PublishedTrack::remove_downstream`].
 //!
 //! * [`peer`]: one PeerConnection per participant and its negotiation steps.
-//! * [`forward`]: the per-packet fan-out (lock-free reads, per-subscriber queues).
+//! * [`forward`]: the per-packet fan-out (lock-free reads; each leg written straight
+//!   from the track's reader task, a full subscriber queue drops that leg's packet).
 //! * [`ports`]: ports from the configured range (webrtc 0.21 binds a socket per
 //!   connection; it has no UDP mux).
 //! * [`rtcp`]: the interceptor that surfaces subscribers' keyframe requests.

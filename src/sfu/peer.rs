@@ -311,8 +311,9 @@ impl Peer {
     }
 
     /// Starts the flow of a leg whose negotiation completed: reads the payload type
-    /// the subscriber accepted and starts the writer. Keyframe requests the subscriber
-    /// sends about this leg are relayed to the publisher.
+    /// the subscriber accepted; from then on the track's reader writes to the leg.
+    /// Keyframe requests the subscriber sends about this leg are relayed to the
+    /// publisher.
     pub async fn activate(&self, leg: PendingLeg) -> Result<ActiveLeg, SfuError> {
         let params = leg
             .sender
