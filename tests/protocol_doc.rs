@@ -112,9 +112,7 @@ fn every_hearing_status_field_is_documented() {
         .expect("PROTOCOL.md describes HearingStatus");
     // The table runs from the heading paragraph to the next paragraph after it.
     let table = &server[from..];
-    let table = &table[..table
-        .find("\nMedia is forwarded")
-        .unwrap_or(table.len())];
+    let table = &table[..table.find("\nMedia is forwarded").unwrap_or(table.len())];
     for field in value.as_object().expect("an object").keys() {
         assert!(
             table.contains(&format!("| `{field}` |")),
