@@ -29,13 +29,12 @@ use openhearing_signaling::{
 };
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
-use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::auth::JoinTokens;
 use crate::hearing::{
     HearingError, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
 };
-use crate::sfu::{ActiveLeg, Peer, PeerEvent, PendingLeg, Sfu, SfuError};
+use crate::sfu::{ActiveLeg, Candidate, LinkState, Peer, PeerEvent, PendingLeg, Sfu, SfuError};
 use crate::store::Store;
 
 /// Limits applied to each signaling connection (`[signaling]` in the config).
@@ -330,7 +329,7 @@ struct Session {
     /// Legs carried by the outstanding offer.
     inflight: Vec<PendingLeg>,
     legs: HashMap<String, ActiveLeg>,
-    early_candidates: Vec<IceCandidate>,
+    early_candidates: Vec<Candidate>,
     connected_once: bool,
     bucket: TokenBucket,
 }
@@ -556,6 +555,12 @@ impl Session {
                 }
             }
             ClientMessage::Candidate { candidate } => {
+                let candidate = Candidate {
+                    candidate: candidate.candidate,
+                    sdp_mid: candidate.sdp_mid,
+                    sdp_mline_index: candidate.sdp_mline_index,
+                    username_fragment: candidate.username_fragment,
+                };
                 if !self.initial_done {
                     if self.early_candidates.len() >= EARLY_CANDIDATES {
                         self.out.error(
@@ -643,30 +648,35 @@ impl Session {
     fn on_peer(&mut self, ev: PeerEvent) -> Option<EndReason> {
         match ev {
             PeerEvent::LocalCandidate(c) => {
-                self.out.send(ServerMessage::Candidate { candidate: c });
+                self.out.send(ServerMessage::Candidate {
+                    candidate: IceCandidate {
+                        candidate: c.candidate,
+                        sdp_mid: c.sdp_mid,
+                        sdp_mline_index: c.sdp_mline_index,
+                        username_fragment: c.username_fragment,
+                    },
+                });
             }
             PeerEvent::State(s) => {
                 tracing::debug!(participant = %self.me, "connection {s}");
                 let reported = match s {
-                    RTCPeerConnectionState::Connected => Some(Connection::Connected),
-                    RTCPeerConnectionState::Disconnected => Some(Connection::Unstable),
-                    RTCPeerConnectionState::New | RTCPeerConnectionState::Connecting => {
-                        Some(Connection::Connecting)
-                    }
+                    LinkState::Connected => Some(Connection::Connected),
+                    LinkState::Disconnected => Some(Connection::Unstable),
+                    LinkState::New | LinkState::Connecting => Some(Connection::Connecting),
                     _ => None,
                 };
                 if let Some(c) = reported {
                     self.hearing.connection(self.me, self.session, c);
                 }
                 match s {
-                    RTCPeerConnectionState::Connected if !self.connected_once => {
+                    LinkState::Connected if !self.connected_once => {
                         self.connected_once = true;
                         // Keyframes requested before the connection was up were lost.
                         for leg in self.legs.values() {
                             leg.source.request_keyframe();
                         }
                     }
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                    LinkState::Failed | LinkState::Closed => {
                         return Some(EndReason::ConnectionLost);
                     }
                     _ => {}

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openhearing_signaling::IceCandidate;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -24,15 +23,15 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::forward::{relay_keyframe_requests, Downstream, PeerId, PublishedTrack};
 use super::ports::PortLease;
-use super::{MediaKind, SfuError};
+use super::{Candidate, LinkState, MediaKind, SfuError};
 
 /// What a peer reports to its owner.
 #[derive(Debug)]
 pub enum PeerEvent {
     /// A local ICE candidate to trickle to the client.
-    LocalCandidate(IceCandidate),
+    LocalCandidate(Candidate),
     /// The connection state changed.
-    State(RTCPeerConnectionState),
+    State(LinkState),
     /// The client started publishing a track (its first RTP packet arrived).
     TrackPublished(Arc<PublishedTrack>),
     /// A published track ended.
@@ -58,7 +57,7 @@ pub struct ActiveLeg {
 pub struct Peer {
     pub id: PeerId,
     pc: Arc<dyn PeerConnection>,
-    state: watch::Receiver<RTCPeerConnectionState>,
+    state: watch::Receiver<LinkState>,
     _ports: PortLease,
 }
 
@@ -71,7 +70,7 @@ impl std::fmt::Debug for Peer {
 pub(super) struct Handler {
     pub peer: PeerId,
     pub events: mpsc::UnboundedSender<PeerEvent>,
-    pub state_tx: watch::Sender<RTCPeerConnectionState>,
+    pub state_tx: watch::Sender<LinkState>,
     pub pli_throttle: Duration,
     pub track_seq: Arc<AtomicU64>,
 }
@@ -81,7 +80,7 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         match event.candidate.to_json() {
             Ok(init) => {
-                let _ = self.events.send(PeerEvent::LocalCandidate(IceCandidate {
+                let _ = self.events.send(PeerEvent::LocalCandidate(Candidate {
                     candidate: init.candidate,
                     sdp_mid: init.sdp_mid,
                     sdp_mline_index: init.sdp_mline_index,
@@ -93,6 +92,7 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let state = LinkState::from(state);
         let _ = self.state_tx.send(state);
         let _ = self.events.send(PeerEvent::State(state));
     }
@@ -166,7 +166,7 @@ impl Peer {
     pub(super) fn new(
         id: PeerId,
         pc: Arc<dyn PeerConnection>,
-        state: watch::Receiver<RTCPeerConnectionState>,
+        state: watch::Receiver<LinkState>,
         ports: PortLease,
     ) -> Self {
         Peer {
@@ -235,7 +235,7 @@ impl Peer {
 
     /// Adds a client's trickled ICE candidate. An empty candidate string means
     /// end-of-candidates and is accepted silently.
-    pub async fn add_candidate(&self, c: IceCandidate) -> Result<(), SfuError> {
+    pub async fn add_candidate(&self, c: Candidate) -> Result<(), SfuError> {
         if c.candidate.trim().is_empty() {
             return Ok(());
         }
@@ -356,10 +356,8 @@ impl Peer {
         let fut = async {
             loop {
                 match *rx.borrow_and_update() {
-                    RTCPeerConnectionState::Connected => return true,
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        return false
-                    }
+                    LinkState::Connected => return true,
+                    LinkState::Failed | LinkState::Closed => return false,
                     _ => {}
                 }
                 if rx.changed().await.is_err() {
