@@ -180,7 +180,7 @@ impl Peer {
     /// Applies the client's offer and returns the server's answer. `may_publish`
     /// false refuses an offer that sends media.
     pub async fn answer_offer(&self, sdp: String, may_publish: bool) -> Result<String, SfuError> {
-        if !may_publish && super::sdp::offer_sends_media(&sdp) {
+        if !may_publish && super::sdp::offer_sends_media(&sdp).map_err(SfuError::InvalidSdp)? {
             return Err(SfuError::PublishNotAllowed);
         }
         let offer =
