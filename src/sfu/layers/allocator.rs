@@ -22,9 +22,10 @@
 //! choice no longer fits the estimate, the plan for the estimate is taken at once.
 //! Going up needs the plan for the estimate *less a margin*
 //! ([`AllocatorConfig::up_margin_percent`]) to be better than the current choice
-//! continuously for [`AllocatorConfig::up_hold`]. So a layer is only taken when the
-//! estimate exceeds its need by the margin for some time, and an estimate that wobbles
-//! around one threshold does not flap.
+//! continuously for [`AllocatorConfig::up_hold`] ("better": the highest-priority track
+//! where the two differ gets more). So a layer is only taken when the estimate exceeds
+//! its need by the margin for some time, and an estimate that wobbles around one
+//! threshold does not flap. A new track starts where the plan with the margin puts it.
 //!
 //! Probing: the estimate of a send-side estimator cannot rise much above what is
 //! sent. When the next upgrade needs more than the estimate, [`Allocation::probe`]
@@ -205,16 +206,15 @@ fn plan(
     rungs
 }
 
-/// Whether `candidate` gives some track more than `current`.
-fn improves(candidate: &[Option<usize>], current: &[Option<usize>]) -> bool {
-    candidate
+/// Whether `candidate` is better than `current`: the first track (in priority
+/// `order`) where they differ gets more. A plan that gives the rest more by taking
+/// from a higher priority is not an improvement.
+fn improves(candidate: &[Option<usize>], current: &[Option<usize>], order: &[usize]) -> bool {
+    order
         .iter()
-        .zip(current)
-        .any(|(c, cur)| match (c, cur) {
-            (Some(c), Some(cur)) => c > cur,
-            (Some(_), None) => true,
-            _ => false,
-        })
+        .map(|&i| (candidate[i], current[i]))
+        .find(|(c, cur)| c != cur)
+        .is_some_and(|(c, cur)| c > cur)
 }
 
 /// Per-subscriber allocation state: the last decisions and the upgrade timer.
@@ -276,8 +276,8 @@ impl<K: Clone + Ord> Allocator<K> {
         let previous: Vec<Option<usize>> = videos
             .iter()
             .zip(&ladders)
-            .zip(&fit)
-            .map(|((t, (_, ladder)), &fit)| {
+            .zip(&room)
+            .map(|((t, (_, ladder)), &room)| {
                 match self.current.iter().find(|(k, _)| *k == t.key) {
                     Some((_, Decision::Video(target))) => {
                         let at = ladder.position(*target);
@@ -285,9 +285,10 @@ impl<K: Clone + Ord> Allocator<K> {
                         at
                     }
                     Some((_, _)) => None,
-                    // A new track starts where the plan puts it; the cost check
-                    // below replans everything if that does not fit.
-                    None => fit,
+                    // A new track starts where the plan with the margin puts it, as
+                    // if it had been upgraded; the cost check below replans
+                    // everything if that does not fit.
+                    None => room,
                 }
             })
             .collect();
@@ -305,7 +306,7 @@ impl<K: Clone + Ord> Allocator<K> {
         {
             self.better_since = None;
             fit
-        } else if improves(&room, &previous) {
+        } else if improves(&room, &previous, &order) {
             let since = *self.better_since.get_or_insert(now);
             if now.saturating_duration_since(since) >= self.config.up_hold {
                 self.better_since = None;
@@ -380,5 +381,237 @@ impl<K: Clone + Ord> Allocator<K> {
             target_bps,
             padding_bps: target_bps - sending_bps,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUDIO: u64 = 32_000;
+
+    /// Three simulcast layers with three temporal layers each (cumulative bits/s).
+    fn camera() -> Vec<Vec<u64>> {
+        vec![
+            vec![60_000, 100_000, 150_000],
+            vec![160_000, 280_000, 400_000],
+            vec![500_000, 850_000, 1_200_000],
+        ]
+    }
+
+    /// Audio and camera of each (name, priority).
+    fn tracks(people: &[(&'static str, Priority)]) -> Vec<TrackDemand<String>> {
+        people
+            .iter()
+            .flat_map(|&(name, priority)| {
+                [
+                    TrackDemand {
+                        key: format!("{name}-audio"),
+                        priority,
+                        kind: TrackKind::Audio { bitrate_bps: AUDIO },
+                    },
+                    TrackDemand {
+                        key: format!("{name}-video"),
+                        priority,
+                        kind: TrackKind::Video { layers: camera() },
+                    },
+                ]
+            })
+            .collect()
+    }
+
+    fn video(a: &Allocation<String>, name: &str) -> Decision {
+        a.get(&format!("{name}-video")).expect("track")
+    }
+
+    fn layer(spatial: u8, temporal: u8) -> Decision {
+        Decision::Video(LayerTarget { spatial, temporal })
+    }
+
+    const COURT: [(&str, Priority); 3] = [
+        ("judge", Priority::Bench),
+        ("lawyer", Priority::Normal),
+        ("witness", Priority::Normal),
+    ];
+
+    #[test]
+    fn at_600_kbits_the_judge_gets_the_most_and_the_others_share() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let a = alloc.allocate(Instant::now(), 600_000, &tracks(&COURT));
+        for name in ["judge", "lawyer", "witness"] {
+            assert_eq!(a.get(&format!("{name}-audio")), Some(Decision::Audio));
+        }
+        // A start is planned with the upgrade margin: 600 / 1.15 = 521 kbit/s.
+        assert_eq!(video(&a, "judge"), layer(1, 1));
+        assert_eq!(video(&a, "lawyer"), layer(0, 0));
+        assert_eq!(video(&a, "witness"), layer(0, 0));
+        assert_eq!(a.audio_bps, 3 * AUDIO);
+        assert_eq!(a.video_bps, 280_000 + 2 * 60_000);
+        // Once the margin has held, the rest of the estimate is used too.
+        let later = Instant::now() + Duration::from_secs(10);
+        alloc.allocate(later, 700_000, &tracks(&COURT));
+        let a = alloc.allocate(later + Duration::from_secs(3), 700_000, &tracks(&COURT));
+        // 700 / 1.15 = 608 kbit/s: 96 audio, then judge to h/T1 and both others to q/T1.
+        assert_eq!(video(&a, "judge"), layer(1, 1));
+        assert_eq!(video(&a, "lawyer"), layer(0, 1));
+        assert_eq!(video(&a, "witness"), layer(0, 1));
+        assert!(a.audio_bps + a.video_bps <= 700_000);
+    }
+
+    #[test]
+    fn bench_before_floor_before_the_rest() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let people = [
+            ("witness", Priority::Normal),
+            ("lawyer", Priority::Floor),
+            ("judge", Priority::Bench),
+        ];
+        let a = alloc.allocate(Instant::now(), 500_000, &tracks(&people));
+        assert_eq!(video(&a, "judge"), layer(1, 0));
+        assert_eq!(video(&a, "lawyer"), layer(0, 1));
+        assert_eq!(video(&a, "witness"), layer(0, 0));
+        // Scarcer: the lowest priority is paused first, audio never.
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let a = alloc.allocate(Instant::now(), 260_000, &tracks(&people));
+        assert_eq!(video(&a, "judge"), layer(0, 0));
+        assert_eq!(video(&a, "lawyer"), layer(0, 0));
+        assert_eq!(video(&a, "witness"), Decision::Paused);
+        assert_eq!(a.get(&"witness-audio".to_owned()), Some(Decision::Audio));
+    }
+
+    #[test]
+    fn at_150_kbits_only_audio_flows_and_the_link_is_probed() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let a = alloc.allocate(Instant::now(), 150_000, &tracks(&COURT));
+        for name in ["judge", "lawyer", "witness"] {
+            assert_eq!(a.get(&format!("{name}-audio")), Some(Decision::Audio));
+            assert_eq!(video(&a, name), Decision::Paused);
+        }
+        assert_eq!(a.video_bps, 0);
+        // Resuming needs the pause threshold over the audio, plus the margin.
+        let target = (3 * AUDIO + 100_000) * 115 / 100;
+        assert_eq!(
+            a.probe,
+            Some(Probe {
+                target_bps: target,
+                padding_bps: target - 3 * AUDIO,
+            })
+        );
+        // Even below the audio's own need, audio stays allocated.
+        let a = alloc.allocate(Instant::now(), 20_000, &tracks(&COURT));
+        assert_eq!(a.get(&"judge-audio".to_owned()), Some(Decision::Audio));
+    }
+
+    #[test]
+    fn recovery_waits_for_the_margin_to_hold() {
+        let config = AllocatorConfig::default();
+        let mut alloc = Allocator::new(config);
+        let t0 = Instant::now();
+        let people = tracks(&COURT);
+        alloc.allocate(t0, 150_000, &people);
+        // The estimate recovers: nothing changes before the hold time.
+        for ms in [0, 1000, 2999] {
+            let a = alloc.allocate(t0 + Duration::from_millis(ms), 600_000, &people);
+            assert_eq!(video(&a, "judge"), Decision::Paused, "{ms} ms");
+        }
+        let a = alloc.allocate(t0 + Duration::from_secs(3), 600_000, &people);
+        // Taken with the margin: 600 / 1.15 = 521 kbit/s to spend.
+        assert_eq!(video(&a, "judge"), layer(1, 1));
+        assert_eq!(video(&a, "lawyer"), layer(0, 0));
+        assert!(a.audio_bps + a.video_bps <= 600_000 * 100 / 115);
+        // An interruption of the good estimate restarts the hold.
+        let mut alloc = Allocator::new(config);
+        alloc.allocate(t0, 150_000, &people);
+        alloc.allocate(t0, 600_000, &people);
+        alloc.allocate(t0 + Duration::from_secs(2), 150_000, &people);
+        let a = alloc.allocate(t0 + Duration::from_secs(4), 600_000, &people);
+        assert_eq!(video(&a, "judge"), Decision::Paused);
+    }
+
+    #[test]
+    fn a_wobbling_estimate_does_not_flap() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let t0 = Instant::now();
+        let people = tracks(&COURT);
+        let settled = alloc.allocate(t0, 600_000, &people).decisions;
+        for i in 1..40u64 {
+            let estimate = if i % 2 == 0 { 570_000 } else { 630_000 };
+            let a = alloc.allocate(t0 + Duration::from_millis(i * 500), estimate, &people);
+            assert_eq!(a.decisions, settled, "step {i} at {estimate}");
+        }
+    }
+
+    #[test]
+    fn going_down_is_immediate() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let t0 = Instant::now();
+        let people = tracks(&COURT);
+        alloc.allocate(t0, 2_000_000, &people);
+        let a = alloc.allocate(t0, 600_000, &people);
+        assert_eq!(video(&a, "judge"), layer(1, 1));
+        assert!(a.audio_bps + a.video_bps <= 600_000);
+        let a = alloc.allocate(t0, 150_000, &people);
+        assert_eq!(video(&a, "judge"), Decision::Paused);
+    }
+
+    #[test]
+    fn a_layer_that_stops_arriving_is_replaced_at_once() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let t0 = Instant::now();
+        let mut people = tracks(&[("judge", Priority::Bench)]);
+        let a = alloc.allocate(t0, 3_000_000, &people);
+        assert_eq!(video(&a, "judge"), layer(2, 2));
+        // The publisher's own uplink dropped its full-resolution encoding.
+        people[1].kind = TrackKind::Video {
+            layers: vec![camera()[0].clone(), camera()[1].clone(), vec![0, 0, 0]],
+        };
+        let a = alloc.allocate(t0, 3_000_000, &people);
+        assert_eq!(video(&a, "judge"), layer(1, 2));
+        assert_eq!(a.probe, None, "nothing more to get");
+    }
+
+    #[test]
+    fn a_capped_estimate_gets_a_probe_for_the_next_layer() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let people = tracks(&[("judge", Priority::Bench)]);
+        let a = alloc.allocate(Instant::now(), 300_000, &people);
+        assert_eq!(video(&a, "judge"), layer(1, 0));
+        let sending = AUDIO + 160_000;
+        let target = (sending + 120_000) * 115 / 100;
+        assert_eq!(
+            a.probe,
+            Some(Probe {
+                target_bps: target,
+                padding_bps: target - sending,
+            })
+        );
+    }
+
+    #[test]
+    fn a_single_layer_codec_is_all_or_nothing() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let h264 = vec![TrackDemand {
+            key: "h264",
+            priority: Priority::Normal,
+            kind: TrackKind::Video {
+                layers: vec![vec![500_000]],
+            },
+        }];
+        assert_eq!(
+            alloc.allocate(Instant::now(), 400_000, &h264).get(&"h264"),
+            Some(Decision::Paused)
+        );
+        assert_eq!(
+            alloc.allocate(Instant::now(), 400_000, &h264).probe,
+            Some(Probe {
+                target_bps: 575_000,
+                padding_bps: 575_000
+            })
+        );
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        assert_eq!(
+            alloc.allocate(Instant::now(), 600_000, &h264).get(&"h264"),
+            Some(layer(0, 0))
+        );
     }
 }

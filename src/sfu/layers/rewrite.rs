@@ -608,6 +608,13 @@ mod tests {
         Target::Forward(LayerTarget { spatial, temporal })
     }
 
+    /// A video rewriter aiming at `t`.
+    fn video(t: Target) -> LayerRewriter {
+        let mut rw = LayerRewriter::new(VIDEO);
+        rw.set_target(t);
+        rw
+    }
+
     /// One simulcast layer sending L1T3 (TIDs 0,2,1,2; Y on the first TL1/TL2 frame
     /// after each TL0), `per_frame` packets a frame, 30 fps.
     struct Layer {
@@ -751,8 +758,7 @@ mod tests {
 
     #[test]
     fn temporal_layers_above_the_target_leave_no_holes() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 1));
+        let mut rw = video(target(0, 1));
         let mut l = Layer::new(0, 65_000, u32::MAX - 30_000, 32_700, 250);
         let t0 = Instant::now();
         let mut out = run(&mut rw, &l.frame(t0, true));
@@ -780,8 +786,7 @@ mod tests {
 
     #[test]
     fn upstream_loss_stays_a_hole_that_the_retransmission_fills() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 2));
+        let mut rw = video(target(0, 2));
         let mut l = Layer::new(0, 0, 0, 0, 0);
         let t0 = Instant::now();
         run(&mut rw, &l.frame(t0, true));
@@ -796,8 +801,7 @@ mod tests {
 
     #[test]
     fn a_late_packet_of_a_dropped_frame_becomes_padding() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 1));
+        let mut rw = video(target(0, 1));
         let mut l = Layer::new(0, 0, 0, 0, 0);
         let t0 = Instant::now();
         let last = *run(&mut rw, &l.frame(t0, true)).last().expect("kf");
@@ -830,8 +834,7 @@ mod tests {
 
     #[test]
     fn temporal_up_switch_waits_for_layer_sync() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 0));
+        let mut rw = video(target(0, 0));
         let mut l = Layer::new(0, 0, 0, 0, 0);
         let t0 = Instant::now();
         run(&mut rw, &l.frame(t0, true)); // pos 0, TL0
@@ -849,8 +852,7 @@ mod tests {
 
     #[test]
     fn spatial_up_switch_happens_at_the_keyframe_and_continues_every_counter() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 2));
+        let mut rw = video(target(0, 2));
         let t0 = Instant::now();
         let (mut q, mut h) = (
             Layer::new(0, 65_530, u32::MAX - 1000, 32_766, 254),
@@ -902,8 +904,7 @@ mod tests {
 
     #[test]
     fn spatial_down_switch_and_back_keeps_the_stream_continuous() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(2, 1));
+        let mut rw = video(target(2, 1));
         let t0 = Instant::now();
         let mut layers = [
             Layer::new(0, 1, 1, 1, 1),
@@ -935,8 +936,7 @@ mod tests {
 
     #[test]
     fn stragglers_from_before_the_switch_are_dropped() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 2));
+        let mut rw = video(target(0, 2));
         let t0 = Instant::now();
         let (mut q, mut h) = (Layer::new(0, 0, 0, 0, 0), Layer::new(1, 500, 0, 0, 0));
         run(&mut rw, &q.frame(t0, true));
@@ -958,8 +958,7 @@ mod tests {
 
     #[test]
     fn a_keyframe_whose_start_arrives_late_is_not_a_switch_point() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 2));
+        let mut rw = video(target(0, 2));
         let t0 = Instant::now();
         let (mut q, mut h) = (Layer::new(0, 0, 0, 0, 0), Layer::new(1, 500, 0, 0, 0));
         run(&mut rw, &q.frame(t0, true));
@@ -973,8 +972,7 @@ mod tests {
 
     #[test]
     fn pause_and_resume_continue_numbers_and_advance_time() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 2));
+        let mut rw = video(target(0, 2));
         let t0 = Instant::now();
         let mut l = Layer::new(0, 0, 0, 0, 0);
         let last = *run(&mut rw, &l.frame(t0, true)).last().expect("kf");
@@ -1001,8 +999,7 @@ mod tests {
 
     #[test]
     fn a_switch_during_loss_continues_from_the_last_packet_sent() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 2));
+        let mut rw = video(target(0, 2));
         let t0 = Instant::now();
         let (mut q, mut h) = (Layer::new(0, 0, 0, 0, 0), Layer::new(1, 900, 0, 0, 0));
         run(&mut rw, &q.frame(t0, true));
@@ -1017,8 +1014,7 @@ mod tests {
 
     #[test]
     fn packets_older_than_the_window_are_dropped() {
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(0, 2));
+        let mut rw = video(target(0, 2));
         let mut l = Layer::new(0, 0, 0, 0, 0);
         let t0 = Instant::now();
         let first = l.frame(t0, true);
@@ -1035,8 +1031,7 @@ mod tests {
     #[test]
     fn rewrites_real_vp8_payloads_end_to_end() {
         use crate::sfu::layers::vp8::tests::payload;
-        let mut rw = LayerRewriter::new(VIDEO);
-        rw.set_target(target(1, 2));
+        let mut rw = video(target(1, 2));
         let t0 = Instant::now();
         let mut pid = 32_760u16;
         for (i, seq) in (40_000u16..40_030).enumerate() {
@@ -1058,8 +1053,7 @@ mod tests {
         let (mut switches, mut paddings) = (0, 0);
         for seed in 1..=20u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let mut rw = LayerRewriter::new(VIDEO);
-            rw.set_target(target(1, 2));
+            let mut rw = video(target(1, 2));
             let t0 = Instant::now();
             let mut layers = [
                 Layer::new(0, rng.next() as u16, rng.next() as u32, 32_700, 250),
