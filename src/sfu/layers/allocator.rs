@@ -6,7 +6,7 @@
 //! little state for hysteresis, so it can be tested with numbers and reused unchanged
 //! by a sans-IO engine. It never reads a clock.
 //!
-//! The plan for a budget ([`plan`]):
+//! The plan for a budget (the private `plan` function):
 //! 1. Audio first: every audio track is always allocated, even when the estimate
 //!    does not cover it (a muted hearing is worse than a frozen picture).
 //! 2. If what is left for video is below [`AllocatorConfig::pause_below_bps`], all
