@@ -20,6 +20,7 @@
 //! packets from media.
 
 pub mod forward;
+pub mod layers;
 pub mod peer;
 pub mod ports;
 pub mod rtcp;
