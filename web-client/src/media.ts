@@ -21,6 +21,57 @@ const VIDEO: MediaTrackConstraints = {
 };
 
 /**
+ * The camera's simulcast encodings, lowest resolution first. The rids follow the
+ * server's naming rule (src/sfu/simulcast.rs): `q`, `h`, `f` are a quarter, half and
+ * the full resolution; the server picks one per receiver from its bandwidth.
+ */
+export function cameraEncodings(temporalLayers: boolean): RTCRtpEncodingParameters[] {
+  const layers: RTCRtpEncodingParameters[] = [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+  ];
+  // Three temporal layers (full, half, quarter frame rate) let the server also thin a
+  // layer's frame rate. `scalabilityMode` is not in every TypeScript DOM version.
+  return temporalLayers ? layers.map((l) => ({ ...l, scalabilityMode: 'L1T3' }) as RTCRtpEncodingParameters) : layers;
+}
+
+/** Whether this browser can send VP8 with three temporal layers (`L1T3`). */
+export function canSendL1T3(): boolean {
+  const caps = typeof RTCRtpSender !== 'undefined' ? RTCRtpSender.getCapabilities?.('video') : null;
+  return (caps?.codecs ?? []).some(
+    (c) => c.mimeType.toLowerCase() === 'video/vp8' && ((c as { scalabilityModes?: string[] }).scalabilityModes ?? []).includes('L1T3'),
+  );
+}
+
+/**
+ * Adds a local video track to `pc`: a camera as simulcast encodings (with temporal
+ * layers where the browser accepts them), anything else (a screen) as one encoding.
+ */
+export function addVideoTrack(pc: RTCPeerConnection, track: MediaStreamTrack, stream: MediaStream): void {
+  const screen = track.contentHint === 'detail' || track.contentHint === 'text';
+  if (screen) {
+    pc.addTrack(track, stream);
+    return;
+  }
+  const init = (temporal: boolean): RTCRtpTransceiverInit => ({
+    direction: 'sendrecv',
+    streams: [stream],
+    sendEncodings: cameraEncodings(temporal),
+  });
+  try {
+    pc.addTransceiver(track, init(canSendL1T3()));
+  } catch {
+    // A browser that refuses the scalability mode (or lists it but rejects it).
+    try {
+      pc.addTransceiver(track, init(false));
+    } catch {
+      pc.addTrack(track, stream);
+    }
+  }
+}
+
+/**
  * Gets camera + microphone, falling back to whichever of the two works, and to the
  * default devices when a chosen device is gone.
  */

@@ -14,6 +14,7 @@ import {
   type RoomKind,
   type ServerMessage,
 } from './protocol';
+import { addVideoTrack } from './media';
 
 export type SessionStatus =
   | 'connecting' // WebSocket opening / waiting for welcome
@@ -396,7 +397,11 @@ export class HearingSession {
     const local = this.opts.localStream;
     const publishable = canPublish && local ? local.getTracks().filter((t) => t.readyState === 'live') : [];
     if (publishable.length > 0 && local) {
-      for (const track of publishable) pc.addTrack(track, local);
+      // Audio as one track; the camera as simulcast layers (media.ts).
+      for (const track of publishable) {
+        if (track.kind === 'video') addVideoTrack(pc, track, local);
+        else pc.addTrack(track, local);
+      }
       // Receive-only slot for a kind we do not publish keeps the offer symmetric.
       for (const kind of ['audio', 'video'] as const) {
         if (!publishable.some((t) => t.kind === kind)) pc.addTransceiver(kind, { direction: 'recvonly' });

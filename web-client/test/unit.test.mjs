@@ -1,10 +1,11 @@
 // Unit tests of pure logic (no browser): JWT/link parsing and i18n completeness.
-// `npm run test:unit` compiles src/{jwt,i18n,protocol}.ts to build-unit/ first.
+// `npm run test:unit` compiles src/{jwt,i18n,protocol,court,media}.ts to build-unit/ first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { base64UrlDecode, checkToken, decodeTokenPayload, parseJoinLink, signalingUrl } from '../build-unit/jwt.js';
 import { MESSAGES, LANGS, errorText, roleName, t } from '../build-unit/i18n.js';
 import { ALL_ERROR_CODES, ALL_ROLES } from '../build-unit/protocol.js';
+import { cameraEncodings } from '../build-unit/media.js';
 
 import { HEARING_ID as HID, b64, samplePayload, unsignedJwt } from '../scripts/token-fixture.mjs';
 
@@ -80,4 +81,14 @@ test('error text: known codes localized, unknown codes fall back to the server m
   assert.equal(errorText('brand_new_code', 'Something odd', 'en'), 'An error occurred: Something odd');
   assert.match(errorText('internal', 'db locked', 'en'), /db locked/);
   assert.equal(t('hearing.participants', { n: 3 }, 'vi'), 'Người tham gia: 3');
+});
+
+test('the camera is published as q/h/f simulcast layers, lowest resolution first', () => {
+  const plain = cameraEncodings(false);
+  assert.deepEqual(plain.map((e) => e.rid), ['q', 'h', 'f']);
+  assert.deepEqual(plain.map((e) => e.scaleResolutionDownBy), [4, 2, 1]);
+  const rates = plain.map((e) => e.maxBitrate);
+  assert.ok(rates[0] < rates[1] && rates[1] < rates[2], `bitrates grow with resolution: ${rates}`);
+  assert.ok(plain.every((e) => !('scalabilityMode' in e)));
+  assert.ok(cameraEncodings(true).every((e) => e.scalabilityMode === 'L1T3'));
 });
