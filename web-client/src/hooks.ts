@@ -9,7 +9,16 @@ import { selfId, state } from './state';
 /** Inbound RTP counters of one remote participant, per kind (summed over receivers). */
 interface InboundCounters {
   audio: { packetsReceived: number; totalSamplesReceived: number; bytesReceived: number };
-  video: { packetsReceived: number; framesDecoded: number; bytesReceived: number };
+  /** `frameWidth`: the width of the frames decoded last (0 before the first). */
+  video: { packetsReceived: number; framesDecoded: number; bytesReceived: number; frameWidth: number };
+}
+
+/** One encoding this page sends (a simulcast layer, or the only one). */
+interface OutboundLayer {
+  kind: string;
+  rid: string | null;
+  frameWidth: number;
+  framesEncoded: number;
 }
 
 declare global {
@@ -25,6 +34,7 @@ declare global {
       permissions: () => Action[];
       room: () => RoomInfo | null;
       inbound: () => Promise<Record<string, InboundCounters>>;
+      outbound: () => Promise<OutboundLayer[]>;
     };
   }
 }
@@ -49,7 +59,7 @@ async function inboundCounters(): Promise<Record<string, InboundCounters>> {
     if (!pid || pid === state.session?.participantId) continue;
     const c = (out[pid] ??= {
       audio: { packetsReceived: 0, totalSamplesReceived: 0, bytesReceived: 0 },
-      video: { packetsReceived: 0, framesDecoded: 0, bytesReceived: 0 },
+      video: { packetsReceived: 0, framesDecoded: 0, bytesReceived: 0, frameWidth: 0 },
     });
     const stats = await tr.receiver.getStats();
     stats.forEach((r: { type: string; kind?: string; [k: string]: unknown }) => {
@@ -63,7 +73,30 @@ async function inboundCounters(): Promise<Record<string, InboundCounters>> {
         c.video.packetsReceived += n('packetsReceived');
         c.video.framesDecoded += n('framesDecoded');
         c.video.bytesReceived += n('bytesReceived');
+        c.video.frameWidth = Math.max(c.video.frameWidth, n('frameWidth'));
       }
+    });
+  }
+  return out;
+}
+
+/** The encodings this page sends now, from its senders' `outbound-rtp` stats. */
+async function outboundLayers(): Promise<OutboundLayer[]> {
+  const pc = state.session?.pc;
+  const out: OutboundLayer[] = [];
+  if (!pc) return out;
+  for (const sender of pc.getSenders()) {
+    if (!sender.track) continue;
+    const stats = await sender.getStats();
+    stats.forEach((r: { type: string; kind?: string; [k: string]: unknown }) => {
+      if (r.type !== 'outbound-rtp') return;
+      const n = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : 0);
+      out.push({
+        kind: r.kind ?? '',
+        rid: typeof r.rid === 'string' ? r.rid : null,
+        frameWidth: n('frameWidth'),
+        framesEncoded: n('framesEncoded'),
+      });
     });
   }
   return out;
@@ -84,5 +117,6 @@ export function installHooks(): void {
       return r ? { ...r, members: [...r.members] } : null;
     },
     inbound: inboundCounters,
+    outbound: outboundLayers,
   };
 }
