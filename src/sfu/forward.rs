@@ -17,8 +17,18 @@
 //!   makes each per-subscriber clone cheap (payload is a refcounted `Bytes`).
 //! * Each leg rewrites SSRC and payload type to the subscriber leg's values, which
 //!   only exist after that leg's negotiation completed.
+//! * A **simulcast** track (its first packet carries a rid) takes a second path: the
+//!   reader maps each packet's SSRC to its spatial layer ([`super::simulcast`]),
+//!   parses it once ([`super::layered::Parsed`]), and every leg passes it through its
+//!   own [`super::layers::LayerRewriter`], whose target the subscriber's allocator sets
+//!   ([`super::budget`]). Keyframe requests then go to one layer's SSRC. The recorder's
+//!   tap gets the top layer through a rewriter of its own, so the archive holds one
+//!   continuous stream of the best resolution. A track without rid keeps the first
+//!   path exactly: every packet to every leg, renumbered by nothing.
+//! * Each track measures the bitrate of each of its layers (audio and plain video as
+//!   layer 0) for the allocators; the reader publishes it into atomics twice a second.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +43,13 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
+use super::layered::{Format, LayeredLeg, Parsed, SimulcastFanout};
+use super::layers::{Priority, RewriterConfig, Target, MAX_SPATIAL_LAYERS};
+use super::simulcast::{LayerMeter, LayerRates, MAX_TEMPORAL_LAYERS};
 use super::MediaKind;
+
+/// How often a track's layer bitrates are published for the allocators.
+const METER_WINDOW: Duration = Duration::from_millis(500);
 
 /// A participant's connection, as the SFU knows it: just an id.
 pub type PeerId = Uuid;
@@ -57,11 +73,20 @@ pub struct PublishedTrack {
     pub kind: MediaKind,
     pub codec: RTCRtpCodec,
     remote: Arc<dyn TrackRemote>,
+    /// The rid of the first layer: `Some` makes this a simulcast track.
+    first_rid: Option<String>,
     media_ssrc: AtomicU32,
+    /// SSRC of each spatial layer of a simulcast track (0: not opened).
+    layer_ssrcs: [AtomicU32; MAX_SPATIAL_LAYERS],
+    /// Measured bits/s per layer (see [`LayerRates`]), published by the reader.
+    rates: [[AtomicU64; MAX_TEMPORAL_LAYERS]; MAX_SPATIAL_LAYERS],
+    /// The allocators' [`Priority`] of this track, set by the hearing.
+    priority: AtomicU8,
     downstreams: ArcSwap<Vec<Arc<Downstream>>>,
     /// The recorder's tap, when the policy lets it record this track now.
     tap: ArcSwap<Option<Arc<dyn MediaTap>>>,
-    keyframes: KeyframeRequester,
+    /// One throttle per spatial layer (a plain track uses the first).
+    keyframes: [KeyframeRequester; MAX_SPATIAL_LAYERS],
     ended: AtomicBool,
 }
 
@@ -82,6 +107,7 @@ impl PublishedTrack {
         kind: MediaKind,
         codec: RTCRtpCodec,
         ssrc: u32,
+        rid: Option<String>,
         remote: Arc<dyn TrackRemote>,
         pli_throttle: Duration,
     ) -> Arc<Self> {
@@ -91,22 +117,90 @@ impl PublishedTrack {
             kind,
             codec,
             remote,
+            first_rid: rid.filter(|r| !r.is_empty() && kind == MediaKind::Video),
             media_ssrc: AtomicU32::new(ssrc),
+            layer_ssrcs: Default::default(),
+            rates: Default::default(),
+            priority: AtomicU8::new(priority_code(Priority::Normal)),
             downstreams: ArcSwap::from_pointee(Vec::new()),
             tap: ArcSwap::from_pointee(None),
-            keyframes: KeyframeRequester::new(pli_throttle),
+            keyframes: std::array::from_fn(|_| KeyframeRequester::new(pli_throttle)),
             ended: AtomicBool::new(false),
         })
+    }
+
+    /// Whether this track is simulcast (its legs select layers).
+    pub fn is_simulcast(&self) -> bool {
+        self.first_rid.is_some()
+    }
+
+    /// How the rewriters of this track's legs behave.
+    pub fn rewriter_config(&self) -> RewriterConfig {
+        RewriterConfig {
+            clock_rate: self.codec.clock_rate,
+            keyframes: self.kind == MediaKind::Video,
+        }
+    }
+
+    /// How much this track matters to every subscriber's allocator. The SFU knows no
+    /// roles: the hearing sets it (the bench, the floor, everyone else).
+    pub fn set_priority(&self, priority: Priority) {
+        self.priority
+            .store(priority_code(priority), Ordering::Relaxed);
+    }
+
+    pub fn priority(&self) -> Priority {
+        match self.priority.load(Ordering::Relaxed) {
+            0 => Priority::Bench,
+            1 => Priority::Floor,
+            _ => Priority::Normal,
+        }
+    }
+
+    /// The measured bitrates of the track's layers (all zero until measured).
+    pub fn layer_rates(&self) -> LayerRates {
+        std::array::from_fn(|s| std::array::from_fn(|t| self.rates[s][t].load(Ordering::Relaxed)))
+    }
+
+    fn publish_rates(&self, rates: &LayerRates) {
+        for (cells, values) in self.rates.iter().zip(rates) {
+            for (cell, &v) in cells.iter().zip(values) {
+                cell.store(v, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Reads the publisher's RTP until the track ends, fanning every packet out.
     /// Returns when the remote track ended (publisher left or renegotiated it away).
     pub(crate) async fn run_reader(self: Arc<Self>) {
+        let mut meter = LayerMeter::new(METER_WINDOW);
+        let mut simulcast = self.first_rid.clone().map(|rid| {
+            let format = Format::of_mime(&self.codec.mime_type);
+            let mut fanout = SimulcastFanout::new(self.rewriter_config(), format, METER_WINDOW);
+            self.open_layer(&mut fanout, self.media_ssrc.load(Ordering::Relaxed), &rid);
+            fanout
+        });
         while let Some(event) = self.remote.poll().await {
             match event {
                 TrackRemoteEvent::OnRtpPacket(mut packet) => {
-                    self.media_ssrc.store(packet.header.ssrc, Ordering::Relaxed);
                     strip_extensions(&mut packet);
+                    let now = Instant::now();
+                    if let Some(fanout) = simulcast.as_mut() {
+                        let tap = self.tap.load();
+                        let legs = self.downstreams.load();
+                        let out = fanout.packet(&packet, now, &legs, tap.as_ref().as_ref());
+                        if let Some(rates) = out.rates {
+                            self.publish_rates(&rates);
+                        }
+                        for layer in out.wanted_keyframes() {
+                            self.request_layer_keyframe(layer);
+                        }
+                        continue;
+                    }
+                    self.media_ssrc.store(packet.header.ssrc, Ordering::Relaxed);
+                    if let Some(rates) = meter.record(0, 0, packet.payload.len(), now) {
+                        self.publish_rates(&rates);
+                    }
                     forward(&self.downstreams.load(), &packet);
                     if let Some(tap) = self.tap.load().as_ref() {
                         tap.rtp(&packet, std::time::SystemTime::now());
@@ -117,9 +211,21 @@ impl PublishedTrack {
                     if let Some(tap) = self.tap.load().as_ref() {
                         for p in &packets {
                             if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
-                                tap.sender_report(sr.ssrc, sr.ntp_time, sr.rtp_time);
+                                let rtp_time = match simulcast.as_ref() {
+                                    None => Some(sr.rtp_time),
+                                    Some(s) => s.tap_time(sr.ssrc, sr.rtp_time),
+                                };
+                                if let Some(rtp_time) = rtp_time {
+                                    tap.sender_report(sr.ssrc, sr.ntp_time, rtp_time);
+                                }
                             }
                         }
+                    }
+                }
+                TrackRemoteEvent::OnOpen(init) => {
+                    // Later layers of a simulcast track (the first opened in peer.rs).
+                    if let (Some(fanout), Some(rid)) = (simulcast.as_mut(), init.rid.as_deref()) {
+                        self.open_layer(fanout, init.ssrc, rid);
                     }
                 }
                 TrackRemoteEvent::OnEnded => break,
@@ -132,12 +238,27 @@ impl PublishedTrack {
         self.tap.store(Arc::new(None));
     }
 
+    /// A simulcast layer opened: its SSRC is where its keyframe requests go.
+    fn open_layer(&self, fanout: &mut SimulcastFanout, ssrc: u32, rid: &str) {
+        match fanout.open(ssrc, rid) {
+            Some(layer) => {
+                self.layer_ssrcs[usize::from(layer)].store(ssrc, Ordering::Relaxed);
+                tracing::debug!(track = %self.id, rid, ssrc, layer, "simulcast layer opened");
+            }
+            None => {
+                tracing::warn!(track = %self.id, rid, "more simulcast layers than supported: ignored");
+            }
+        }
+    }
+
     /// Starts (`Some`) or stops (`None`) handing this track's packets to a tap. Video
-    /// taps get a keyframe requested so they can start a decodable file at once.
+    /// taps get a keyframe requested so they can start a decodable file at once. A
+    /// simulcast track's tap gets its top layer only, as one continuous stream.
     pub fn set_tap(self: &Arc<Self>, tap: Option<Arc<dyn MediaTap>>) {
         let starting = tap.is_some();
         self.tap.store(Arc::new(tap));
-        if starting && self.kind == MediaKind::Video {
+        // A simulcast track's tap asks for its layer's keyframe itself (its rewriter).
+        if starting && self.kind == MediaKind::Video && !self.is_simulcast() {
             self.request_keyframe();
         }
     }
@@ -154,7 +275,7 @@ impl PublishedTrack {
 
     /// Starts forwarding to `leg` (replacing an earlier leg of the same subscriber)
     /// and, for video, asks the publisher for a keyframe so the new subscriber can
-    /// start decoding at once.
+    /// start decoding at once (of a simulcast track: for the layer the leg is given).
     pub fn add_downstream(self: &Arc<Self>, leg: Arc<Downstream>) {
         self.downstreams.rcu(|cur| {
             let mut next: Vec<Arc<Downstream>> = cur
@@ -165,7 +286,8 @@ impl PublishedTrack {
             next.push(leg.clone());
             next
         });
-        if self.kind == MediaKind::Video {
+        // A simulcast leg asks for its own layer's keyframe (its rewriter).
+        if self.kind == MediaKind::Video && !self.is_simulcast() {
             self.request_keyframe();
         }
     }
@@ -195,21 +317,36 @@ impl PublishedTrack {
     }
 
     /// Asks the publisher for a keyframe (PLI), at most once per throttle window; a
-    /// request inside the window is sent when the window ends, never lost.
+    /// request inside the window is sent when the window ends, never lost. Of a
+    /// simulcast track, every layer is asked.
     pub fn request_keyframe(self: &Arc<Self>) {
-        if self.kind != MediaKind::Video || self.is_ended() {
+        if self.is_simulcast() {
+            for layer in 0..MAX_SPATIAL_LAYERS as u8 {
+                self.request_layer_keyframe(layer);
+            }
+        } else {
+            self.request_layer_keyframe(0);
+        }
+    }
+
+    /// Asks for a keyframe of one spatial layer (of a plain track: layer 0, its only
+    /// one), through that layer's throttle.
+    pub fn request_layer_keyframe(self: &Arc<Self>, layer: u8) {
+        if self.kind != MediaKind::Video || self.is_ended() || self.ssrc_of(layer).is_none() {
             return;
         }
-        match self.keyframes.decide() {
-            KeyframeDecision::SendNow => self.send_pli(),
+        let throttle = &self.keyframes[usize::from(layer)];
+        match throttle.decide() {
+            KeyframeDecision::SendNow => self.send_pli(layer),
             KeyframeDecision::Later(delay) => {
                 let me = self.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    me.keyframes.deferred_done();
+                    let throttle = &me.keyframes[usize::from(layer)];
+                    throttle.deferred_done();
                     if !me.is_ended() {
-                        me.keyframes.mark_sent();
-                        me.send_pli();
+                        throttle.mark_sent();
+                        me.send_pli(layer);
                     }
                 });
             }
@@ -217,8 +354,22 @@ impl PublishedTrack {
         }
     }
 
-    fn send_pli(self: &Arc<Self>) {
-        let media_ssrc = self.media_ssrc.load(Ordering::Relaxed);
+    /// The SSRC the publisher sends `layer` on.
+    fn ssrc_of(&self, layer: u8) -> Option<u32> {
+        if !self.is_simulcast() {
+            return (layer == 0).then(|| self.media_ssrc.load(Ordering::Relaxed));
+        }
+        let ssrc = self
+            .layer_ssrcs
+            .get(usize::from(layer))?
+            .load(Ordering::Relaxed);
+        (ssrc != 0).then_some(ssrc)
+    }
+
+    fn send_pli(self: &Arc<Self>, layer: u8) {
+        let Some(media_ssrc) = self.ssrc_of(layer) else {
+            return;
+        };
         let remote = self.remote.clone();
         tokio::spawn(async move {
             let pli = PictureLossIndication {
@@ -229,6 +380,14 @@ impl PublishedTrack {
                 tracing::debug!("PLI to publisher failed: {e}");
             }
         });
+    }
+}
+
+fn priority_code(p: Priority) -> u8 {
+    match p {
+        Priority::Bench => 0,
+        Priority::Floor => 1,
+        Priority::Normal => 2,
     }
 }
 
@@ -248,6 +407,10 @@ pub fn strip_extensions(packet: &mut rtp::Packet) {
         packet.header.extension = false;
         packet.header.extension_profile = 0;
         packet.header.extensions.clear();
+        // The padding of the removed block too: the transport-cc interceptor adds an
+        // extension to every sent packet, and a stale padding count makes the header's
+        // size disagree with what it marshals (webrtc then drops the packet).
+        packet.header.extensions_padding = 0;
     }
 }
 
@@ -297,6 +460,8 @@ pub struct Downstream {
     payload_type: u8,
     dropped: AtomicU64,
     closed: AtomicBool,
+    /// The layer selection of a simulcast track's leg; `None` for a plain track.
+    layers: Option<LayeredLeg>,
 }
 
 impl std::fmt::Debug for Downstream {
@@ -305,6 +470,7 @@ impl std::fmt::Debug for Downstream {
             .field("subscriber", &self.subscriber)
             .field("ssrc", &self.ssrc)
             .field("payload_type", &self.payload_type)
+            .field("layered", &self.layers.is_some())
             .finish()
     }
 }
@@ -318,6 +484,30 @@ impl Downstream {
         ssrc: u32,
         payload_type: u8,
     ) -> Arc<Downstream> {
+        Self::with_layers(subscriber, sink, ssrc, payload_type, None)
+    }
+
+    /// The leg of a simulcast track: like [`Downstream::start`], but every packet goes
+    /// through the leg's rewriter, which forwards nothing until
+    /// [`Downstream::set_target`] names a layer.
+    pub fn start_layered(
+        subscriber: PeerId,
+        sink: Arc<dyn LegSink>,
+        ssrc: u32,
+        payload_type: u8,
+        config: RewriterConfig,
+    ) -> Arc<Downstream> {
+        let layers = Some(LayeredLeg::new(config));
+        Self::with_layers(subscriber, sink, ssrc, payload_type, layers)
+    }
+
+    fn with_layers(
+        subscriber: PeerId,
+        sink: Arc<dyn LegSink>,
+        ssrc: u32,
+        payload_type: u8,
+        layers: Option<LayeredLeg>,
+    ) -> Arc<Downstream> {
         Arc::new(Downstream {
             subscriber,
             sink,
@@ -325,14 +515,67 @@ impl Downstream {
             payload_type,
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            layers,
         })
+    }
+
+    /// Whether this leg selects layers (its track is simulcast).
+    pub fn is_layered(&self) -> bool {
+        self.layers.is_some()
+    }
+
+    /// Whether the subscriber's connection is gone.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// What this leg should forward from now on (a leg of a plain track ignores it:
+    /// it forwards everything). A change is logged at debug level.
+    /// Returns whether the target changed.
+    pub fn set_target(&self, target: Target) -> bool {
+        let changed = self.layers.as_ref().is_some_and(|l| l.set_target(target));
+        if changed {
+            tracing::debug!(subscriber = %self.subscriber, ssrc = self.ssrc, ?target, "layer target changed");
+        }
+        changed
+    }
+
+    /// The target the allocator set (`None` for a plain track's leg).
+    pub fn target(&self) -> Option<Target> {
+        self.layers.as_ref().map(LayeredLeg::target)
+    }
+
+    /// The spatial layer this leg forwards now: `None` while paused or waiting for a
+    /// keyframe of its target, and for a plain track's leg.
+    pub fn current_layer(&self) -> Option<u8> {
+        self.layers.as_ref().and_then(LayeredLeg::current_layer)
     }
 
     fn offer(&self, packet: &rtp::Packet) {
         if self.closed.load(Ordering::Relaxed) {
             return;
         }
-        let mut packet = packet.clone();
+        self.write(packet.clone());
+    }
+
+    /// Offers a simulcast packet to the leg's rewriter and sends what it says;
+    /// returns the layer the leg needs a keyframe of.
+    pub(crate) fn offer_layered(&self, p: &Parsed<'_>) -> Option<u8> {
+        let layers = self.layers.as_ref()?;
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let out = layers.process(p);
+        if let Some(layer) = out.switched_to {
+            tracing::debug!(subscriber = %self.subscriber, ssrc = self.ssrc, layer, "leg switched layer");
+        }
+        if let Some(packet) = out.packet {
+            self.write(packet);
+        }
+        out.wants_keyframe
+    }
+
+    fn write(&self, mut packet: rtp::Packet) {
         packet.header.ssrc = self.ssrc;
         packet.header.payload_type = self.payload_type;
         match self.sink.try_write(packet) {
@@ -364,10 +607,13 @@ impl Drop for Downstream {
 }
 
 /// Relays keyframe requests (PLI/FIR) a subscriber sends about its leg to the
-/// publisher, through the publisher track's throttle. Ends with the local track.
+/// publisher, through the publisher track's throttle. Ends with the local track. Of a
+/// simulcast track, only the layer the leg forwards is asked (a leg waiting for a
+/// layer asks for it itself).
 pub(crate) fn relay_keyframe_requests(
     local: Arc<TrackLocalStaticRTP>,
     source: Arc<PublishedTrack>,
+    leg: std::sync::Weak<Downstream>,
 ) {
     tokio::spawn(async move {
         while let Some(event) = local.poll().await {
@@ -377,7 +623,11 @@ pub(crate) fn relay_keyframe_requests(
             // The interceptor delivers keyframe requests and sender reports (rtcp.rs);
             // only the former concern a subscriber's leg.
             if packets.iter().any(|p| !p.as_any().is::<SenderReport>()) {
-                source.request_keyframe();
+                if !source.is_simulcast() {
+                    source.request_keyframe();
+                } else if let Some(layer) = leg.upgrade().and_then(|l| l.current_layer()) {
+                    source.request_layer_keyframe(layer);
+                }
             }
         }
     });
@@ -561,8 +811,17 @@ mod tests {
             id: 3,
             payload: bytes::Bytes::from_static(&[1, 2]),
         });
+        p.header.extensions_padding = 2;
         strip_extensions(&mut p);
         assert!(!p.header.extension);
         assert!(p.header.extensions.is_empty());
+        assert_eq!(p.header.extensions_padding, 0);
+        // What the transport-cc interceptor then does: one extension, consistent size.
+        p.header
+            .set_extension(5, bytes::Bytes::from_static(&[0, 7]))
+            .expect("extension");
+        use rtc::shared::marshal::{Marshal, MarshalSize};
+        let size = p.marshal_size();
+        assert_eq!(p.marshal().expect("marshals").len(), size);
     }
 }

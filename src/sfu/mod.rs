@@ -9,6 +9,10 @@
 //! * [`peer`]: one PeerConnection per participant and its negotiation steps.
 //! * [`forward`]: the per-packet fan-out (lock-free reads; each leg written straight
 //!   from the track's reader task, a full subscriber queue drops that leg's packet).
+//! * [`layers`]: the pure layer selection (VP8 descriptor, per-leg rewriter,
+//!   per-subscriber allocator); [`simulcast`] (rid → layer, layer bitrates) and
+//!   [`layered`] (a parsed packet through a leg's rewriter) wire it to the reader;
+//!   [`budget`]: each connection's bandwidth estimate and allocation (issue 13).
 //! * [`ports`]: ports from the configured range (webrtc 0.21 binds a socket per
 //!   connection; it has no UDP mux).
 //! * [`rtcp`]: the interceptor that surfaces subscribers' keyframe requests.
@@ -19,19 +23,22 @@
 //! retransmissions travel on the media SSRC and forwarding never has to tell repair
 //! packets from media.
 
+pub mod budget;
 pub mod forward;
+pub mod layered;
 pub mod layers;
 pub mod peer;
 pub mod ports;
 pub mod rtcp;
 pub mod sdp;
+pub mod simulcast;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rtc::interceptor::{Registry, Slot};
+use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
@@ -46,6 +53,7 @@ use webrtc::peer_connection::{
 };
 
 pub use forward::{Downstream, MediaTap, PeerId, PublishedTrack};
+pub use layers::{Priority, Target};
 pub use peer::{ActiveLeg, Peer, PeerEvent, PendingLeg};
 
 /// An ICE candidate as the SFU exchanges it with its owner: the fields of the
@@ -133,6 +141,8 @@ pub struct SfuSettings {
     /// Time between two ICE connectivity checks of a connection (webrtc's default is
     /// 200 ms; the controlled side only confirms a pair on its next tick).
     pub ice_check_interval: Duration,
+    /// The most one subscriber connection is sent (bits/s); `None`: its estimate alone.
+    pub max_subscriber_bps: Option<u64>,
 }
 
 /// How many connectivity checks a candidate pair gets before it counts as failed when
@@ -203,10 +213,20 @@ impl Sfu {
 
         let mut media =
             media_engine().map_err(|e| SfuError::WebRtc(format!("media engine: {e}")))?;
+        let budget = budget::Budget::new(self.settings.max_subscriber_bps);
         let registry = register_default_interceptors(Registry::new(), &mut media)
             .map_err(|e| SfuError::WebRtc(format!("interceptors: {e}")))?
             // Last in the chain: see rtcp.rs.
             .with(Slot::from(14_000), rtcp::KeyframeRequestTap::default());
+        // Send-side bandwidth estimation from the subscriber's transport-cc feedback
+        // (its header extension and feedback are registered above), without pacing:
+        // see budget.rs.
+        let registry = registry
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(budget.estimator()).build(),
+            )
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build());
 
         let mut settings = SettingEngineBuilder::new()
             // Browsers' first connectivity check often arrives before their trickled
@@ -248,7 +268,8 @@ impl Sfu {
             .await
             .map_err(|e| SfuError::WebRtc(format!("cannot create connection on {addr}: {e}")))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        Ok(Peer::new(id, pc, state_rx, lease))
+        budget::spawn_reallocation(Arc::downgrade(&budget));
+        Ok(Peer::new(id, pc, state_rx, lease, budget))
     }
 }
 

@@ -21,6 +21,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::budget::Budget;
 use super::forward::{relay_keyframe_requests, Downstream, PeerId, PublishedTrack};
 use super::ports::PortLease;
 use super::{Candidate, LinkState, MediaKind, SfuError};
@@ -58,6 +59,8 @@ pub struct Peer {
     pub id: PeerId,
     pc: Arc<dyn PeerConnection>,
     state: watch::Receiver<LinkState>,
+    /// What this connection is sent of each simulcast track it receives.
+    budget: Arc<Budget>,
     _ports: PortLease,
 }
 
@@ -125,9 +128,17 @@ impl PeerConnectionEventHandler for Handler {
                 return;
             };
             let id = format!("{peer}-{}-{n}", kind.as_str());
-            let published =
-                PublishedTrack::new(id.clone(), peer, kind, codec, init.ssrc, track, throttle);
-            tracing::info!(%peer, track = %id, codec = %published.codec.mime_type, "track published");
+            let published = PublishedTrack::new(
+                id.clone(),
+                peer,
+                kind,
+                codec,
+                init.ssrc,
+                init.rid,
+                track,
+                throttle,
+            );
+            tracing::info!(%peer, track = %id, codec = %published.codec.mime_type, simulcast = published.is_simulcast(), "track published");
             let _ = events.send(PeerEvent::TrackPublished(published.clone()));
             published.run_reader().await;
             tracing::info!(%peer, track = %id, "track ended");
@@ -168,13 +179,20 @@ impl Peer {
         pc: Arc<dyn PeerConnection>,
         state: watch::Receiver<LinkState>,
         ports: PortLease,
+        budget: Arc<Budget>,
     ) -> Self {
         Peer {
             id,
             pc,
             state,
+            budget,
             _ports: ports,
         }
+    }
+
+    /// This connection's bandwidth budget (estimate, cap, layer allocation).
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
     }
 
     /// Applies the client's offer and returns the server's answer. `may_publish`
@@ -313,7 +331,8 @@ impl Peer {
     /// Starts the flow of a leg whose negotiation completed: reads the payload type
     /// the subscriber accepted; from then on the track's reader writes to the leg.
     /// Keyframe requests the subscriber sends about this leg are relayed to the
-    /// publisher.
+    /// publisher. A simulcast track's leg gets its first layer from this connection's
+    /// budget at once.
     pub async fn activate(&self, leg: PendingLeg) -> Result<ActiveLeg, SfuError> {
         let params = leg
             .sender
@@ -333,8 +352,20 @@ impl Peer {
                     leg.source.codec.mime_type
                 ))
             })?;
-        let downstream = Downstream::start(self.id, leg.local.clone(), leg.ssrc, pt);
-        relay_keyframe_requests(leg.local.clone(), leg.source.clone());
+        let sink = leg.local.clone();
+        let downstream = if leg.source.is_simulcast() {
+            let config = leg.source.rewriter_config();
+            Downstream::start_layered(self.id, sink, leg.ssrc, pt, config)
+        } else {
+            Downstream::start(self.id, sink, leg.ssrc, pt)
+        };
+        // Every leg: plain ones are the fixed cost the simulcast ones must fit beside.
+        self.budget.add_leg(&downstream, &leg.source);
+        relay_keyframe_requests(
+            leg.local.clone(),
+            leg.source.clone(),
+            Arc::downgrade(&downstream),
+        );
         Ok(ActiveLeg {
             source: leg.source,
             downstream,

@@ -46,6 +46,18 @@ pub enum Priority {
     Normal,
 }
 
+impl Priority {
+    /// The priority of a publisher who is the bench (the presiding judge) or has the
+    /// floor, or neither; the bench wins. The caller knows the roles, the SFU does not.
+    pub fn ranked(bench: bool, floor: bool) -> Priority {
+        match (bench, floor) {
+            (true, _) => Priority::Bench,
+            (false, true) => Priority::Floor,
+            (false, false) => Priority::Normal,
+        }
+    }
+}
+
 /// What a track is and costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackKind {

@@ -1,0 +1,294 @@
+//! The subscriber side of adaptive media: one [`Budget`] per PeerConnection — its
+//! bandwidth estimate, the operator's cap, and the [`Allocator`] that turns them into
+//! a layer (or a pause) for each simulcast leg the connection receives.
+//!
+//! Why it is shaped so:
+//! * **The estimate** is webrtc's send-side GCC, fed by the subscriber's transport-cc
+//!   feedback: [`Budget::estimator`] is a [`BandwidthEstimator`] that delegates to
+//!   `Gcc` and publishes every new target into an atomic this budget reads, and it is
+//!   placed in the connection's interceptor chain by `Sfu::create_peer`. The chain is
+//!   that of `configure_congestion_control` **without its pacer**: the pacer would
+//!   meter every packet of the connection — audio and the video of plain
+//!   (non-simulcast) tracks too, which no allocator controls — to the estimate, so a
+//!   low or wrong estimate would queue audio (latency, then drops at its 4096-packet
+//!   limit) and costs a timer per connection. Without it the allocator is what keeps
+//!   the connection's rate below the estimate, by choosing layers. GCC groups packets
+//!   sent within 5 ms into one arrival group, so an unpaced frame burst is read as one
+//!   group, not as queueing.
+//! * **Start optimistic**: the estimate starts at [`INITIAL_ESTIMATE_BPS`] and falls on
+//!   evidence (delay growth or loss). GCC in webrtc 0.21 cannot probe (nothing sends
+//!   padding), so an estimate started low could only creep up by 8 % a second; started
+//!   high, a good link shows the best layer at once and a thin one loses it within a
+//!   second or two of feedback.
+//! * **The cap** (`media.max_subscriber_kbps`) bounds what one subscriber is sent:
+//!   the allocator gets `min(estimate, cap)`.
+//! * **When**: on every leg added ([`Budget::add_leg`]) and every
+//!   [`REALLOCATE_EVERY`] from a timer task that ends with the budget. Decisions go to
+//!   each leg's rewriter ([`Downstream::set_target`]); the allocator's hysteresis
+//!   makes most of them no-ops.
+//! * **Priorities** come from the tracks ([`PublishedTrack::priority`]), which the
+//!   hearing sets; the SFU knows no roles.
+//!
+//! Audio and plain video are always sent; the allocator counts their measured rate
+//! (audio at a nominal rate until measured) before spending the rest on simulcast
+//! video. A simulcast track whose layers are not measured yet (its first half
+//! second) is left out, so its legs stay paused until the next round.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
+
+use super::forward::{Downstream, PublishedTrack};
+use super::layers::{Allocator, AllocatorConfig, Target, TrackDemand, TrackKind};
+use super::simulcast::LayerRates;
+use super::MediaKind;
+
+/// Where every subscriber's estimate starts (bits/s).
+pub const INITIAL_ESTIMATE_BPS: u64 = 2_500_000;
+/// The estimate never goes below this, nor above [`MAX_ESTIMATE_BPS`].
+pub const MIN_ESTIMATE_BPS: u64 = 100_000;
+pub const MAX_ESTIMATE_BPS: u64 = 50_000_000;
+/// How often each subscriber's allocation is re-run.
+pub const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
+/// What an audio track is counted at before its rate was measured.
+const NOMINAL_AUDIO_BPS: u64 = 40_000;
+
+/// GCC, publishing its target for the budget to read.
+pub struct ReportingEstimator {
+    inner: Gcc,
+    out: Arc<AtomicU64>,
+}
+
+impl ReportingEstimator {
+    fn publish(&self) {
+        self.out
+            .store(self.inner.target_bitrate() as u64, Ordering::Relaxed);
+    }
+}
+
+impl BandwidthEstimator for ReportingEstimator {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.inner.on_reports(now, reports);
+        self.publish();
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        self.inner.target_bitrate()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.inner.handle_timeout(now);
+        self.publish();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+
+    fn stats(&self) -> EstimatorStats {
+        self.inner.stats()
+    }
+}
+
+/// One leg the budget allocates for.
+struct Leg {
+    downstream: Weak<Downstream>,
+    source: Weak<PublishedTrack>,
+}
+
+struct State {
+    allocator: Allocator<String>,
+    legs: Vec<Leg>,
+}
+
+/// One subscriber connection's bandwidth and layer allocation.
+pub struct Budget {
+    estimate_bps: Arc<AtomicU64>,
+    cap_bps: Option<u64>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget")
+            .field("estimate_bps", &self.estimate_bps.load(Ordering::Relaxed))
+            .field("cap_bps", &self.cap_bps)
+            .finish()
+    }
+}
+
+impl Budget {
+    /// A budget capped at `cap_bps` (none: the estimate alone).
+    pub fn new(cap_bps: Option<u64>) -> Arc<Budget> {
+        Arc::new(Budget {
+            estimate_bps: Arc::new(AtomicU64::new(INITIAL_ESTIMATE_BPS)),
+            cap_bps,
+            state: Mutex::new(State {
+                allocator: Allocator::new(AllocatorConfig::default()),
+                legs: Vec::new(),
+            }),
+        })
+    }
+
+    /// The estimator for this connection's congestion-control interceptor.
+    pub fn estimator(&self) -> ReportingEstimator {
+        ReportingEstimator {
+            inner: Gcc::new(
+                INITIAL_ESTIMATE_BPS as f64,
+                MIN_ESTIMATE_BPS as f64,
+                MAX_ESTIMATE_BPS as f64,
+            ),
+            out: self.estimate_bps.clone(),
+        }
+    }
+
+    /// What the allocator may spend: the estimate, within the cap.
+    pub fn available_bps(&self) -> u64 {
+        let estimate = self.estimate_bps.load(Ordering::Relaxed);
+        self.cap_bps.map_or(estimate, |cap| estimate.min(cap))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update of the state completes before the lock is released.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Allocates for a new leg too, and at once, so its first layer does not wait for
+    /// the timer.
+    pub fn add_leg(&self, downstream: &Arc<Downstream>, source: &Arc<PublishedTrack>) {
+        self.lock().legs.push(Leg {
+            downstream: Arc::downgrade(downstream),
+            source: Arc::downgrade(source),
+        });
+        self.reallocate(Instant::now());
+    }
+
+    /// Re-runs the allocation and hands each simulcast leg its decision.
+    pub fn reallocate(&self, now: Instant) {
+        let available = self.available_bps();
+        let mut state = self.lock();
+        let mut live: Vec<(Arc<Downstream>, Arc<PublishedTrack>)> = Vec::new();
+        state.legs.retain(
+            |leg| match (leg.downstream.upgrade(), leg.source.upgrade()) {
+                (Some(d), Some(s)) if !d.is_closed() && !s.is_ended() => {
+                    live.push((d, s));
+                    true
+                }
+                _ => false,
+            },
+        );
+        let demands: Vec<TrackDemand<String>> = live
+            .iter()
+            .filter_map(|(leg, track)| demand(leg, track))
+            .collect();
+        let allocation = state.allocator.allocate(now, available, &demands);
+        drop(state);
+        let mut changed = false;
+        for (leg, track) in &live {
+            if let Some(decision) = allocation.get(&track.id) {
+                if leg.is_layered() {
+                    changed |= leg.set_target(Target::from(decision));
+                }
+            }
+        }
+        if changed {
+            // What the choice was made from: the operator's view of a subscriber's link.
+            let costs: Vec<(&str, &TrackKind)> =
+                demands.iter().map(|d| (d.key.as_str(), &d.kind)).collect();
+            tracing::debug!(
+                available_bps = available,
+                audio_bps = allocation.audio_bps,
+                video_bps = allocation.video_bps,
+                ?costs,
+                "layers reallocated"
+            );
+        }
+    }
+}
+
+/// What a leg's track costs, for the allocator; `None` for a simulcast track not
+/// measured yet.
+fn demand(leg: &Downstream, track: &PublishedTrack) -> Option<TrackDemand<String>> {
+    let rates = track.layer_rates();
+    let kind = if leg.is_layered() {
+        let layers = ladder(&rates);
+        if layers.is_empty() {
+            return None;
+        }
+        TrackKind::Video { layers }
+    } else {
+        // Audio and plain video are always sent: a fixed cost.
+        let measured = rates[0][0];
+        let bitrate_bps = match (track.kind, measured) {
+            (MediaKind::Audio, 0) => NOMINAL_AUDIO_BPS,
+            _ => measured,
+        };
+        TrackKind::Audio { bitrate_bps }
+    };
+    Some(TrackDemand {
+        key: track.id.clone(),
+        priority: track.priority(),
+        kind,
+    })
+}
+
+/// The allocator's `layers[spatial][temporal]` from measured rates: every spatial
+/// layer up to the highest measured one, each with its temporal layers up to the
+/// highest measured one (0 where not received). Empty when nothing is measured.
+fn ladder(rates: &LayerRates) -> Vec<Vec<u64>> {
+    let trim = |v: &[u64]| -> Vec<u64> {
+        let len = v.iter().rposition(|&b| b > 0).map_or(0, |i| i + 1);
+        v[..len].to_vec()
+    };
+    let mut layers: Vec<Vec<u64>> = rates.iter().map(|t| trim(t)).collect();
+    while layers.last().is_some_and(Vec::is_empty) {
+        layers.pop();
+    }
+    layers
+}
+
+/// Re-runs the allocation of `budget` every [`REALLOCATE_EVERY`] until it is dropped.
+pub(crate) fn spawn_reallocation(budget: Weak<Budget>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REALLOCATE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(budget) = budget.upgrade() else {
+                return;
+            };
+            budget.reallocate(Instant::now());
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ladder_keeps_measured_layers_in_place() {
+        let mut rates: LayerRates = Default::default();
+        assert!(ladder(&rates).is_empty());
+        rates[0] = [60_000, 100_000, 150_000, 0];
+        rates[2] = [500_000, 0, 0, 0];
+        assert_eq!(
+            ladder(&rates),
+            vec![vec![60_000, 100_000, 150_000], vec![], vec![500_000]]
+        );
+    }
+
+    #[test]
+    fn the_cap_bounds_the_estimate() {
+        let capped = Budget::new(Some(300_000));
+        assert_eq!(capped.available_bps(), 300_000);
+        let free = Budget::new(None);
+        assert_eq!(free.available_bps(), INITIAL_ESTIMATE_BPS);
+        free.estimate_bps.store(700_000, Ordering::Relaxed);
+        assert_eq!(free.available_bps(), 700_000);
+    }
+}
