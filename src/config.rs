@@ -85,6 +85,10 @@ pub struct MediaConfig {
     pub ice_tcp: bool,
     pub pli_throttle_ms: u64,
     pub ice_check_interval_ms: u64,
+    /// The most one subscriber is sent, in kbit/s (the lower of this and its
+    /// bandwidth estimate); unset: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_subscriber_kbps: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -509,6 +513,14 @@ impl Config {
                 ),
             ));
         }
+        if let Some(kbps) = self.media.max_subscriber_kbps {
+            if kbps < 64 {
+                return Err(err(
+                    "media.max_subscriber_kbps",
+                    format!("{kbps} is too small; use at least 64 (kbit/s), or leave it unset for no cap"),
+                ));
+            }
+        }
         if self.signaling.max_message_bytes < 1024 {
             return Err(err(
                 "signaling.max_message_bytes",
@@ -810,6 +822,21 @@ mod tests {
         let e = Config::load_with_env(None, env).unwrap_err();
         assert!(e.to_string().contains("OPENHEARING_MEDIA__COLOUR"), "{e}");
         assert_eq!(e.key(), Some("media.colour"));
+    }
+
+    #[test]
+    fn the_subscriber_cap_is_unset_by_default_and_checked() {
+        let c = Config::load_with_env(None, no_env()).unwrap();
+        assert_eq!(c.media.max_subscriber_kbps, None);
+        let env = vec![(
+            "OPENHEARING_MEDIA__MAX_SUBSCRIBER_KBPS".into(),
+            "300".into(),
+        )];
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.media.max_subscriber_kbps, Some(300));
+        let env = vec![("OPENHEARING_MEDIA__MAX_SUBSCRIBER_KBPS".into(), "10".into())];
+        let e = Config::load_with_env(None, env).unwrap_err();
+        assert_eq!(e.key(), Some("media.max_subscriber_kbps"), "{e}");
     }
 
     #[test]

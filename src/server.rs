@@ -141,6 +141,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
         ice_tcp: m.ice_tcp,
         pli_throttle: Duration::from_millis(m.pli_throttle_ms),
         ice_check_interval: Duration::from_millis(m.ice_check_interval_ms),
+        max_subscriber_bps: m.max_subscriber_kbps.map(|kbps| kbps.saturating_mul(1000)),
     });
     let s = &config.signaling;
     let (shutdown, shutdown_rx) = watch::channel(false);
