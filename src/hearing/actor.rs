@@ -1153,6 +1153,7 @@ impl Actor {
                     return Ok(());
                 }
                 self.status.spotlight = participant_id;
+                self.reconcile(); // media priorities follow the floor
                 self.audit(
                     actor,
                     participant_id.and_then(participant_subject),
@@ -1769,6 +1770,10 @@ impl Actor {
                     continue;
                 }
                 tracks.insert(track.id.clone(), track.clone());
+                track.set_priority(crate::sfu::Priority::ranked(
+                    publisher.p.role == Role::PresidingJudge,
+                    self.status.spotlight == Some(publisher.p.id),
+                ));
                 for sub in self.members.values() {
                     if policy::may_forward(
                         ctx,
