@@ -11,6 +11,11 @@
 //! 3. `marshal` of the RTP packet, which webrtc does once per subscriber before SRTP
 //!    (not our code, but per subscriber and per packet).
 //!
+//! 4. `simulcast_fanout_N`: the same for a simulcast track (src/sfu/layered.rs): the
+//!    packet's SSRC mapped to its layer, its VP8 descriptor parsed once, and per leg
+//!    the leg's `LayerRewriter` (behind its mutex) deciding and renumbering it. Each
+//!    iteration is one packet of the top layer, which every leg forwards.
+//!
 //! Results are per packet and per subscriber. BENCHMARKS.md compares them with the
 //! measured end-to-end cost.
 
@@ -133,5 +138,93 @@ fn per_packet(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, per_packet, fanout);
+/// A VP8 packet as libwebrtc sends it (X, I 15-bit, L, T), `seq` of layer f.
+fn vp8_packet(seq: u16) -> rtp::Packet {
+    let mut payload = vec![
+        0x90u8,
+        0xe0,
+        0x80 | (seq >> 8) as u8 & 0x7f,
+        seq as u8,
+        3,
+        0x00,
+    ];
+    if seq == 0 {
+        payload.extend_from_slice(&[0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]);
+    }
+    payload.resize(1188, 0x55);
+    rtp::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            payload_type: 96,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 3000,
+            ssrc: 30,
+            ..Default::default()
+        },
+        payload: Bytes::from(payload),
+    }
+}
+
+fn simulcast_fanout(c: &mut Criterion) {
+    use openhearing::sfu::layered::{Format, SimulcastFanout};
+    use openhearing::sfu::layers::{LayerTarget, RewriterConfig, Target};
+    let config = RewriterConfig {
+        clock_rate: 90_000,
+        keyframes: true,
+    };
+    for n in [1usize, 10, 100] {
+        let mut g = c.benchmark_group(format!("simulcast_fanout_{n}_subscribers"));
+        g.throughput(Throughput::Elements(n as u64));
+        let mut rxs = Vec::new();
+        let legs: Vec<Arc<Downstream>> = (0..n)
+            .map(|i| {
+                let (tx, rx) = async_channel::bounded(256);
+                rxs.push(rx);
+                let leg = Downstream::start_layered(
+                    uuid::Uuid::new_v4(),
+                    Arc::new(ChannelSink { tx }),
+                    0x9abc_0000 + i as u32,
+                    97,
+                    config,
+                );
+                leg.set_target(Target::Forward(LayerTarget {
+                    spatial: 2,
+                    temporal: 2,
+                }));
+                leg
+            })
+            .collect();
+        let mut fanout =
+            SimulcastFanout::new(config, Format::Vp8, std::time::Duration::from_millis(500));
+        for (ssrc, rid) in [(10, "q"), (20, "h"), (30, "f")] {
+            fanout.open(ssrc, rid);
+        }
+        let now = std::time::Instant::now();
+        // The first packet (seq 0) is the keyframe every leg starts at.
+        let mut seq = u16::MAX;
+        g.bench_function("strip_fanout_drain", |b| {
+            b.iter_batched(
+                || {
+                    seq = seq.wrapping_add(1);
+                    vp8_packet(seq)
+                },
+                |mut packet| {
+                    strip_extensions(&mut packet);
+                    std::hint::black_box(fanout.packet(&packet, now, &legs, None));
+                    for rx in &rxs {
+                        std::hint::black_box(rx.try_recv().ok());
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        g.finish();
+        assert!(
+            legs.iter().all(|l| l.current_layer() == Some(2)),
+            "every leg forwards the top layer"
+        );
+    }
+}
+
+criterion_group!(benches, per_packet, fanout, simulcast_fanout);
 criterion_main!(benches);
