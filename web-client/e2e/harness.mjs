@@ -79,9 +79,10 @@ function parseJsonOutput(stdout) {
 
 /**
  * Starts the server (plain HTTP on a free 127.0.0.1 port) and Chromium. `tag` names the
- * artifacts (`server-<tag>.log`, `<tag>-<role>.console.log`). Call `stop()` in `after`.
+ * artifacts (`server-<tag>.log`, `<tag>-<role>.console.log`); `media` is extra TOML
+ * lines for the server's `[media]` table. Call `stop()` in `after`.
  */
-export async function startHarness(tag) {
+export async function startHarness(tag, { media = '' } = {}) {
   assert.ok(existsSync(BIN), `server binary not found: ${BIN} (set OPENHEARING_BIN)`);
   assert.ok(existsSync(join(WEB, 'dist', 'index.html')), 'web-client/dist/ missing: run `npm run build` first');
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -104,6 +105,7 @@ admin_api_key = "${ADMIN_KEY}"
 bind_address = "127.0.0.1"
 udp_port_min = 41000
 udp_port_max = 41999
+${media}
 `,
   );
   const logFd = openSync(join(ARTIFACTS, `server-${tag}.log`), 'w');
@@ -198,15 +200,20 @@ export async function createHearingApi(h, body) {
   return created;
 }
 
-/** Opens a participant's join link in a fresh browser context and clicks `join`. */
-export async function openAndJoin(h, p) {
+/**
+ * Opens a participant's join link in a fresh browser context and clicks `join`.
+ * `query` is added to the link's query string (e.g. `simulcast=1`).
+ */
+export async function openAndJoin(h, p, { query = '' } = {}) {
   const context = await h.browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   const entry = { role: p.role, name: p.name, id: p.participant_id, page, logs: [] };
   page.on('console', (m) => entry.logs.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => entry.logs.push(`[pageerror] ${e.message}`));
   h.pages.push(entry);
-  await page.goto(p.join_url, { timeout: 15_000 });
+  const url = new URL(p.join_url);
+  for (const [k, v] of new URLSearchParams(query)) url.searchParams.set(k, v);
+  await page.goto(url.toString(), { timeout: 15_000 });
   const join = page.locator('[data-testid="join"]');
   await join.waitFor({ state: 'visible', timeout: 15_000 });
   assert.equal(await page.locator('[data-testid="prejoin-name"]').textContent(), p.name);

@@ -19,6 +19,9 @@ interface OutboundLayer {
   rid: string | null;
   frameWidth: number;
   framesEncoded: number;
+  keyFramesEncoded: number;
+  /** Keyframe requests (PLI) the page received for this encoding. */
+  pliCount: number;
 }
 
 declare global {
@@ -96,6 +99,8 @@ async function outboundLayers(): Promise<OutboundLayer[]> {
         rid: typeof r.rid === 'string' ? r.rid : null,
         frameWidth: n('frameWidth'),
         framesEncoded: n('framesEncoded'),
+        keyFramesEncoded: n('keyFramesEncoded'),
+        pliCount: n('pliCount'),
       });
     });
   }

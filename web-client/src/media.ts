@@ -36,6 +36,16 @@ export function cameraEncodings(temporalLayers: boolean): RTCRtpEncodingParamete
   return temporalLayers ? layers.map((l) => ({ ...l, scalabilityMode: 'L1T3' }) as RTCRtpEncodingParameters) : layers;
 }
 
+/**
+ * Simulcast is opt-in for now (`?simulcast=1` in the join link): with webrtc 0.21 the
+ * server loses some layers of a simulcast publisher after that publisher's connection
+ * is renegotiated (see the SFU's src/sfu/simulcast.rs), so it stays off by default
+ * until that is solved.
+ */
+export function simulcastEnabled(): boolean {
+  return typeof location !== 'undefined' && new URLSearchParams(location.search).get('simulcast') === '1';
+}
+
 /** Whether this browser can send VP8 with three temporal layers (`L1T3`). */
 export function canSendL1T3(): boolean {
   const caps = typeof RTCRtpSender !== 'undefined' ? RTCRtpSender.getCapabilities?.('video') : null;
@@ -46,11 +56,12 @@ export function canSendL1T3(): boolean {
 
 /**
  * Adds a local video track to `pc`: a camera as simulcast encodings (with temporal
- * layers where the browser accepts them), anything else (a screen) as one encoding.
+ * layers where the browser accepts them) when simulcast is enabled, anything else (a
+ * screen) and every track without simulcast as one encoding.
  */
 export function addVideoTrack(pc: RTCPeerConnection, track: MediaStreamTrack, stream: MediaStream): void {
   const screen = track.contentHint === 'detail' || track.contentHint === 'text';
-  if (screen) {
+  if (screen || !simulcastEnabled()) {
     pc.addTrack(track, stream);
     return;
   }
