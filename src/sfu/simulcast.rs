@@ -23,6 +23,16 @@
 //!
 //! A track whose first packet carries no rid is not simulcast: its legs forward every
 //! packet unchanged as before layers existed (see `forward.rs`).
+//!
+//! # Known limitation (webrtc 0.21)
+//!
+//! Every renegotiation of the publisher's connection fires `OnOpen` again for the
+//! layers webrtc re-learns, and seen in the browser e2e tests: after one, packets of
+//! a layer whose rid was not re-learnt stop reaching the track (the browser sends
+//! the rid header extension only at the start of a stream). Its measured rate then
+//! drops to 0 and the allocators move their legs to a layer that still arrives, but
+//! a leg may wait for that layer's keyframe meanwhile. Hence the web client's
+//! simulcast is opt-in for now.
 
 use std::time::{Duration, Instant};
 
