@@ -65,6 +65,14 @@ pub trait MediaTap: Send + Sync {
     fn sender_report(&self, ssrc: u32, ntp_time: u64, rtp_time: u32);
 }
 
+/// What webrtc's first `OnOpen` of a track says: the SSRC of its first packet and,
+/// for a simulcast track, that layer's rid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub ssrc: u32,
+    pub rid: Option<String>,
+}
+
 /// One track a peer publishes, with its current subscribers.
 pub struct PublishedTrack {
     /// Unique within the server: `<publisher>-<kind>-<n>`.
@@ -106,11 +114,11 @@ impl PublishedTrack {
         publisher: PeerId,
         kind: MediaKind,
         codec: RTCRtpCodec,
-        ssrc: u32,
-        rid: Option<String>,
+        opened: Opened,
         remote: Arc<dyn TrackRemote>,
         pli_throttle: Duration,
     ) -> Arc<Self> {
+        let Opened { ssrc, rid } = opened;
         Arc::new(PublishedTrack {
             id,
             publisher,

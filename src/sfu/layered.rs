@@ -389,8 +389,10 @@ mod tests {
 
     #[test]
     fn h264_keyframes_are_found_and_other_formats_never_start() {
-        let mut p = rtp::Packet::default();
-        p.payload = bytes::Bytes::from_static(&[0x65, 0x88, 0x00]);
+        let p = rtp::Packet {
+            payload: bytes::Bytes::from_static(&[0x65, 0x88, 0x00]),
+            ..Default::default()
+        };
         let now = Instant::now();
         assert!(Parsed::new(&p, 2, Format::H264, now).source.keyframe);
         assert_eq!(Parsed::new(&p, 2, Format::H264, now).source.layer, 2);

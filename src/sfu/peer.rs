@@ -22,7 +22,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::budget::Budget;
-use super::forward::{relay_keyframe_requests, Downstream, PeerId, PublishedTrack};
+use super::forward::{relay_keyframe_requests, Downstream, Opened, PeerId, PublishedTrack};
 use super::ports::PortLease;
 use super::{Candidate, LinkState, MediaKind, SfuError};
 
@@ -133,8 +133,10 @@ impl PeerConnectionEventHandler for Handler {
                 peer,
                 kind,
                 codec,
-                init.ssrc,
-                init.rid,
+                Opened {
+                    ssrc: init.ssrc,
+                    rid: init.rid,
+                },
                 track,
                 throttle,
             );
