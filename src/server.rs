@@ -196,7 +196,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let hearings = prepared.state.signaling.hearings.clone();
-    let app = crate::api::app(prepared.state);
+    let app = crate::api::app(prepared.state, false);
     let tx = prepared.shutdown;
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -272,7 +272,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         print_demo_hint();
         let handle = axum_server::Handle::new();
         let hearings = prepared.state.signaling.hearings.clone();
-        let app = crate::api::app(prepared.state);
+        let app = crate::api::app(prepared.state, true);
         let tx = prepared.shutdown;
         let h = handle.clone();
         tokio::spawn(async move {
