@@ -65,6 +65,12 @@ mod tests {
     use crate::store::SqliteStore;
 
     fn new_hearing(recording: Option<bool>) -> NewHearing {
+        let person = |name: &str, role, site: &str| NewParticipant {
+            name: name.into(),
+            role,
+            site: site.into(),
+            party: None,
+        };
         NewHearing {
             case_number: "HS-7/2026".into(),
             title: "Vụ án".into(),
@@ -72,18 +78,8 @@ mod tests {
             recording,
             sites: Vec::new(),
             participants: vec![
-                NewParticipant {
-                    name: "Nguyễn Văn A".into(),
-                    role: Role::PresidingJudge,
-                    site: "Phòng xử án 1".into(),
-                    party: None,
-                },
-                NewParticipant {
-                    name: "Trần Thị B".into(),
-                    role: Role::Defendant,
-                    site: "Trại tạm giam".into(),
-                    party: None,
-                },
+                person("Nguyễn Văn A", Role::PresidingJudge, "Phòng xử án 1"),
+                person("Trần Thị B", Role::Defendant, "Trại tạm giam"),
             ],
         }
     }
