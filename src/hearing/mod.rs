@@ -10,6 +10,7 @@
 //! fresh one on the next join (state that must outlive it lives in the store).
 
 pub mod actor;
+mod create;
 pub mod policy;
 pub mod recording;
 pub mod writer;
@@ -29,6 +30,7 @@ use crate::sfu::{Downstream, PublishedTrack};
 use crate::store::Store;
 
 pub use actor::{Command, Refusal};
+pub use create::create_hearing;
 
 /// What a hearing tells one participant's session to do.
 #[derive(Debug)]
