@@ -270,12 +270,12 @@ mod tests {
         assert!(e.to_string().contains("OPENHEARING_API_KEY"), "{e}");
         // The configured key is used, and --api-key wins over it.
         let text = format!(
-            "[data]\ndir = {:?}\n[auth]\nadmin_api_key = \"configured-key-0123456789\"\n",
+            "[data]\ndir = {:?}\n[auth]\nadmin_api_key = \"configured-key-0123456789abcdef0123456\"\n",
             dir.path().display().to_string()
         );
         let c = Config::from_toml_str(&text, "t").unwrap();
         let client = client_with_config(&ApiOptions::default(), &c).unwrap();
-        assert_eq!(client.api_key, "configured-key-0123456789");
+        assert_eq!(client.api_key, "configured-key-0123456789abcdef0123456");
         assert_eq!(client.base, "https://127.0.0.1:8443");
         let opts = ApiOptions {
             api_key: Some("from-the-option".into()),

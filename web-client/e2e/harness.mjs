@@ -25,7 +25,7 @@ const CHROMIUM = process.env.OPENHEARING_CHROMIUM || '/usr/bin/chromium';
 export const MEDIA_TIMEOUT_MS = Number(process.env.OPENHEARING_E2E_MEDIA_TIMEOUT_MS || 45_000);
 const HEALTH_TIMEOUT_MS = 30_000;
 /** The admin key of the harness's server config (test-only). */
-export const ADMIN_KEY = 'e2e-test-key-0123456789';
+export const ADMIN_KEY = 'e2e-test-key-0123456789abcdef012345';
 
 export const CHROMIUM_ARGS = [
   '--use-fake-device-for-media-stream',
