@@ -32,8 +32,7 @@ use super::core::{
 use super::recording::{self, ActiveRecording, RecorderNews, RecordingSettings};
 use super::writer::{WriteOp, Writer};
 use super::{
-    AdminOp, AdminOutcome, HearingHandle, Hearings, JoinError, JoinRequest, Refusal,
-    SessionCommand,
+    AdminOp, AdminOutcome, HearingHandle, Hearings, JoinError, JoinRequest, Refusal, SessionCommand,
 };
 use crate::model::Hearing;
 use crate::permissions::Permissions;

@@ -74,8 +74,14 @@ mod tests {
                 Refusal::new(ErrorCode::Internal, "the hearing is restarting; try again")
             );
         }
-        let r = Refusal::new(ErrorCode::Removed, "the court removed you from this hearing");
+        let r = Refusal::new(
+            ErrorCode::Removed,
+            "the court removed you from this hearing",
+        );
         assert_eq!(JoinError::Refused(r.clone()).refusal(), r);
-        assert_eq!(JoinError::Refused(r).to_string(), "the court removed you from this hearing");
+        assert_eq!(
+            JoinError::Refused(r).to_string(),
+            "the court removed you from this hearing"
+        );
     }
 }

@@ -12,16 +12,16 @@ use openhearing_signaling::{Admission, ClientMessage, ErrorCode, HearingState};
 use serde_json::json;
 
 use super::{
-    participant_subject, Effect, HearingCore, Member, Pending, Reply, RequestId, StoreAnswer,
-    StoreCall, StoreFailed,
+    participant_subject, unknown_participant, Effect, HearingCore, Member, Pending, Reply,
+    RequestId, StoreAnswer, StoreCall, StoreFailed,
 };
 use crate::hearing::{AdminOp, AdminOutcome, Refusal};
 use crate::model::rfc3339;
 
-fn unknown_participant(pid: uuid::Uuid) -> Refusal {
+fn not_stored() -> Refusal {
     Refusal::new(
-        ErrorCode::UnknownParticipant,
-        format!("participant {pid} is not part of this hearing"),
+        ErrorCode::Internal,
+        "the change could not be stored; try again",
     )
 }
 
@@ -109,12 +109,7 @@ impl HearingCore {
             return; // nothing was asked (cannot happen: the actor answers at once)
         };
         let result = answer
-            .map_err(|StoreFailed| {
-                Refusal::new(
-                    ErrorCode::Internal,
-                    "the change could not be stored; try again",
-                )
-            })
+            .map_err(|StoreFailed| not_stored())
             .and_then(|answer| self.finish_admin(&actor, call, answer));
         self.reply_admin(request, result);
     }
@@ -198,10 +193,8 @@ impl HearingCore {
                 }
                 Ok(AdminOutcome::Done)
             }
-            (call, answer) => Err(Refusal::new(
-                ErrorCode::Internal,
-                format!("the store answered {answer:?} to {call:?}"),
-            )),
+            // The actor answers each call with its own kind; anything else is a bug.
+            _ => Err(not_stored()),
         }
     }
 }

@@ -65,7 +65,10 @@ pub enum Effect {
     /// Something for the open archive.
     Archive(ArchiveOp),
     /// Send this message to one session.
-    Send { session: u64, message: ServerMessage },
+    Send {
+        session: u64,
+        message: ServerMessage,
+    },
     /// Tell a session to add a leg for `track` (then report it ready).
     Subscribe { session: u64, track: String },
     /// Tell a session to drop its leg of `track` (forwarding has already stopped).

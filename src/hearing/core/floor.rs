@@ -66,7 +66,12 @@ impl HearingCore {
         if let Some(m) = self.members.get_mut(&id) {
             m.unmute_requested = true;
         }
-        self.audit(actor, participant_subject(id), "unmute_requested", json!({}));
+        self.audit(
+            actor,
+            participant_subject(id),
+            "unmute_requested",
+            json!({}),
+        );
         Ok(())
     }
 

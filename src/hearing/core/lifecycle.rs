@@ -100,10 +100,8 @@ impl HearingCore {
                     return Ok(());
                 }
             }
-            HearingState::Suspended => {
-                if self.archive.is_some() {
-                    self.emit(Effect::Archive(ArchiveOp::Pause("suspended")));
-                }
+            HearingState::Suspended if self.archive.is_some() => {
+                self.emit(Effect::Archive(ArchiveOp::Pause("suspended")));
             }
             HearingState::Closed | HearingState::Adjourned => {
                 let render = matches!(

@@ -79,9 +79,7 @@ use crate::model::{rfc3339, AuditRecord, Hearing, Status};
 use crate::permissions::Permissions;
 use crate::sfu::MediaKind;
 
-pub use effect::{
-    ArchiveOp, Effect, Phase, Reply, RequestId, StoreAnswer, StoreCall, StoreFailed,
-};
+pub use effect::{ArchiveOp, Effect, Phase, Reply, RequestId, StoreAnswer, StoreCall, StoreFailed};
 pub use members::{Member, Track};
 
 /// Longest reason (suspension, adjournment, denial, removal), in characters.
@@ -236,6 +234,13 @@ type Who = Option<(Uuid, Role)>;
 
 fn participant_subject(id: Uuid) -> Option<String> {
     Some(format!("participant:{id}"))
+}
+
+fn unknown_participant(id: Uuid) -> Refusal {
+    Refusal::new(
+        ErrorCode::UnknownParticipant,
+        format!("participant {id} is not part of this hearing"),
+    )
 }
 
 /// A reason as given, trimmed; empty means none. Too long or with control
@@ -538,7 +543,12 @@ impl HearingCore {
 
     /// Applies one court action. `who` is the acting participant and their role, or
     /// `None` for the operator. Nothing changes when it returns an error.
-    fn court_action(&mut self, actor: &str, who: Who, action: ClientMessage) -> Result<(), Refusal> {
+    fn court_action(
+        &mut self,
+        actor: &str,
+        who: Who,
+        action: ClientMessage,
+    ) -> Result<(), Refusal> {
         use ClientMessage as M;
         match action {
             M::Admit { participant_id } => self.admit(actor, who, participant_id),
@@ -597,11 +607,6 @@ impl HearingCore {
     }
 
     fn target(&self, id: Uuid) -> Result<&Member, Refusal> {
-        self.members.get(&id).ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::UnknownParticipant,
-                format!("participant {id} is not part of this hearing"),
-            )
-        })
+        self.members.get(&id).ok_or_else(|| unknown_participant(id))
     }
 }

@@ -258,7 +258,13 @@ impl HearingCore {
         self.announce_status();
     }
 
-    pub(super) fn close_room(&mut self, actor: &str, room_id: Uuid, reason: &str, by: Option<Uuid>) {
+    pub(super) fn close_room(
+        &mut self,
+        actor: &str,
+        room_id: Uuid,
+        reason: &str,
+        by: Option<Uuid>,
+    ) {
         let Some(i) = self.status.rooms.iter().position(|r| r.id == room_id) else {
             return;
         };
