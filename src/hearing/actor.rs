@@ -21,7 +21,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use openhearing_signaling::{ClientMessage, Connection, ErrorCode, HearingInfo, ServerMessage};
+use openhearing_signaling::{ErrorCode, HearingInfo, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -46,31 +46,10 @@ pub enum Command {
         req: JoinRequest,
         reply: oneshot::Sender<Result<ServerMessage, JoinError>>,
     },
-    Leave {
-        participant: Uuid,
-        session: u64,
-        reason: String,
-    },
     TrackPublished {
         participant: Uuid,
         session: u64,
         track: Arc<PublishedTrack>,
-    },
-    TrackEnded {
-        participant: Uuid,
-        session: u64,
-        track_id: String,
-    },
-    MediaState {
-        participant: Uuid,
-        session: u64,
-        audio: bool,
-        video: bool,
-    },
-    Connection {
-        participant: Uuid,
-        session: u64,
-        connection: Connection,
     },
     LegReady {
         subscriber: Uuid,
@@ -78,12 +57,9 @@ pub enum Command {
         track_id: String,
         leg: Arc<Downstream>,
     },
-    /// A court action from a participant's client (admit, mute, set_state, ...).
-    Act {
-        participant: Uuid,
-        session: u64,
-        action: ClientMessage,
-    },
+    /// What a session reports that carries nothing for the actor to keep (leave,
+    /// track ended, media state, connection, court action): handed to the core as is.
+    Session(Input),
     /// Answers once everything the actor queued for storage is stored.
     Flush(oneshot::Sender<()>),
     /// The server stops: close the open archive (signed, reason `server_stopped`)
@@ -274,15 +250,6 @@ impl Actor {
                     session,
                 }
             }
-            Command::Leave {
-                participant,
-                session,
-                reason,
-            } => Input::Leave {
-                participant,
-                session,
-                reason,
-            },
             Command::TrackPublished {
                 participant,
                 session,
@@ -304,35 +271,6 @@ impl Actor {
                 }
                 return stop;
             }
-            Command::TrackEnded {
-                participant,
-                session,
-                track_id,
-            } => Input::TrackEnded {
-                participant,
-                session,
-                track: track_id,
-            },
-            Command::MediaState {
-                participant,
-                session,
-                audio,
-                video,
-            } => Input::MediaState {
-                participant,
-                session,
-                audio,
-                video,
-            },
-            Command::Connection {
-                participant,
-                session,
-                connection,
-            } => Input::Connection {
-                participant,
-                session,
-                connection,
-            },
             Command::LegReady {
                 subscriber,
                 session,
@@ -350,15 +288,7 @@ impl Actor {
                 self.ready_leg = None;
                 return stop;
             }
-            Command::Act {
-                participant,
-                session,
-                action,
-            } => Input::Act {
-                participant,
-                session,
-                action,
-            },
+            Command::Session(input) => input,
             Command::Flush(reply) => {
                 self.writer.flush().await;
                 let _ = reply.send(());

@@ -29,6 +29,7 @@ use openhearing_signaling::{ClientMessage, Connection, ErrorCode, ServerMessage,
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use self::core::Input;
 use crate::model::{HearingUpdate, NewParticipant, Participant, Site};
 use crate::permissions::Permissions;
 use crate::sfu::{Downstream, PublishedTrack};
@@ -115,11 +116,11 @@ impl HearingHandle {
     }
 
     pub fn leave(&self, participant: Uuid, session: u64, reason: &str) {
-        self.send(Command::Leave {
+        self.send(Command::Session(Input::Leave {
             participant,
             session,
             reason: reason.to_owned(),
-        });
+        }));
     }
 
     pub fn track_published(&self, participant: Uuid, session: u64, track: Arc<PublishedTrack>) {
@@ -131,37 +132,37 @@ impl HearingHandle {
     }
 
     pub fn track_ended(&self, participant: Uuid, session: u64, track_id: String) {
-        self.send(Command::TrackEnded {
+        self.send(Command::Session(Input::TrackEnded {
             participant,
             session,
-            track_id,
-        });
+            track: track_id,
+        }));
     }
 
     pub fn media_state(&self, participant: Uuid, session: u64, audio: bool, video: bool) {
-        self.send(Command::MediaState {
+        self.send(Command::Session(Input::MediaState {
             participant,
             session,
             audio,
             video,
-        });
+        }));
     }
 
     pub fn connection(&self, participant: Uuid, session: u64, connection: Connection) {
-        self.send(Command::Connection {
+        self.send(Command::Session(Input::Connection {
             participant,
             session,
             connection,
-        });
+        }));
     }
 
     /// A court action (admit, mute, set_state, ...) from the participant's client.
     pub fn act(&self, participant: Uuid, session: u64, action: ClientMessage) {
-        self.send(Command::Act {
+        self.send(Command::Session(Input::Act {
             participant,
             session,
             action,
-        });
+        }));
     }
 
     pub fn leg_ready(

@@ -9,7 +9,7 @@
 //! an input), holds no channel, and knows tracks, sessions and legs only by id; the
 //! tokio actor ([`super::actor`]) owns the channels, the SFU's tracks, the store
 //! writer and the open archive, feeds inputs in, and carries effects out. That split
-//! is what lets the unit tests (`tests.rs`) drive a whole hearing in microseconds.
+//! is what lets the unit tests (`tests/`) drive a whole hearing in microseconds.
 //!
 //! `handle` returns the whole list rather than being drained through a
 //! `poll_effect()`: one input's effects belong together (they are sorted by phase as

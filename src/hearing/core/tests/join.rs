@@ -101,21 +101,9 @@ fn joins_are_refused_with_their_own_codes() {
 #[test]
 fn a_second_session_replaces_the_first_and_keeps_the_private_room() {
     let mut c = session_with_defence();
-    let (defendant, counsel) = (c.id("defendant"), c.id("counsel"));
-    c.act(
-        "defendant",
-        ClientMessage::RequestConsultation {
-            participant_id: counsel,
-        },
-    );
-    let request_id = c.core.status.consultation_requests[0].id;
-    c.act(
-        "judge",
-        ClientMessage::AnswerConsultation {
-            request_id,
-            approve: true,
-        },
-    );
+    let defendant = c.id("defendant");
+    let id = request_consultation(&mut c);
+    answer(&mut c, id, true);
     let room = c.core.status.rooms[0].clone();
     let old = c.session("defendant");
 

@@ -362,3 +362,29 @@ fn session_with_defence() -> Court {
     }
     c
 }
+
+/// The defendant asks to consult their counsel; returns the request's id.
+fn request_consultation(c: &mut Court) -> Uuid {
+    let counsel = c.id("counsel");
+    let effects = c.act(
+        "defendant",
+        ClientMessage::RequestConsultation {
+            participant_id: counsel,
+        },
+    );
+    assert_eq!(audits(&effects), ["consultation_requested"]);
+    let judge = status_to(&effects, c.session("judge")).expect("the judge sees the request");
+    assert_eq!(judge.consultation_requests.len(), 1);
+    c.core.status.consultation_requests[0].id
+}
+
+/// The judge answers consultation request `id`.
+fn answer(c: &mut Court, id: Uuid, approve: bool) -> Vec<Effect> {
+    c.act(
+        "judge",
+        ClientMessage::AnswerConsultation {
+            request_id: id,
+            approve,
+        },
+    )
+}

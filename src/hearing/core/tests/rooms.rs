@@ -3,25 +3,10 @@
 use super::*;
 use openhearing_signaling::RoomKind;
 
-/// The defendant asks to consult their counsel; returns the request's id.
-fn request(c: &mut Court) -> Uuid {
-    let counsel = c.id("counsel");
-    let effects = c.act(
-        "defendant",
-        ClientMessage::RequestConsultation {
-            participant_id: counsel,
-        },
-    );
-    assert_eq!(audits(&effects), ["consultation_requested"]);
-    let judge = status_to(&effects, c.session("judge")).expect("the judge sees the request");
-    assert_eq!(judge.consultation_requests.len(), 1);
-    c.core.status.consultation_requests[0].id
-}
-
 #[test]
 fn an_approved_consultation_walls_the_pair_off_before_anyone_is_told() {
     let mut c = session_with_defence();
-    let id = request(&mut c);
+    let id = request_consultation(&mut c);
     let counsel = c.id("counsel");
     let (_, message) = c.refused(
         "counsel",
@@ -33,13 +18,7 @@ fn an_approved_consultation_walls_the_pair_off_before_anyone_is_told() {
         message,
         "this consultation was already requested; the presiding judge will answer"
     );
-    let effects = c.act(
-        "judge",
-        ClientMessage::AnswerConsultation {
-            request_id: id,
-            approve: true,
-        },
-    );
+    let effects = answer(&mut c, id, true);
     assert_eq!(
         audits(&effects),
         ["consultation_approved", "room_entered", "room_entered"]
@@ -67,14 +46,8 @@ fn an_approved_consultation_walls_the_pair_off_before_anyone_is_told() {
 #[test]
 fn a_refused_consultation_is_answered_and_withdrawn() {
     let mut c = session_with_defence();
-    let id = request(&mut c);
-    let effects = c.act(
-        "judge",
-        ClientMessage::AnswerConsultation {
-            request_id: id,
-            approve: false,
-        },
-    );
+    let id = request_consultation(&mut c);
+    let effects = answer(&mut c, id, false);
     assert_eq!(audits(&effects), ["consultation_refused"]);
     assert!(c.core.status.rooms.is_empty() && c.core.status.consultation_requests.is_empty());
     assert!(sent_to(&effects, c.session("defendant"))
@@ -134,14 +107,8 @@ fn a_consultation_is_only_between_a_defendant_and_their_own_counsel() {
 fn a_consultation_ends_by_its_members_or_is_recalled_by_the_judge() {
     for (by, reason) in [("counsel", "ended"), ("judge", "recalled")] {
         let mut c = session_with_defence();
-        let id = request(&mut c);
-        c.act(
-            "judge",
-            ClientMessage::AnswerConsultation {
-                request_id: id,
-                approve: true,
-            },
-        );
+        let id = request_consultation(&mut c);
+        answer(&mut c, id, true);
         let room_id = c.core.status.rooms[0].id;
         let effects = c.act(by, ClientMessage::EndConsultation { room_id });
         assert_eq!(audits(&effects), ["room_left", "room_left"]);
@@ -163,14 +130,8 @@ fn a_consultation_ends_by_its_members_or_is_recalled_by_the_judge() {
 #[test]
 fn a_consultation_left_with_one_member_dissolves() {
     let mut c = session_with_defence();
-    let id = request(&mut c);
-    c.act(
-        "judge",
-        ClientMessage::AnswerConsultation {
-            request_id: id,
-            approve: true,
-        },
-    );
+    let id = request_consultation(&mut c);
+    answer(&mut c, id, true);
     let counsel = c.id("counsel");
     let effects = c.act(
         "judge",
