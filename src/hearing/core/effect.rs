@@ -18,8 +18,11 @@
 //! after it is stored" strict is a small change in the actor alone: split the list at
 //! the first effect whose phase is [`Phase::Announce`] or later, queue the part
 //! before it to the writer followed by a flush, await that flush, then carry out the
-//! rest. Media effects may stay before the wait (they only ever stop forwarding, or
-//! attach a leg whose subscription was itself announced after an earlier flush).
+//! rest. Media effects may stay before the wait: they stop forwarding (which must
+//! not wait for the database), write the separate archive, or attach a leg whose
+//! subscription was itself told after an earlier flush. A list that ends in a
+//! [`Phase::Continue`] effect is split the same way; its continuation is a list of
+//! its own.
 
 use openhearing_recorder::GapCause;
 use openhearing_signaling::{ErrorCode, HearingInfo, ServerMessage};

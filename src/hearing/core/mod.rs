@@ -9,7 +9,7 @@
 //! an input), holds no channel, and knows tracks, sessions and legs only by id; the
 //! tokio actor ([`super::actor`]) owns the channels, the SFU's tracks, the store
 //! writer and the open archive, feeds inputs in, and carries effects out. That split
-//! is what lets the unit tests (`tests/`) drive a whole hearing in microseconds.
+//! is what lets the unit tests (`tests/`) drive a whole hearing in a millisecond.
 //!
 //! `handle` returns the whole list rather than being drained through a
 //! `poll_effect()`: one input's effects belong together (they are sorted by phase as
@@ -20,7 +20,7 @@
 //!
 //! Each change is checked against the permission table, applied to the state,
 //! emitted for storage ([`Effect::Persist`]) and audit ([`Effect::Audit`]), told to
-//! the participants, and followed by [`HearingCore::reconcile`] (`legs.rs`), which
+//! the participants, and followed by `reconcile` (`legs.rs`), which
 //! makes the forwarding legs — and what the archive records — match
 //! [`super::policy::may_forward`] / [`super::policy::may_record`]. One file per
 //! concern, each an `impl HearingCore` block:
@@ -35,7 +35,7 @@
 //! * `archive.rs` — opening, pausing and closing the archive, the recorder's news;
 //! * `admin.rs` — the operator's changes through the admin API.
 //!
-//! [`HearingCore::court_action`] below only routes a client's action to its file.
+//! `HearingCore::court_action` below only routes a client's action to its file.
 //!
 //! # Steps the core cannot take itself
 //!
