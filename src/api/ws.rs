@@ -31,9 +31,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::auth::JoinTokens;
-use crate::hearing::{
-    HearingError, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
-};
+use crate::hearing::{HearingHandle, Hearings, JoinRequest, Refusal, SessionCommand, SessionLink};
 use crate::sfu::{ActiveLeg, Candidate, LinkState, Peer, PeerEvent, PendingLeg, Sfu, SfuError};
 use crate::store::Store;
 
@@ -153,8 +151,8 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
     .await
     {
         Ok(Ok(j)) => Some(j),
-        Ok(Err((code, msg))) => {
-            out.fatal(code, msg);
+        Ok(Err(r)) => {
+            out.fatal(r.code, r.message);
             None
         }
         Err(_) => {
@@ -175,7 +173,7 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
                 let reason = s.run(&mut stream, &st).await;
                 s.finish(reason).await;
             }
-            Err((code, msg)) => out.fatal(code, msg),
+            Err(r) => out.fatal(r.code, r.message),
         }
     }
     drop(out);
@@ -203,8 +201,6 @@ struct Authenticated {
     link_version: u32,
 }
 
-type Refusal = (ErrorCode, String);
-
 async fn await_join(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     hearing: &str,
@@ -214,22 +210,22 @@ async fn await_join(
         match stream.next().await {
             Some(Ok(Message::Text(t))) => break t,
             Some(Ok(Message::Binary(_))) => {
-                return Err((
+                return Err(Refusal::new(
                     ErrorCode::NotJoined,
-                    "the first message must be a JSON `join` text frame".into(),
+                    "the first message must be a JSON `join` text frame",
                 ))
             }
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                return Err((
+                return Err(Refusal::new(
                     ErrorCode::NotJoined,
-                    "connection closed before joining".into(),
+                    "connection closed before joining",
                 ))
             }
             Some(Ok(_)) => continue, // ping/pong
         }
     };
     if text.len() > st.limits.max_message_bytes {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::MessageTooLarge,
             too_large(text.len(), st.limits.max_message_bytes),
         ));
@@ -237,39 +233,39 @@ async fn await_join(
     let (v, token) = match decode_client(&text) {
         Ok(ClientMessage::Join { v, token }) => (v, token),
         Ok(other) => {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::NotJoined,
                 format!("the first message must be `join`, not `{}`", other.kind()),
             ))
         }
-        Err(e) => return Err((e.code(), e.to_string())),
+        Err(e) => return Err(Refusal::new(e.code(), e.to_string())),
     };
     if v != PROTOCOL_VERSION {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::UnsupportedVersion,
             format!("this server speaks protocol version {PROTOCOL_VERSION}, the client sent {v}"),
         ));
     }
     if token.trim().is_empty() {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::TokenMissing,
-            "the join message carries no token".into(),
+            "the join message carries no token",
         ));
     }
     let claims = st
         .tokens
         .verify(&token)
-        .map_err(|e| (e.code(), e.to_string()))?;
+        .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
     let hearing_id: Uuid = hearing.parse().map_err(|_| {
-        (
+        Refusal::new(
             ErrorCode::HearingNotFound,
             format!("`{hearing}` is not a hearing id"),
         )
     })?;
     if claims.hearing_id != hearing_id {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::TokenWrongHearing,
-            "this join link belongs to another hearing".into(),
+            "this join link belongs to another hearing",
         ));
     }
     // Whether the hearing exists, the participant is still part of it, the link is
@@ -349,7 +345,7 @@ impl Session {
             .await
             .map_err(|e| {
                 tracing::error!(participant = %auth.participant, "cannot create peer: {e}");
-                (
+                Refusal::new(
                     ErrorCode::Internal,
                     format!("the server cannot accept media now: {e}"),
                 )
@@ -372,11 +368,7 @@ impl Session {
             Ok(j) => j,
             Err(e) => {
                 peer.close().await;
-                return Err(match e {
-                    HearingError::NotFound => (ErrorCode::HearingNotFound, e.to_string()),
-                    HearingError::Unavailable => (ErrorCode::Internal, e.to_string()),
-                    HearingError::Refused(r) => (r.code, r.message),
-                });
+                return Err(e.refusal());
             }
         };
         let mut welcome = joined.welcome;
