@@ -6,14 +6,35 @@ pub mod admin;
 pub mod web;
 pub mod ws;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::server::AppState;
+use admin::AdminState;
+use ws::SignalingState;
+
+/// Everything request handlers share: each handler extracts only its part
+/// ([`AdminState`] or [`SignalingState`]) through `FromRef`.
+#[derive(Clone)]
+pub struct AppState {
+    pub admin: AdminState,
+    pub signaling: SignalingState,
+}
+
+impl FromRef<AppState> for AdminState {
+    fn from_ref(s: &AppState) -> Self {
+        s.admin.clone()
+    }
+}
+
+impl FromRef<AppState> for SignalingState {
+    fn from_ref(s: &AppState) -> Self {
+        s.signaling.clone()
+    }
+}
 
 /// The Content-Security-Policy of every response. The client is one bundle of our
 /// own scripts and styles: nothing inline, nothing from elsewhere, never framed (a

@@ -9,7 +9,7 @@ use openhearing_signaling::{Action, Admission, ErrorCode};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{participant_subject, trimmed_reason, HearingCore, Who};
+use super::{participant_subject, trimmed_reason, HearingCore, Member, Who};
 use crate::hearing::Refusal;
 
 fn not_waiting(name: &str) -> Refusal {
@@ -73,9 +73,7 @@ impl HearingCore {
         id: Uuid,
         reason: Option<String>,
     ) -> Result<(), Refusal> {
-        self.require(who, Action::Deny)?;
-        let reason = trimmed_reason(reason)?;
-        let t = self.target(id)?;
+        let (t, reason) = self.reasoned_target(who, Action::Deny, id, reason)?;
         if t.p.admission != Admission::Lobby || t.session.is_none() {
             return Err(not_waiting(&t.p.name));
         }
@@ -85,10 +83,7 @@ impl HearingCore {
             "deny",
             json!({ "reason": reason }),
         );
-        let message = match &reason {
-            Some(r) => format!("the court refused your admission: {r}"),
-            None => "the court refused your admission".to_owned(),
-        };
+        let message = with_reason("the court refused your admission", &reason);
         self.kick(id, ErrorCode::AdmissionDenied, message, "denied");
         Ok(())
     }
@@ -134,9 +129,7 @@ impl HearingCore {
         id: Uuid,
         reason: Option<String>,
     ) -> Result<(), Refusal> {
-        self.require(who, Action::Remove)?;
-        let reason = trimmed_reason(reason)?;
-        let t = self.target(id)?;
+        let (t, reason) = self.reasoned_target(who, Action::Remove, id, reason)?;
         if t.p.admission == Admission::Removed {
             return Err(Refusal::new(
                 ErrorCode::NotApplicable,
@@ -165,13 +158,24 @@ impl HearingCore {
             m.lobby_since = None;
         }
         self.persist_participant(id);
-        let message = match &reason {
-            Some(r) => format!("the court removed you from the hearing: {r}"),
-            None => "the court removed you from the hearing".to_owned(),
-        };
+        let message = with_reason("the court removed you from the hearing", &reason);
         self.kick(id, ErrorCode::Removed, message, "removed");
         self.announce(id);
         Ok(())
+    }
+
+    /// The common start of deny and remove: the permission, a clean reason, and the
+    /// participant it applies to.
+    fn reasoned_target(
+        &self,
+        who: Who,
+        action: Action,
+        id: Uuid,
+        reason: Option<String>,
+    ) -> Result<(&Member, Option<String>), Refusal> {
+        self.require(who, action)?;
+        let reason = trimmed_reason(reason)?;
+        Ok((self.target(id)?, reason))
     }
 
     /// A participant leaving the hearing room loses the floor (stored and announced
@@ -200,5 +204,13 @@ impl HearingCore {
         self.persist_participant(pid);
         self.reconcile();
         self.announce(pid);
+    }
+}
+
+/// What the court tells the participant it sends away, with its reason if it gave one.
+fn with_reason(what: &str, reason: &Option<String>) -> String {
+    match reason {
+        Some(r) => format!("{what}: {r}"),
+        None => what.to_owned(),
     }
 }
