@@ -194,7 +194,7 @@ impl Sfu {
             .await
             .map_err(|e| SfuError::WebRtc(format!("cannot create connection on {addr}: {e}")))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        Ok(Peer::new(id, pc, state_rx, lease))
+        Ok(Peer::new(id, pc, state_rx, lease, peer::CONNECT_TIMEOUT))
     }
 }
 
