@@ -173,14 +173,16 @@ async fn resolve_codec(track: &dyn TrackRemote, kind: MediaKind, ssrc: u32) -> O
 /// ICE-TCP; ICE itself gives up on a dead path well before this.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Closes `pc` if, once `connecting`, it does not reach `connected` within `limit`.
-/// Watches only the first connection attempt; holds the connection weakly, so a peer
-/// dropped meanwhile is left alone.
+/// Closes `pc` if, once `connecting`, it does not reach `connected` within `limit`, and
+/// reports it `closed` on `events` (webrtc does not report closing a connection that
+/// never connected). Watches only the first connection attempt; holds the connection
+/// weakly, so a peer dropped meanwhile is left alone.
 async fn close_if_never_connected(
     id: PeerId,
     pc: Weak<dyn PeerConnection>,
     mut state: watch::Receiver<RTCPeerConnectionState>,
     limit: Duration,
+    events: mpsc::UnboundedSender<PeerEvent>,
 ) {
     use RTCPeerConnectionState as S;
     loop {
@@ -218,23 +220,27 @@ async fn close_if_never_connected(
         if let Err(e) = pc.close().await {
             tracing::debug!(peer = %id, "close: {e}");
         }
+        let _ = events.send(PeerEvent::State(RTCPeerConnectionState::Closed));
     }
 }
 
 impl Peer {
-    /// A peer over `pc`; a connection that never completes is closed after `connect_timeout`.
+    /// A peer over `pc`; a connection that never completes is closed after
+    /// `connect_timeout` and reported closed on `events`.
     pub(super) fn new(
         id: PeerId,
         pc: Arc<dyn PeerConnection>,
         state: watch::Receiver<RTCPeerConnectionState>,
         ports: PortLease,
         connect_timeout: Duration,
+        events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Self {
         tokio::spawn(close_if_never_connected(
             id,
             Arc::downgrade(&pc),
             state.clone(),
             connect_timeout,
+            events,
         ));
         Peer {
             id,
@@ -489,19 +495,43 @@ mod tests {
         }
     }
 
+    /// Whether a `closed` state event arrives on `events` within `ms`.
+    async fn closed_event_within(events: &mut mpsc::UnboundedReceiver<PeerEvent>, ms: u64) -> bool {
+        let closed = async {
+            while let Some(ev) = events.recv().await {
+                if matches!(ev, PeerEvent::State(RTCPeerConnectionState::Closed)) {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(Duration::from_millis(ms), closed)
+            .await
+            .unwrap_or(false)
+    }
+
     #[tokio::test]
     async fn a_connection_stuck_connecting_is_closed() {
         let pc = connection().await;
         let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
+        let (events_tx, mut events) = mpsc::unbounded_channel();
         let watchdog = tokio::spawn(close_if_never_connected(
             PeerId::new_v4(),
             Arc::downgrade(&pc),
             state_rx,
             Duration::from_millis(300),
+            events_tx,
         ));
         state_tx.send(RTCPeerConnectionState::Connecting).unwrap();
         assert!(!closed_within(&pc, 100).await, "closed before the limit");
-        assert!(closed_within(&pc, 3000).await, "not closed after the limit");
+        assert!(
+            closed_event_within(&mut events, 3000).await,
+            "no closed event after the limit"
+        );
+        assert!(
+            closed_within(&pc, 1000).await,
+            "reported closed but not closed"
+        );
         watchdog.await.unwrap();
     }
 
@@ -509,11 +539,13 @@ mod tests {
     async fn a_connection_that_connects_in_time_is_left_alone() {
         let pc = connection().await;
         let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
+        let (events_tx, mut events) = mpsc::unbounded_channel();
         let watchdog = tokio::spawn(close_if_never_connected(
             PeerId::new_v4(),
             Arc::downgrade(&pc),
             state_rx,
             Duration::from_millis(200),
+            events_tx,
         ));
         state_tx.send(RTCPeerConnectionState::Connecting).unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -522,6 +554,10 @@ mod tests {
         assert!(
             !closed_within(&pc, 400).await,
             "a connected connection was closed"
+        );
+        assert!(
+            !closed_event_within(&mut events, 100).await,
+            "a closed event for a connected connection"
         );
         pc.close().await.unwrap();
     }
