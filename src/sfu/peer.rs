@@ -510,19 +510,33 @@ mod tests {
             .unwrap_or(false)
     }
 
-    #[tokio::test]
-    async fn a_connection_stuck_connecting_is_closed() {
+    /// A real connection, never connecting, watched with `limit`: the connection, the
+    /// state the watchdog reads, its events and the watchdog's task.
+    async fn watched(
+        limit: Duration,
+    ) -> (
+        Arc<dyn PeerConnection>,
+        watch::Sender<RTCPeerConnectionState>,
+        mpsc::UnboundedReceiver<PeerEvent>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let pc = connection().await;
         let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
-        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
         let watchdog = tokio::spawn(close_if_never_connected(
             PeerId::new_v4(),
             Arc::downgrade(&pc),
             state_rx,
-            Duration::from_millis(300),
+            limit,
             events_tx,
         ));
-        state_tx.send(RTCPeerConnectionState::Connecting).unwrap();
+        (pc, state_tx, events, watchdog)
+    }
+
+    #[tokio::test]
+    async fn a_connection_stuck_connecting_is_closed() {
+        let (pc, state, mut events, watchdog) = watched(Duration::from_millis(300)).await;
+        state.send(RTCPeerConnectionState::Connecting).unwrap();
         assert!(!closed_within(&pc, 100).await, "closed before the limit");
         assert!(
             closed_event_within(&mut events, 3000).await,
@@ -537,19 +551,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_that_connects_in_time_is_left_alone() {
-        let pc = connection().await;
-        let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
-        let (events_tx, mut events) = mpsc::unbounded_channel();
-        let watchdog = tokio::spawn(close_if_never_connected(
-            PeerId::new_v4(),
-            Arc::downgrade(&pc),
-            state_rx,
-            Duration::from_millis(200),
-            events_tx,
-        ));
-        state_tx.send(RTCPeerConnectionState::Connecting).unwrap();
+        let (pc, state, mut events, watchdog) = watched(Duration::from_millis(200)).await;
+        state.send(RTCPeerConnectionState::Connecting).unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        state_tx.send(RTCPeerConnectionState::Connected).unwrap();
+        state.send(RTCPeerConnectionState::Connected).unwrap();
         watchdog.await.unwrap();
         assert!(
             !closed_within(&pc, 400).await,
