@@ -685,7 +685,7 @@ mod tests {
         assert_eq!(c.media.announced_address, None);
         assert_eq!(c.media.udp_port_min, 40000);
         assert_eq!(c.media.udp_port_max, 40999);
-        assert!(!c.media.ice_tcp);
+        assert!(c.media.ice_tcp);
         assert_eq!(c.media.pli_throttle_ms, 500);
         assert_eq!(c.media.ice_check_interval_ms, 50);
         assert_eq!(c.signaling.max_message_bytes, 65536);
