@@ -180,11 +180,11 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 async fn close_if_never_connected(
     id: PeerId,
     pc: Weak<dyn PeerConnection>,
-    mut state: watch::Receiver<RTCPeerConnectionState>,
+    mut state: watch::Receiver<LinkState>,
     limit: Duration,
     events: mpsc::UnboundedSender<PeerEvent>,
 ) {
-    use RTCPeerConnectionState as S;
+    use LinkState as S;
     loop {
         match *state.borrow_and_update() {
             S::Connecting => break,
@@ -220,7 +220,7 @@ async fn close_if_never_connected(
         if let Err(e) = pc.close().await {
             tracing::debug!(peer = %id, "close: {e}");
         }
-        let _ = events.send(PeerEvent::State(RTCPeerConnectionState::Closed));
+        let _ = events.send(PeerEvent::State(LinkState::Closed));
     }
 }
 
@@ -498,7 +498,7 @@ mod tests {
     async fn closed_event_within(events: &mut mpsc::UnboundedReceiver<PeerEvent>, ms: u64) -> bool {
         let closed = async {
             while let Some(ev) = events.recv().await {
-                if matches!(ev, PeerEvent::State(RTCPeerConnectionState::Closed)) {
+                if matches!(ev, PeerEvent::State(LinkState::Closed)) {
                     return true;
                 }
             }
@@ -515,12 +515,12 @@ mod tests {
         limit: Duration,
     ) -> (
         Arc<dyn PeerConnection>,
-        watch::Sender<RTCPeerConnectionState>,
+        watch::Sender<LinkState>,
         mpsc::UnboundedReceiver<PeerEvent>,
         tokio::task::JoinHandle<()>,
     ) {
         let pc = connection().await;
-        let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
+        let (state_tx, state_rx) = watch::channel(LinkState::New);
         let (events_tx, events) = mpsc::unbounded_channel();
         let watchdog = tokio::spawn(close_if_never_connected(
             PeerId::new_v4(),
@@ -535,7 +535,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_stuck_connecting_is_closed() {
         let (pc, state, mut events, watchdog) = watched(Duration::from_millis(300)).await;
-        state.send(RTCPeerConnectionState::Connecting).unwrap();
+        state.send(LinkState::Connecting).unwrap();
         assert!(!closed_within(&pc, 100).await, "closed before the limit");
         assert!(
             closed_event_within(&mut events, 3000).await,
@@ -551,9 +551,9 @@ mod tests {
     #[tokio::test]
     async fn a_connection_that_connects_in_time_is_left_alone() {
         let (pc, state, mut events, watchdog) = watched(Duration::from_millis(200)).await;
-        state.send(RTCPeerConnectionState::Connecting).unwrap();
+        state.send(LinkState::Connecting).unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        state.send(RTCPeerConnectionState::Connected).unwrap();
+        state.send(LinkState::Connected).unwrap();
         watchdog.await.unwrap();
         assert!(
             !closed_within(&pc, 400).await,
