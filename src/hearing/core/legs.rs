@@ -10,8 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use openhearing_recorder::GapCause;
-use openhearing_signaling::{Admission, ErrorCode, ServerMessage};
+use openhearing_signaling::{ErrorCode, ServerMessage};
 use uuid::Uuid;
 
 use super::super::policy::{self, Member as PolicyMember, Source};
@@ -167,15 +166,9 @@ impl HearingCore {
             for publisher in self.members.values() {
                 let pm = &policy[&publisher.p.id];
                 for track in publisher.tracks.iter().filter(|t| !t.ended) {
-                    let record = policy::may_record(ctx, pm, track.source);
-                    let cause = if pm.room.is_some() {
-                        Some(GapCause::PrivateRoom)
-                    } else if pm.admission == Admission::Lobby {
-                        Some(GapCause::Lobby)
-                    } else if pm.muted && track.source == Source::Microphone {
-                        Some(GapCause::Muted)
-                    } else {
-                        None
+                    let (record, cause) = match policy::may_record(ctx, pm, track.source) {
+                        policy::Recording::Record => (true, None),
+                        policy::Recording::Withhold(cause) => (false, cause),
                     };
                     if record {
                         archive.tracks.insert(track.id.clone());
