@@ -22,7 +22,7 @@ use super::dto::{
     SiteKindRequest, SiteList, StateRequest, Verification,
 };
 use super::extract::{
-    AdminAuth, AdminJson, AdminQuery, HearingId, HearingParticipant, HearingSite, InPath,
+    AdminAuth, AdminJson, AdminQuery, HearingId, HearingParticipant, HearingSite, InPath, SiteName,
 };
 use super::openapi::{ChangeErrors, CreateErrors, HearingErrors, KeyErrors, ParticipantErrors};
 use super::{AdminError, AdminState};
@@ -184,7 +184,10 @@ pub(super) async fn list_sites(
 pub(super) async fn upsert_site(
     auth: AdminAuth,
     State(state): State<AdminState>,
-    InPath(HearingSite { hearing, name }): InPath<HearingSite>,
+    InPath(HearingSite {
+        hearing,
+        item: SiteName(name),
+    }): InPath<HearingSite>,
     AdminJson(req): AdminJson<SiteKindRequest>,
 ) -> Result<(StatusCode, Json<Site>), AdminError> {
     let site = Site {
@@ -264,9 +267,9 @@ pub(super) async fn add_participant(
 )]
 pub(super) async fn get_participant(
     _auth: AdminAuth,
-    InPath(HearingParticipant { participant, .. }): InPath<HearingParticipant>,
+    InPath(HearingParticipant { item: p, .. }): InPath<HearingParticipant>,
 ) -> Result<Json<Participant>, AdminError> {
-    Ok(Json(participant))
+    Ok(Json(p))
 }
 
 /// Removes a participant: they are disconnected at once and their link stops
@@ -285,10 +288,7 @@ pub(super) async fn get_participant(
 pub(super) async fn remove_participant(
     auth: AdminAuth,
     State(state): State<AdminState>,
-    InPath(HearingParticipant {
-        hearing,
-        participant: p,
-    }): InPath<HearingParticipant>,
+    InPath(HearingParticipant { hearing, item: p }): InPath<HearingParticipant>,
     AdminQuery(query): AdminQuery<RemoveQuery>,
 ) -> Result<Json<Participant>, AdminError> {
     state
@@ -326,7 +326,7 @@ pub(super) async fn revoke_link(
     State(state): State<AdminState>,
     InPath(HearingParticipant {
         hearing,
-        participant: mut p,
+        item: mut p,
     }): InPath<HearingParticipant>,
 ) -> Result<Json<IssuedLink>, AdminError> {
     if p.admission == Admission::Removed {
