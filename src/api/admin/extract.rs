@@ -10,9 +10,10 @@
 //!
 //! Besides the plain wrappers ([`AdminQuery`], [`AdminJson`]) there is [`InPath`],
 //! which resolves the path into what it names ([`FromPath`]): a [`HearingId`], a
-//! stored [`Hearing`], a [`HearingSite`] or a [`HearingParticipant`]. It does the
-//! parsing and loading every handler did first, in the same order (id, hearing,
-//! participant id, participant), and since
+//! stored [`Hearing`], or the hearing and what the rest of the path names in it
+//! ([`InHearing`], [`Within`]: a [`HearingSite`] or a [`HearingParticipant`]). It
+//! does the parsing and loading every handler did first, in the same order (id,
+//! hearing, participant id, participant), and since
 //! axum runs extractors in argument order — [`AdminAuth`] first, the body last — a
 //! request with several faults still gets the same answer as before: 401 before any
 //! path error, a path or lookup error before a body error.
@@ -162,16 +163,6 @@ where
     }
 }
 
-/// The hearing `id` names (`400` if it is no UUID, `404` if there is none).
-async fn load(state: &AdminState, id: &str) -> Result<Hearing, AdminError> {
-    let id = parse_uuid(id, "hearing")?;
-    state
-        .store
-        .get_hearing(id)
-        .await?
-        .ok_or(AdminError::HearingNotFound(id))
-}
-
 /// The `{id}` of `/api/v1/hearings/{id}...`, parsed but not looked up.
 #[derive(Debug, Clone, Copy)]
 pub struct HearingId(pub Uuid);
@@ -184,54 +175,70 @@ impl FromPath for HearingId {
     }
 }
 
+/// The hearing `{id}` names (`400` if it is no UUID, `404` if there is none).
 impl FromPath for Hearing {
     type Params = String;
 
     async fn resolve(state: &AdminState, id: String) -> Result<Self, AdminError> {
-        load(state, &id).await
+        let id = parse_uuid(&id, "hearing")?;
+        state
+            .store
+            .get_hearing(id)
+            .await?
+            .ok_or(AdminError::HearingNotFound(id))
     }
 }
 
-/// `/api/v1/hearings/{id}/sites/{name}`: the stored hearing and the site name as
-/// given (not trimmed, not checked).
+/// `/api/v1/hearings/{id}/.../{key}`: the stored hearing and what `key` names in it
+/// ([`Within`]), looked up in that order.
 #[derive(Debug, Clone)]
-pub struct HearingSite {
+pub struct InHearing<T> {
     pub hearing: Hearing,
-    pub name: String,
+    pub item: T,
 }
 
-impl FromPath for HearingSite {
+/// What the last parameter of a hearing's path can name within that hearing.
+pub trait Within: Sized {
+    fn find(hearing: &Hearing, key: String) -> Result<Self, AdminError>;
+}
+
+impl<T: Within + Send> FromPath for InHearing<T> {
     type Params = (String, String);
 
-    async fn resolve(state: &AdminState, (id, name): (String, String)) -> Result<Self, AdminError> {
-        let hearing = load(state, &id).await?;
-        Ok(HearingSite { hearing, name })
+    async fn resolve(state: &AdminState, (id, key): (String, String)) -> Result<Self, AdminError> {
+        let hearing = Hearing::resolve(state, id).await?;
+        let item = T::find(&hearing, key)?;
+        Ok(InHearing { hearing, item })
+    }
+}
+
+/// `/api/v1/hearings/{id}/sites/{name}`: the stored hearing and the site name.
+pub type HearingSite = InHearing<SiteName>;
+
+/// A site name as the path gives it (not trimmed, not checked).
+#[derive(Debug, Clone)]
+pub struct SiteName(pub String);
+
+impl Within for SiteName {
+    fn find(_: &Hearing, name: String) -> Result<Self, AdminError> {
+        Ok(SiteName(name))
     }
 }
 
 /// `/api/v1/hearings/{id}/participants/{pid}...`: the stored hearing and that
-/// participant of it (`404 unknown_participant` if it has none such).
-#[derive(Debug, Clone)]
-pub struct HearingParticipant {
-    pub hearing: Hearing,
-    pub participant: Participant,
-}
+/// participant of it.
+pub type HearingParticipant = InHearing<Participant>;
 
-impl FromPath for HearingParticipant {
-    type Params = (String, String);
-
-    async fn resolve(state: &AdminState, (id, pid): (String, String)) -> Result<Self, AdminError> {
-        let hearing = load(state, &id).await?;
+/// The participant `{pid}` names (`400` if it is no UUID, `404 unknown_participant`
+/// if the hearing has none such).
+impl Within for Participant {
+    fn find(hearing: &Hearing, pid: String) -> Result<Self, AdminError> {
         let pid = parse_uuid(&pid, "participant")?;
-        let participant = hearing
+        hearing
             .participants
             .iter()
             .find(|p| p.id == pid)
             .cloned()
-            .ok_or(AdminError::ParticipantNotFound(pid))?;
-        Ok(HearingParticipant {
-            hearing,
-            participant,
-        })
+            .ok_or(AdminError::ParticipantNotFound(pid))
     }
 }

@@ -22,7 +22,7 @@ use super::dto::{
     SiteKindRequest, SiteList, StateRequest, Verification,
 };
 use super::extract::{
-    AdminAuth, AdminJson, AdminQuery, HearingId, HearingParticipant, HearingSite, InPath,
+    AdminAuth, AdminJson, AdminQuery, HearingId, HearingParticipant, HearingSite, InPath, SiteName,
 };
 use super::openapi::{ChangeErrors, CreateErrors, HearingErrors, KeyErrors, ParticipantErrors};
 use super::{AdminError, AdminState};
@@ -184,7 +184,10 @@ pub(super) async fn list_sites(
 pub(super) async fn upsert_site(
     auth: AdminAuth,
     State(state): State<AdminState>,
-    InPath(HearingSite { hearing, name }): InPath<HearingSite>,
+    InPath(HearingSite {
+        hearing,
+        item: SiteName(name),
+    }): InPath<HearingSite>,
     AdminJson(req): AdminJson<SiteKindRequest>,
 ) -> Result<(StatusCode, Json<Site>), AdminError> {
     let site = Site {
@@ -193,10 +196,7 @@ pub(super) async fn upsert_site(
     };
     site.validate("site")?;
     let exists = hearing.sites.iter().any(|s| s.name == site.name);
-    state
-        .hearings
-        .admin(hearing.id, AdminOp::UpsertSite(site.clone()), auth.actor())
-        .await?;
+    apply(&state, &auth, hearing.id, AdminOp::UpsertSite(site.clone())).await?;
     let status = if exists {
         StatusCode::OK
     } else {
@@ -226,29 +226,20 @@ pub(super) async fn add_participant(
 ) -> Result<(StatusCode, Json<IssuedLink>), AdminError> {
     let new = request.into_new("")?;
     if hearing.status.state == HearingState::Closed {
-        return Err(Refusal::new(
+        return Err(refusal(
             ErrorCode::HearingClosed,
             "the hearing is closed; nobody can be added to it",
-        )
-        .into());
+        ));
     }
     if hearing.participants.len() >= MAX_PARTICIPANTS {
-        return Err(Refusal::new(
+        return Err(refusal(
             ErrorCode::NotApplicable,
             format!("the hearing already has {MAX_PARTICIPANTS} participants, the most allowed"),
-        )
-        .into());
+        ));
     }
-    let outcome = state
-        .hearings
-        .admin(hearing.id, AdminOp::AddParticipant(new), auth.actor())
-        .await?;
+    let outcome = apply(&state, &auth, hearing.id, AdminOp::AddParticipant(new)).await?;
     let AdminOutcome::Participant(p) = outcome else {
-        return Err(Refusal::new(
-            ErrorCode::Internal,
-            "the hearing did not return the new participant",
-        )
-        .into());
+        return Err(not_returned("participant"));
     };
     Ok((StatusCode::CREATED, Json(issued(&state, &hearing, p)?)))
 }
@@ -264,9 +255,9 @@ pub(super) async fn add_participant(
 )]
 pub(super) async fn get_participant(
     _auth: AdminAuth,
-    InPath(HearingParticipant { participant, .. }): InPath<HearingParticipant>,
+    InPath(HearingParticipant { item: p, .. }): InPath<HearingParticipant>,
 ) -> Result<Json<Participant>, AdminError> {
-    Ok(Json(participant))
+    Ok(Json(p))
 }
 
 /// Removes a participant: they are disconnected at once and their link stops
@@ -285,23 +276,14 @@ pub(super) async fn get_participant(
 pub(super) async fn remove_participant(
     auth: AdminAuth,
     State(state): State<AdminState>,
-    InPath(HearingParticipant {
-        hearing,
-        participant: p,
-    }): InPath<HearingParticipant>,
+    InPath(HearingParticipant { hearing, item: p }): InPath<HearingParticipant>,
     AdminQuery(query): AdminQuery<RemoveQuery>,
 ) -> Result<Json<Participant>, AdminError> {
-    state
-        .hearings
-        .admin(
-            hearing.id,
-            AdminOp::Remove {
-                participant: p.id,
-                reason: query.reason,
-            },
-            auth.actor(),
-        )
-        .await?;
+    let remove = AdminOp::Remove {
+        participant: p.id,
+        reason: query.reason,
+    };
+    apply(&state, &auth, hearing.id, remove).await?;
     let p = state
         .store
         .get_participant(hearing.id, p.id)
@@ -326,29 +308,19 @@ pub(super) async fn revoke_link(
     State(state): State<AdminState>,
     InPath(HearingParticipant {
         hearing,
-        participant: mut p,
+        item: mut p,
     }): InPath<HearingParticipant>,
 ) -> Result<Json<IssuedLink>, AdminError> {
     if p.admission == Admission::Removed {
-        return Err(Refusal::new(
-            ErrorCode::NotApplicable,
-            format!(
-                "{} was removed from the hearing; their link cannot be renewed",
-                p.name
-            ),
-        )
-        .into());
+        let message = format!(
+            "{} was removed from the hearing; their link cannot be renewed",
+            p.name
+        );
+        return Err(refusal(ErrorCode::NotApplicable, message));
     }
-    let outcome = state
-        .hearings
-        .admin(hearing.id, AdminOp::RevokeLink(p.id), auth.actor())
-        .await?;
+    let outcome = apply(&state, &auth, hearing.id, AdminOp::RevokeLink(p.id)).await?;
     let AdminOutcome::LinkVersion(version) = outcome else {
-        return Err(Refusal::new(
-            ErrorCode::Internal,
-            "the hearing did not return the new link version",
-        )
-        .into());
+        return Err(not_returned("link version"));
     };
     p.link_version = version;
     Ok(Json(issued(&state, &hearing, p)?))
@@ -429,13 +401,12 @@ fn links(state: &AdminState, hearing: &Hearing) -> Result<HearingLinks, AdminErr
         .iter()
         .filter(|p| p.admission != Admission::Removed)
         .map(|p: &Participant| {
-            let token = state.tokens.issue(hearing, p)?;
             Ok(ParticipantLink {
                 participant_id: p.id,
                 name: p.name.clone(),
                 role: p.role,
                 site: p.site.clone(),
-                join_url: join_url(&state.public_url, hearing.id, &token),
+                join_url: fresh_link(state, hearing, p)?,
             })
         })
         .collect::<Result<Vec<_>, AdminError>>()?;
@@ -453,11 +424,20 @@ fn issued(
     hearing: &Hearing,
     participant: Participant,
 ) -> Result<IssuedLink, AdminError> {
-    let token = state.tokens.issue(hearing, &participant)?;
     Ok(IssuedLink {
-        join_url: join_url(&state.public_url, hearing.id, &token),
+        join_url: fresh_link(state, hearing, &participant)?,
         participant,
     })
+}
+
+/// A freshly issued join link for `participant` of `hearing`.
+fn fresh_link(
+    state: &AdminState,
+    hearing: &Hearing,
+    participant: &Participant,
+) -> Result<String, AdminError> {
+    let token = state.tokens.issue(hearing, participant)?;
+    Ok(join_url(&state.public_url, hearing.id, &token))
 }
 
 /// `{public_url}/join/{hearing_id}#token={jwt}`: the token is in the fragment so it
@@ -469,16 +449,41 @@ pub fn join_url(public_url: &str, hearing_id: Uuid, token: &str) -> String {
     )
 }
 
-/// Applies `op` through the hearing's actor and answers with the hearing as stored
-/// afterwards.
+/// Applies `op` to hearing `id` through its actor, on behalf of the key `auth` names.
+async fn apply(
+    state: &AdminState,
+    auth: &AdminAuth,
+    id: Uuid,
+    op: AdminOp,
+) -> Result<AdminOutcome, AdminError> {
+    state
+        .hearings
+        .admin(id, op, auth.actor())
+        .await
+        .map_err(AdminError::from)
+}
+
+/// Applies `op` (see [`apply`]) and answers with the hearing as stored afterwards.
 async fn change(
     state: &AdminState,
     auth: &AdminAuth,
     id: Uuid,
     op: AdminOp,
 ) -> Result<Json<HearingDetail>, AdminError> {
-    state.hearings.admin(id, op, auth.actor()).await?;
+    apply(state, auth, id, op).await?;
     Ok(Json(detail(state, id).await?))
+}
+
+/// The answer when the hearing's actor did not return the new `what` it should have
+/// (a bug, not a refusal): `500 internal`.
+fn not_returned(what: &str) -> AdminError {
+    let message = format!("the hearing did not return the new {what}");
+    refusal(ErrorCode::Internal, message)
+}
+
+/// A refusal of this API's own, answered like the hearing's (see [`AdminError::status`]).
+fn refusal(code: ErrorCode, message: impl Into<String>) -> AdminError {
+    AdminError::Refused(Refusal::new(code, message))
 }
 
 /// The stored hearing with its state history.

@@ -1,6 +1,11 @@
 //! Tests of the admin API through its router (no sockets): every route, its errors,
 //! the OpenAPI document against the router and the README. `state` and `KEY` are
 //! shared with the command line's client tests.
+//!
+//! Each test starts from one [`Fixture`] (a fresh database, the state over it and the
+//! router) and talks to the router through it, with the admin key unless it says
+//! otherwise; [`expect_status`] and [`expect_error`] check an answer and hand back
+//! its JSON, so a test reads as requests and what it expects of them.
 
 use super::*;
 use crate::model::{Admission, Role, SiteKind};
@@ -8,14 +13,23 @@ use crate::store::SqliteStore;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
+use serde_json::{json, Value};
 use std::time::Duration;
 use tower::ServiceExt;
 use uuid::Uuid;
 
 pub(crate) const KEY: &str = "test-admin-key-0123456789";
 
+/// The collection route: list and create hearings.
+const HEARINGS: &str = "/api/v1/hearings";
+
+/// The SQLite URL of `file` below `dir`.
+fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
+    format!("sqlite://{}", dir.join(file).display())
+}
+
 pub(crate) async fn state(dir: &std::path::Path) -> AdminState {
-    let url = format!("sqlite://{}", dir.join("db/openhearing.db").display());
+    let url = sqlite_url(dir, "db/openhearing.db");
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
     AdminState {
         admin_key: Arc::new(AdminKey::new(store.clone(), Some(KEY))),
@@ -32,219 +46,133 @@ pub(crate) async fn state(dir: &std::path::Path) -> AdminState {
     }
 }
 
-fn app(state: AdminState) -> Router {
-    routes::<AdminState>().with_state(state)
+/// An answer: its status and its JSON body (`null` when empty).
+type Reply = (StatusCode, Value);
+
+/// The admin API over a fresh database, for one test.
+struct Fixture {
+    /// Holds the database; removed when the test ends.
+    dir: tempfile::TempDir,
+    /// What the router runs on (its tokens verify the links it issues).
+    st: AdminState,
+    app: Router,
 }
 
-async fn call(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<Vec<u8>>,
-) -> (StatusCode, serde_json::Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(k) = key {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path()).await;
+        let app = routes::<AdminState>().with_state(st.clone());
+        Fixture { dir, st, app }
     }
-    let req = match body {
-        Some(b) => req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b)),
-        None => req.body(Body::empty()),
+
+    /// The same API over `store` instead.
+    fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.st.store = store;
+        self.app = routes::<AdminState>().with_state(self.st.clone());
+        self
     }
-    .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
+
+    /// `method uri` with `Authorization: Bearer <key>` if there is a key, and `body`
+    /// as JSON if there is one.
+    async fn call_as(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        uri: &str,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(k) = key {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b)),
+            None => req.body(Body::empty()),
+        }
         .unwrap();
-    let json = if bytes.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, json)
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (status, json)
+    }
+
+    /// `method uri` with the admin key and these raw body bytes, if any.
+    async fn call(&self, method: &str, uri: &str, body: Option<Vec<u8>>) -> Reply {
+        self.call_as(Some(KEY), method, uri, body).await
+    }
+
+    /// `method uri` with the admin key and `body` as JSON.
+    async fn send(&self, method: &str, uri: &str, body: Value) -> Reply {
+        self.call(method, uri, Some(bytes(&body))).await
+    }
+
+    /// `GET uri` with the admin key.
+    async fn get(&self, uri: &str) -> Reply {
+        self.call("GET", uri, None).await
+    }
+
+    /// Creates the hearing of [`create_request`] and returns its links.
+    async fn create_hearing(&self) -> HearingLinks {
+        let created = expect_status(
+            self.send("POST", HEARINGS, create_request()).await,
+            StatusCode::CREATED,
+        );
+        serde_json::from_value(created).unwrap()
+    }
 }
 
-fn create_body() -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
+/// Asserts the answer's status and returns its JSON.
+fn expect_status((status, json): Reply, expected: StatusCode) -> Value {
+    assert_eq!(status, expected, "{json}");
+    json
+}
+
+/// Asserts the answer's status and error code and returns its JSON.
+fn expect_error(reply: Reply, expected: StatusCode, code: &str) -> Value {
+    let json = expect_status(reply, expected);
+    assert_eq!(json["error"]["code"], code, "{json}");
+    json
+}
+
+/// The error message of an answer (empty if it has none).
+fn msg(j: &Value) -> &str {
+    j["error"]["message"].as_str().unwrap_or_default()
+}
+
+/// The actions of an audit trail answer, in order.
+fn actions(audit: &Value) -> Vec<&str> {
+    audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
+}
+
+/// A valid request to create a hearing: a judge and a defendant at two sites.
+fn create_request() -> Value {
+    json!({
         "case_number": "HS-123/2026",
         "title": "Vụ án trộm cắp tài sản",
         "participants": [
             {"name": "Nguyễn Văn A", "role": "presiding_judge", "site": "Phòng xử án 1"},
             {"name": "Trần Thị B", "role": "defendant", "site": "Trại tạm giam số 1"}
         ]
-    }))
-    .unwrap()
-}
-
-#[tokio::test]
-async fn auth_is_required() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(state(dir.path()).await);
-    for (method, uri) in [
-        ("GET", "/api/v1/hearings"),
-        ("POST", "/api/v1/hearings"),
-        ("GET", "/api/v1/hearings/not-a-uuid"),
-        (
-            "GET",
-            "/api/v1/hearings/67e55044-10b1-426f-9247-bb680e5fe0c8/links",
-        ),
-    ] {
-        for key in [None, Some("wrong-key")] {
-            let (status, json) = call(&app, method, uri, key, None).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
-            assert_eq!(json["error"]["code"], "unauthorized");
-        }
-    }
-}
-
-#[tokio::test]
-async fn create_list_get_links() {
-    let dir = tempfile::tempdir().unwrap();
-    let st = state(dir.path()).await;
-    let tokens = st.tokens.clone();
-    let app = app(st);
-
-    let (status, created) = call(
-        &app,
-        "POST",
-        "/api/v1/hearings",
-        Some(KEY),
-        Some(create_body()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let created: HearingLinks = serde_json::from_value(created).unwrap();
-    assert_eq!(created.case_number, "HS-123/2026");
-    assert_eq!(created.participants.len(), 2);
-    let p = &created.participants[1];
-    assert_eq!(p.role, Role::Defendant);
-    let prefix = format!(
-        "https://court.example:8443/join/{}#token=",
-        created.hearing_id
-    );
-    assert!(p.join_url.starts_with(&prefix), "{}", p.join_url);
-    let claims = tokens.verify(&p.join_url[prefix.len()..]).unwrap();
-    assert_eq!(claims.sub, p.participant_id);
-    assert_eq!(claims.hearing_id, created.hearing_id);
-    assert_eq!(claims.site, "Trại tạm giam số 1");
-
-    let (status, list) = call(&app, "GET", "/api/v1/hearings", Some(KEY), None).await;
-    assert_eq!(status, StatusCode::OK);
-    let list: HearingList = serde_json::from_value(list).unwrap();
-    assert_eq!(list.hearings.len(), 1);
-    assert_eq!(list.hearings[0].id, created.hearing_id);
-
-    let uri = format!("/api/v1/hearings/{}", created.hearing_id);
-    let (status, got) = call(&app, "GET", &uri, Some(KEY), None).await;
-    assert_eq!(status, StatusCode::OK);
-    let got: HearingDetail = serde_json::from_value(got).unwrap();
-    let got = got.hearing;
-    assert_eq!(got.participants[0].name, "Nguyễn Văn A");
-    assert_eq!(
-        got.participants[0].id,
-        created.participants[0].participant_id
-    );
-
-    let (status, links) = call(&app, "GET", &format!("{uri}/links"), Some(KEY), None).await;
-    assert_eq!(status, StatusCode::OK);
-    let links: HearingLinks = serde_json::from_value(links).unwrap();
-    assert_eq!(links.hearing_id, created.hearing_id);
-    assert_eq!(links.participants.len(), 2);
-    assert!(links.participants[0].join_url.starts_with(&prefix));
-}
-
-#[tokio::test]
-async fn error_statuses() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(state(dir.path()).await);
-    let post = |body: Vec<u8>| {
-        let app = app.clone();
-        async move { call(&app, "POST", "/api/v1/hearings", Some(KEY), Some(body)).await }
-    };
-
-    let (s, j) = post(b"{not json".to_vec()).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
-    assert_eq!(j["error"]["code"], "malformed_json");
-
-    let mut body: serde_json::Value = serde_json::from_slice(&create_body()).unwrap();
-    body["participants"][1]["role"] = "king".into();
-    let (s, j) = post(serde_json::to_vec(&body).unwrap()).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(j["error"]["code"], "validation_failed");
-    let msg = j["error"]["message"].as_str().unwrap();
-    assert!(
-        msg.starts_with("participants[1].role: unknown role \"king\""),
-        "{msg}"
-    );
-
-    let mut body: serde_json::Value = serde_json::from_slice(&create_body()).unwrap();
-    body["participants"][0]["name"] = "  ".into();
-    let (s, j) = post(serde_json::to_vec(&body).unwrap()).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        j["error"]["message"],
-        "participants[0].name: must not be empty"
-    );
-
-    let (s, j) = post(br#"{"case_number": "x", "title": "y"}"#.to_vec()).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        j["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("participants"),
-        "{j}"
-    );
-
-    let (s, j) = post(br#"{"case_number": 5, "title": "y", "participants": []}"#.to_vec()).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        j["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("case_number:"),
-        "{j}"
-    );
-
-    let big = vec![b' '; MAX_BODY_BYTES + 10];
-    let (s, j) = post(big).await;
-    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(j["error"]["code"], "payload_too_large");
-
-    let (s, j) = call(&app, "GET", "/api/v1/hearings/nope", Some(KEY), None).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(j["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("`nope` is not a valid hearing id"));
-
-    let missing = Uuid::new_v4();
-    for uri in [
-        format!("/api/v1/hearings/{missing}"),
-        format!("/api/v1/hearings/{missing}/links"),
-    ] {
-        let (s, j) = call(&app, "GET", &uri, Some(KEY), None).await;
-        assert_eq!(s, StatusCode::NOT_FOUND);
-        assert_eq!(j["error"]["code"], "hearing_not_found");
-    }
-}
-
-#[tokio::test]
-async fn store_failure_is_500_with_generic_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("x.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    store.close().await;
-    let mut st = state(dir.path()).await;
-    st.store = Arc::new(store);
-    let app = app(st);
-    let (s, j) = call(&app, "GET", "/api/v1/hearings", Some(KEY), None).await;
-    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(j["error"]["code"], "internal");
-    assert!(!j["error"]["message"].as_str().unwrap().contains("closed"));
+    })
 }
 
 /// Percent-encodes a path segment.
@@ -260,25 +188,150 @@ fn enc(text: &str) -> String {
         .collect()
 }
 
-fn json(v: serde_json::Value) -> Option<Vec<u8>> {
-    Some(serde_json::to_vec(&v).unwrap())
+#[tokio::test]
+async fn auth_is_required() {
+    let fx = Fixture::new().await;
+    for (method, uri) in [
+        ("GET", HEARINGS),
+        ("POST", HEARINGS),
+        ("GET", "/api/v1/hearings/not-a-uuid"),
+        (
+            "GET",
+            "/api/v1/hearings/67e55044-10b1-426f-9247-bb680e5fe0c8/links",
+        ),
+    ] {
+        for key in [None, Some("wrong-key")] {
+            let (status, json) = fx.call_as(key, method, uri, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+            assert_eq!(json["error"]["code"], "unauthorized");
+        }
+    }
 }
 
-fn msg(j: &serde_json::Value) -> &str {
-    j["error"]["message"].as_str().unwrap_or_default()
+#[tokio::test]
+async fn create_list_get_links() {
+    let fx = Fixture::new().await;
+
+    let created = fx.create_hearing().await;
+    assert_eq!(created.case_number, "HS-123/2026");
+    assert_eq!(created.participants.len(), 2);
+    let p = &created.participants[1];
+    assert_eq!(p.role, Role::Defendant);
+    let prefix = format!(
+        "https://court.example:8443/join/{}#token=",
+        created.hearing_id
+    );
+    assert!(p.join_url.starts_with(&prefix), "{}", p.join_url);
+    let claims = fx.st.tokens.verify(&p.join_url[prefix.len()..]).unwrap();
+    assert_eq!(claims.sub, p.participant_id);
+    assert_eq!(claims.hearing_id, created.hearing_id);
+    assert_eq!(claims.site, "Trại tạm giam số 1");
+
+    let (status, list) = fx.get(HEARINGS).await;
+    assert_eq!(status, StatusCode::OK);
+    let list: HearingList = serde_json::from_value(list).unwrap();
+    assert_eq!(list.hearings.len(), 1);
+    assert_eq!(list.hearings[0].id, created.hearing_id);
+
+    let uri = format!("/api/v1/hearings/{}", created.hearing_id);
+    let (status, got) = fx.get(&uri).await;
+    assert_eq!(status, StatusCode::OK);
+    let got: HearingDetail = serde_json::from_value(got).unwrap();
+    let got = got.hearing;
+    assert_eq!(got.participants[0].name, "Nguyễn Văn A");
+    assert_eq!(
+        got.participants[0].id,
+        created.participants[0].participant_id
+    );
+
+    let (status, links) = fx.get(&format!("{uri}/links")).await;
+    assert_eq!(status, StatusCode::OK);
+    let links: HearingLinks = serde_json::from_value(links).unwrap();
+    assert_eq!(links.hearing_id, created.hearing_id);
+    assert_eq!(links.participants.len(), 2);
+    assert!(links.participants[0].join_url.starts_with(&prefix));
 }
 
-async fn create(app: &Router) -> HearingLinks {
-    let (status, created) = call(
-        app,
-        "POST",
-        "/api/v1/hearings",
-        Some(KEY),
-        Some(create_body()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    serde_json::from_value(created).unwrap()
+#[tokio::test]
+async fn error_statuses() {
+    let fx = Fixture::new().await;
+    let post = |body: Vec<u8>| fx.call("POST", HEARINGS, Some(body));
+
+    expect_error(
+        post(b"{not json".to_vec()).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    );
+
+    let mut body = create_request();
+    body["participants"][1]["role"] = "king".into();
+    let j = expect_error(
+        post(bytes(&body)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(
+        msg(&j).starts_with("participants[1].role: unknown role \"king\""),
+        "{j}"
+    );
+
+    let mut body = create_request();
+    body["participants"][0]["name"] = "  ".into();
+    let j = expect_status(post(bytes(&body)).await, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(msg(&j), "participants[0].name: must not be empty");
+
+    let j = expect_status(
+        post(br#"{"case_number": "x", "title": "y"}"#.to_vec()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert!(msg(&j).contains("participants"), "{j}");
+
+    let j = expect_status(
+        post(br#"{"case_number": 5, "title": "y", "participants": []}"#.to_vec()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert!(msg(&j).starts_with("case_number:"), "{j}");
+
+    let big = vec![b' '; MAX_BODY_BYTES + 10];
+    expect_error(
+        post(big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+
+    let j = expect_status(
+        fx.get("/api/v1/hearings/nope").await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert!(msg(&j).contains("`nope` is not a valid hearing id"), "{j}");
+
+    let missing = Uuid::new_v4();
+    for uri in [
+        format!("/api/v1/hearings/{missing}"),
+        format!("/api/v1/hearings/{missing}/links"),
+    ] {
+        expect_error(
+            fx.get(&uri).await,
+            StatusCode::NOT_FOUND,
+            "hearing_not_found",
+        );
+    }
+}
+
+#[tokio::test]
+async fn store_failure_is_500_with_generic_message() {
+    let fx = Fixture::new().await;
+    let store = SqliteStore::open(&sqlite_url(fx.dir.path(), "x.db"))
+        .await
+        .unwrap();
+    store.close().await;
+    let fx = fx.with_store(Arc::new(store));
+    let j = expect_error(
+        fx.get(HEARINGS).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+    );
+    assert!(!j["error"]["message"].as_str().unwrap().contains("closed"));
 }
 
 /// Every route of [`routes`]: (method, path). The OpenAPI document and the README
@@ -308,12 +361,11 @@ fn concrete(path: &str) -> String {
 
 #[tokio::test]
 async fn every_route_needs_the_key_except_the_openapi_document() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(state(dir.path()).await);
+    let fx = Fixture::new().await;
     for (method, path) in ROUTES {
         let uri = concrete(path);
         for key in [None, Some("wrong-key"), Some("")] {
-            let (status, json) = call(&app, method, &uri, key, None).await;
+            let (status, json) = fx.call_as(key, method, &uri, None).await;
             if *path == "/api/v1/openapi.json" {
                 assert_eq!(status, StatusCode::OK, "the document is public");
                 continue;
@@ -324,20 +376,19 @@ async fn every_route_needs_the_key_except_the_openapi_document() {
     }
     // Another scheme than Bearer is refused too.
     let req = Request::builder()
-        .uri("/api/v1/hearings")
+        .uri(HEARINGS)
         .header(header::AUTHORIZATION, format!("Basic {KEY}"))
         .body(Body::empty())
         .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
+    let resp = fx.app.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Bearer");
 }
 
 #[tokio::test]
 async fn openapi_document_covers_every_route_and_the_readme_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(state(dir.path()).await);
-    let (status, doc) = call(&app, "GET", "/api/v1/openapi.json", None, None).await;
+    let fx = Fixture::new().await;
+    let (status, doc) = fx.call_as(None, "GET", "/api/v1/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     let paths = doc["paths"].as_object().unwrap();
@@ -362,7 +413,7 @@ async fn openapi_document_covers_every_route_and_the_readme_too() {
     // Every listed route exists in the router (401, not 404/405), and no path
     // has methods the document does not name.
     for (method, path) in ROUTES {
-        let (status, _) = call(&app, method, &concrete(path), None, None).await;
+        let (status, _) = fx.call_as(None, method, &concrete(path), None).await;
         assert!(
             status == StatusCode::UNAUTHORIZED || status == StatusCode::OK,
             "{method} {path} is routed: {status}"
@@ -371,7 +422,7 @@ async fn openapi_document_covers_every_route_and_the_readme_too() {
             if ROUTES.contains(&(other, path)) {
                 continue;
             }
-            let (status, _) = call(&app, other, &concrete(path), Some(KEY), None).await;
+            let (status, _) = fx.call(other, &concrete(path), None).await;
             assert_eq!(
                 status,
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -416,36 +467,23 @@ async fn openapi_document_covers_every_route_and_the_readme_too() {
 
 #[tokio::test]
 async fn sites_and_schedule_at_creation() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(state(dir.path()).await);
-    let mut body: serde_json::Value = serde_json::from_slice(&create_body()).unwrap();
+    let fx = Fixture::new().await;
+    let mut body = create_request();
     body["scheduled_at"] = "2026-12-01T08:00:00+07:00".into();
-    body["sites"] = serde_json::json!([{"name": "Phòng xử án 1", "kind": "central"}]);
-    let (s, created) = call(
-        &app,
-        "POST",
-        "/api/v1/hearings",
-        Some(KEY),
-        json(body.clone()),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{created}");
+    body["sites"] = json!([{"name": "Phòng xử án 1", "kind": "central"}]);
+    let created = expect_status(
+        fx.send("POST", HEARINGS, body.clone()).await,
+        StatusCode::CREATED,
+    );
     let id = created["hearing_id"].as_str().unwrap().to_owned();
-    let (s, got) = call(
-        &app,
-        "GET",
-        &format!("/api/v1/hearings/{id}"),
-        Some(KEY),
-        None,
-    )
-    .await;
+    let (s, got) = fx.get(&format!("/api/v1/hearings/{id}")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got["scheduled_at"], "2026-12-01T01:00:00Z");
     assert_eq!(got["status"]["state"], "scheduled");
-    assert_eq!(got["state_history"], serde_json::json!([]));
+    assert_eq!(got["state_history"], json!([]));
     assert_eq!(
         got["sites"],
-        serde_json::json!([
+        json!([
             {"name": "Phòng xử án 1", "kind": "central"},
             {"name": "Trại tạm giam số 1", "kind": "remote"}
         ])
@@ -456,44 +494,55 @@ async fn sites_and_schedule_at_creation() {
     assert_eq!(got["participants"][1]["muted"], false);
     assert_eq!(got["participants"][1]["link_version"], 0);
 
-    let mut bad = body.clone();
-    bad["sites"][0]["kind"] = "castle".into();
-    let (s, j) = call(&app, "POST", "/api/v1/hearings", Some(KEY), json(bad)).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(msg(&j).starts_with("sites[0].kind:"), "{j}");
-    let mut bad = body.clone();
-    bad["scheduled_at"] = "next tuesday".into();
-    let (s, j) = call(&app, "POST", "/api/v1/hearings", Some(KEY), json(bad)).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(msg(&j).starts_with("scheduled_at:"), "{j}");
-    let mut bad = body;
-    bad["sites"] =
-        serde_json::json!([{"name": "A", "kind": "central"}, {"name": "A", "kind": "office"}]);
-    let (s, j) = call(&app, "POST", "/api/v1/hearings", Some(KEY), json(bad)).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(msg(&j).starts_with("sites[1].name:"), "{j}");
+    // Each change of the body, and how the answer names the field it spoils.
+    type Spoil = fn(&mut Value);
+    let spoilers: [(Spoil, &str); 3] = [
+        (
+            |b| b["sites"][0]["kind"] = "castle".into(),
+            "sites[0].kind:",
+        ),
+        (
+            |b| b["scheduled_at"] = "next tuesday".into(),
+            "scheduled_at:",
+        ),
+        (
+            |b| {
+                b["sites"] =
+                    json!([{"name": "A", "kind": "central"}, {"name": "A", "kind": "office"}])
+            },
+            "sites[1].name:",
+        ),
+    ];
+    for (spoil, prefix) in spoilers {
+        let mut bad = body.clone();
+        spoil(&mut bad);
+        let j = expect_status(
+            fx.send("POST", HEARINGS, bad).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+        assert!(msg(&j).starts_with(prefix), "{j}");
+    }
 }
 
 #[tokio::test]
 async fn update_hearing_through_the_actor() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(state(dir.path()).await);
-    let h = create(&app).await;
+    let fx = Fixture::new().await;
+    let h = fx.create_hearing().await;
     let uri = format!("/api/v1/hearings/{}", h.hearing_id);
 
-    let (s, j) = call(
-        &app,
-        "PATCH",
-        &uri,
-        Some(KEY),
-        json(serde_json::json!({"title": "  Phiên tòa phúc thẩm  ", "scheduled_at": "2026-12-02T09:30:00Z"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{j}");
+    let j = expect_status(
+        fx.send(
+            "PATCH",
+            &uri,
+            json!({"title": "  Phiên tòa phúc thẩm  ", "scheduled_at": "2026-12-02T09:30:00Z"}),
+        )
+        .await,
+        StatusCode::OK,
+    );
     assert_eq!(j["title"], "Phiên tòa phúc thẩm");
     assert_eq!(j["case_number"], "HS-123/2026", "absent fields stay");
     assert_eq!(j["scheduled_at"], "2026-12-02T09:30:00Z");
-    let (_, got) = call(&app, "GET", &uri, Some(KEY), None).await;
+    let (_, got) = fx.get(&uri).await;
     assert_eq!(got["title"], "Phiên tòa phúc thẩm");
 
     for (body, status, needle) in [
@@ -528,24 +577,18 @@ async fn update_hearing_through_the_actor() {
             "larger than",
         ),
     ] {
-        let (s, j) = call(&app, "PATCH", &uri, Some(KEY), Some(body)).await;
-        assert_eq!(s, status, "{j}");
+        let j = expect_status(fx.call("PATCH", &uri, Some(body)).await, status);
         assert!(msg(&j).contains(needle), "{needle}: {j}");
     }
     let missing = format!("/api/v1/hearings/{}", Uuid::new_v4());
-    let (s, j) = call(
-        &app,
-        "PATCH",
-        &missing,
-        Some(KEY),
-        json(serde_json::json!({"title": "t"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{j}");
-    assert_eq!(j["error"]["code"], "hearing_not_found");
+    expect_error(
+        fx.send("PATCH", &missing, json!({"title": "t"})).await,
+        StatusCode::NOT_FOUND,
+        "hearing_not_found",
+    );
 
     // Audited under the key's name.
-    let (_, audit) = call(&app, "GET", &format!("{uri}/audit"), Some(KEY), None).await;
+    let (_, audit) = fx.get(&format!("{uri}/audit")).await;
     let last = audit["entries"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["action"], "hearing_updated");
     assert_eq!(last["actor"], "admin:config");
@@ -554,58 +597,46 @@ async fn update_hearing_through_the_actor() {
 
 #[tokio::test]
 async fn lifecycle_through_the_api() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(state(dir.path()).await);
-    let h = create(&app).await;
+    let fx = Fixture::new().await;
+    let h = fx.create_hearing().await;
     let uri = format!("/api/v1/hearings/{}/state", h.hearing_id);
-    let set = |body: serde_json::Value| {
-        let app = app.clone();
-        let uri = uri.clone();
-        async move { call(&app, "POST", &uri, Some(KEY), json(body)).await }
-    };
+    let set = |body: Value| fx.send("POST", &uri, body);
+    const OK: StatusCode = StatusCode::OK;
+    const INVALID: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
 
-    let (s, j) = set(serde_json::json!({"state": "in_session"})).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{j}");
-    assert_eq!(j["error"]["code"], "invalid_transition");
+    let j = expect_error(
+        set(json!({"state": "in_session"})).await,
+        StatusCode::CONFLICT,
+        "invalid_transition",
+    );
     assert!(msg(&j).contains("possible: open"), "{j}");
 
-    let (s, j) = set(serde_json::json!({"state": "open"})).await;
-    assert_eq!(s, StatusCode::OK, "{j}");
+    let j = expect_status(set(json!({"state": "open"})).await, OK);
     assert_eq!(j["status"]["state"], "open");
-    let (s, j) = set(serde_json::json!({"state": "in_session"})).await;
-    assert_eq!(s, StatusCode::OK, "{j}");
+    expect_status(set(json!({"state": "in_session"})).await, OK);
 
-    let (s, j) = set(serde_json::json!({"state": "suspended"})).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
-    assert_eq!(j["error"]["code"], "reason_required");
-    let (s, j) = set(serde_json::json!({"state": "suspended", "reason": "x".repeat(501)})).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
-    assert_eq!(j["error"]["code"], "malformed_message");
+    let suspended = json!({"state": "suspended"});
+    expect_error(set(suspended).await, INVALID, "reason_required");
+    let too_long = json!({"state": "suspended", "reason": "x".repeat(501)});
+    let j = expect_error(set(too_long).await, INVALID, "malformed_message");
     assert!(msg(&j).contains("reason"), "{j}");
-    let (s, j) = set(serde_json::json!({"state": "suspended", "reason": "Nghỉ giải lao"})).await;
-    assert_eq!(s, StatusCode::OK, "{j}");
+    let suspended = json!({"state": "suspended", "reason": "Nghỉ giải lao"});
+    let j = expect_status(set(suspended).await, OK);
     assert_eq!(j["status"]["reason"], "Nghỉ giải lao");
 
-    let (s, j) = set(serde_json::json!({"state": "adjourned", "reason": "Vắng bị cáo"})).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
-    assert_eq!(j["error"]["code"], "reason_required");
+    let no_date = json!({"state": "adjourned", "reason": "Vắng bị cáo"});
+    let j = expect_error(set(no_date).await, INVALID, "reason_required");
     assert!(msg(&j).contains("adjourned_to"), "{j}");
-    let (s, j) =
-        set(serde_json::json!({"state": "adjourned", "reason": "r", "adjourned_to": "soon"})).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
-    assert_eq!(j["error"]["code"], "validation_failed");
+    let bad_date = json!({"state": "adjourned", "reason": "r", "adjourned_to": "soon"});
+    let j = expect_error(set(bad_date).await, INVALID, "validation_failed");
     assert!(msg(&j).starts_with("adjourned_to:"), "{j}");
-    let (s, j) = set(serde_json::json!({"state": "paused"})).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
+    let j = expect_status(set(json!({"state": "paused"})).await, INVALID);
     assert!(msg(&j).starts_with("state:"), "{j}");
-    let (s, j) = set(serde_json::json!({"state": "open", "why": "x"})).await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
+    let j = expect_status(set(json!({"state": "open", "why": "x"})).await, INVALID);
     assert!(msg(&j).contains("unknown field `why`"), "{j}");
 
-    let (s, j) = set(serde_json::json!({"state": "in_session"})).await;
-    assert_eq!(s, StatusCode::OK, "{j}");
-    let (s, j) = set(serde_json::json!({"state": "closed"})).await;
-    assert_eq!(s, StatusCode::OK, "{j}");
+    expect_status(set(json!({"state": "in_session"})).await, OK);
+    let j = expect_status(set(json!({"state": "closed"})).await, OK);
     assert_eq!(j["status"]["state"], "closed");
     let history: Vec<(String, String)> = j["state_history"]
         .as_array()
@@ -629,206 +660,144 @@ async fn lifecycle_through_the_api() {
     );
     assert_eq!(j["state_history"][2]["reason"], "Nghỉ giải lao");
 
-    let (s, j) = set(serde_json::json!({"state": "open"})).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{j}");
+    let j = expect_status(set(json!({"state": "open"})).await, StatusCode::CONFLICT);
     assert!(msg(&j).contains("cannot change any more"), "{j}");
 
     let missing = format!("/api/v1/hearings/{}/state", Uuid::new_v4());
-    let (s, _) = call(
-        &app,
-        "POST",
-        &missing,
-        Some(KEY),
-        json(serde_json::json!({"state": "open"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    expect_status(
+        fx.send("POST", &missing, json!({"state": "open"})).await,
+        StatusCode::NOT_FOUND,
+    );
 }
 
 #[tokio::test]
 async fn sites_route() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(state(dir.path()).await);
-    let h = create(&app).await;
+    let fx = Fixture::new().await;
+    let h = fx.create_hearing().await;
     let base = format!("/api/v1/hearings/{}", h.hearing_id);
+    let put = |uri: String, kind: &str| {
+        let (fx, body) = (&fx, json!({ "kind": kind }));
+        async move { fx.send("PUT", &uri, body).await }
+    };
 
-    let (s, j) = call(&app, "GET", &format!("{base}/sites"), Some(KEY), None).await;
+    let (s, j) = fx.get(&format!("{base}/sites")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(j["sites"].as_array().unwrap().len(), 2);
 
     let detention = format!("{base}/sites/{}", enc("Trại tạm giam số 1"));
-    let (s, j) = call(
-        &app,
-        "PUT",
-        &detention,
-        Some(KEY),
-        json(serde_json::json!({"kind": "detention"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{j}");
+    let j = expect_status(put(detention, "detention").await, StatusCode::OK);
     assert_eq!(
         j,
-        serde_json::json!({"name": "Trại tạm giam số 1", "kind": "detention"})
+        json!({"name": "Trại tạm giam số 1", "kind": "detention"})
     );
-    let (_, got) = call(&app, "GET", &base, Some(KEY), None).await;
+    let (_, got) = fx.get(&base).await;
     assert_eq!(got["participants"][1]["site_kind"], "detention");
 
     let office = format!("{base}/sites/{}", enc("Văn phòng luật sư"));
-    let (s, j) = call(
-        &app,
-        "PUT",
-        &office,
-        Some(KEY),
-        json(serde_json::json!({"kind": "office"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{j}");
-    let (_, j) = call(&app, "GET", &format!("{base}/sites"), Some(KEY), None).await;
+    expect_status(put(office.clone(), "office").await, StatusCode::CREATED);
+    let (_, j) = fx.get(&format!("{base}/sites")).await;
     assert_eq!(j["sites"][2]["name"], "Văn phòng luật sư");
 
-    let (s, j) = call(
-        &app,
-        "PUT",
-        &office,
-        Some(KEY),
-        json(serde_json::json!({"kind": "palace"})),
-    )
-    .await;
+    let (s, j) = put(office, "palace").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(msg(&j).starts_with("kind:"), "{j}");
-    let blank = format!("{base}/sites/%20");
-    let (s, j) = call(
-        &app,
-        "PUT",
-        &blank,
-        Some(KEY),
-        json(serde_json::json!({"kind": "office"})),
-    )
-    .await;
+    let (s, j) = put(format!("{base}/sites/%20"), "office").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(msg(&j), "site.name: must not be empty");
     let missing = format!("/api/v1/hearings/{}/sites/x", Uuid::new_v4());
-    let (s, _) = call(
-        &app,
-        "PUT",
-        &missing,
-        Some(KEY),
-        json(serde_json::json!({"kind": "office"})),
-    )
-    .await;
+    let (s, _) = put(missing, "office").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
-    let (_, audit) = call(&app, "GET", &format!("{base}/audit"), Some(KEY), None).await;
-    let actions: Vec<&str> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["hearing_created", "site_updated", "site_updated"]);
+    let (_, audit) = fx.get(&format!("{base}/audit")).await;
+    assert_eq!(
+        actions(&audit),
+        ["hearing_created", "site_updated", "site_updated"]
+    );
 }
 
 #[tokio::test]
 async fn participants_add_get_revoke_remove() {
-    let dir = tempfile::tempdir().unwrap();
-    let st = state(dir.path()).await;
-    let tokens = st.tokens.clone();
-    let app = app(st);
-    let h = create(&app).await;
+    let fx = Fixture::new().await;
+    let h = fx.create_hearing().await;
     let base = format!("/api/v1/hearings/{}", h.hearing_id);
+    let participants = format!("{base}/participants");
+    let token = |link: &str| {
+        let (_, jwt) = link.split_once("#token=").unwrap();
+        fx.st.tokens.verify(jwt).unwrap()
+    };
 
-    let (s, added) = call(
-        &app,
-        "POST",
-        &format!("{base}/participants"),
-        Some(KEY),
-        json(serde_json::json!({"name": " Lê Thị C ", "role": "defence_counsel", "site": "Văn phòng luật sư"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{added}");
+    let counsel =
+        json!({"name": " Lê Thị C ", "role": "defence_counsel", "site": "Văn phòng luật sư"});
+    let added = expect_status(
+        fx.send("POST", &participants, counsel).await,
+        StatusCode::CREATED,
+    );
     let added: IssuedLink = serde_json::from_value(added).unwrap();
     assert_eq!(added.participant.name, "Lê Thị C");
     assert_eq!(added.participant.site_kind, SiteKind::Remote);
     assert_eq!(added.participant.admission, Admission::Lobby);
     let pid = added.participant.id;
-    let claims = tokens
-        .verify(added.join_url.split_once("#token=").unwrap().1)
-        .unwrap();
+    let claims = token(&added.join_url);
     assert_eq!((claims.sub, claims.ver), (pid, 0));
 
     for (body, needle) in [
         (
-            serde_json::json!({"name": "A", "role": "king", "site": "S"}),
+            json!({"name": "A", "role": "king", "site": "S"}),
             "role: unknown role \"king\"",
         ),
         (
-            serde_json::json!({"name": "", "role": "judge", "site": "S"}),
+            json!({"name": "", "role": "judge", "site": "S"}),
             "name: must not be empty",
         ),
         (
-            serde_json::json!({"name": "A", "role": "judge", "site": "S\u{7}"}),
+            json!({"name": "A", "role": "judge", "site": "S\u{7}"}),
             "site: must not contain control characters",
         ),
         (
-            serde_json::json!({"name": "A", "role": "judge"}),
+            json!({"name": "A", "role": "judge"}),
             "missing field `site`",
         ),
     ] {
-        let (s, j) = call(
-            &app,
-            "POST",
-            &format!("{base}/participants"),
-            Some(KEY),
-            json(body),
-        )
-        .await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
+        let j = expect_status(
+            fx.send("POST", &participants, body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
         assert!(msg(&j).contains(needle), "{needle}: {j}");
     }
 
-    let p_uri = format!("{base}/participants/{pid}");
-    let (s, got) = call(&app, "GET", &p_uri, Some(KEY), None).await;
+    let p_uri = format!("{participants}/{pid}");
+    let revoke = format!("{p_uri}/revoke");
+    let (s, got) = fx.get(&p_uri).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got["role"], "defence_counsel");
 
-    let (s, revoked) = call(&app, "POST", &format!("{p_uri}/revoke"), Some(KEY), None).await;
-    assert_eq!(s, StatusCode::OK, "{revoked}");
+    let revoked = expect_status(fx.call("POST", &revoke, None).await, StatusCode::OK);
     let revoked: IssuedLink = serde_json::from_value(revoked).unwrap();
     assert_eq!(revoked.participant.link_version, 1);
-    let claims = tokens
-        .verify(revoked.join_url.split_once("#token=").unwrap().1)
-        .unwrap();
-    assert_eq!(claims.ver, 1);
-    let (_, got) = call(&app, "GET", &p_uri, Some(KEY), None).await;
+    assert_eq!(token(&revoked.join_url).ver, 1);
+    let (_, got) = fx.get(&p_uri).await;
     assert_eq!(got["link_version"], 1);
 
-    let (s, removed) = call(
-        &app,
-        "DELETE",
-        &format!("{p_uri}?reason=V%E1%BA%AFng"),
-        Some(KEY),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{removed}");
+    let removed = expect_status(
+        fx.call("DELETE", &format!("{p_uri}?reason=V%E1%BA%AFng"), None)
+            .await,
+        StatusCode::OK,
+    );
     assert_eq!(removed["admission"], "removed");
-    let (s, j) = call(&app, "DELETE", &p_uri, Some(KEY), None).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{j}");
-    assert_eq!(j["error"]["code"], "not_applicable");
-    let (s, j) = call(&app, "POST", &format!("{p_uri}/revoke"), Some(KEY), None).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{j}");
-    let (s, j) = call(
-        &app,
-        "DELETE",
-        &format!("{p_uri}?colour=red"),
-        Some(KEY),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{j}");
+    expect_error(
+        fx.call("DELETE", &p_uri, None).await,
+        StatusCode::CONFLICT,
+        "not_applicable",
+    );
+    expect_status(fx.call("POST", &revoke, None).await, StatusCode::CONFLICT);
+    expect_status(
+        fx.call("DELETE", &format!("{p_uri}?colour=red"), None)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
 
     // Links leave the removed participant out.
-    let (_, links) = call(&app, "GET", &format!("{base}/links"), Some(KEY), None).await;
+    let (_, links) = fx.get(&format!("{base}/links")).await;
     let ids: Vec<&str> = links["participants"]
         .as_array()
         .unwrap()
@@ -838,36 +807,25 @@ async fn participants_add_get_revoke_remove() {
     assert_eq!(ids.len(), 2);
     assert!(!ids.contains(&pid.to_string().as_str()));
 
-    let unknown = format!("{base}/participants/{}", Uuid::new_v4());
+    let unknown = format!("{participants}/{}", Uuid::new_v4());
     for (method, uri) in [
         ("GET", unknown.clone()),
         ("DELETE", unknown.clone()),
         ("POST", format!("{unknown}/revoke")),
     ] {
-        let (s, j) = call(&app, method, &uri, Some(KEY), None).await;
+        let (s, j) = fx.call(method, &uri, None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{method} {uri}");
         assert_eq!(j["error"]["code"], "unknown_participant");
     }
-    let (s, j) = call(
-        &app,
-        "GET",
-        &format!("{base}/participants/nope"),
-        Some(KEY),
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let j = expect_status(
+        fx.get(&format!("{participants}/nope")).await,
+        StatusCode::BAD_REQUEST,
+    );
     assert!(msg(&j).contains("not a valid participant id"), "{j}");
 
-    let (_, audit) = call(&app, "GET", &format!("{base}/audit"), Some(KEY), None).await;
-    let actions: Vec<&str> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let (_, audit) = fx.get(&format!("{base}/audit")).await;
     assert_eq!(
-        actions,
+        actions(&audit),
         [
             "hearing_created",
             "participant_added",
@@ -880,54 +838,40 @@ async fn participants_add_get_revoke_remove() {
 
     // Nobody can be added to a closed hearing.
     for st in ["open", "closed"] {
-        let (s, _) = call(
-            &app,
-            "POST",
-            &format!("{base}/state"),
-            Some(KEY),
-            json(serde_json::json!({"state": st})),
-        )
-        .await;
+        let (s, _) = fx
+            .send("POST", &format!("{base}/state"), json!({ "state": st }))
+            .await;
         assert_eq!(s, StatusCode::OK);
     }
-    let (s, j) = call(
-        &app,
-        "POST",
-        &format!("{base}/participants"),
-        Some(KEY),
-        json(serde_json::json!({"name": "A", "role": "witness", "site": "S"})),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CONFLICT, "{j}");
-    assert_eq!(j["error"]["code"], "hearing_closed");
+    let witness = json!({"name": "A", "role": "witness", "site": "S"});
+    expect_error(
+        fx.send("POST", &participants, witness).await,
+        StatusCode::CONFLICT,
+        "hearing_closed",
+    );
 }
 
 #[tokio::test]
 async fn audit_route_verifies_the_chain_and_names_a_tampered_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let st = state(dir.path()).await;
+    let fx = Fixture::new().await;
     let key = "ops-key-0123456789abcdef";
-    st.store
+    fx.st
+        .store
         .add_admin_key("ops", &crate::auth::admin_key_sha256(key))
         .await
         .unwrap();
-    let app = app(st);
-    let h = create(&app).await;
+    let h = fx.create_hearing().await;
     let base = format!("/api/v1/hearings/{}", h.hearing_id);
+    let audit = format!("{base}/audit");
     // A key from the database works and is the audit actor.
-    let (s, _) = call(
-        &app,
-        "POST",
-        &format!("{base}/state"),
-        Some(key),
-        json(serde_json::json!({"state": "open"})),
-    )
-    .await;
+    let open = bytes(&json!({"state": "open"}));
+    let (s, _) = fx
+        .call_as(Some(key), "POST", &format!("{base}/state"), Some(open))
+        .await;
     assert_eq!(s, StatusCode::OK);
 
-    let (s, audit) = call(&app, "GET", &format!("{base}/audit"), Some(KEY), None).await;
-    assert_eq!(s, StatusCode::OK, "{audit}");
-    let trail: AuditTrail = serde_json::from_value(audit).unwrap();
+    let trail = expect_status(fx.get(&audit).await, StatusCode::OK);
+    let trail: AuditTrail = serde_json::from_value(trail).unwrap();
     assert_eq!(trail.hearing_id, h.hearing_id);
     assert!(trail.verification.ok, "{:?}", trail.verification);
     assert_eq!(trail.entries.len(), 2);
@@ -945,32 +889,31 @@ async fn audit_route_verifies_the_chain_and_names_a_tampered_entry() {
     assert_eq!(trail.entries[1].prev_hash, trail.entries[0].hash);
 
     // Tamper with the first entry's details directly in the database.
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("db/openhearing.db").display()
-    );
+    let url = sqlite_url(fx.dir.path(), "db/openhearing.db");
     let raw = crate::store::SqliteStore::open(&url).await.unwrap();
     sqlx::query("UPDATE audit SET details = 'not json' WHERE hearing_id = ? AND seq = 1")
         .bind(h.hearing_id.to_string())
         .execute(raw.pool())
         .await
         .unwrap();
-    let (s, audit) = call(&app, "GET", &format!("{base}/audit"), Some(KEY), None).await;
+    let (s, trail) = fx.get(&audit).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(audit["verification"]["ok"], false);
+    assert_eq!(trail["verification"]["ok"], false);
     assert!(
-        audit["verification"]["problem"]
+        trail["verification"]["problem"]
             .as_str()
             .unwrap()
             .starts_with("entry #1 was modified"),
-        "{audit}"
+        "{trail}"
     );
-    assert_eq!(audit["entries"][0]["details"], "not json", "shown as text");
+    assert_eq!(trail["entries"][0]["details"], "not json", "shown as text");
 
     let missing = format!("/api/v1/hearings/{}/audit", Uuid::new_v4());
-    let (s, j) = call(&app, "GET", &missing, Some(KEY), None).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(j["error"]["code"], "hearing_not_found");
+    expect_error(
+        fx.get(&missing).await,
+        StatusCode::NOT_FOUND,
+        "hearing_not_found",
+    );
 }
 
 #[test]
@@ -986,11 +929,7 @@ fn every_operation_gets_the_shared_parts_of_the_document() {
     let mut secured = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            assert_eq!(
-                op["tags"],
-                serde_json::json!(["hearings"]),
-                "{method} {path}"
-            );
+            assert_eq!(op["tags"], json!(["hearings"]), "{method} {path}");
             for name in path
                 .split('/')
                 .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
