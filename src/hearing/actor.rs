@@ -450,11 +450,6 @@ impl Actor {
 
     fn recorder_news(&mut self, news: RecorderNews) {
         match news {
-            RecorderNews::Keyframe(track) => {
-                if let Some(a) = &self.active {
-                    a.request_keyframe(&track);
-                }
-            }
             RecorderNews::Alert(alert) => {
                 tracing::warn!(hearing = %self.id, "recorder: {}", alert.message);
                 self.alert_bench(&alert.message);
