@@ -466,10 +466,11 @@ impl Actor {
         action: &str,
         details: serde_json::Value,
     ) {
-        let details = details.to_string();
         if let Some(a) = &self.active {
-            a.event(action, actor, subject.as_deref(), &details);
+            let kind = recording::event_kind(action);
+            a.event(kind, actor, subject.as_deref(), details.clone());
         }
+        let details = details.to_string();
         self.audit_pending.push(AuditRecord {
             at: Utc::now(),
             actor: actor.to_owned(),

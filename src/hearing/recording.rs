@@ -261,24 +261,22 @@ impl ActiveRecording {
         let _ = self.recorder.resume();
     }
 
-    /// Journals a hearing event (joins, leaves, mutes, state changes, rooms).
-    pub fn event(&self, action: &str, actor: &str, subject: Option<&str>, details: &str) {
-        let kind = match action {
-            "state_change" => EventKind::StateChanged,
-            "join" => EventKind::Joined,
-            "leave" => EventKind::Left,
-            "mute" => EventKind::Muted,
-            "unmute_accepted" => EventKind::Unmuted,
-            "room_entered" => EventKind::PrivateRoomEntered,
-            "room_left" => EventKind::PrivateRoomExited,
-            other => EventKind::Other(other.to_owned()),
-        };
+    /// Journals a hearing event (joins, leaves, mutes, state changes, rooms): the
+    /// audit record's action as a journal [`EventKind`] (see [`event_kind`]) and its
+    /// details as they are, a JSON value.
+    pub fn event(
+        &self,
+        kind: EventKind,
+        actor: &str,
+        subject: Option<&str>,
+        details: serde_json::Value,
+    ) {
         let _ = self.recorder.event(HearingEvent {
             at: Utc::now(),
             kind,
             actor: Some(actor.to_owned()),
             subject: subject.map(str::to_owned),
-            details: serde_json::from_str(details).unwrap_or(serde_json::Value::Null),
+            details,
         });
     }
 
@@ -322,6 +320,22 @@ impl ActiveRecording {
     }
 }
 
+/// The journal's kind of event for an audit action: the ones the archive names
+/// (state changes, joins and leaves, mutes, private rooms), anything else by its
+/// audit name.
+pub fn event_kind(action: &str) -> EventKind {
+    match action {
+        "state_change" => EventKind::StateChanged,
+        "join" => EventKind::Joined,
+        "leave" => EventKind::Left,
+        "mute" => EventKind::Muted,
+        "unmute_accepted" => EventKind::Unmuted,
+        "room_entered" => EventKind::PrivateRoomEntered,
+        "room_left" => EventKind::PrivateRoomExited,
+        other => EventKind::Other(other.to_owned()),
+    }
+}
+
 /// The archive description of a hearing.
 pub fn meta(
     id: Uuid,
@@ -335,5 +349,22 @@ pub fn meta(
         title: title.to_owned(),
         court: None,
         scheduled_start: scheduled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_actions_map_to_the_journals_event_kinds() {
+        assert_eq!(event_kind("state_change"), EventKind::StateChanged);
+        assert_eq!(event_kind("join"), EventKind::Joined);
+        assert_eq!(event_kind("leave"), EventKind::Left);
+        assert_eq!(event_kind("mute"), EventKind::Muted);
+        assert_eq!(event_kind("unmute_accepted"), EventKind::Unmuted);
+        assert_eq!(event_kind("room_entered"), EventKind::PrivateRoomEntered);
+        assert_eq!(event_kind("room_left"), EventKind::PrivateRoomExited);
+        assert_eq!(event_kind("admit"), EventKind::Other("admit".into()));
     }
 }
