@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what OpenHearing needs on Debian/Ubuntu. Idempotent.
 #   scripts/install-deps.sh          build and run the server
-#   scripts/install-deps.sh --test   also what the tests need (ffmpeg, chromium)
+#   scripts/install-deps.sh --test   also what the tests need (ffmpeg, chromium, nftables)
 #   scripts/install-deps.sh --bench  also what `make bench` needs (ffmpeg, janus, perf)
 set -euo pipefail
 
@@ -25,8 +25,10 @@ pkgs+=(libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-
 pkgs+=(fonts-dejavu-core)
 if [ "$want_test" = 1 ]; then
   # ffmpeg encodes the real VP8/Opus clips test participants send; chromium runs
-  # the browser end-to-end test.
-  pkgs+=(ffmpeg chromium)
+  # the browser end-to-end test; nftables impairs the link of its network test
+  # (e2e/netns.mjs: loss, UDP-blocking firewall; with iproute2's tc and the kernel's
+  # veth and ifb devices).
+  pkgs+=(ffmpeg chromium nftables)
 fi
 if [ "$want_bench" = 1 ]; then
   # ffmpeg encodes the load generator's clips; Janus 1.1 is the reference server the
@@ -62,5 +64,11 @@ if ! command -v cargo >/dev/null; then
     curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
+fi
+# The test command checks formatting and lints: rustup's minimal profile lacks both.
+if [ "$want_test" = 1 ] && command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
 fi
 echo "install-deps: ok (cargo $(cargo --version | cut -d' ' -f2), node $(node --version))"

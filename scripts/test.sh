@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# One command that installs what the tests need and runs every test:
-# Rust unit + integration tests (real webrtc peers, real SQLite), the web client's
-# unit tests, and the browser end-to-end test (Chromium, loopback-only netns).
+# One command that installs what the tests need and runs every test: formatting and
+# clippy (warnings are errors), Rust unit + integration tests (real webrtc peers, real
+# SQLite), the web client's unit tests, and the browser end-to-end test (Chromium,
+# loopback-only netns).
 #   sudo ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,6 +12,10 @@ source scripts/install-deps.sh --test
 echo "== web client: install and build"
 npm --prefix web-client ci --no-audit --no-fund --loglevel=error
 npm --prefix web-client run build --silent
+
+echo "== rust: format and lints"
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 echo "== rust: build"
 cargo build --locked --workspace --all-targets

@@ -15,6 +15,12 @@ use crate::permissions::Permissions;
 pub use crate::permissions::WorkflowConfig;
 
 /// The built-in configuration, also the documentation of every key.
+/// Shortest `auth.admin_api_key` accepted: the key opens every hearing's record.
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
+
+/// The commented example in `config/default.toml`, refused as a real key.
+pub const PLACEHOLDER_ADMIN_KEY: &str = "change-me-to-a-long-random-string";
+
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Prefix of environment variables that override configuration keys.
@@ -474,10 +480,16 @@ impl Config {
             }
         }
         if let Some(key) = &self.auth.admin_api_key {
-            if key.trim().chars().count() < 16 {
+            if key.trim() == PLACEHOLDER_ADMIN_KEY {
                 return Err(err(
                     "auth.admin_api_key",
-                    "must be at least 16 characters long".into(),
+                    "is the example value from config/default.toml; generate a real key (e.g. `openssl rand -hex 32`) or leave it unset".into(),
+                ));
+            }
+            if key.trim().chars().count() < MIN_ADMIN_KEY_CHARS {
+                return Err(err(
+                    "auth.admin_api_key",
+                    format!("must be at least {MIN_ADMIN_KEY_CHARS} characters long (a guessable key opens every hearing); e.g. `openssl rand -hex 32`"),
                 ));
             }
         }
@@ -673,7 +685,7 @@ mod tests {
         assert_eq!(c.media.announced_address, None);
         assert_eq!(c.media.udp_port_min, 40000);
         assert_eq!(c.media.udp_port_max, 40999);
-        assert!(!c.media.ice_tcp);
+        assert!(c.media.ice_tcp);
         assert_eq!(c.media.pli_throttle_ms, 500);
         assert_eq!(c.media.ice_check_interval_ms, 50);
         assert_eq!(c.signaling.max_message_bytes, 65536);
@@ -798,12 +810,12 @@ mod tests {
         // A number where a string is wanted is taken literally.
         let env = vec![(
             "OPENHEARING_AUTH__ADMIN_API_KEY".into(),
-            "12345678901234567890".into(),
+            "12345678901234567890123456789012".into(),
         )];
         let c = Config::load_with_env(None, env).unwrap();
         assert_eq!(
             c.auth.admin_api_key.as_deref(),
-            Some("12345678901234567890")
+            Some("12345678901234567890123456789012")
         );
 
         let env = vec![("OPENHEARING_MEDIA__COLOUR".into(), "blue".into())];
@@ -834,6 +846,14 @@ mod tests {
                 "auth.join_token_ttl_hours",
             ),
             ("[auth]\nadmin_api_key = \"short\"\n", "auth.admin_api_key"),
+            (
+                "[auth]\nadmin_api_key = \"0123456789abcdef0123456789abcde\"\n",
+                "auth.admin_api_key",
+            ),
+            (
+                "[auth]\nadmin_api_key = \"change-me-to-a-long-random-string\"\n",
+                "auth.admin_api_key",
+            ),
             (
                 "[media]\nice_check_interval_ms = 0\n",
                 "media.ice_check_interval_ms",

@@ -1,7 +1,8 @@
 //! # OpenHearing
 //!
 //! An open-source server for online court hearings: a WebSocket signaling server, an
-//! SFU media relay and (later) a recorder.
+//! SFU media relay and a recorder that keeps a signed, crash-safe archive of each
+//! hearing (the `openhearing-recorder` crate, fed through [`sfu::MediaTap`]).
 //!
 //! Layers, from the wire inwards (README.md has the picture):
 //! * [`api`]: HTTP — the admin REST API, the signaling WebSocket, health probes and the
@@ -15,6 +16,8 @@
 //!
 //! Error policy: each module has its own `thiserror` enum; nothing panics on input
 //! from the network.
+
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod audit;

@@ -12,6 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use openhearing_signaling::{Action, Role};
 use serde::{Deserialize, Serialize};
 
+/// The embedded default configuration; only its `[permissions]` and `[workflow]`
+/// sections are read here (other tables are ignored by the deserializer).
+const DEFAULT_SECTIONS: &str = include_str!("../config/default.toml");
+
 /// `[workflow]`: lobby and muting rules.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,11 +52,18 @@ impl Permissions {
         }
     }
 
-    /// The shipped defaults (`config/default.toml`).
+    /// The shipped defaults: the `[permissions]` and `[workflow]` sections of
+    /// `config/default.toml`, read here rather than through [`crate::config`] so the
+    /// table does not depend on the configuration loader (which depends on it).
     pub fn defaults() -> Permissions {
-        let c = crate::config::Config::from_toml_str("", "defaults")
-            .expect("the embedded default configuration is valid");
-        c.permissions()
+        #[derive(Deserialize)]
+        struct Sections {
+            permissions: BTreeMap<Role, Vec<Action>>,
+            workflow: WorkflowConfig,
+        }
+        let s: Sections = toml::from_str(DEFAULT_SECTIONS)
+            .expect("config/default.toml's [permissions] and [workflow] are valid");
+        Permissions::new(&s.permissions, &s.workflow)
     }
 
     /// Whether `role` may do `action`.
@@ -167,6 +178,14 @@ mod tests {
         assert!(!p.auto_admitted(Role::Defendant));
         assert!(p.waits_for_call(Role::Witness) && p.waits_for_call(Role::Expert));
         assert!(p.is_bench(Role::PresidingJudge) && !p.is_bench(Role::Defendant));
+    }
+
+    #[test]
+    fn defaults_read_here_equal_the_loaded_default_configuration() {
+        let loaded = crate::config::Config::from_toml_str("", "defaults")
+            .expect("the embedded default configuration is valid")
+            .permissions();
+        assert_eq!(Permissions::defaults(), loaded);
     }
 
     #[test]

@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRef;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::admin::AdminState;
 use crate::api::ws::{SignalingLimits, SignalingState};
+pub use crate::api::AppState;
 use crate::auth::{self, AdminKey, JoinTokens};
 use crate::config::Config;
 use crate::hearing::recording::RecordingSettings;
@@ -24,25 +24,6 @@ use crate::hearing::Hearings;
 use crate::sfu::{Sfu, SfuSettings};
 use crate::store::{SqliteStore, Store};
 use openhearing_recorder::ArchiveKey;
-
-/// Everything request handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub admin: AdminState,
-    pub signaling: SignalingState,
-}
-
-impl FromRef<AppState> for AdminState {
-    fn from_ref(s: &AppState) -> Self {
-        s.admin.clone()
-    }
-}
-
-impl FromRef<AppState> for SignalingState {
-    fn from_ref(s: &AppState) -> Self {
-        s.signaling.clone()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -196,7 +177,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let hearings = prepared.state.signaling.hearings.clone();
-    let app = crate::api::app(prepared.state);
+    let app = crate::api::app(prepared.state, false);
     let tx = prepared.shutdown;
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -272,7 +253,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         print_demo_hint();
         let handle = axum_server::Handle::new();
         let hearings = prepared.state.signaling.hearings.clone();
-        let app = crate::api::app(prepared.state);
+        let app = crate::api::app(prepared.state, true);
         let tx = prepared.shutdown;
         let h = handle.clone();
         tokio::spawn(async move {

@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::cast::*;
 use common::*;
 use openhearing::config::Config;
 use openhearing::server;
@@ -112,13 +113,7 @@ async fn api(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revoke_remove_and_close_take_effect_at_once() {
     let server = TestServer::start(43000, 43099).await;
-    let h = server
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
-            ("Lê Thị C", "defence_counsel", "Văn phòng luật sư"),
-        ])
-        .await;
+    let h = server.hearing_of(&[JUDGE, DEFENDANT, COUNSEL]).await;
     let url = server.ws_url(h.hearing_id);
     let base = format!("/api/v1/hearings/{}", h.hearing_id);
     let judge = h.by_role("presiding_judge");

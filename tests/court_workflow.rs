@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::cast::*;
 use common::*;
 use openhearing::model::Hearing;
 use openhearing::permissions::Permissions;
@@ -509,16 +510,8 @@ async fn permission_table_for_every_role_and_action() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lobby_is_isolated_at_the_media_level() {
     let server = TestServer::start(42900, 42949).await;
-    let hearing = server
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Hoàng E", "prosecutor", "Viện kiểm sát"),
-            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
-        ])
-        .await;
-    let judge = join(&server, &hearing, "presiding_judge", true).await;
-    let prosecutor = join(&server, &hearing, "prosecutor", true).await;
-    let defendant = join(&server, &hearing, "defendant", true).await;
+    let (_hearing, [judge, prosecutor, defendant]) =
+        server.seat([JUDGE, PROSECUTOR, DEFENDANT]).await;
     assert_eq!(judge.welcome().you.admission, Admission::Admitted);
     assert_eq!(prosecutor.welcome().you.admission, Admission::Admitted);
     assert_eq!(defendant.welcome().you.admission, Admission::Lobby);
@@ -567,16 +560,7 @@ async fn lobby_is_isolated_at_the_media_level() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn court_mute_stops_audio_at_the_server() {
     let server = TestServer::start(42950, 42999).await;
-    let hearing = server
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
-            ("Lê Thị C", "defence_counsel", "Văn phòng luật sư"),
-        ])
-        .await;
-    let judge = join(&server, &hearing, "presiding_judge", true).await;
-    let defendant = join(&server, &hearing, "defendant", true).await;
-    let counsel = join(&server, &hearing, "defence_counsel", true).await;
+    let (_hearing, [judge, defendant, counsel]) = server.seat([JUDGE, DEFENDANT, COUNSEL]).await;
     convene(&judge, &[&defendant, &counsel]).await;
     publish(&[&judge, &defendant, &counsel]).await;
     let all = [&judge, &defendant, &counsel];
@@ -655,18 +639,8 @@ async fn court_mute_stops_audio_at_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspension_reaches_the_lobby_and_closing_ends_everything() {
     let server = TestServer::start(43200, 43249).await;
-    let hearing = server
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
-            ("Phạm F", "witness", "Nhà riêng"),
-            ("Phạm D", "observer", "Tòa án tỉnh"),
-        ])
-        .await;
-    let judge = join(&server, &hearing, "presiding_judge", true).await;
-    let defendant = join(&server, &hearing, "defendant", true).await;
-    let witness = join(&server, &hearing, "witness", true).await;
-    let observer = join(&server, &hearing, "observer", false).await;
+    let (hearing, [judge, defendant, witness, observer]) =
+        server.seat([JUDGE, DEFENDANT, WITNESS, OBSERVER]).await;
     convene(&judge, &[&defendant, &observer]).await;
     assert!(
         sees_self(&witness, Admission::Lobby),

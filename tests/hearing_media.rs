@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::cast::*;
 use common::*;
 use openhearing_signaling::{ErrorCode, ServerMessage};
 
@@ -13,12 +14,7 @@ use openhearing_signaling::{ErrorCode, ServerMessage};
 async fn three_publishers_and_an_observer_exchange_real_media() {
     let server = TestServer::start(42000, 42199).await;
     let hearing = server
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
-            ("Lê Thị C", "defence_counsel", "Văn phòng luật sư"),
-            ("Phạm D", "observer", "Tòa án tỉnh"),
-        ])
+        .hearing_of(&[JUDGE, DEFENDANT, COUNSEL, OBSERVER])
         .await;
 
     let judge = join(&server, &hearing, "presiding_judge", true).await;

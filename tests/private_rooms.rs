@@ -8,6 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::cast::*;
 use common::*;
 use openhearing_peer::Participant;
 use openhearing_signaling::{ClientMessage, ErrorCode, RoomKind, ServerMessage, SignalingClient};
@@ -146,35 +147,16 @@ async fn assert_all_flow(all: &[&Participant]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consultation_and_deliberation_are_sealed_both_ways() {
     let server = TestServer::start(43250, 43299).await;
-    let hearing = server
-        .create_hearing_with(
-            &[
-                ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1", None),
-                ("Đỗ Thị J", "judge", "Phòng xử án 1", None),
-                ("Hoàng E", "prosecutor", "Viện kiểm sát", None),
-                (
-                    "Trần Văn B",
-                    "defendant",
-                    "Trại tạm giam số 1",
-                    Some("Bị cáo 1"),
-                ),
-                (
-                    "Lê Thị C",
-                    "defence_counsel",
-                    "Văn phòng luật sư",
-                    Some("Bị cáo 1"),
-                ),
-                ("Phạm D", "observer", "Tòa án tỉnh", None),
-            ],
-            &[],
-        )
+    let (hearing, [judge, judge2, prosecutor, defendant, counsel, observer]) = server
+        .seat([
+            JUDGE,
+            PANEL_JUDGE,
+            PROSECUTOR,
+            DEFENDANT.of_party(PARTY),
+            COUNSEL.of_party(PARTY),
+            OBSERVER,
+        ])
         .await;
-    let judge = join(&server, &hearing, "presiding_judge", true).await;
-    let judge2 = join(&server, &hearing, "judge", true).await;
-    let prosecutor = join(&server, &hearing, "prosecutor", true).await;
-    let defendant = join(&server, &hearing, "defendant", true).await;
-    let counsel = join(&server, &hearing, "defence_counsel", true).await;
-    let observer = join(&server, &hearing, "observer", false).await;
     let all = [
         &judge,
         &judge2,

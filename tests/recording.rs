@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::cast::*;
 use common::*;
 use openhearing_signaling::{ClientMessage, HearingState, ServerMessage};
 use serde_json::Value;
@@ -91,16 +92,8 @@ fn verify_cli(server: &TestServer, dir: &Path) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_is_recorded_decodable_and_verifiable() {
     let server = TestServer::start(43600, 43649).await;
-    let hearing = server
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Hoàng E", "prosecutor", "Viện kiểm sát"),
-            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
-        ])
-        .await;
-    let judge = join(&server, &hearing, "presiding_judge", true).await;
-    let prosecutor = join(&server, &hearing, "prosecutor", true).await;
-    let defendant = join(&server, &hearing, "defendant", true).await;
+    let (hearing, [judge, prosecutor, defendant]) =
+        server.seat([JUDGE, PROSECUTOR, DEFENDANT]).await;
     send(&judge, set_state(HearingState::Open, None));
     admit(&judge, &defendant).await;
     let all = [&judge, &prosecutor, &defendant];
@@ -149,29 +142,9 @@ async fn a_session_is_recorded_decodable_and_verifiable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withheld_media_never_reaches_the_archive() {
     let server = TestServer::start(43650, 43699).await;
-    let hearing = server
-        .create_hearing_with(
-            &[
-                ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1", None),
-                (
-                    "Trần Văn B",
-                    "defendant",
-                    "Trại tạm giam số 1",
-                    Some("Bị cáo 1"),
-                ),
-                (
-                    "Lê Thị C",
-                    "defence_counsel",
-                    "Văn phòng luật sư",
-                    Some("Bị cáo 1"),
-                ),
-            ],
-            &[],
-        )
+    let (hearing, [judge, defendant, counsel]) = server
+        .seat([JUDGE, DEFENDANT.of_party(PARTY), COUNSEL.of_party(PARTY)])
         .await;
-    let judge = join(&server, &hearing, "presiding_judge", true).await;
-    let defendant = join(&server, &hearing, "defendant", true).await;
-    let counsel = join(&server, &hearing, "defence_counsel", true).await;
     open_session(&judge).await;
     admit(&judge, &counsel).await;
     publish(&[&judge, &defendant, &counsel]).await;
@@ -332,14 +305,7 @@ async fn withheld_media_never_reaches_the_archive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_disk_alerts_the_judge_and_never_stops_the_hearing() {
     let server = TestServer::start_with(43750, 43799, "[recording]\nsegment_seconds = 1\n").await;
-    let hearing = server
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Hoàng E", "prosecutor", "Viện kiểm sát"),
-        ])
-        .await;
-    let judge = join(&server, &hearing, "presiding_judge", true).await;
-    let prosecutor = join(&server, &hearing, "prosecutor", true).await;
+    let (hearing, [judge, prosecutor]) = server.seat([JUDGE, PROSECUTOR]).await;
     open_session(&judge).await;
     publish(&[&judge, &prosecutor]).await;
     wait_exchange(&[&judge, &prosecutor], &[&judge, &prosecutor], 10, 25).await;

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::cast::*;
 use common::*;
 use openhearing::audit::{verify_chain, ChainProblem};
 use openhearing::store::{SqliteStore, Store};
@@ -31,13 +32,7 @@ async fn hearings_and_join_links_survive_a_restart() {
 
     // First life: create the hearing, use it briefly, stop.
     let first = TestServer::start_in(&dir, PORT_MIN, PORT_MAX, "").await;
-    let hearing = first
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
-            ("Lê Thị C", "defence_counsel", "Văn phòng luật sư"),
-        ])
-        .await;
+    let hearing = first.hearing_of(&[JUDGE, DEFENDANT, COUNSEL]).await;
     let path = format!("/api/v1/hearings/{}", hearing.hearing_id);
     let before = get_json(&first, &path).await;
     let secret_before = std::fs::read(dir.join(openhearing::auth::SECRET_FILE))

@@ -1,5 +1,7 @@
 //! The `openhearing-loadgen` command line.
 
+#![forbid(unsafe_code)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

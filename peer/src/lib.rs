@@ -21,6 +21,8 @@
 //!
 //! [`SignalingClient`]: openhearing_signaling::client::SignalingClient
 
+#![forbid(unsafe_code)]
+
 pub mod fixtures;
 pub mod hash;
 pub mod media_peer;

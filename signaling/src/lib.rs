@@ -12,6 +12,8 @@
 //! Panic policy: nothing in this crate panics on input from the network; every decode
 //! failure is a [`protocol::DecodeError`].
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod protocol;
 

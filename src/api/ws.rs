@@ -29,13 +29,10 @@ use openhearing_signaling::{
 };
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
-use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::auth::JoinTokens;
-use crate::hearing::{
-    HearingError, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
-};
-use crate::sfu::{ActiveLeg, Peer, PeerEvent, PendingLeg, Sfu, SfuError};
+use crate::hearing::{HearingHandle, Hearings, JoinRequest, Refusal, SessionCommand, SessionLink};
+use crate::sfu::{ActiveLeg, Candidate, LinkState, Peer, PeerEvent, PendingLeg, Sfu, SfuError};
 use crate::store::Store;
 
 /// Limits applied to each signaling connection (`[signaling]` in the config).
@@ -154,8 +151,8 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
     .await
     {
         Ok(Ok(j)) => Some(j),
-        Ok(Err((code, msg))) => {
-            out.fatal(code, msg);
+        Ok(Err(r)) => {
+            out.fatal(r.code, r.message);
             None
         }
         Err(_) => {
@@ -176,7 +173,7 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
                 let reason = s.run(&mut stream, &st).await;
                 s.finish(reason).await;
             }
-            Err((code, msg)) => out.fatal(code, msg),
+            Err(r) => out.fatal(r.code, r.message),
         }
     }
     drop(out);
@@ -204,8 +201,6 @@ struct Authenticated {
     link_version: u32,
 }
 
-type Refusal = (ErrorCode, String);
-
 async fn await_join(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     hearing: &str,
@@ -215,22 +210,22 @@ async fn await_join(
         match stream.next().await {
             Some(Ok(Message::Text(t))) => break t,
             Some(Ok(Message::Binary(_))) => {
-                return Err((
+                return Err(Refusal::new(
                     ErrorCode::NotJoined,
-                    "the first message must be a JSON `join` text frame".into(),
+                    "the first message must be a JSON `join` text frame",
                 ))
             }
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                return Err((
+                return Err(Refusal::new(
                     ErrorCode::NotJoined,
-                    "connection closed before joining".into(),
+                    "connection closed before joining",
                 ))
             }
             Some(Ok(_)) => continue, // ping/pong
         }
     };
     if text.len() > st.limits.max_message_bytes {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::MessageTooLarge,
             too_large(text.len(), st.limits.max_message_bytes),
         ));
@@ -238,39 +233,39 @@ async fn await_join(
     let (v, token) = match decode_client(&text) {
         Ok(ClientMessage::Join { v, token }) => (v, token),
         Ok(other) => {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::NotJoined,
                 format!("the first message must be `join`, not `{}`", other.kind()),
             ))
         }
-        Err(e) => return Err((e.code(), e.to_string())),
+        Err(e) => return Err(Refusal::new(e.code(), e.to_string())),
     };
     if v != PROTOCOL_VERSION {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::UnsupportedVersion,
             format!("this server speaks protocol version {PROTOCOL_VERSION}, the client sent {v}"),
         ));
     }
     if token.trim().is_empty() {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::TokenMissing,
-            "the join message carries no token".into(),
+            "the join message carries no token",
         ));
     }
     let claims = st
         .tokens
         .verify(&token)
-        .map_err(|e| (e.code(), e.to_string()))?;
+        .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
     let hearing_id: Uuid = hearing.parse().map_err(|_| {
-        (
+        Refusal::new(
             ErrorCode::HearingNotFound,
             format!("`{hearing}` is not a hearing id"),
         )
     })?;
     if claims.hearing_id != hearing_id {
-        return Err((
+        return Err(Refusal::new(
             ErrorCode::TokenWrongHearing,
-            "this join link belongs to another hearing".into(),
+            "this join link belongs to another hearing",
         ));
     }
     // Whether the hearing exists, the participant is still part of it, the link is
@@ -330,7 +325,7 @@ struct Session {
     /// Legs carried by the outstanding offer.
     inflight: Vec<PendingLeg>,
     legs: HashMap<String, ActiveLeg>,
-    early_candidates: Vec<IceCandidate>,
+    early_candidates: Vec<Candidate>,
     connected_once: bool,
     bucket: TokenBucket,
 }
@@ -350,7 +345,7 @@ impl Session {
             .await
             .map_err(|e| {
                 tracing::error!(participant = %auth.participant, "cannot create peer: {e}");
-                (
+                Refusal::new(
                     ErrorCode::Internal,
                     format!("the server cannot accept media now: {e}"),
                 )
@@ -373,11 +368,7 @@ impl Session {
             Ok(j) => j,
             Err(e) => {
                 peer.close().await;
-                return Err(match e {
-                    HearingError::NotFound => (ErrorCode::HearingNotFound, e.to_string()),
-                    HearingError::Unavailable => (ErrorCode::Internal, e.to_string()),
-                    HearingError::Refused(r) => (r.code, r.message),
-                });
+                return Err(e.refusal());
             }
         };
         let mut welcome = joined.welcome;
@@ -556,6 +547,12 @@ impl Session {
                 }
             }
             ClientMessage::Candidate { candidate } => {
+                let candidate = Candidate {
+                    candidate: candidate.candidate,
+                    sdp_mid: candidate.sdp_mid,
+                    sdp_mline_index: candidate.sdp_mline_index,
+                    username_fragment: candidate.username_fragment,
+                };
                 if !self.initial_done {
                     if self.early_candidates.len() >= EARLY_CANDIDATES {
                         self.out.error(
@@ -643,30 +640,35 @@ impl Session {
     fn on_peer(&mut self, ev: PeerEvent) -> Option<EndReason> {
         match ev {
             PeerEvent::LocalCandidate(c) => {
-                self.out.send(ServerMessage::Candidate { candidate: c });
+                self.out.send(ServerMessage::Candidate {
+                    candidate: IceCandidate {
+                        candidate: c.candidate,
+                        sdp_mid: c.sdp_mid,
+                        sdp_mline_index: c.sdp_mline_index,
+                        username_fragment: c.username_fragment,
+                    },
+                });
             }
             PeerEvent::State(s) => {
                 tracing::debug!(participant = %self.me, "connection {s}");
                 let reported = match s {
-                    RTCPeerConnectionState::Connected => Some(Connection::Connected),
-                    RTCPeerConnectionState::Disconnected => Some(Connection::Unstable),
-                    RTCPeerConnectionState::New | RTCPeerConnectionState::Connecting => {
-                        Some(Connection::Connecting)
-                    }
+                    LinkState::Connected => Some(Connection::Connected),
+                    LinkState::Disconnected => Some(Connection::Unstable),
+                    LinkState::New | LinkState::Connecting => Some(Connection::Connecting),
                     _ => None,
                 };
                 if let Some(c) = reported {
                     self.hearing.connection(self.me, self.session, c);
                 }
                 match s {
-                    RTCPeerConnectionState::Connected if !self.connected_once => {
+                    LinkState::Connected if !self.connected_once => {
                         self.connected_once = true;
                         // Keyframes requested before the connection was up were lost.
                         for leg in self.legs.values() {
                             leg.source.request_keyframe();
                         }
                     }
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                    LinkState::Failed | LinkState::Closed => {
                         return Some(EndReason::ConnectionLost);
                     }
                     _ => {}

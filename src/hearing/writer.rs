@@ -1,11 +1,18 @@
 //! Write-behind persistence for one hearing actor.
 //!
-//! The actor never waits for the database while it decides who may see whom: it
-//! queues every state change and audit record here, and one task applies them in
-//! order. Order matters (a `join` must precede its `leave` in the audit chain; a lock
+//! The hearing core decides without any I/O, and the actor does not wait for the
+//! database on a participant's account (joins, court actions, media): it queues
+//! every state change and audit record here, and one task applies them in order.
+//! Order matters (a `join` must precede its `leave` in the audit chain; a lock
 //! followed by an unlock must end unlocked), so there is exactly one writer per actor
-//! and one queue. A `Flush` answers once everything queued before it is stored, which
-//! is how the admin API returns only after its change is durable.
+//! and one queue. A `Flush` answers once everything queued before it is stored.
+//!
+//! The actor does wait for the database in three places, and handles no other input
+//! meanwhile: loading the hearing when it starts; the store calls an operator's
+//! change needs before the core can decide (editing the hearing, adding a
+//! participant, revoking a link, changing a site — made directly on the store, not
+//! through this queue); and a `Flush` before it answers an admin op or a shutdown,
+//! which is how the admin API returns only after its change is durable.
 
 use std::sync::Arc;
 

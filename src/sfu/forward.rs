@@ -127,7 +127,7 @@ impl PublishedTrack {
             }
         }
         self.ended.store(true, Ordering::Release);
-        // Dropping the senders ends every writer task.
+        // Release every leg and the tap: nothing is forwarded from an ended track.
         self.downstreams.store(Arc::new(Vec::new()));
         self.tap.store(Arc::new(None));
     }

@@ -7,7 +7,8 @@
 //! / [`PublishedTrack::remove_downstream`].
 //!
 //! * [`peer`]: one PeerConnection per participant and its negotiation steps.
-//! * [`forward`]: the per-packet fan-out (lock-free reads, per-subscriber queues).
+//! * [`forward`]: the per-packet fan-out (lock-free reads; each leg written straight
+//!   from the track's reader task, a full subscriber queue drops that leg's packet).
 //! * [`ports`]: ports from the configured range (webrtc 0.21 binds a socket per
 //!   connection; it has no UDP mux).
 //! * [`rtcp`]: the interceptor that surfaces subscribers' keyframe requests.
@@ -19,6 +20,7 @@
 //! packets from media.
 
 pub mod forward;
+pub mod layers;
 pub mod peer;
 pub mod ports;
 pub mod rtcp;
@@ -45,6 +47,58 @@ use webrtc::peer_connection::{
 
 pub use forward::{Downstream, MediaTap, PeerId, PublishedTrack};
 pub use peer::{ActiveLeg, Peer, PeerEvent, PendingLeg};
+
+/// An ICE candidate as the SFU exchanges it with its owner: the fields of the
+/// browser's `RTCIceCandidateInit`. The SFU takes no wire type; `api::ws` converts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The `candidate:` line; empty means end-of-candidates.
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_mline_index: Option<u16>,
+    pub username_fragment: Option<String>,
+}
+
+/// A connection's state as the SFU reports it (webrtc's aggregate peer-connection
+/// state, without exposing webrtc's type to the layers above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    New,
+    Connecting,
+    Connected,
+    /// Media interrupted; ICE may still recover.
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl From<RTCPeerConnectionState> for LinkState {
+    fn from(s: RTCPeerConnectionState) -> LinkState {
+        match s {
+            RTCPeerConnectionState::New => LinkState::New,
+            RTCPeerConnectionState::Connecting => LinkState::Connecting,
+            RTCPeerConnectionState::Connected => LinkState::Connected,
+            RTCPeerConnectionState::Disconnected => LinkState::Disconnected,
+            RTCPeerConnectionState::Failed => LinkState::Failed,
+            RTCPeerConnectionState::Closed => LinkState::Closed,
+            // `Unspecified` and any state a later webrtc adds: not yet usable.
+            _ => LinkState::New,
+        }
+    }
+}
+
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkState::New => "new",
+            LinkState::Connecting => "connecting",
+            LinkState::Connected => "connected",
+            LinkState::Disconnected => "disconnected",
+            LinkState::Failed => "failed",
+            LinkState::Closed => "closed",
+        })
+    }
+}
 
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -171,10 +225,10 @@ impl Sfu {
                 settings.with_nat_1to1_ips(vec![announced.to_string()], RTCIceCandidateType::Host);
         }
 
-        let (state_tx, state_rx) = watch::channel(RTCPeerConnectionState::New);
+        let (state_tx, state_rx) = watch::channel(LinkState::New);
         let handler = Arc::new(peer::Handler {
             peer: id,
-            events,
+            events: events.clone(),
             state_tx,
             pli_throttle: self.settings.pli_throttle,
             track_seq: self.track_seq.clone(),
@@ -194,7 +248,14 @@ impl Sfu {
             .await
             .map_err(|e| SfuError::WebRtc(format!("cannot create connection on {addr}: {e}")))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        Ok(Peer::new(id, pc, state_rx, lease))
+        Ok(Peer::new(
+            id,
+            pc,
+            state_rx,
+            lease,
+            peer::CONNECT_TIMEOUT,
+            events,
+        ))
     }
 }
 

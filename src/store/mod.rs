@@ -43,6 +43,16 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database holds an invalid value: {0}")]
     Corrupt(String),
+    /// The database file exists but is empty: opening it would silently start a new,
+    /// empty database (and a new admin key) in place of the court's records.
+    #[error("the database file {} is empty (0 bytes), perhaps truncated by a full disk or an interrupted copy; restore it from a backup, or delete it to start a new, empty database", path.display())]
+    EmptyFile { path: std::path::PathBuf },
+    /// `PRAGMA quick_check` found damage.
+    #[error("the database file {} is damaged (quick_check: {report}); restore it from a backup", path.display())]
+    Damaged {
+        path: std::path::PathBuf,
+        report: String,
+    },
 }
 
 /// The persistence the rest of the server uses. Implementations keep each call

@@ -42,13 +42,19 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        if let Some(parent) = options.get_filename().parent() {
+        let file = options.get_filename().to_owned();
+        if let Some(parent) = file.parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
                     path: parent.to_owned(),
                     source,
                 })?;
             }
+        }
+        // SQLite takes a 0-byte file for a new database: the migrations would run and
+        // the court's records would be replaced without a word.
+        if std::fs::metadata(&file).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(StoreError::EmptyFile { path: file });
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -58,6 +64,21 @@ impl SqliteStore {
                 url: database_url.to_owned(),
                 source,
             })?;
+        // A damaged file is refused before the migrations touch it.
+        let report: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+            .fetch_all(&pool)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: database_url.to_owned(),
+                source,
+            })?;
+        if report.len() != 1 || report[0] != "ok" {
+            pool.close().await;
+            return Err(StoreError::Damaged {
+                path: file,
+                report: report.join("; "),
+            });
+        }
         MIGRATOR.run(&pool).await?;
         Ok(SqliteStore { pool })
     }
@@ -811,5 +832,49 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("/proc/forbidden"), "{e}");
+    }
+
+    /// Item 8 of the hardening review: a 0-byte database file was silently replaced
+    /// by a fresh database with a new admin key.
+    #[tokio::test]
+    async fn an_empty_database_file_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/dir/openhearing.db");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"").unwrap();
+        let e = SqliteStore::open(&url(dir.path())).await.unwrap_err();
+        assert!(matches!(e, StoreError::EmptyFile { .. }), "{e}");
+        assert!(e.to_string().contains("restore it from a backup"), "{e}");
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), 0, "left untouched");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_database_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SqliteStore::open(&url(dir.path())).await.unwrap();
+            store
+                .create_hearing(new_hearing("HS-9/2026", 3), &[])
+                .await
+                .unwrap();
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            store.close().await;
+        }
+        // Overwrite the middle of the file (past the header) with garbage.
+        let file = dir.path().join("sub/dir/openhearing.db");
+        let mut bytes = std::fs::read(&file).unwrap();
+        assert!(bytes.len() > 8192, "{} bytes", bytes.len());
+        for b in &mut bytes[4096..8192] {
+            *b = 0xA5;
+        }
+        std::fs::write(&file, &bytes).unwrap();
+        let e = SqliteStore::open(&url(dir.path())).await.unwrap_err();
+        assert!(
+            matches!(e, StoreError::Damaged { .. } | StoreError::Open { .. }),
+            "{e}"
+        );
     }
 }

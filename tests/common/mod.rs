@@ -505,3 +505,79 @@ pub fn packets_from(receiver: &Participant, publisher: Uuid) -> (u64, u64) {
         .map(|s| (s.video.rtp_packets, s.audio.rtp_packets))
         .unwrap_or((0, 0))
 }
+
+/// The people the tests seat, each as (name, role, site, party). The names are the
+/// ones every test used before this module existed, so what tests assert is unchanged.
+pub mod cast {
+    /// One person of a test hearing.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Person {
+        pub name: &'static str,
+        pub role: &'static str,
+        pub site: &'static str,
+        pub party: Option<&'static str>,
+    }
+
+    impl Person {
+        pub const fn new(name: &'static str, role: &'static str, site: &'static str) -> Person {
+            Person {
+                name,
+                role,
+                site,
+                party: None,
+            }
+        }
+
+        /// The same person as a member of `party` (what allows a consultation).
+        pub const fn of_party(self, party: &'static str) -> Person {
+            Person {
+                party: Some(party),
+                ..self
+            }
+        }
+
+        /// Observers receive only; everyone else publishes the test clips.
+        pub fn publishes(&self) -> bool {
+            self.role != "observer"
+        }
+    }
+
+    pub const JUDGE: Person = Person::new("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1");
+    pub const PANEL_JUDGE: Person = Person::new("Đỗ Thị J", "judge", "Phòng xử án 1");
+    pub const PROSECUTOR: Person = Person::new("Hoàng E", "prosecutor", "Viện kiểm sát");
+    pub const DEFENDANT: Person = Person::new("Trần Văn B", "defendant", "Trại tạm giam số 1");
+    pub const COUNSEL: Person = Person::new("Lê Thị C", "defence_counsel", "Văn phòng luật sư");
+    pub const WITNESS: Person = Person::new("Phạm F", "witness", "Nhà riêng");
+    pub const OBSERVER: Person = Person::new("Phạm D", "observer", "Tòa án tỉnh");
+    /// The party of the standard defendant and counsel.
+    pub const PARTY: &str = "Bị cáo 1";
+}
+
+impl TestServer {
+    /// Creates a hearing of `people` through the admin API (no declared sites).
+    pub async fn hearing_of(&self, people: &[cast::Person]) -> CreatedHearing {
+        let rows: Vec<(&str, &str, &str, Option<&str>)> = people
+            .iter()
+            .map(|p| (p.name, p.role, p.site, p.party))
+            .collect();
+        self.create_hearing_with(&rows, &[]).await
+    }
+
+    /// The common preamble: creates a hearing of `people` and joins each of them, in
+    /// order, as a real webrtc participant (publishing unless an observer). Roles must
+    /// be distinct (use [`join_as`] for two of one role).
+    pub async fn seat<const N: usize>(
+        &self,
+        people: [cast::Person; N],
+    ) -> (CreatedHearing, [Participant; N]) {
+        let hearing = self.hearing_of(&people).await;
+        let mut joined = Vec::with_capacity(N);
+        for p in &people {
+            joined.push(join(self, &hearing, p.role, p.publishes()).await);
+        }
+        let joined: [Participant; N] = joined
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one participant per person"));
+        (hearing, joined)
+    }
+}

@@ -1,0 +1,617 @@
+//! [`Allocator`]: what one subscriber receives of each track, given its bandwidth
+//! estimate.
+//!
+//! Why it is shaped so: the decision is a pure function of its inputs — the estimate,
+//! the tracks with their measured layer bitrates and priorities, and `now` — plus a
+//! little state for hysteresis, so it can be tested with numbers and reused unchanged
+//! by a sans-IO engine. It never reads a clock.
+//!
+//! The plan for a budget (the private `plan` function):
+//! 1. Audio first: every audio track is always allocated, even when the estimate
+//!    does not cover it (a muted hearing is worse than a frozen picture).
+//! 2. If what is left for video is below [`AllocatorConfig::pause_below_bps`], all
+//!    video is paused: a picture at a few frames a second costs the audio its
+//!    headroom and shows little.
+//! 3. Every video track gets its cheapest layer, in priority order
+//!    ([`Priority::Bench`], then [`Priority::Floor`], then [`Priority::Normal`]); a
+//!    track whose cheapest layer no longer fits is paused.
+//! 4. The rest is spent on upgrades, tier by tier in the same order; inside a tier
+//!    one step per track per round, so equals share fairly.
+//!
+//! Hysteresis ([`Allocator::allocate`]): going down is immediate — when the current
+//! choice no longer fits the estimate, the plan for the estimate is taken at once.
+//! Going up needs the plan for the estimate *less a margin*
+//! ([`AllocatorConfig::up_margin_percent`]) to be better than the current choice
+//! continuously for [`AllocatorConfig::up_hold`] ("better": the highest-priority track
+//! where the two differ gets more). So a layer is only taken when the estimate exceeds
+//! its need by the margin for some time, and an estimate that wobbles around one
+//! threshold does not flap. A new track starts where the plan with the margin puts it.
+//!
+//! Probing: the estimate of a send-side estimator cannot rise much above what is
+//! sent. When the next upgrade needs more than the estimate, [`Allocation::probe`]
+//! says how much padding to send on top of the media to find out whether the link
+//! has it.
+
+use std::time::{Duration, Instant};
+
+use super::LayerTarget;
+
+/// How much a publisher matters to every subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// The presiding judge (the bench).
+    Bench,
+    /// Whoever has the floor.
+    Floor,
+    Normal,
+}
+
+/// What a track is and costs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackKind {
+    Audio {
+        bitrate_bps: u64,
+    },
+    /// `layers[spatial][temporal]` is the measured bitrate of that spatial layer with
+    /// temporal layers `0..=temporal` (cumulative), in bits/s; 0 means the layer is
+    /// not received. A codec without layers has `vec![vec![bitrate]]`.
+    Video {
+        layers: Vec<Vec<u64>>,
+    },
+}
+
+/// One track the subscriber may receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackDemand<K> {
+    pub key: K,
+    pub priority: Priority,
+    pub kind: TrackKind,
+}
+
+/// What the subscriber gets of one track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Audio,
+    Video(LayerTarget),
+    Paused,
+}
+
+/// A hint to probe the link: send `padding_bps` of padding on top of the media, for
+/// a total of `target_bps`, so the estimate can show whether the next layer fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub target_bps: u64,
+    pub padding_bps: u64,
+}
+
+/// The allocation for one subscriber, in the order of the tracks given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation<K> {
+    pub decisions: Vec<(K, Decision)>,
+    /// What the decisions cost (measured bitrates), audio and video.
+    pub audio_bps: u64,
+    pub video_bps: u64,
+    pub probe: Option<Probe>,
+}
+
+impl<K: PartialEq> Allocation<K> {
+    /// The decision for `key`.
+    pub fn get(&self, key: &K) -> Option<Decision> {
+        self.decisions
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|&(_, d)| d)
+    }
+}
+
+/// The knobs of the allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocatorConfig {
+    /// An upgrade needs the estimate to exceed its cost by this much (percent).
+    pub up_margin_percent: u64,
+    /// ... continuously for this long.
+    pub up_hold: Duration,
+    /// Below this budget for video (estimate minus audio), all video is paused.
+    pub pause_below_bps: u64,
+}
+
+impl Default for AllocatorConfig {
+    fn default() -> Self {
+        AllocatorConfig {
+            up_margin_percent: 15,
+            up_hold: Duration::from_secs(3),
+            pause_below_bps: 100_000,
+        }
+    }
+}
+
+/// The layers of a video track, cheapest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ladder {
+    rungs: Vec<(LayerTarget, u64)>,
+}
+
+impl Ladder {
+    fn new(layers: &[Vec<u64>]) -> Self {
+        let mut rungs: Vec<(LayerTarget, u64)> = layers
+            .iter()
+            .enumerate()
+            .flat_map(|(s, temporal)| {
+                temporal.iter().enumerate().filter_map(move |(t, &bps)| {
+                    let target = LayerTarget {
+                        spatial: u8::try_from(s).ok()?,
+                        temporal: u8::try_from(t).ok()?,
+                    };
+                    (bps > 0).then_some((target, bps))
+                })
+            })
+            .collect();
+        rungs.sort_by_key(|&(t, bps)| (bps, t.spatial, t.temporal));
+        Ladder { rungs }
+    }
+
+    fn cost(&self, rung: Option<usize>) -> u64 {
+        rung.map_or(0, |i| self.rungs[i].1)
+    }
+
+    fn position(&self, target: LayerTarget) -> Option<usize> {
+        self.rungs.iter().position(|&(t, _)| t == target)
+    }
+}
+
+/// The plan for `budget_bps`: per video track (same order as `ladders`), the rung or
+/// `None` for paused. `order` lists the video tracks' indices by priority, then key.
+fn plan(
+    budget_bps: u64,
+    audio_bps: u64,
+    ladders: &[(Priority, Ladder)],
+    order: &[usize],
+    pause_below_bps: u64,
+) -> Vec<Option<usize>> {
+    let mut rungs = vec![None; ladders.len()];
+    let mut left = budget_bps.saturating_sub(audio_bps);
+    if left < pause_below_bps {
+        return rungs;
+    }
+    for &i in order {
+        if let Some(&(_, cheapest)) = ladders[i].1.rungs.first() {
+            if cheapest <= left {
+                rungs[i] = Some(0);
+                left -= cheapest;
+            }
+        }
+    }
+    for tier in [Priority::Bench, Priority::Floor, Priority::Normal] {
+        loop {
+            let mut progressed = false;
+            for &i in order.iter().filter(|&&i| ladders[i].0 == tier) {
+                let (ladder, Some(at)) = (&ladders[i].1, rungs[i]) else {
+                    continue;
+                };
+                let Some(&(_, next)) = ladder.rungs.get(at + 1) else {
+                    continue;
+                };
+                let step = next.saturating_sub(ladder.rungs[at].1);
+                if step <= left {
+                    rungs[i] = Some(at + 1);
+                    left -= step;
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+    rungs
+}
+
+/// Whether `candidate` is better than `current`: the first track (in priority
+/// `order`) where they differ gets more. A plan that gives the rest more by taking
+/// from a higher priority is not an improvement.
+fn improves(candidate: &[Option<usize>], current: &[Option<usize>], order: &[usize]) -> bool {
+    order
+        .iter()
+        .map(|&i| (candidate[i], current[i]))
+        .find(|(c, cur)| c != cur)
+        .is_some_and(|(c, cur)| c > cur)
+}
+
+/// Per-subscriber allocation state: the last decisions and the upgrade timer.
+#[derive(Debug, Clone)]
+pub struct Allocator<K> {
+    config: AllocatorConfig,
+    current: Vec<(K, Decision)>,
+    better_since: Option<Instant>,
+}
+
+impl<K: Clone + Ord> Allocator<K> {
+    pub fn new(config: AllocatorConfig) -> Self {
+        Allocator {
+            config,
+            current: Vec::new(),
+            better_since: None,
+        }
+    }
+
+    /// Decides every track for the estimate `estimate_bps` at `now`. Call it when the
+    /// estimate, the tracks or their bitrates change, and periodically (so a held
+    /// upgrade can happen).
+    pub fn allocate(
+        &mut self,
+        now: Instant,
+        estimate_bps: u64,
+        tracks: &[TrackDemand<K>],
+    ) -> Allocation<K> {
+        let audio_bps: u64 = tracks
+            .iter()
+            .map(|t| match t.kind {
+                TrackKind::Audio { bitrate_bps } => bitrate_bps,
+                TrackKind::Video { .. } => 0,
+            })
+            .sum();
+        let videos: Vec<&TrackDemand<K>> = tracks
+            .iter()
+            .filter(|t| matches!(t.kind, TrackKind::Video { .. }))
+            .collect();
+        let ladders: Vec<(Priority, Ladder)> = videos
+            .iter()
+            .map(|t| match &t.kind {
+                TrackKind::Video { layers } => (t.priority, Ladder::new(layers)),
+                TrackKind::Audio { .. } => (t.priority, Ladder { rungs: Vec::new() }),
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..videos.len()).collect();
+        order.sort_by(|&a, &b| {
+            (videos[a].priority, &videos[a].key).cmp(&(videos[b].priority, &videos[b].key))
+        });
+
+        let pause = self.config.pause_below_bps;
+        let fit = plan(estimate_bps, audio_bps, &ladders, &order, pause);
+        let with_margin = estimate_bps.saturating_mul(100) / (100 + self.config.up_margin_percent);
+        let room = plan(with_margin, audio_bps, &ladders, &order, pause);
+
+        // The previous choice, where it still names a layer that is received.
+        let mut unknown = false;
+        let previous: Vec<Option<usize>> = videos
+            .iter()
+            .zip(&ladders)
+            .zip(&room)
+            .map(|((t, (_, ladder)), &room)| {
+                match self.current.iter().find(|(k, _)| *k == t.key) {
+                    Some((_, Decision::Video(target))) => {
+                        let at = ladder.position(*target);
+                        unknown |= at.is_none();
+                        at
+                    }
+                    Some((_, _)) => None,
+                    // A new track starts where the plan with the margin puts it, as
+                    // if it had been upgraded; the cost check below replans
+                    // everything if that does not fit.
+                    None => room,
+                }
+            })
+            .collect();
+        let cost = |rungs: &[Option<usize>]| -> u64 {
+            rungs
+                .iter()
+                .zip(&ladders)
+                .map(|(&r, (_, l))| l.cost(r))
+                .sum()
+        };
+        let video_budget = estimate_bps.saturating_sub(audio_bps);
+        let chosen = if unknown
+            || audio_bps + cost(&previous) > estimate_bps
+            || (video_budget < pause && previous.iter().any(Option::is_some))
+        {
+            self.better_since = None;
+            fit
+        } else if improves(&room, &previous, &order) {
+            let since = *self.better_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= self.config.up_hold {
+                self.better_since = None;
+                room
+            } else {
+                previous
+            }
+        } else {
+            self.better_since = None;
+            previous
+        };
+
+        let video_bps = cost(&chosen);
+        let probe = self.probe(
+            &chosen,
+            &ladders,
+            &order,
+            audio_bps + video_bps,
+            estimate_bps,
+        );
+        let mut next = chosen.iter().zip(&ladders);
+        let decisions: Vec<(K, Decision)> = tracks
+            .iter()
+            .map(|t| {
+                let decision = match t.kind {
+                    TrackKind::Audio { .. } => Decision::Audio,
+                    TrackKind::Video { .. } => match next.next() {
+                        Some((&Some(at), (_, ladder))) => Decision::Video(ladder.rungs[at].0),
+                        _ => Decision::Paused,
+                    },
+                };
+                (t.key.clone(), decision)
+            })
+            .collect();
+        self.current = decisions.clone();
+        Allocation {
+            decisions,
+            audio_bps,
+            video_bps,
+            probe,
+        }
+    }
+
+    /// The probe for the next upgrade (the first track by priority that has one),
+    /// when the estimate does not already allow it.
+    fn probe(
+        &self,
+        chosen: &[Option<usize>],
+        ladders: &[(Priority, Ladder)],
+        order: &[usize],
+        sending_bps: u64,
+        estimate_bps: u64,
+    ) -> Option<Probe> {
+        let audio_and_video = |extra: u64| sending_bps + extra;
+        let need = if chosen.iter().all(Option::is_none) {
+            // Resuming video: the threshold, or the first track's cheapest layer.
+            let cheapest = order
+                .iter()
+                .find_map(|&i| ladders[i].1.rungs.first().map(|&(_, bps)| bps))?;
+            audio_and_video(cheapest.max(self.config.pause_below_bps))
+        } else {
+            let step = order.iter().find_map(|&i| {
+                let ladder = &ladders[i].1;
+                let at = chosen[i].map_or(0, |at| at + 1);
+                let next = ladder.rungs.get(at)?.1;
+                Some(next.saturating_sub(ladder.cost(chosen[i])))
+            })?;
+            audio_and_video(step)
+        };
+        let target_bps = (need * (100 + self.config.up_margin_percent)).div_ceil(100);
+        (target_bps > estimate_bps).then_some(Probe {
+            target_bps,
+            padding_bps: target_bps - sending_bps,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUDIO: u64 = 32_000;
+
+    /// Three simulcast layers with three temporal layers each (cumulative bits/s).
+    fn camera() -> Vec<Vec<u64>> {
+        vec![
+            vec![60_000, 100_000, 150_000],
+            vec![160_000, 280_000, 400_000],
+            vec![500_000, 850_000, 1_200_000],
+        ]
+    }
+
+    /// Audio and camera of each (name, priority).
+    fn tracks(people: &[(&'static str, Priority)]) -> Vec<TrackDemand<String>> {
+        people
+            .iter()
+            .flat_map(|&(name, priority)| {
+                [
+                    TrackDemand {
+                        key: format!("{name}-audio"),
+                        priority,
+                        kind: TrackKind::Audio { bitrate_bps: AUDIO },
+                    },
+                    TrackDemand {
+                        key: format!("{name}-video"),
+                        priority,
+                        kind: TrackKind::Video { layers: camera() },
+                    },
+                ]
+            })
+            .collect()
+    }
+
+    fn video(a: &Allocation<String>, name: &str) -> Decision {
+        a.get(&format!("{name}-video")).expect("track")
+    }
+
+    fn layer(spatial: u8, temporal: u8) -> Decision {
+        Decision::Video(LayerTarget { spatial, temporal })
+    }
+
+    const COURT: [(&str, Priority); 3] = [
+        ("judge", Priority::Bench),
+        ("lawyer", Priority::Normal),
+        ("witness", Priority::Normal),
+    ];
+
+    #[test]
+    fn at_600_kbits_the_judge_gets_the_most_and_the_others_share() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let a = alloc.allocate(Instant::now(), 600_000, &tracks(&COURT));
+        for name in ["judge", "lawyer", "witness"] {
+            assert_eq!(a.get(&format!("{name}-audio")), Some(Decision::Audio));
+        }
+        // A start is planned with the upgrade margin: 600 / 1.15 = 521 kbit/s.
+        assert_eq!(video(&a, "judge"), layer(1, 1));
+        assert_eq!(video(&a, "lawyer"), layer(0, 0));
+        assert_eq!(video(&a, "witness"), layer(0, 0));
+        assert_eq!(a.audio_bps, 3 * AUDIO);
+        assert_eq!(a.video_bps, 280_000 + 2 * 60_000);
+        // Once the margin has held, the rest of the estimate is used too.
+        let later = Instant::now() + Duration::from_secs(10);
+        alloc.allocate(later, 700_000, &tracks(&COURT));
+        let a = alloc.allocate(later + Duration::from_secs(3), 700_000, &tracks(&COURT));
+        // 700 / 1.15 = 608 kbit/s: 96 audio, then judge to h/T1 and both others to q/T1.
+        assert_eq!(video(&a, "judge"), layer(1, 1));
+        assert_eq!(video(&a, "lawyer"), layer(0, 1));
+        assert_eq!(video(&a, "witness"), layer(0, 1));
+        assert!(a.audio_bps + a.video_bps <= 700_000);
+    }
+
+    #[test]
+    fn bench_before_floor_before_the_rest() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let people = [
+            ("witness", Priority::Normal),
+            ("lawyer", Priority::Floor),
+            ("judge", Priority::Bench),
+        ];
+        let a = alloc.allocate(Instant::now(), 500_000, &tracks(&people));
+        assert_eq!(video(&a, "judge"), layer(1, 0));
+        assert_eq!(video(&a, "lawyer"), layer(0, 1));
+        assert_eq!(video(&a, "witness"), layer(0, 0));
+        // Scarcer: the lowest priority is paused first, audio never.
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let a = alloc.allocate(Instant::now(), 260_000, &tracks(&people));
+        assert_eq!(video(&a, "judge"), layer(0, 0));
+        assert_eq!(video(&a, "lawyer"), layer(0, 0));
+        assert_eq!(video(&a, "witness"), Decision::Paused);
+        assert_eq!(a.get(&"witness-audio".to_owned()), Some(Decision::Audio));
+    }
+
+    #[test]
+    fn at_150_kbits_only_audio_flows_and_the_link_is_probed() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let a = alloc.allocate(Instant::now(), 150_000, &tracks(&COURT));
+        for name in ["judge", "lawyer", "witness"] {
+            assert_eq!(a.get(&format!("{name}-audio")), Some(Decision::Audio));
+            assert_eq!(video(&a, name), Decision::Paused);
+        }
+        assert_eq!(a.video_bps, 0);
+        // Resuming needs the pause threshold over the audio, plus the margin.
+        let target = (3 * AUDIO + 100_000) * 115 / 100;
+        assert_eq!(
+            a.probe,
+            Some(Probe {
+                target_bps: target,
+                padding_bps: target - 3 * AUDIO,
+            })
+        );
+        // Even below the audio's own need, audio stays allocated.
+        let a = alloc.allocate(Instant::now(), 20_000, &tracks(&COURT));
+        assert_eq!(a.get(&"judge-audio".to_owned()), Some(Decision::Audio));
+    }
+
+    #[test]
+    fn recovery_waits_for_the_margin_to_hold() {
+        let config = AllocatorConfig::default();
+        let mut alloc = Allocator::new(config);
+        let t0 = Instant::now();
+        let people = tracks(&COURT);
+        alloc.allocate(t0, 150_000, &people);
+        // The estimate recovers: nothing changes before the hold time.
+        for ms in [0, 1000, 2999] {
+            let a = alloc.allocate(t0 + Duration::from_millis(ms), 600_000, &people);
+            assert_eq!(video(&a, "judge"), Decision::Paused, "{ms} ms");
+        }
+        let a = alloc.allocate(t0 + Duration::from_secs(3), 600_000, &people);
+        // Taken with the margin: 600 / 1.15 = 521 kbit/s to spend.
+        assert_eq!(video(&a, "judge"), layer(1, 1));
+        assert_eq!(video(&a, "lawyer"), layer(0, 0));
+        assert!(a.audio_bps + a.video_bps <= 600_000 * 100 / 115);
+        // An interruption of the good estimate restarts the hold.
+        let mut alloc = Allocator::new(config);
+        alloc.allocate(t0, 150_000, &people);
+        alloc.allocate(t0, 600_000, &people);
+        alloc.allocate(t0 + Duration::from_secs(2), 150_000, &people);
+        let a = alloc.allocate(t0 + Duration::from_secs(4), 600_000, &people);
+        assert_eq!(video(&a, "judge"), Decision::Paused);
+    }
+
+    #[test]
+    fn a_wobbling_estimate_does_not_flap() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let t0 = Instant::now();
+        let people = tracks(&COURT);
+        let settled = alloc.allocate(t0, 600_000, &people).decisions;
+        for i in 1..40u64 {
+            let estimate = if i % 2 == 0 { 570_000 } else { 630_000 };
+            let a = alloc.allocate(t0 + Duration::from_millis(i * 500), estimate, &people);
+            assert_eq!(a.decisions, settled, "step {i} at {estimate}");
+        }
+    }
+
+    #[test]
+    fn going_down_is_immediate() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let t0 = Instant::now();
+        let people = tracks(&COURT);
+        alloc.allocate(t0, 2_000_000, &people);
+        let a = alloc.allocate(t0, 600_000, &people);
+        assert_eq!(video(&a, "judge"), layer(1, 1));
+        assert!(a.audio_bps + a.video_bps <= 600_000);
+        let a = alloc.allocate(t0, 150_000, &people);
+        assert_eq!(video(&a, "judge"), Decision::Paused);
+    }
+
+    #[test]
+    fn a_layer_that_stops_arriving_is_replaced_at_once() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let t0 = Instant::now();
+        let mut people = tracks(&[("judge", Priority::Bench)]);
+        let a = alloc.allocate(t0, 3_000_000, &people);
+        assert_eq!(video(&a, "judge"), layer(2, 2));
+        // The publisher's own uplink dropped its full-resolution encoding.
+        people[1].kind = TrackKind::Video {
+            layers: vec![camera()[0].clone(), camera()[1].clone(), vec![0, 0, 0]],
+        };
+        let a = alloc.allocate(t0, 3_000_000, &people);
+        assert_eq!(video(&a, "judge"), layer(1, 2));
+        assert_eq!(a.probe, None, "nothing more to get");
+    }
+
+    #[test]
+    fn a_capped_estimate_gets_a_probe_for_the_next_layer() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let people = tracks(&[("judge", Priority::Bench)]);
+        let a = alloc.allocate(Instant::now(), 300_000, &people);
+        assert_eq!(video(&a, "judge"), layer(1, 0));
+        let sending = AUDIO + 160_000;
+        let target = (sending + 120_000) * 115 / 100;
+        assert_eq!(
+            a.probe,
+            Some(Probe {
+                target_bps: target,
+                padding_bps: target - sending,
+            })
+        );
+    }
+
+    #[test]
+    fn a_single_layer_codec_is_all_or_nothing() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let h264 = vec![TrackDemand {
+            key: "h264",
+            priority: Priority::Normal,
+            kind: TrackKind::Video {
+                layers: vec![vec![500_000]],
+            },
+        }];
+        assert_eq!(
+            alloc.allocate(Instant::now(), 400_000, &h264).get(&"h264"),
+            Some(Decision::Paused)
+        );
+        assert_eq!(
+            alloc.allocate(Instant::now(), 400_000, &h264).probe,
+            Some(Probe {
+                target_bps: 575_000,
+                padding_bps: 575_000
+            })
+        );
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        assert_eq!(
+            alloc.allocate(Instant::now(), 600_000, &h264).get(&"h264"),
+            Some(layer(0, 0))
+        );
+    }
+}
