@@ -82,16 +82,24 @@ pub enum RecorderNews {
 }
 
 /// The recorder's keyframe request for `track`: a PLI through the SFU. The recorder
-/// calls it on its writer thread, outside the runtime the SFU spawns its RTCP writes
-/// on, hence `runtime`. It holds the track weakly, so an archive does not keep an
-/// ended track alive.
-fn keyframe_request(track: &Arc<PublishedTrack>, runtime: Handle) -> impl Fn() + Send + 'static {
+/// calls it on its writer thread; the request is handed to a small task on the
+/// actor's runtime (the SFU's keyframe throttle and PLI writes are tokio code), so
+/// the writer never runs SFU code itself. The task holds the track weakly, so an
+/// archive does not keep an ended track alive, and ends when the recorder drops the
+/// callback (the track leaves the archive).
+fn keyframe_request(track: &Arc<PublishedTrack>, runtime: &Handle) -> impl Fn() + Send + 'static {
     let track: Weak<PublishedTrack> = Arc::downgrade(track);
-    move || {
-        if let Some(track) = track.upgrade() {
-            let _in_runtime = runtime.enter();
-            track.request_keyframe();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    runtime.spawn(async move {
+        while rx.recv().await.is_some() {
+            match track.upgrade() {
+                Some(track) => track.request_keyframe(),
+                None => break,
+            }
         }
+    });
+    move || {
+        let _ = tx.send(());
     }
 }
 
@@ -195,7 +203,7 @@ impl ActiveRecording {
             return;
         };
         if record && !state.recording {
-            let on_keyframe = keyframe_request(track, self.runtime.clone());
+            let on_keyframe = keyframe_request(track, &self.runtime);
             let push = match self.recorder.add_track(state.owner.clone(), on_keyframe) {
                 Ok(push) => push,
                 Err(e) => {
