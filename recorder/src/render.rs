@@ -539,7 +539,7 @@ fn gap_label(cause: GapCause) -> String {
 
 /// Renders the archive in `dir` to `out` (MP4).
 pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderReport, RenderError> {
-    crate::recorder::ff_init().map_err(|_| RenderError::Ffmpeg {
+    crate::live::ff_init().map_err(|_| RenderError::Ffmpeg {
         what: "init".into(),
         source: ff::Error::Bug,
     })?;

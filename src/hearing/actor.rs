@@ -307,9 +307,8 @@ impl Actor {
     }
 
     async fn news(&mut self, news: RecorderNews) -> bool {
-        if let RecorderNews::Alert(alert) = &news {
-            tracing::warn!(hearing = %self.core.id(), "recorder: {}", alert.message);
-        }
+        let RecorderNews::Alert(alert) = &news;
+        tracing::warn!(hearing = %self.core.id(), "recorder: {}", alert.message);
         self.step(Input::Recorder(news)).await
     }
 
@@ -461,11 +460,11 @@ impl Actor {
         };
         match op {
             ArchiveOp::Event {
-                action,
+                kind,
                 actor,
                 subject,
                 details,
-            } => active.event(&action, &actor, subject.as_deref(), &details),
+            } => active.event(kind, &actor, subject.as_deref(), details),
             ArchiveOp::Set {
                 track,
                 owner,
@@ -479,7 +478,6 @@ impl Actor {
             ArchiveOp::TrackEnded(track) => active.track_ended(&track, "ended"),
             ArchiveOp::Pause(reason) => active.pause(reason),
             ArchiveOp::Resume => active.resume(),
-            ArchiveOp::Keyframe(track) => active.request_keyframe(&track),
             ArchiveOp::Close {
                 reason,
                 render,

@@ -112,11 +112,6 @@ impl HearingCore {
 
     pub(super) fn recorder_news(&mut self, news: RecorderNews) {
         match news {
-            RecorderNews::Keyframe(track) => {
-                if self.archive.is_some() {
-                    self.emit(Effect::Archive(ArchiveOp::Keyframe(track)));
-                }
-            }
             RecorderNews::Alert(alert) => self.alert_bench(&alert.message),
         }
     }

@@ -24,7 +24,7 @@
 //! [`Phase::Continue`] effect is split the same way; its continuation is a list of
 //! its own.
 
-use openhearing_recorder::GapCause;
+use openhearing_recorder::{EventKind, GapCause};
 use openhearing_signaling::{ErrorCode, HearingInfo, ServerMessage};
 use uuid::Uuid;
 
@@ -126,10 +126,10 @@ pub(super) fn ordered(mut effects: Vec<Effect>) -> Vec<Effect> {
 pub enum ArchiveOp {
     /// Journal a hearing event (the audit record's twin; details are JSON text).
     Event {
-        action: String,
+        kind: EventKind,
         actor: String,
         subject: Option<String>,
-        details: String,
+        details: serde_json::Value,
     },
     /// Record `track` now (`record`) or not, marking a gap with `cause` while not.
     Set {
@@ -150,8 +150,6 @@ pub enum ArchiveOp {
         render: bool,
         wait: bool,
     },
-    /// Ask this track's publisher for a keyframe (the recorder needs one).
-    Keyframe(String),
 }
 
 /// The answer to a request.

@@ -72,7 +72,7 @@ use openhearing_signaling::{
 };
 use uuid::Uuid;
 
-use super::recording::RecorderNews;
+use super::recording::{self, RecorderNews};
 use super::writer::WriteOp;
 use super::{AdminOp, Refusal};
 use crate::model::{rfc3339, AuditRecord, Hearing, Status};
@@ -444,15 +444,15 @@ impl HearingCore {
         action: &str,
         details: serde_json::Value,
     ) {
-        let details = details.to_string();
         if self.archive.is_some() {
             self.emit(Effect::Archive(ArchiveOp::Event {
-                action: action.to_owned(),
+                kind: recording::event_kind(action),
                 actor: actor.to_owned(),
                 subject: subject.clone(),
                 details: details.clone(),
             }));
         }
+        let details = details.to_string();
         self.emit(Effect::Audit(AuditRecord {
             at: self.now,
             actor: actor.to_owned(),

@@ -206,9 +206,13 @@ fn going_in_session_opens_the_archive_before_the_status_is_told() {
 
     // Journalled from now on; paused while suspended; resumed; closed at the end.
     let effects = c.set_state("judge", HearingState::Suspended, Some("a break"));
-    assert!(effects
-        .iter()
-        .any(|e| matches!(e, Effect::Archive(ArchiveOp::Event { action, .. }) if action == "state_change")));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Archive(ArchiveOp::Event {
+            kind: openhearing_recorder::EventKind::StateChanged,
+            ..
+        })
+    )));
     assert!(effects
         .iter()
         .any(|e| matches!(e, Effect::Archive(ArchiveOp::Pause("suspended")))));
