@@ -51,3 +51,93 @@ async fn every_response_carries_the_security_headers() {
     }
     server.stop().await;
 }
+
+/// The audit actions of a hearing, through the admin API.
+async fn audit_actions(server: &TestServer, hearing: uuid::Uuid) -> Vec<String> {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/hearings/{hearing}/audit", server.base()))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin API answers")
+        .json()
+        .await
+        .expect("audit JSON");
+    v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Item 6: an observer's offer whose media sections carry `a=sendrecv` and then
+/// `a=recvonly` passed the publish check (it read the last direction, webrtc uses the
+/// first), so the observer's tracks reached the server. Now it is refused with
+/// `publish_not_allowed` and audited as `publish_refused`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_offer_with_two_directions_is_refused_and_audited() {
+    use openhearing_signaling::{ErrorCode, ServerMessage};
+    use std::time::Duration;
+
+    let server = TestServer::start(44010, 44029).await;
+    let (hearing, [judge, observer]) = server.seat([cast::JUDGE, cast::OBSERVER]).await;
+    let intruder = openhearing_peer::MediaPeer::new().await.expect("peer");
+    intruder
+        .add_media_tracks(&observer.id().to_string())
+        .await
+        .expect("tracks");
+    let offer = intruder.create_offer().await.expect("offer");
+    let sends = offer.matches("a=sendrecv").count() + offer.matches("a=sendonly").count();
+    assert!(
+        sends >= 2,
+        "the peer offers to send audio and video:\n{offer}"
+    );
+    // The exact shape of the bypass: the first direction says send, a second one
+    // after it says receive only.
+    let forged = offer
+        .replace("a=sendrecv\r\n", "a=sendrecv\r\na=recvonly\r\n")
+        .replace("a=sendonly\r\n", "a=sendonly\r\na=recvonly\r\n");
+    observer
+        .send_text(serde_json::json!({"type": "offer", "sdp": forged}).to_string())
+        .expect("send");
+    let mut refused = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        refused = observer.events().iter().any(|e| {
+            matches!(
+                e,
+                ServerMessage::Error {
+                    code: ErrorCode::PublishNotAllowed,
+                    ..
+                }
+            )
+        });
+        if refused {
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "the forged offer is refused with publish_not_allowed"
+    );
+    let mut audited = false;
+    for _ in 0..50 {
+        if audit_actions(&server, hearing.hearing_id)
+            .await
+            .iter()
+            .any(|a| a == "publish_refused")
+        {
+            audited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(audited, "the refusal is in the audit trail");
+    assert!(
+        judge.stats().stream(&observer.id().to_string()).is_none(),
+        "nothing of the observer's reaches the judge"
+    );
+    let _ = intruder.close().await;
+    server.stop().await;
+}

@@ -504,6 +504,7 @@ impl Session {
                         }
                     }
                     Err(SfuError::PublishNotAllowed) => {
+                        self.hearing.publish_refused(self.me, self.session);
                         self.out.error(
                             ErrorCode::PublishNotAllowed,
                             SfuError::PublishNotAllowed.to_string(),

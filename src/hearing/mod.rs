@@ -150,6 +150,14 @@ impl HearingHandle {
         }));
     }
 
+    /// The session's sending offer was refused (its role may not publish).
+    pub fn publish_refused(&self, participant: Uuid, session: u64) {
+        self.send(Command::Session(Input::PublishRefused {
+            participant,
+            session,
+        }));
+    }
+
     pub fn connection(&self, participant: Uuid, session: u64, connection: Connection) {
         self.send(Command::Session(Input::Connection {
             participant,

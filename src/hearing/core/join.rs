@@ -186,6 +186,25 @@ impl HearingCore {
         self.announce(pid);
     }
 
+    /// A refused sending offer is evidence of a modified client: it goes in the
+    /// audit trail with who sent it.
+    pub(super) fn publish_refused(&mut self, pid: Uuid, session: u64) {
+        let Some(m) = self.members.get(&pid) else {
+            return;
+        };
+        if !m.is_session(session) {
+            return;
+        }
+        let actor = m.p.name.clone();
+        let role = m.p.role;
+        self.audit(
+            &actor,
+            participant_subject(pid),
+            "publish_refused",
+            json!({ "role": role, "why": "the offer sends media this role may not publish" }),
+        );
+    }
+
     pub(super) fn connection(&mut self, pid: Uuid, session: u64, connection: Connection) {
         let Some(m) = self.members.get_mut(&pid) else {
             return;

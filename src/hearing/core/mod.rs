@@ -144,6 +144,9 @@ pub enum Input {
         session: u64,
         connection: Connection,
     },
+    /// The session's offer asked to send media its role may not publish; it was
+    /// refused before webrtc saw it (audited as `publish_refused`).
+    PublishRefused { participant: Uuid, session: u64 },
     /// The subscriber's session has negotiated its leg of `track`.
     LegReady {
         subscriber: Uuid,
@@ -391,6 +394,10 @@ impl HearingCore {
                 session,
                 connection,
             } => self.connection(participant, session, connection),
+            Input::PublishRefused {
+                participant,
+                session,
+            } => self.publish_refused(participant, session),
             Input::LegReady {
                 subscriber,
                 session,

@@ -299,3 +299,21 @@ fn an_idle_hearing_stops_on_the_tick_and_a_present_one_does_not() {
     });
     assert!(c.core.idle_timeout().is_some());
 }
+
+#[test]
+fn a_refused_sending_offer_is_audited_for_the_current_session_only() {
+    let mut c = Court::new(HearingState::Open);
+    c.join("observer");
+    let (observer, session) = (c.id("observer"), c.session("observer"));
+    let effects = c.handle(Input::PublishRefused {
+        participant: observer,
+        session,
+    });
+    assert_eq!(audits(&effects), ["publish_refused"]);
+    // A stale session (already replaced) leaves no record in the new one's name.
+    let effects = c.handle(Input::PublishRefused {
+        participant: observer,
+        session: session + 1000,
+    });
+    assert!(audits(&effects).is_empty());
+}
