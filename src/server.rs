@@ -267,12 +267,31 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
             .await?;
         hearings.close_all(Duration::from_secs(5)).await;
     } else {
+        match plain_http_warning(addr) {
+            Some(w) => tracing::warn!("{w}"),
+            None => tracing::info!("TLS is off: plain HTTP on the loopback address {addr}"),
+        }
         print_demo_hint();
         let listener = TcpListener::from_std(listener)?;
         run(listener, prepared, shutdown_signal()).await?;
     }
     println!("OpenHearing stopped");
     Ok(())
+}
+
+/// The warning for serving plain HTTP on `addr`, unless only this machine can reach
+/// it: join tokens, admin keys and the hearing itself would cross the network in
+/// clear, and browsers refuse camera and microphone to a plain-HTTP page anyway.
+pub fn plain_http_warning(addr: SocketAddr) -> Option<String> {
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "TLS is off (server.tls.enabled = false) on {addr}, an address other machines can reach: \
+         join links, admin keys and hearing media signaling travel unencrypted. Use this only \
+         behind a TLS-terminating proxy on the same host; browsers refuse camera and \
+         microphone to plain-HTTP pages"
+    ))
 }
 
 fn print_demo_hint() {
@@ -308,4 +327,20 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_warned_about_unless_on_loopback() {
+        for quiet in ["127.0.0.1:8080", "127.0.30.1:80", "[::1]:8080"] {
+            assert_eq!(plain_http_warning(quiet.parse().unwrap()), None, "{quiet}");
+        }
+        for loud in ["0.0.0.0:8080", "[::]:8080"] {
+            let w = plain_http_warning(loud.parse().unwrap()).expect(loud);
+            assert!(w.contains("unencrypted"), "{w}");
+        }
+    }
 }

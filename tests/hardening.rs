@@ -141,3 +141,52 @@ async fn an_observer_offer_with_two_directions_is_refused_and_audited() {
     let _ = intruder.close().await;
     server.stop().await;
 }
+
+/// Item 7 (log hygiene): a log file or pipe got ANSI colour codes. Logs written to
+/// anything but a terminal are plain text; plain HTTP on loopback is said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        config_text(&tmp.path().join("data"), port, 44030, 44039, ""),
+    )
+    .expect("config");
+    let log = tmp.path().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_openhearing"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::fs::File::create(&log).expect("log file"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let start = Instant::now();
+    let mut text = String::new();
+    while start.elapsed() < Duration::from_secs(30) {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("TLS is off") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains("TLS is off: plain HTTP on the loopback address"),
+        "the server says it serves plain HTTP:\n{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape sequences in:\n{text:?}"
+    );
+}

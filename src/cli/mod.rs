@@ -539,9 +539,13 @@ pub fn init_logging(filter: &str) {
         .or_else(|| EnvFilter::try_new(filter).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let max = env_filter.max_level_hint();
+    // Colour only for a person at a terminal: a journal, a pipe or a log file gets
+    // plain text (NO_COLOR, when set, turns colour off even at a terminal).
+    use std::io::IsTerminal;
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::registry()
         .with(env_filter)
-        .with(tracing_subscriber::fmt::layer())
+        .with(tracing_subscriber::fmt::layer().with_ansi(ansi))
         .try_init();
     let mut log_bridge = tracing_log::LogTracer::builder();
     if let Some(max) = max {
