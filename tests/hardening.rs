@@ -190,3 +190,68 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
         "no escape sequences in:\n{text:?}"
     );
 }
+
+/// Reads until the server's close frame (or the end) and returns its code.
+async fn close_code_after(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<u16> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    for _ in 0..1000 {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await {
+            Ok(Some(Ok(Message::Close(f)))) => return f.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Item 8: a frame beyond what the WebSocket layer reads (4x max_message_bytes)
+/// closed the connection without a close frame (the client saw 1005/1006); PROTOCOL.md
+/// documents 1009. Before and after the join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_frame_closes_with_1009() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = TestServer::start(44040, 44049).await;
+    let hearing = server.hearing_of(&[cast::JUDGE]).await;
+    let url = server.ws_url(hearing.hearing_id);
+    let huge = "x".repeat(65536 * 4 + 1024);
+
+    // Before the join.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connects");
+    let _ = ws.send(Message::text(huge.clone())).await;
+    assert_eq!(
+        close_code_after(&mut ws).await,
+        Some(1009),
+        "before the join"
+    );
+
+    // After the join.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connects");
+    let token = hearing.by_role("presiding_judge").token();
+    ws.send(Message::text(
+        serde_json::json!({"type": "join", "v": 1, "token": token}).to_string(),
+    ))
+    .await
+    .expect("join");
+    let _ = ws
+        .send(Message::text(format!(
+            r#"{{"type":"ping","id":1,"pad":"{huge}"}}"#
+        )))
+        .await;
+    assert_eq!(
+        close_code_after(&mut ws).await,
+        Some(1009),
+        "after the join"
+    );
+    server.stop().await;
+}

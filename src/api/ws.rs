@@ -82,6 +82,13 @@ where
         .on_upgrade(move |socket| run_session(socket, hearing, st))
 }
 
+/// Whether a WebSocket read failed because the frame or message exceeded the
+/// configured maximum (tungstenite's capacity error; axum wraps it opaquely).
+fn is_oversize(e: &axum::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
+}
+
 enum Out {
     Msg(ServerMessage),
     Close(u16, String),
@@ -98,6 +105,14 @@ impl Outbox {
     fn error(&self, code: ErrorCode, message: impl Into<String>) -> bool {
         self.send(ServerMessage::error(code, message))
     }
+    /// Closes the socket with 1009 ("message too big"), as PROTOCOL.md documents for
+    /// frames beyond what the WebSocket layer reads (4x `max_message_bytes`).
+    fn close_too_big(&self) {
+        let _ = self
+            .0
+            .try_send(Out::Close(1009, "message_too_large".to_owned()));
+    }
+
     /// Reports a fatal error and closes the socket.
     fn fatal(&self, code: ErrorCode, message: impl Into<String>) {
         let _ = self.0.try_send(Out::Msg(ServerMessage::Error {
@@ -146,7 +161,7 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
 
     let joined = match tokio::time::timeout(
         st.limits.join_timeout,
-        await_join(&mut stream, &hearing, &st),
+        await_join(&mut stream, &hearing, &st, &out),
     )
     .await
     {
@@ -205,6 +220,7 @@ async fn await_join(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     hearing: &str,
     st: &SignalingState,
+    out: &Outbox,
 ) -> Result<Authenticated, Refusal> {
     let text = loop {
         match stream.next().await {
@@ -214,6 +230,13 @@ async fn await_join(
                     ErrorCode::NotJoined,
                     "the first message must be a JSON `join` text frame",
                 ))
+            }
+            Some(Err(e)) if is_oversize(&e) => {
+                out.close_too_big();
+                return Err(Refusal::new(
+                    ErrorCode::MessageTooLarge,
+                    "a frame larger than the WebSocket limit (4x max_message_bytes)",
+                ));
             }
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                 return Err(Refusal::new(
@@ -420,6 +443,9 @@ impl Session {
                         Some(Ok(Message::Close(_))) | None => return EndReason::ConnectionLost,
                         Some(Err(e)) => {
                             tracing::debug!(participant = %self.me, "websocket error: {e}");
+                            if is_oversize(&e) {
+                                self.out.close_too_big();
+                            }
                             return EndReason::ConnectionLost;
                         }
                         Some(Ok(_)) => continue,
