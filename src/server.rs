@@ -98,9 +98,29 @@ fn recording_settings(config: &Config) -> Result<RecordingSettings, ServerError>
     })
 }
 
+/// Court records are for this server alone: every file and folder the process
+/// creates from now on is private to its user (0600 / 0700) whatever umask it was
+/// started with, and what an earlier start left readable is made private again.
+fn make_private(dir: &std::path::Path) -> std::io::Result<()> {
+    use rustix::fs::Mode;
+    use std::os::unix::fs::PermissionsExt;
+    rustix::process::umask(Mode::from_raw_mode(0o077));
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        let mode = if meta.is_dir() { 0o700 } else { 0o600 };
+        if !meta.file_type().is_symlink() && meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
     let dir = &config.data.dir;
-    std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+    make_private(dir).map_err(|source| ServerError::DataDir {
         path: dir.clone(),
         source,
     })?;

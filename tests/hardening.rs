@@ -255,3 +255,76 @@ async fn an_oversize_frame_closes_with_1009() {
     );
     server.stop().await;
 }
+
+/// Item 4: with umask 022 the data folder was 755, the database 644, recording
+/// folders and segments 755/644. Now every folder is 0700 and every file 0600 whatever
+/// the umask, and a file an earlier start left readable is made private.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearing_data_is_private_whatever_the_umask() {
+    use openhearing_signaling::HearingState;
+    use std::os::unix::fs::PermissionsExt;
+
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(data.join("left-readable.txt"), b"x").expect("file");
+    std::fs::set_permissions(
+        data.join("left-readable.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+
+    let server = TestServer::start_in(&data, 44050, 44069, "").await;
+    let (_hearing, [judge]) = server.seat([cast::JUDGE]).await;
+    publish(&[&judge]).await;
+    send(&judge, set_state(HearingState::Open, None));
+    send(&judge, set_state(HearingState::InSession, None));
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    send(&judge, set_state(HearingState::Closed, None));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    server.stop().await;
+
+    let mut seen = (0, 0);
+    let mut stack = vec![data.clone()];
+    while let Some(dir) = stack.pop() {
+        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+        seen.0 += 1;
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let entry = entry.expect("entry");
+            let meta = entry.metadata().expect("meta");
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                let mode = meta.permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{} is {mode:o}", entry.path().display());
+                seen.1 += 1;
+            }
+        }
+    }
+    assert!(seen.1 >= 4, "the database and the secret: {seen:?}");
+    let recorded = walkdir(&data.join("recordings"));
+    assert!(
+        recorded >= 2,
+        "the recording folder holds the archive's journal and segments ({recorded} files)"
+    );
+}
+
+/// Files below `dir`, at any depth.
+fn walkdir(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walkdir(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
