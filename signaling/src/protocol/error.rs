@@ -1,0 +1,247 @@
+//! Every refusal the server reports, as a stable [`ErrorCode`]: whether it ends the
+//! connection and with which WebSocket close code. The list is in declaration order
+//! because the web client mirrors it (`ALL_ERROR_CODES` in `protocol.ts`).
+
+use serde::{Deserialize, Serialize};
+
+/// Every error the server reports, as a stable snake_case code. `PROTOCOL.md` lists
+/// what each means and what the client should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// `join.v` is not a version this server speaks.
+    UnsupportedVersion,
+    /// The first message was not `join`, or the token was empty.
+    TokenMissing,
+    /// The token is not a well-formed JWT.
+    TokenMalformed,
+    /// The token's signature does not verify (forged or from another server).
+    TokenInvalid,
+    /// The token has expired.
+    TokenExpired,
+    /// The token is for another hearing than the one in the URL.
+    TokenWrongHearing,
+    /// The hearing does not exist (any more).
+    HearingNotFound,
+    /// The participant was removed from the hearing or their link revoked.
+    ParticipantUnknown,
+    /// No `join` within the allowed time after the socket opened.
+    JoinTimeout,
+    /// A message other than `join` arrived before joining.
+    NotJoined,
+    /// A second `join` on an already joined socket.
+    AlreadyJoined,
+    /// The frame is not valid JSON, or a known message with missing/invalid fields.
+    MalformedMessage,
+    /// The `type` field names no message of this protocol.
+    UnknownMessageType,
+    /// The frame is larger than `max_message_bytes`.
+    MessageTooLarge,
+    /// Binary frames are not part of the protocol.
+    BinaryNotSupported,
+    /// The client sent messages faster than allowed; the socket is closed.
+    RateLimited,
+    /// The SDP could not be parsed or applied.
+    InvalidSdp,
+    /// The ICE candidate could not be parsed or applied.
+    InvalidCandidate,
+    /// An `answer` arrived while no server offer was outstanding.
+    NoOfferPending,
+    /// A client `offer` arrived while a server offer is outstanding; retry after
+    /// answering it.
+    NegotiationConflict,
+    /// The client did not answer a server offer in time; the socket is closed.
+    NegotiationTimeout,
+    /// This participant's role may not publish media; the offered tracks are refused.
+    PublishNotAllowed,
+    /// The same participant joined from another socket; this one is closed.
+    Replaced,
+    /// The participant's role may not do this (permission table); nothing changed.
+    PermissionDenied,
+    /// The hearing cannot move from its current state to the requested one.
+    InvalidTransition,
+    /// Suspending or adjourning needs a reason (and adjourning a new date).
+    ReasonRequired,
+    /// The hearing is locked: nobody can be admitted or called in.
+    HearingLocked,
+    /// The hearing is closed; its links no longer work.
+    HearingClosed,
+    /// The court refused your admission from the lobby.
+    AdmissionDenied,
+    /// The court removed you from the hearing; your link no longer works.
+    Removed,
+    /// This join link was revoked; ask the court for a new one.
+    LinkRevoked,
+    /// The participant named in the request is not part of this hearing.
+    UnknownParticipant,
+    /// The request does not apply to that participant now (e.g. admitting someone
+    /// who is not in the lobby, calling in someone who is not a witness or expert).
+    NotApplicable,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// Something failed inside the server; the message says what.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every error code, in declaration order (the web client mirrors this list).
+    pub const ALL: [ErrorCode; 35] = [
+        ErrorCode::UnsupportedVersion,
+        ErrorCode::TokenMissing,
+        ErrorCode::TokenMalformed,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenExpired,
+        ErrorCode::TokenWrongHearing,
+        ErrorCode::HearingNotFound,
+        ErrorCode::ParticipantUnknown,
+        ErrorCode::JoinTimeout,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::MalformedMessage,
+        ErrorCode::UnknownMessageType,
+        ErrorCode::MessageTooLarge,
+        ErrorCode::BinaryNotSupported,
+        ErrorCode::RateLimited,
+        ErrorCode::InvalidSdp,
+        ErrorCode::InvalidCandidate,
+        ErrorCode::NoOfferPending,
+        ErrorCode::NegotiationConflict,
+        ErrorCode::NegotiationTimeout,
+        ErrorCode::PublishNotAllowed,
+        ErrorCode::Replaced,
+        ErrorCode::PermissionDenied,
+        ErrorCode::InvalidTransition,
+        ErrorCode::ReasonRequired,
+        ErrorCode::HearingLocked,
+        ErrorCode::HearingClosed,
+        ErrorCode::AdmissionDenied,
+        ErrorCode::Removed,
+        ErrorCode::LinkRevoked,
+        ErrorCode::UnknownParticipant,
+        ErrorCode::NotApplicable,
+        ErrorCode::ServerShutdown,
+        ErrorCode::Internal,
+    ];
+
+    /// Whether the server closes the socket after reporting this error.
+    pub fn is_fatal(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::UnsupportedVersion
+                | ErrorCode::TokenMissing
+                | ErrorCode::TokenMalformed
+                | ErrorCode::TokenInvalid
+                | ErrorCode::TokenExpired
+                | ErrorCode::TokenWrongHearing
+                | ErrorCode::HearingNotFound
+                | ErrorCode::ParticipantUnknown
+                | ErrorCode::JoinTimeout
+                | ErrorCode::NotJoined
+                | ErrorCode::RateLimited
+                | ErrorCode::NegotiationTimeout
+                | ErrorCode::Replaced
+                | ErrorCode::HearingClosed
+                | ErrorCode::AdmissionDenied
+                | ErrorCode::Removed
+                | ErrorCode::LinkRevoked
+                | ErrorCode::ServerShutdown
+        )
+    }
+
+    /// The WebSocket close code the server uses after a fatal error of this kind.
+    /// 4401: authentication, 4404: not found, 4408: timeout, 4400: protocol, 4429:
+    /// rate limit, 4409: replaced, 4403: refused or removed by the court, 4410: hearing
+    /// closed, 1001: going away, 1011: internal.
+    pub fn close_code(self) -> u16 {
+        match self {
+            ErrorCode::TokenMissing
+            | ErrorCode::TokenMalformed
+            | ErrorCode::TokenInvalid
+            | ErrorCode::TokenExpired
+            | ErrorCode::TokenWrongHearing
+            | ErrorCode::ParticipantUnknown
+            | ErrorCode::LinkRevoked => 4401,
+            ErrorCode::AdmissionDenied | ErrorCode::Removed => 4403,
+            ErrorCode::HearingClosed => 4410,
+            ErrorCode::HearingNotFound => 4404,
+            ErrorCode::JoinTimeout | ErrorCode::NegotiationTimeout => 4408,
+            ErrorCode::RateLimited => 4429,
+            ErrorCode::Replaced => 4409,
+            ErrorCode::ServerShutdown => 1001,
+            ErrorCode::Internal => 1011,
+            _ => 4400,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(s)) => f.write_str(&s),
+            _ => f.write_str("internal"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ServerMessage;
+
+    #[test]
+    fn error_codes_serialize_snake_case() {
+        let m = ServerMessage::error(ErrorCode::TokenWrongHearing, "x");
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(text.contains(r#""code":"token_wrong_hearing""#), "{text}");
+        assert!(text.contains(r#""fatal":true"#), "{text}");
+        assert_eq!(ErrorCode::InvalidSdp.to_string(), "invalid_sdp");
+        assert!(!ErrorCode::InvalidSdp.is_fatal());
+    }
+
+    #[test]
+    fn error_code_list_is_complete() {
+        // A new variant makes this match non-exhaustive: add it to ErrorCode::ALL too.
+        fn position(c: ErrorCode) -> usize {
+            match c {
+                ErrorCode::UnsupportedVersion => 0,
+                ErrorCode::TokenMissing => 1,
+                ErrorCode::TokenMalformed => 2,
+                ErrorCode::TokenInvalid => 3,
+                ErrorCode::TokenExpired => 4,
+                ErrorCode::TokenWrongHearing => 5,
+                ErrorCode::HearingNotFound => 6,
+                ErrorCode::ParticipantUnknown => 7,
+                ErrorCode::JoinTimeout => 8,
+                ErrorCode::NotJoined => 9,
+                ErrorCode::AlreadyJoined => 10,
+                ErrorCode::MalformedMessage => 11,
+                ErrorCode::UnknownMessageType => 12,
+                ErrorCode::MessageTooLarge => 13,
+                ErrorCode::BinaryNotSupported => 14,
+                ErrorCode::RateLimited => 15,
+                ErrorCode::InvalidSdp => 16,
+                ErrorCode::InvalidCandidate => 17,
+                ErrorCode::NoOfferPending => 18,
+                ErrorCode::NegotiationConflict => 19,
+                ErrorCode::NegotiationTimeout => 20,
+                ErrorCode::PublishNotAllowed => 21,
+                ErrorCode::Replaced => 22,
+                ErrorCode::PermissionDenied => 23,
+                ErrorCode::InvalidTransition => 24,
+                ErrorCode::ReasonRequired => 25,
+                ErrorCode::HearingLocked => 26,
+                ErrorCode::HearingClosed => 27,
+                ErrorCode::AdmissionDenied => 28,
+                ErrorCode::Removed => 29,
+                ErrorCode::LinkRevoked => 30,
+                ErrorCode::UnknownParticipant => 31,
+                ErrorCode::NotApplicable => 32,
+                ErrorCode::ServerShutdown => 33,
+                ErrorCode::Internal => 34,
+            }
+        }
+        for (i, c) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(position(c), i, "{c}");
+        }
+    }
+}
