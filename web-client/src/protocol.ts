@@ -1,5 +1,5 @@
-// Mirror of signaling/src/protocol.rs (the contract). JSON text frames with a
-// `type` tag, snake_case. Keep in step with the Rust file; tests/web_protocol_mirror.rs
+// Mirror of signaling/src/protocol/ (the contract). JSON text frames with a
+// `type` tag, snake_case. Keep in step with the Rust files; tests/web_protocol_mirror.rs
 // compares the lists below with the Rust ones.
 
 export const PROTOCOL_VERSION = 1;
@@ -242,7 +242,7 @@ export type CourtCommand = Extract<
   }
 >;
 
-/** Every error code of the protocol (`ErrorCode::ALL` in signaling/src/protocol.rs), in order;
+/** Every error code of the protocol (`ErrorCode::ALL` in signaling/src/protocol/), in order;
  * tests/web_protocol_mirror.rs keeps the two in step. */
 export const ALL_ERROR_CODES = [
   'unsupported_version',
