@@ -6,7 +6,7 @@
 import './style.css';
 import { installHooks } from './hooks';
 import { initLang, type MessageKey } from './i18n';
-import { checkToken, parseJoinLink, signalingUrl } from './jwt';
+import { checkToken, parseJoinLink, signalingUrl, takeToken } from './jwt';
 import { stopStream } from './media';
 import { FINAL_CODES, type ErrorCode } from './protocol';
 import { renderEnd, renderFailed, renderFinal } from './screens/end';
@@ -170,7 +170,19 @@ function leaveHearing(): void {
 
 function boot(): void {
   initLang();
-  const link = parseJoinLink(location.pathname, location.hash);
+  const parsed = parseJoinLink(location.pathname, location.hash);
+  let store: Storage | null = null;
+  try {
+    store = window.sessionStorage;
+  } catch {
+    store = null;
+  }
+  const link = { ...parsed, token: takeToken(parsed, store) };
+  if (parsed.token) {
+    // Out of the address bar, the history and screenshots once read; this tab
+    // remembers it (sessionStorage) so a reload still joins.
+    history.replaceState(null, '', location.pathname + location.search);
+  }
   if (!link.hearingId) {
     renderLinkProblem(link.token ? 'link.noHearing' : 'link.missing');
     return;
@@ -186,8 +198,6 @@ function boot(): void {
   state.token = check.token;
   state.hearingId = link.hearingId;
   state.me = { name: check.payload.name, role: check.payload.role, site: check.payload.site };
-  // Keep the token out of the address bar's history/screenshots? It must stay in the
-  // hash so that a reload still works; the hash is never sent to the server.
   renderPrejoin(check.payload, onJoin);
 }
 

@@ -81,3 +81,19 @@ test('error text: known codes localized, unknown codes fall back to the server m
   assert.match(errorText('internal', 'db locked', 'en'), /db locked/);
   assert.equal(t('hearing.participants', { n: 3 }, 'vi'), 'Người tham gia: 3');
 });
+
+test('the join token leaves the address bar but survives a reload in the same tab', async () => {
+  const { takeToken } = await import('../build-unit/jwt.js');
+  const mem = new Map();
+  const store = { getItem: (k) => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, v) };
+  const id = '67e55044-10b1-426f-9247-bb680e5fe0c8';
+  assert.equal(takeToken({ hearingId: id, token: 'a.b.c' }, store), 'a.b.c');
+  // Reloaded without the fragment: the tab's remembered token.
+  assert.equal(takeToken({ hearingId: id, token: null }, store), 'a.b.c');
+  // Another hearing's page gets nothing of it.
+  assert.equal(takeToken({ hearingId: 'other', token: null }, store), null);
+  // A refusing storage (private mode) still lets this load join.
+  const refusing = { getItem: () => { throw new Error('denied'); }, setItem: () => { throw new Error('denied'); } };
+  assert.equal(takeToken({ hearingId: id, token: 'x.y.z' }, refusing), 'x.y.z');
+  assert.equal(takeToken({ hearingId: id, token: null }, refusing), null);
+});
