@@ -95,7 +95,7 @@ enum Out {
 }
 
 #[derive(Clone)]
-struct Outbox(mpsc::Sender<Out>);
+struct Outbox(mpsc::Sender<Out>, Arc<std::sync::atomic::AtomicBool>);
 
 impl Outbox {
     /// Queues a message; false when the client is not keeping up (or gone).
@@ -108,6 +108,7 @@ impl Outbox {
     /// Closes the socket with 1009 ("message too big"), as PROTOCOL.md documents for
     /// frames beyond what the WebSocket layer reads (4x `max_message_bytes`).
     fn close_too_big(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self
             .0
             .try_send(Out::Close(1009, "message_too_large".to_owned()));
@@ -129,7 +130,8 @@ impl Outbox {
 async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUTBOX);
-    let out = Outbox(out_tx);
+    let out = Outbox(out_tx, Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let linger = out.1.clone();
     let writer = tokio::spawn(async move {
         while let Some(o) = out_rx.recv().await {
             match o {
@@ -201,6 +203,12 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
             if matches!(m, Message::Close(_)) {
                 break;
             }
+        }
+        if linger.load(std::sync::atomic::Ordering::Relaxed) {
+            // The stream failed on an oversize frame and cannot be read any further:
+            // give the client a moment to read our close frame before the socket
+            // goes and its unread input turns into a reset that would discard it.
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
