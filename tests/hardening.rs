@@ -150,10 +150,7 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
     use std::time::{Duration, Instant};
 
     let tmp = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = free_port();
     let config = tmp.path().join("config.toml");
     std::fs::write(
         &config,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixtures, ADMIN_KEY, MEDIA_WAIT};
+use common::{fixtures, free_port, ADMIN_KEY, MEDIA_WAIT};
 use openhearing_peer::{JoinOptions, Participant};
 use openhearing_signaling::{ClientMessage, HearingState, ServerMessage, StateChange};
 use serde_json::Value;
@@ -17,13 +17,6 @@ use serde_json::Value;
 struct Server {
     child: Child,
     base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn start_server(dir: &Path, port: u16) -> Server {

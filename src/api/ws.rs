@@ -82,6 +82,26 @@ where
         .on_upgrade(move |socket| run_session(socket, hearing, st))
 }
 
+/// A trickled candidate from the wire, as the SFU takes it.
+fn to_sfu(c: IceCandidate) -> Candidate {
+    Candidate {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+    }
+}
+
+/// A local candidate of the SFU, as the wire carries it.
+fn to_wire(c: Candidate) -> IceCandidate {
+    IceCandidate {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+    }
+}
+
 /// Whether a WebSocket read failed because the frame or message exceeded the
 /// configured maximum (tungstenite's capacity error; axum wraps it opaquely).
 fn is_oversize(e: &axum::Error) -> bool {
@@ -582,12 +602,7 @@ impl Session {
                 }
             }
             ClientMessage::Candidate { candidate } => {
-                let candidate = Candidate {
-                    candidate: candidate.candidate,
-                    sdp_mid: candidate.sdp_mid,
-                    sdp_mline_index: candidate.sdp_mline_index,
-                    username_fragment: candidate.username_fragment,
-                };
+                let candidate = to_sfu(candidate);
                 if !self.initial_done {
                     if self.early_candidates.len() >= EARLY_CANDIDATES {
                         self.out.error(
@@ -676,12 +691,7 @@ impl Session {
         match ev {
             PeerEvent::LocalCandidate(c) => {
                 self.out.send(ServerMessage::Candidate {
-                    candidate: IceCandidate {
-                        candidate: c.candidate,
-                        sdp_mid: c.sdp_mid,
-                        sdp_mline_index: c.sdp_mline_index,
-                        username_fragment: c.username_fragment,
-                    },
+                    candidate: to_wire(c),
                 });
             }
             PeerEvent::State(s) => {

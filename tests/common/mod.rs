@@ -93,6 +93,15 @@ udp_port_max = {port_max}
     )
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a server started as its
+/// own process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// Test configuration: plain HTTP, loopback media on a port range of its own.
 pub fn test_config(dir: &Path, port_min: u16, port_max: u16, extra: &str) -> Config {
     let text = config_text(
