@@ -1,22 +1,22 @@
 //! The admin API's extractors: everything a handler takes from the request, each
-//! rejecting with an [`AdminError`] so a handler never sees an axum rejection.
+//! failing with an [`AdminError`] so a handler never sees an axum rejection.
 //!
-//! This is axum's `AppJson` pattern (a wrapper whose `Rejection` is the API's own
-//! error), written out by hand: the crate does not build axum's `macros` feature, and
-//! the body cannot go through `axum::Json` anyway, which insists on a
-//! `Content-Type: application/json` header and words its errors differently from the
-//! field-naming messages this API has always given. So [`AdminJson`] reads the bytes
-//! and parses them itself.
+//! A handler takes one [`Call<P, B>`]: the key ([`AdminAuth`]), the API's state, the
+//! path resolved into what it names (`P`: [`Target`]) and the body or query (`B`:
+//! [`Body`]). So the parsing and loading every handler once did first happens here,
+//! in one order — key, path (id, hearing, participant id, participant), body — and a
+//! request with several faults gets the same answer everywhere: 401 before any path
+//! error, a path or lookup error before a body error.
 //!
-//! Besides the plain wrappers ([`AdminQuery`], [`AdminJson`]) there is [`InPath`],
-//! which resolves the path into what it names ([`FromPath`]): a [`HearingId`], a
-//! stored [`Hearing`], or the hearing and what the rest of the path names in it
-//! ([`InHearing`], [`Within`]: a [`HearingSite`] or a [`HearingParticipant`]). It
-//! does the parsing and loading every handler did first, in the same order (id,
-//! hearing, participant id, participant), and since
-//! axum runs extractors in argument order — [`AdminAuth`] first, the body last — a
-//! request with several faults still gets the same answer as before: 401 before any
-//! path error, a path or lookup error before a body error.
+//! What a path can name ([`FromPath`]): a [`HearingId`], a stored [`Hearing`], or
+//! the hearing and what the rest of the path names in it ([`InHearing`], [`Within`]:
+//! a [`HearingSite`] or a [`HearingParticipant`]).
+//!
+//! The body does not go through `axum::Json`, which insists on a `Content-Type:
+//! application/json` header and words its errors differently from the field-naming
+//! messages this API has always given: [`AdminJson`] reads the bytes and parses them
+//! itself (axum's `AppJson` idea, written out because the crate does not build
+//! axum's `macros` feature).
 
 use std::future::Future;
 
@@ -70,20 +70,63 @@ where
     }
 }
 
-/// [`Query`] rejecting with `422 validation_failed` on the field `query`.
-#[derive(Debug)]
-pub struct AdminQuery<T>(pub T);
+/// One admin request, checked and resolved before its handler runs: the key that
+/// allowed it, the API's state, what its path names (`P`, see [`Target`]) and what it
+/// carries (`B`, see [`Body`]). Every handler takes exactly one of these.
+///
+/// The parts are taken in the order the API has always answered faults in: the key
+/// first (401 before anything else), then the path (400 or 404), then the body.
+pub struct Call<P = (), B = ()> {
+    pub auth: AdminAuth,
+    pub state: AdminState,
+    pub target: P,
+    pub body: B,
+}
 
-impl<S, T> FromRequestParts<S> for AdminQuery<T>
+impl<S, P, B> FromRequest<S> for Call<P, B>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    AdminState: FromRef<S>,
+    P: Target,
+    B: Body,
 {
     type Rejection = AdminError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
-        Ok(AdminQuery(value))
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let auth = AdminAuth::from_request_parts(&mut parts, state).await?;
+        let state = AdminState::from_ref(state);
+        let target = P::resolve_path(&mut parts, &state).await?;
+        let body = B::read(Request::from_parts(parts, body)).await?;
+        Ok(Call {
+            auth,
+            state,
+            target,
+            body,
+        })
+    }
+}
+
+/// What a request carries besides its path: nothing (`()`), a JSON body
+/// ([`AdminJson`]) or a query string ([`AdminQuery`]).
+pub trait Body: Sized + Send {
+    fn read(req: Request) -> impl Future<Output = Result<Self, AdminError>> + Send;
+}
+
+impl Body for () {
+    async fn read(_: Request) -> Result<Self, AdminError> {
+        Ok(())
+    }
+}
+
+/// The query string as `T`; one that does not fit is `422 validation_failed` on the
+/// field `query`.
+#[derive(Debug)]
+pub struct AdminQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send> Body for AdminQuery<T> {
+    async fn read(req: Request) -> Result<Self, AdminError> {
+        Ok(AdminQuery(Query::try_from_uri(req.uri())?.0))
     }
 }
 
@@ -93,15 +136,9 @@ where
 #[derive(Debug)]
 pub struct AdminJson<T>(pub T);
 
-impl<S, T> FromRequest<S> for AdminJson<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = AdminError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await?;
+impl<T: DeserializeOwned + Send> Body for AdminJson<T> {
+    async fn read(req: Request) -> Result<Self, AdminError> {
+        let bytes = Bytes::from_request(req, &()).await?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(&e))?;
         de.end()
@@ -130,11 +167,30 @@ fn parse_uuid(text: &str, what: &str) -> Result<Uuid, AdminError> {
     })
 }
 
-/// What a path names, resolved: `InPath(hearing): InPath<Hearing>` is the stored
-/// hearing of `/api/v1/hearings/{id}...`. The path is read as `T::Params` (a bad one
-/// is `400` "bad path: ..."), then [`FromPath::resolve`] turns it into `T`.
-#[derive(Debug)]
-pub struct InPath<T>(pub T);
+/// What a request's path names: nothing (`()`, a route without parameters) or,
+/// for any [`FromPath`] type, the thing itself: `Call<Hearing>` carries the stored
+/// hearing of `/api/v1/hearings/{id}...`.
+pub trait Target: Sized + Send {
+    fn resolve_path(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> impl Future<Output = Result<Self, AdminError>> + Send;
+}
+
+impl Target for () {
+    async fn resolve_path(_: &mut Parts, _: &AdminState) -> Result<Self, AdminError> {
+        Ok(())
+    }
+}
+
+/// The path is read as `T::Params` (a bad one is `400` "bad path: ..."), then
+/// [`FromPath::resolve`] turns it into `T`.
+impl<T: FromPath + Send> Target for T {
+    async fn resolve_path(parts: &mut Parts, state: &AdminState) -> Result<Self, AdminError> {
+        let Path(params) = Path::<T::Params>::from_request_parts(parts, &()).await?;
+        T::resolve(state, params).await
+    }
+}
 
 /// Something a request path can name.
 pub trait FromPath: Sized {
@@ -145,22 +201,6 @@ pub trait FromPath: Sized {
         state: &AdminState,
         params: Self::Params,
     ) -> impl Future<Output = Result<Self, AdminError>> + Send;
-}
-
-impl<S, T> FromRequestParts<S> for InPath<T>
-where
-    S: Send + Sync,
-    AdminState: FromRef<S>,
-    T: FromPath,
-{
-    type Rejection = AdminError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<T::Params>::from_request_parts(parts, state).await?;
-        Ok(InPath(
-            T::resolve(&AdminState::from_ref(state), params).await?,
-        ))
-    }
 }
 
 /// The `{id}` of `/api/v1/hearings/{id}...`, parsed but not looked up.

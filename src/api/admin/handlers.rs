@@ -1,16 +1,16 @@
 //! The admin API's handlers, one per route, each with the OpenAPI description of its
-//! route (`#[utoipa::path]`, collected in [`super::ApiDoc`]; the tag, key requirement
-//! and path parameters all routes share are added there).
+//! route: a one-line `#[utoipa::path]` naming the method, path, body and the route's
+//! set of answers, which [`super::openapi`] declares (the tag, key requirement and
+//! path parameters all routes share are added there too).
 //!
-//! A handler gets its request already checked and resolved by the extractors of
-//! [`super::extract`] (key, path, hearing, participant, body), so what is left here
-//! is the operation itself: every change goes through the hearing's actor
-//! ([`Hearings::admin`](crate::hearing::Hearings::admin)), creation through
+//! A handler gets its request already checked and resolved, as one
+//! [`Call`](super::extract::Call) (key, state, what the path names, body), so what
+//! is left here is the operation itself: every change goes through the hearing's
+//! actor ([`Hearings::admin`](crate::hearing::Hearings::admin)), creation through
 //! [`crate::hearing::create_hearing`]; neither this module nor any other part of the
 //! API writes audit records. The answer is built from what the store holds
 //! afterwards.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use openhearing_signaling::{ErrorCode, StateChange};
@@ -18,13 +18,14 @@ use uuid::Uuid;
 
 use super::dto::{
     AuditEntryView, AuditHead, AuditTrail, CreateHearingRequest, CreateParticipantRequest,
-    ErrorBody, HearingDetail, HearingLinks, HearingList, IssuedLink, ParticipantLink, RemoveQuery,
+    HearingDetail, HearingLinks, HearingList, IssuedLink, ParticipantLink, RemoveQuery,
     SiteKindRequest, SiteList, StateRequest, Verification,
 };
 use super::extract::{
-    AdminAuth, AdminJson, AdminQuery, HearingId, HearingParticipant, HearingSite, InPath, SiteName,
+    AdminAuth, AdminJson, AdminQuery, Call, HearingId, HearingParticipant, HearingSite, SiteName,
 };
-use super::openapi::{ChangeErrors, CreateErrors, HearingErrors, KeyErrors, ParticipantErrors};
+#[allow(unused_imports)] // the answer sets are named only inside `#[utoipa::path]`
+use super::openapi::answers::*;
 use super::{AdminError, AdminState};
 use crate::hearing::{AdminOp, AdminOutcome, Refusal};
 use crate::model::{
@@ -32,82 +33,43 @@ use crate::model::{
     MAX_PARTICIPANTS,
 };
 
+/// What a handler answers: `T` as JSON, or the error's answer.
+type Answer<T> = Result<Json<T>, AdminError>;
+
+/// What a handler that creates answers: `201` (or the status it gives) and `T`.
+type Created<T> = Result<(StatusCode, Json<T>), AdminError>;
+
 /// Creates a hearing with its sites and participants and returns every join link.
-#[utoipa::path(
-    post,
-    path = "/api/v1/hearings",
-    request_body = CreateHearingRequest,
-    responses(
-        (status = 201, description = "Created; the join links", body = HearingLinks),
-        (status = 422, description = "A field is missing or invalid; the message names it", body = ErrorBody),
-        CreateErrors,
-    )
-)]
+#[utoipa::path(post, path = "/api/v1/hearings", request_body = CreateHearingRequest, responses(CreateHearing))]
 pub(super) async fn create_hearing(
-    auth: AdminAuth,
-    State(state): State<AdminState>,
-    AdminJson(request): AdminJson<CreateHearingRequest>,
-) -> Result<(StatusCode, Json<HearingLinks>), AdminError> {
-    let new = request.into_new_hearing()?;
-    let hearing =
-        crate::hearing::create_hearing(state.store.as_ref(), &state.hearings, new, &auth.actor())
-            .await?;
-    Ok((StatusCode::CREATED, Json(links(&state, &hearing)?)))
+    call: Call<(), AdminJson<CreateHearingRequest>>,
+) -> Created<HearingLinks> {
+    let new = call.body.0.into_new_hearing()?;
+    let (store, actor) = (call.state.store.as_ref(), call.auth.actor());
+    let hearing = crate::hearing::create_hearing(store, &call.state.hearings, new, &actor).await?;
+    Ok((StatusCode::CREATED, Json(links(&call.state, &hearing)?)))
 }
 
 /// Every hearing, newest first.
-#[utoipa::path(
-    get,
-    path = "/api/v1/hearings",
-    responses(
-        (status = 200, description = "The hearings", body = HearingList),
-        KeyErrors,
-    )
-)]
-pub(super) async fn list_hearings(
-    _auth: AdminAuth,
-    State(state): State<AdminState>,
-) -> Result<Json<HearingList>, AdminError> {
-    Ok(Json(HearingList {
-        hearings: state.store.list_hearings().await?,
-    }))
+#[utoipa::path(get, path = "/api/v1/hearings", responses(ListHearings))]
+pub(super) async fn list_hearings(call: Call) -> Answer<HearingList> {
+    let hearings = call.state.store.list_hearings().await?;
+    Ok(Json(HearingList { hearings }))
 }
 
 /// One hearing: status, sites, participants (admission, court mute, link version)
 /// and its state history.
-#[utoipa::path(
-    get,
-    path = "/api/v1/hearings/{id}",
-    responses(
-        (status = 200, description = "The hearing", body = HearingDetail),
-        HearingErrors,
-    )
-)]
-pub(super) async fn get_hearing(
-    _auth: AdminAuth,
-    State(state): State<AdminState>,
-    InPath(HearingId(id)): InPath<HearingId>,
-) -> Result<Json<HearingDetail>, AdminError> {
-    Ok(Json(detail(&state, id).await?))
+#[utoipa::path(get, path = "/api/v1/hearings/{id}", responses(GetHearing))]
+pub(super) async fn get_hearing(call: Call<HearingId>) -> Answer<HearingDetail> {
+    Ok(Json(detail(&call.state, call.target.0).await?))
 }
 
 /// Changes the case number, title or scheduled start (absent fields stay).
-#[utoipa::path(
-    patch,
-    path = "/api/v1/hearings/{id}",
-    request_body = HearingUpdate,
-    responses(
-        (status = 200, description = "The changed hearing", body = HearingDetail),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        ChangeErrors,
-    )
-)]
+#[utoipa::path(patch, path = "/api/v1/hearings/{id}", request_body = HearingUpdate, responses(UpdateHearing))]
 pub(super) async fn update_hearing(
-    auth: AdminAuth,
-    State(state): State<AdminState>,
-    InPath(hearing): InPath<Hearing>,
-    AdminJson(update): AdminJson<HearingUpdate>,
-) -> Result<Json<HearingDetail>, AdminError> {
+    call: Call<Hearing, AdminJson<HearingUpdate>>,
+) -> Answer<HearingDetail> {
+    let AdminJson(update) = call.body;
     update.validate().map_err(|e| {
         if e.field.is_empty() {
             ValidationError::new("body", e.message)
@@ -120,83 +82,54 @@ pub(super) async fn update_hearing(
         title: update.title.map(|t| t.trim().to_owned()),
         scheduled_at: update.scheduled_at,
     };
-    change(&state, &auth, hearing.id, AdminOp::Update(update)).await
+    let op = AdminOp::Update(update);
+    change(&call.state, &call.auth, call.target.id, op).await
 }
 
 /// Moves the hearing through its lifecycle: `open`, `in_session`, `suspended`
 /// (reason), `adjourned` (reason and `adjourned_to`), `closed`. Connected
 /// participants are told at once; closing disconnects everyone and ends every link.
-#[utoipa::path(
-    post,
-    path = "/api/v1/hearings/{id}/state",
-    request_body = StateRequest,
-    responses(
-        (status = 200, description = "The hearing in its new state", body = HearingDetail),
-        (status = 409, description = "`invalid_transition`: the lifecycle does not allow this move", body = ErrorBody),
-        (status = 422, description = "`reason_required`, `malformed_message` (bad reason) or `validation_failed`", body = ErrorBody),
-        ChangeErrors,
-    )
-)]
+#[utoipa::path(post, path = "/api/v1/hearings/{id}/state", request_body = StateRequest, responses(SetState))]
 pub(super) async fn set_state(
-    auth: AdminAuth,
-    State(state): State<AdminState>,
-    InPath(hearing): InPath<Hearing>,
-    AdminJson(req): AdminJson<StateRequest>,
-) -> Result<Json<HearingDetail>, AdminError> {
+    call: Call<Hearing, AdminJson<StateRequest>>,
+) -> Answer<HearingDetail> {
+    let AdminJson(req) = call.body;
     let state_change = StateChange {
         state: req.state,
         reason: req.reason,
         adjourned_to: req.adjourned_to.map(rfc3339),
     };
-    change(&state, &auth, hearing.id, AdminOp::SetState(state_change)).await
+    let op = AdminOp::SetState(state_change);
+    change(&call.state, &call.auth, call.target.id, op).await
 }
 
 /// The hearing's sites.
-#[utoipa::path(
-    get,
-    path = "/api/v1/hearings/{id}/sites",
-    responses(
-        (status = 200, description = "The sites", body = SiteList),
-        HearingErrors,
-    )
-)]
-pub(super) async fn list_sites(
-    _auth: AdminAuth,
-    InPath(hearing): InPath<Hearing>,
-) -> Result<Json<SiteList>, AdminError> {
+#[utoipa::path(get, path = "/api/v1/hearings/{id}/sites", responses(ListSites))]
+pub(super) async fn list_sites(call: Call<Hearing>) -> Answer<SiteList> {
     Ok(Json(SiteList {
-        sites: hearing.sites,
+        sites: call.target.sites,
     }))
 }
 
 /// Adds a site or changes its kind; participants of that site see the new kind.
-#[utoipa::path(
-    put,
-    path = "/api/v1/hearings/{id}/sites/{name}",
-    request_body = SiteKindRequest,
-    responses(
-        (status = 200, description = "The site's kind was changed", body = Site),
-        (status = 201, description = "The site was added", body = Site),
-        (status = 422, description = "Bad name or kind; the message names the field", body = ErrorBody),
-        ChangeErrors,
-    )
-)]
+#[utoipa::path(put, path = "/api/v1/hearings/{id}/sites/{name}", request_body = SiteKindRequest, responses(UpsertSite))]
 pub(super) async fn upsert_site(
-    auth: AdminAuth,
-    State(state): State<AdminState>,
-    InPath(HearingSite {
-        hearing,
-        item: SiteName(name),
-    }): InPath<HearingSite>,
-    AdminJson(req): AdminJson<SiteKindRequest>,
-) -> Result<(StatusCode, Json<Site>), AdminError> {
+    call: Call<HearingSite, AdminJson<SiteKindRequest>>,
+) -> Created<Site> {
+    let (hearing, SiteName(name)) = (&call.target.hearing, &call.target.item);
     let site = Site {
         name: name.trim().to_owned(),
-        kind: req.kind,
+        kind: call.body.0.kind,
     };
     site.validate("site")?;
     let exists = hearing.sites.iter().any(|s| s.name == site.name);
-    apply(&state, &auth, hearing.id, AdminOp::UpsertSite(site.clone())).await?;
+    apply(
+        &call.state,
+        &call.auth,
+        hearing.id,
+        AdminOp::UpsertSite(site.clone()),
+    )
+    .await?;
     let status = if exists {
         StatusCode::OK
     } else {
@@ -207,24 +140,12 @@ pub(super) async fn upsert_site(
 
 /// Invites a participant (their site is created as `remote` if new) and returns
 /// their join link. Connected participants see them at once.
-#[utoipa::path(
-    post,
-    path = "/api/v1/hearings/{id}/participants",
-    request_body = CreateParticipantRequest,
-    responses(
-        (status = 201, description = "Added; the participant and their join link", body = IssuedLink),
-        (status = 409, description = "`hearing_closed`, or `not_applicable` (participant limit reached)", body = ErrorBody),
-        (status = 422, description = "A field is missing or invalid; the message names it", body = ErrorBody),
-        ChangeErrors,
-    )
-)]
+#[utoipa::path(post, path = "/api/v1/hearings/{id}/participants", request_body = CreateParticipantRequest, responses(AddParticipant))]
 pub(super) async fn add_participant(
-    auth: AdminAuth,
-    State(state): State<AdminState>,
-    InPath(hearing): InPath<Hearing>,
-    AdminJson(request): AdminJson<CreateParticipantRequest>,
-) -> Result<(StatusCode, Json<IssuedLink>), AdminError> {
-    let new = request.into_new("")?;
+    call: Call<Hearing, AdminJson<CreateParticipantRequest>>,
+) -> Created<IssuedLink> {
+    let hearing = &call.target;
+    let new = call.body.0.into_new("")?;
     if hearing.status.state == HearingState::Closed {
         return Err(refusal(
             ErrorCode::HearingClosed,
@@ -237,27 +158,27 @@ pub(super) async fn add_participant(
             format!("the hearing already has {MAX_PARTICIPANTS} participants, the most allowed"),
         ));
     }
-    let outcome = apply(&state, &auth, hearing.id, AdminOp::AddParticipant(new)).await?;
+    let outcome = apply(
+        &call.state,
+        &call.auth,
+        hearing.id,
+        AdminOp::AddParticipant(new),
+    )
+    .await?;
     let AdminOutcome::Participant(p) = outcome else {
         return Err(not_returned("participant"));
     };
-    Ok((StatusCode::CREATED, Json(issued(&state, &hearing, p)?)))
+    Ok((StatusCode::CREATED, Json(issued(&call.state, hearing, p)?)))
 }
 
 /// One participant: role, site, admission, court mute and link version.
 #[utoipa::path(
     get,
     path = "/api/v1/hearings/{id}/participants/{pid}",
-    responses(
-        (status = 200, description = "The participant", body = Participant),
-        ParticipantErrors,
-    )
+    responses(GetParticipant)
 )]
-pub(super) async fn get_participant(
-    _auth: AdminAuth,
-    InPath(HearingParticipant { item: p, .. }): InPath<HearingParticipant>,
-) -> Result<Json<Participant>, AdminError> {
-    Ok(Json(p))
+pub(super) async fn get_participant(call: Call<HearingParticipant>) -> Answer<Participant> {
+    Ok(Json(call.target.item))
 }
 
 /// Removes a participant: they are disconnected at once and their link stops
@@ -266,30 +187,20 @@ pub(super) async fn get_participant(
     delete,
     path = "/api/v1/hearings/{id}/participants/{pid}",
     params(RemoveQuery),
-    responses(
-        (status = 200, description = "The participant, now removed", body = Participant),
-        (status = 409, description = "`not_applicable`: already removed", body = ErrorBody),
-        (status = 422, description = "Bad reason or query", body = ErrorBody),
-        ParticipantErrors,
-    )
+    responses(RemoveParticipant)
 )]
 pub(super) async fn remove_participant(
-    auth: AdminAuth,
-    State(state): State<AdminState>,
-    InPath(HearingParticipant { hearing, item: p }): InPath<HearingParticipant>,
-    AdminQuery(query): AdminQuery<RemoveQuery>,
-) -> Result<Json<Participant>, AdminError> {
+    call: Call<HearingParticipant, AdminQuery<RemoveQuery>>,
+) -> Answer<Participant> {
+    let (hearing, pid) = (call.target.hearing.id, call.target.item.id);
+    let reason = call.body.0.reason;
     let remove = AdminOp::Remove {
-        participant: p.id,
-        reason: query.reason,
+        participant: pid,
+        reason,
     };
-    apply(&state, &auth, hearing.id, remove).await?;
-    let p = state
-        .store
-        .get_participant(hearing.id, p.id)
-        .await?
-        .ok_or(AdminError::ParticipantNotFound(p.id))?;
-    Ok(Json(p))
+    apply(&call.state, &call.auth, hearing, remove).await?;
+    let p = call.state.store.get_participant(hearing, pid).await?;
+    Ok(Json(p.ok_or(AdminError::ParticipantNotFound(pid))?))
 }
 
 /// Revokes a participant's join link: every earlier link stops working (a
@@ -297,20 +208,10 @@ pub(super) async fn remove_participant(
 #[utoipa::path(
     post,
     path = "/api/v1/hearings/{id}/participants/{pid}/revoke",
-    responses(
-        (status = 200, description = "The participant with their new link version, and the new link", body = IssuedLink),
-        (status = 409, description = "`not_applicable`: the participant was removed", body = ErrorBody),
-        ParticipantErrors,
-    )
+    responses(RevokeLink)
 )]
-pub(super) async fn revoke_link(
-    auth: AdminAuth,
-    State(state): State<AdminState>,
-    InPath(HearingParticipant {
-        hearing,
-        item: mut p,
-    }): InPath<HearingParticipant>,
-) -> Result<Json<IssuedLink>, AdminError> {
+pub(super) async fn revoke_link(call: Call<HearingParticipant>) -> Answer<IssuedLink> {
+    let (hearing, mut p) = (&call.target.hearing, call.target.item.clone());
     if p.admission == Admission::Removed {
         let message = format!(
             "{} was removed from the hearing; their link cannot be renewed",
@@ -318,46 +219,36 @@ pub(super) async fn revoke_link(
         );
         return Err(refusal(ErrorCode::NotApplicable, message));
     }
-    let outcome = apply(&state, &auth, hearing.id, AdminOp::RevokeLink(p.id)).await?;
+    let outcome = apply(
+        &call.state,
+        &call.auth,
+        hearing.id,
+        AdminOp::RevokeLink(p.id),
+    )
+    .await?;
     let AdminOutcome::LinkVersion(version) = outcome else {
         return Err(not_returned("link version"));
     };
     p.link_version = version;
-    Ok(Json(issued(&state, &hearing, p)?))
+    Ok(Json(issued(&call.state, hearing, p)?))
 }
 
 /// Fresh join links for every participant who was not removed.
 #[utoipa::path(
     get,
     path = "/api/v1/hearings/{id}/links",
-    responses(
-        (status = 200, description = "The join links", body = HearingLinks),
-        HearingErrors,
-    )
+    responses(HearingLinksAnswers)
 )]
-pub(super) async fn hearing_links(
-    _auth: AdminAuth,
-    State(state): State<AdminState>,
-    InPath(hearing): InPath<Hearing>,
-) -> Result<Json<HearingLinks>, AdminError> {
-    Ok(Json(links(&state, &hearing)?))
+pub(super) async fn hearing_links(call: Call<Hearing>) -> Answer<HearingLinks> {
+    Ok(Json(links(&call.state, &call.target)?))
 }
 
 /// The hearing's audit trail, with the result of verifying its hash chain.
-#[utoipa::path(
-    get,
-    path = "/api/v1/hearings/{id}/audit",
-    responses(
-        (status = 200, description = "The entries, the recorded head and the verification", body = AuditTrail),
-        HearingErrors,
-    )
-)]
-pub(super) async fn audit_trail(
-    _auth: AdminAuth,
-    State(state): State<AdminState>,
-    InPath(HearingId(id)): InPath<HearingId>,
-) -> Result<Json<AuditTrail>, AdminError> {
-    let (entries, count, head) = state
+#[utoipa::path(get, path = "/api/v1/hearings/{id}/audit", responses(Audit))]
+pub(super) async fn audit_trail(call: Call<HearingId>) -> Answer<AuditTrail> {
+    let HearingId(id) = call.target;
+    let (entries, count, head) = call
+        .state
         .store
         .audit_log(id)
         .await?
@@ -456,11 +347,7 @@ async fn apply(
     id: Uuid,
     op: AdminOp,
 ) -> Result<AdminOutcome, AdminError> {
-    state
-        .hearings
-        .admin(id, op, auth.actor())
-        .await
-        .map_err(AdminError::from)
+    Ok(state.hearings.admin(id, op, auth.actor()).await?)
 }
 
 /// Applies `op` (see [`apply`]) and answers with the hearing as stored afterwards.
@@ -469,7 +356,7 @@ async fn change(
     auth: &AdminAuth,
     id: Uuid,
     op: AdminOp,
-) -> Result<Json<HearingDetail>, AdminError> {
+) -> Answer<HearingDetail> {
     apply(state, auth, id, op).await?;
     Ok(Json(detail(state, id).await?))
 }

@@ -1,7 +1,9 @@
 //! The admin API's OpenAPI 3.1 document, served at `GET /api/v1/openapi.json`.
 //!
-//! Each handler describes its own operation (`#[utoipa::path]`: method, path, body,
-//! answers). What all operations share is described once, here, by [`Shared`]:
+//! Each handler names its own operation in a one-line `#[utoipa::path]`: method,
+//! path, body and its set of answers, which [`answers`] declares, all in one table,
+//! so the whole API's answers can be read (and reviewed) in one place. What all
+//! operations share is described once, here, by [`Shared`]:
 //! - the tag (`hearings`) and, for every route but the document itself, the
 //!   `admin_key` bearer requirement — as [`AdminAuth`](super::AdminAuth) is the
 //!   first extractor of every such handler;
@@ -10,7 +12,8 @@
 //! - one `401` response component, `Unauthorized`, that every route needing the key
 //!   refers to, and the few named sets of error answers many routes have in common
 //!   ([`HearingErrors`], [`ParticipantErrors`], [`ChangeErrors`], ...), each
-//!   including that `401`; a route lists its set next to its own answers.
+//!   including that `401`; a route's set in [`answers`] names one of them next to
+//!   its own answers.
 //!
 //! The document is the same as when every operation spelled all of this out,
 //! except that the `401`s are references to the one component.
@@ -50,6 +53,17 @@ use super::handlers;
         handlers::hearing_links,
         handlers::audit_trail
     ),
+    components(schemas(
+        super::HearingLinks,
+        super::HearingList,
+        super::HearingDetail,
+        super::SiteList,
+        super::IssuedLink,
+        super::AuditTrail,
+        super::ErrorBody,
+        crate::model::Site,
+        crate::model::Participant
+    )),
     modifiers(&Shared),
     tags((name = "hearings", description = "Hearings, sites, participants and join links"))
 )]
@@ -182,6 +196,89 @@ error_sets! {
     ParticipantErrors: [(400, "An id is not a UUID"), (404, "No such hearing or participant")];
     /// Changing `/hearings/{id}...` with a JSON body.
     ChangeErrors: [(400, "Malformed JSON or id"), (404, "No such hearing"), (413, "Body over 256 KiB")];
+}
+
+/// Declares, for each route, its set of answers: the successes (status,
+/// description, the JSON body's schema), the route's own error answers, and the
+/// shared error set it also has (which brings the `401`).
+macro_rules! route_answers {
+    ($($(#[$doc:meta])* $name:ident:
+        [$(($ok:literal, $said:literal, $body:ty)),+]
+        [$(($status:literal, $description:literal)),*] + $shared:ty;)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                let mut answers = <$shared as utoipa::IntoResponses>::responses();
+                $(answers.insert($ok.to_string(), success::<$body>($said));)+
+                $(answers.insert($status.to_string(), error_response($description));)*
+                answers
+            }
+        }
+    )*};
+}
+
+/// A success answer: `description`, with a `T` as JSON.
+fn success<T: utoipa::ToSchema>(description: &str) -> RefOr<Response> {
+    let schema = Ref::from_schema_name(T::name());
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", Content::new(Some(schema)))
+        .build()
+        .into()
+}
+
+/// Every route's answers, named after the route (see [`route_answers`]).
+pub mod answers {
+    use super::super::dto::{
+        AuditTrail, HearingDetail, HearingLinks, HearingList, IssuedLink, SiteList,
+    };
+    use super::*;
+    use crate::model::{Participant, Site};
+
+    #[rustfmt::skip]
+    route_answers! {
+        /// `POST /api/v1/hearings`.
+        CreateHearing: [(201, "Created; the join links", HearingLinks)]
+            [(422, "A field is missing or invalid; the message names it")] + CreateErrors;
+        /// `GET /api/v1/hearings`.
+        ListHearings: [(200, "The hearings", HearingList)] [] + KeyErrors;
+        /// `GET /api/v1/hearings/{id}`.
+        GetHearing: [(200, "The hearing", HearingDetail)] [] + HearingErrors;
+        /// `PATCH /api/v1/hearings/{id}`.
+        UpdateHearing: [(200, "The changed hearing", HearingDetail)]
+            [(422, "A field is invalid; the message names it")] + ChangeErrors;
+        /// `POST /api/v1/hearings/{id}/state`.
+        SetState: [(200, "The hearing in its new state", HearingDetail)] [
+            (409, "`invalid_transition`: the lifecycle does not allow this move"),
+            (422, "`reason_required`, `malformed_message` (bad reason) or `validation_failed`")
+        ] + ChangeErrors;
+        /// `GET /api/v1/hearings/{id}/sites`.
+        ListSites: [(200, "The sites", SiteList)] [] + HearingErrors;
+        /// `PUT /api/v1/hearings/{id}/sites/{name}`.
+        UpsertSite: [(200, "The site's kind was changed", Site), (201, "The site was added", Site)]
+            [(422, "Bad name or kind; the message names the field")] + ChangeErrors;
+        /// `POST /api/v1/hearings/{id}/participants`.
+        AddParticipant: [(201, "Added; the participant and their join link", IssuedLink)] [
+            (409, "`hearing_closed`, or `not_applicable` (participant limit reached)"),
+            (422, "A field is missing or invalid; the message names it")
+        ] + ChangeErrors;
+        /// `GET /api/v1/hearings/{id}/participants/{pid}`.
+        GetParticipant: [(200, "The participant", Participant)] [] + ParticipantErrors;
+        /// `DELETE /api/v1/hearings/{id}/participants/{pid}`.
+        RemoveParticipant: [(200, "The participant, now removed", Participant)]
+            [(409, "`not_applicable`: already removed"), (422, "Bad reason or query")]
+            + ParticipantErrors;
+        /// `POST /api/v1/hearings/{id}/participants/{pid}/revoke`.
+        RevokeLink: [(200, "The participant with their new link version, and the new link", IssuedLink)]
+            [(409, "`not_applicable`: the participant was removed")] + ParticipantErrors;
+        /// `GET /api/v1/hearings/{id}/links`.
+        HearingLinksAnswers: [(200, "The join links", HearingLinks)] [] + HearingErrors;
+        /// `GET /api/v1/hearings/{id}/audit`.
+        Audit: [(200, "The entries, the recorded head and the verification", AuditTrail)] []
+            + HearingErrors;
+    }
 }
 
 /// The OpenAPI document of this API. Public: it describes the routes, holds no data.

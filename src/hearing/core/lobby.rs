@@ -19,6 +19,13 @@ fn not_waiting(name: &str) -> Refusal {
     )
 }
 
+/// Whom the court acts against when it denies admission or removes someone, and the
+/// reason it gives (both actions carry one).
+pub(super) struct Against {
+    pub id: Uuid,
+    pub reason: Option<String>,
+}
+
 impl HearingCore {
     fn not_locked(&self) -> Result<(), Refusal> {
         if self.status.locked {
@@ -66,14 +73,9 @@ impl HearingCore {
         Ok(())
     }
 
-    pub(super) fn deny(
-        &mut self,
-        actor: &str,
-        who: Who,
-        id: Uuid,
-        reason: Option<String>,
-    ) -> Result<(), Refusal> {
-        let (t, reason) = self.reasoned_target(who, Action::Deny, id, reason)?;
+    pub(super) fn deny(&mut self, actor: &str, who: Who, of: Against) -> Result<(), Refusal> {
+        let (t, reason) = self.reasoned_target(who, Action::Deny, of)?;
+        let id = t.p.id;
         if t.p.admission != Admission::Lobby || t.session.is_none() {
             return Err(not_waiting(&t.p.name));
         }
@@ -122,14 +124,9 @@ impl HearingCore {
         Ok(())
     }
 
-    pub(super) fn remove(
-        &mut self,
-        actor: &str,
-        who: Who,
-        id: Uuid,
-        reason: Option<String>,
-    ) -> Result<(), Refusal> {
-        let (t, reason) = self.reasoned_target(who, Action::Remove, id, reason)?;
+    pub(super) fn remove(&mut self, actor: &str, who: Who, of: Against) -> Result<(), Refusal> {
+        let (t, reason) = self.reasoned_target(who, Action::Remove, of)?;
+        let id = t.p.id;
         if t.p.admission == Admission::Removed {
             return Err(Refusal::new(
                 ErrorCode::NotApplicable,
@@ -170,12 +167,11 @@ impl HearingCore {
         &self,
         who: Who,
         action: Action,
-        id: Uuid,
-        reason: Option<String>,
+        of: Against,
     ) -> Result<(&Member, Option<String>), Refusal> {
         self.require(who, action)?;
-        let reason = trimmed_reason(reason)?;
-        Ok((self.target(id)?, reason))
+        let reason = trimmed_reason(of.reason)?;
+        Ok((self.target(of.id)?, reason))
     }
 
     /// A participant leaving the hearing room loses the floor (stored and announced
