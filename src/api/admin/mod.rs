@@ -26,9 +26,10 @@
 //!
 //! Layout, one concern a file: [`dto`] the wire types (shared with the command
 //! line's client), [`error`] the failures and their answers, [`extract`] the
-//! extractors that check the key and resolve the path and body before a handler
-//! runs, `handlers` the operations (each with its OpenAPI description), [`routes`]
-//! the router, [`openapi`] the document and the answers its routes share. Creating a
+//! extractor ([`extract::Call`]) that checks the key and resolves the path and body
+//! before a handler runs, `handlers` the operations (each naming its OpenAPI
+//! operation in one line), [`routes`] the router, [`openapi`] the document: every
+//! route's answers in one table, and what all routes share. Creating a
 //! hearing is the domain's ([`crate::hearing::create_hearing`]), like every other
 //! write: nothing here writes the audit trail.
 
