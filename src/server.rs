@@ -157,6 +157,9 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
         recording,
         config.recording.enabled_by_default,
     );
+    // Sessions an unclean stop cut off are named in their hearing's audit trail,
+    // before any hearing's actor can append to it.
+    crate::hearing::audit_unclean_stop(store.as_ref()).await?;
     // Hearings that were in session when the server stopped record on.
     hearings.resume_sessions().await;
     let state = AppState {

@@ -1,7 +1,8 @@
 //! Test 3 of the recorder: the real `openhearing` server process is killed with
 //! SIGKILL mid-recording. Every segment that closed before the kill decodes and is
 //! intact; on the next start the server seals the interrupted archive, and
-//! `archive verify` reports exactly that it was interrupted (and nothing else).
+//! `archive verify` reports exactly that it was interrupted (and nothing else), and
+//! the hearing's audit trail names the sessions the kill cut off (`server_restarted`).
 
 mod common;
 
@@ -248,6 +249,45 @@ async fn a_killed_server_leaves_a_verifiable_archive_sealed_as_interrupted() {
             .any(|e| e["type"] == "archive_sealed_interrupted"),
         "the journal marks where it was cut"
     );
+
+    // The audit trail says the server, not the participants, ended their sessions:
+    // one `server_restarted` entry naming both, and the chain still verifies.
+    let trail: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/hearings/{hearing}/audit", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin API")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(trail["verification"]["ok"], true, "{trail}");
+    let restarts: Vec<&Value> = trail["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "server_restarted")
+        .collect();
+    assert_eq!(
+        restarts.len(),
+        1,
+        "one entry for the one unclean stop: {trail}"
+    );
+    let mut lost: Vec<&str> = restarts[0]["details"]["sessions_lost"]
+        .as_array()
+        .expect("sessions_lost")
+        .iter()
+        .filter_map(|s| s["participant_id"].as_str())
+        .collect();
+    lost.sort_unstable();
+    let mut everyone: Vec<&str> = created["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter_map(|p| p["participant_id"].as_str())
+        .collect();
+    everyone.sort_unstable();
+    assert_eq!(lost, everyone, "both sessions were cut off by the kill");
     let _ = server.child.kill();
     let _ = server.child.wait();
 }

@@ -19,6 +19,7 @@ mod create;
 pub mod policy;
 pub mod recording;
 pub mod refusal;
+mod restart;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ pub use self::core::MAX_REASON_CHARS;
 pub use actor::Command;
 pub use create::create_hearing;
 pub use refusal::{JoinError, Refusal};
+pub use restart::audit_unclean_stop;
 
 /// What a hearing tells one participant's session to do.
 #[derive(Debug)]
