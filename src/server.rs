@@ -168,6 +168,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
             store: store.clone(),
             tokens: tokens.clone(),
             admin_key: Arc::new(admin_key),
+            key_guard: Default::default(),
             public_url: config.public_base_url(),
         },
         signaling: SignalingState {
@@ -202,6 +203,7 @@ pub async fn run(
     let hearings = prepared.state.signaling.hearings.clone();
     let app = crate::api::app(prepared.state, false);
     let tx = prepared.shutdown;
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -286,7 +288,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         });
         axum_server::from_tcp_rustls(listener, tls.rustls)?
             .handle(handle)
-            .serve(app.into_make_service())
+            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .await?;
         hearings.close_all(Duration::from_secs(5)).await;
     } else {

@@ -325,3 +325,68 @@ fn walkdir(dir: &std::path::Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// Item 8: admin-key guessing (300 wrong keys in 1.5 s) is throttled per source
+/// address: after the burst every try from that address — even with the right key —
+/// gets `429 too_many_attempts` with `Retry-After`, while another address is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_key_guessing_is_throttled_per_address() {
+    let server = TestServer::start(44070, 44079).await;
+    let from = |last: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .build()
+            .expect("client")
+    };
+    let guesser = from(1);
+    let url = format!("{}/api/v1/hearings", server.base());
+    let mut statuses = Vec::new();
+    for i in 0..300 {
+        let resp = guesser
+            .get(&url)
+            .bearer_auth(format!("ohk_wrong_guess_number_{i:04}_padding_padding_xx"))
+            .send()
+            .await
+            .expect("server answers");
+        statuses.push(resp.status().as_u16());
+        if resp.status() == 429 {
+            let retry: u64 = resp.headers()["retry-after"]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("seconds");
+            assert!((1..=60).contains(&retry), "Retry-After {retry}");
+            let body: serde_json::Value = resp.json().await.expect("JSON");
+            assert_eq!(body["error"]["code"], "too_many_attempts", "{body}");
+        }
+    }
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(wrong, 10, "ten wrong keys are answered, then throttled");
+    assert!(
+        statuses[10..].iter().all(|s| *s == 429),
+        "every later try is throttled: {statuses:?}"
+    );
+    let right = guesser
+        .get(&url)
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        right.status(),
+        429,
+        "a throttled address learns nothing, not even a hit"
+    );
+
+    let operator = from(2);
+    let ok = operator
+        .get(&url)
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(ok.status(), 200, "another address is served");
+    let no_key = operator.get(&url).send().await.expect("answers");
+    assert_eq!(no_key.status(), 401);
+    server.stop().await;
+}

@@ -25,6 +25,9 @@ use crate::store::StoreError;
 pub enum AdminError {
     #[error("missing or wrong admin API key; send `Authorization: Bearer <key>`")]
     Unauthorized,
+    /// This source address presented too many wrong keys (see [`super::guard`]).
+    #[error("too many wrong admin API keys from this address; try again in {} s", .0.as_secs_f64().ceil() as u64)]
+    TooManyAttempts(std::time::Duration),
     #[error("{0}")]
     BadRequest(String),
     #[error("request body is not valid JSON: {0}")]
@@ -56,6 +59,7 @@ impl AdminError {
     pub fn status(&self) -> StatusCode {
         match self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             AdminError::BadRequest(_) | AdminError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             AdminError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AdminError::HearingNotFound(_) | AdminError::ParticipantNotFound(_) => {
@@ -80,6 +84,7 @@ impl AdminError {
     pub fn code(&self) -> String {
         match self {
             AdminError::Unauthorized => "unauthorized".into(),
+            AdminError::TooManyAttempts(_) => "too_many_attempts".into(),
             AdminError::BadRequest(_) => "bad_request".into(),
             AdminError::MalformedJson(_) => "malformed_json".into(),
             AdminError::Validation(_) => "validation_failed".into(),
@@ -115,6 +120,12 @@ impl IntoResponse for AdminError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let AdminError::TooManyAttempts(wait) = self {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

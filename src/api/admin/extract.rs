@@ -19,9 +19,11 @@
 //! axum's `macros` feature).
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -31,7 +33,8 @@ use super::{AdminError, AdminState};
 use crate::model::{Hearing, Participant, ValidationError};
 
 /// Proof that the request carried an admin key, and which. Extract it before
-/// anything else.
+/// anything else. A wrong key counts against the source address, which after a few
+/// is throttled ([`super::guard`]); a missing one does not count (it is no guess).
 #[derive(Debug, Clone)]
 pub struct AdminAuth {
     /// The key's name (`config` for `auth.admin_api_key`).
@@ -54,6 +57,15 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AdminState::from_ref(state);
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let now = Instant::now();
+        let guard = &state.key_guard;
+        guard
+            .check(source, now)
+            .map_err(AdminError::TooManyAttempts)?;
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -65,7 +77,10 @@ where
             .ok_or(AdminError::Unauthorized)?;
         match state.admin_key.verify(presented).await? {
             Some(key_name) => Ok(AdminAuth { key_name }),
-            None => Err(AdminError::Unauthorized),
+            None => {
+                guard.failed(source, now);
+                Err(AdminError::Unauthorized)
+            }
         }
     }
 }

@@ -36,6 +36,7 @@
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod guard;
 mod handlers;
 pub mod openapi;
 pub mod routes;
@@ -71,6 +72,8 @@ pub struct AdminState {
     pub hearings: Arc<Hearings>,
     pub tokens: Arc<JoinTokens>,
     pub admin_key: Arc<AdminKey>,
+    /// Wrong keys per source address: guessing is throttled.
+    pub key_guard: Arc<guard::KeyGuard>,
     /// Base of join links, without a trailing slash.
     pub public_url: String,
 }

@@ -9,10 +9,11 @@
 //!   first extractor of every such handler;
 //! - the path parameters, which mean the same in every route: `{id}` a hearing,
 //!   `{pid}` a participant, `{name}` a site;
-//! - one `401` response component, `Unauthorized`, that every route needing the key
+//! - one `401` response component, `Unauthorized`, and one `429`, `TooManyAttempts`
+//!   (wrong keys are throttled per address, see [`super::guard`]), that every route needing the key
 //!   refers to, and the few named sets of error answers many routes have in common
 //!   ([`HearingErrors`], [`ParticipantErrors`], [`ChangeErrors`], ...), each
-//!   including that `401`; a route's set in [`answers`] names one of them next to
+//!   including those two; a route's set in [`answers`] names one of them next to
 //!   its own answers.
 //!
 //! The document is the same as when every operation spelled all of this out,
@@ -72,6 +73,9 @@ pub struct ApiDoc;
 /// The name of the shared `401` response component.
 const UNAUTHORIZED: &str = "Unauthorized";
 
+/// The name of the shared `429` response component (admin-key guessing throttled).
+const TOO_MANY_ATTEMPTS: &str = "TooManyAttempts";
+
 /// The one route anyone may call.
 const PUBLIC_PATH: &str = "/api/v1/openapi.json";
 
@@ -97,6 +101,10 @@ impl utoipa::Modify for Shared {
         components.responses.insert(
             UNAUTHORIZED.to_owned(),
             error_response("Missing or wrong admin key"),
+        );
+        components.responses.insert(
+            TOO_MANY_ATTEMPTS.to_owned(),
+            error_response("`too_many_attempts`: too many wrong keys from this address; `Retry-After` says when to try again"),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
@@ -167,7 +175,7 @@ fn error_response(description: &str) -> RefOr<Response> {
         .into()
 }
 
-/// Declares the named sets of error answers: each is the shared `401` plus the
+/// Declares the named sets of error answers: each is the shared `401` and `429` plus the
 /// `(status, description)` pairs listed, for a route's `responses(...)`.
 macro_rules! error_sets {
     ($($(#[$doc:meta])* $name:ident: [$(($status:literal, $description:literal)),*];)*) => {$(
@@ -177,7 +185,9 @@ macro_rules! error_sets {
         impl utoipa::IntoResponses for $name {
             fn responses() -> BTreeMap<String, RefOr<Response>> {
                 let unauthorized = RefOr::Ref(Ref::from_response_name(UNAUTHORIZED));
-                std::iter::once(("401".to_owned(), unauthorized))
+                let throttled = RefOr::Ref(Ref::from_response_name(TOO_MANY_ATTEMPTS));
+                [("401".to_owned(), unauthorized), ("429".to_owned(), throttled)]
+                    .into_iter()
                     .chain([$(($status.to_string(), error_response($description))),*])
                     .collect()
             }
@@ -200,7 +210,7 @@ error_sets! {
 
 /// Declares, for each route, its set of answers: the successes (status,
 /// description, the JSON body's schema), the route's own error answers, and the
-/// shared error set it also has (which brings the `401`).
+/// shared error set it also has (which brings the `401` and `429`).
 macro_rules! route_answers {
     ($($(#[$doc:meta])* $name:ident:
         [$(($ok:literal, $said:literal, $body:ty)),+]
