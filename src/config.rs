@@ -120,6 +120,26 @@ pub struct RecordingConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub filter: String,
+    /// Also write the log to this file (rotated); unset: standard output only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    pub rotation: crate::logging::Rotation,
+    pub keep_files: usize,
+    /// Lines a minute from any one place in a library's code; 0: no limit.
+    pub library_repeats_per_minute: u32,
+}
+
+impl LogConfig {
+    /// The settings [`crate::logging::init`] takes.
+    pub fn settings(&self) -> crate::logging::LogSettings<'_> {
+        crate::logging::LogSettings {
+            filter: &self.filter,
+            file: self.file.as_deref(),
+            rotation: self.rotation,
+            keep_files: self.keep_files,
+            library_repeats_per_minute: self.library_repeats_per_minute,
+        }
+    }
 }
 
 /// Why the configuration could not be loaded. Every variant names where the problem is.
@@ -572,6 +592,12 @@ impl Config {
                     format!("`{role}` is also in workflow.auto_admit; a role either waits to be called in or enters at once"),
                 ));
             }
+        }
+        if self.log.keep_files == 0 {
+            return Err(err(
+                "log.keep_files",
+                "must be at least 1 (the file being written)".to_owned(),
+            ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             return Err(err(

@@ -390,3 +390,123 @@ async fn admin_key_guessing_is_throttled_per_address() {
     assert_eq!(no_key.status(), 401);
     server.stop().await;
 }
+
+/// Item 7 (log flooding): a session that offers and never connects media made
+/// webrtc's ICE agent log a warning every 50 ms for ~25 s (100 such sessions wrote
+/// 7.3 MB in 20 s). Now each place in a library's code writes at most
+/// `log.library_repeats_per_minute` lines a minute (with the limit off, this test
+/// saw 4,758 such lines, 711 kB, in 12 s), and the log file is written too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_never_connects_does_not_flood_the_log() {
+    use futures_util::SinkExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    use tokio_tungstenite::tungstenite::Message;
+
+    const SESSIONS: usize = 20;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let config = tmp.path().join("config.toml");
+    let log_file = tmp.path().join("logs").join("server.log");
+    let extra = format!(
+        "[log]\nfile = \"{}\"\nrotation = \"never\"\nlibrary_repeats_per_minute = 10",
+        log_file.display()
+    );
+    std::fs::write(
+        &config,
+        config_text(&tmp.path().join("data"), port, 44080, 44109, &extra),
+    )
+    .expect("config");
+    let stdout = tmp.path().join("stdout.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_openhearing"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "server never up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let participants: Vec<serde_json::Value> = (0..SESSIONS)
+        .map(|i| serde_json::json!({"name": format!("Kiểm sát viên {i}"), "role": "prosecutor", "site": "Viện kiểm sát"}))
+        .collect();
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/hearings"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({"case_number": "HS-7/2026", "title": "Log", "participants": participants}))
+        .send()
+        .await
+        .expect("admin API")
+        .json()
+        .await
+        .expect("JSON");
+    let hearing = created["hearing_id"].as_str().expect("id").to_owned();
+
+    // Each session joins and offers with no candidates, then never says more.
+    let mut sockets = Vec::new();
+    let mut peers = Vec::new();
+    for p in created["participants"].as_array().expect("participants") {
+        let token = p["join_url"]
+            .as_str()
+            .and_then(|u| u.split_once("#token="))
+            .map(|(_, t)| t.to_owned())
+            .expect("token");
+        let url = format!("ws://127.0.0.1:{port}/ws/hearings/{hearing}");
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("ws");
+        ws.send(Message::text(
+            serde_json::json!({"type": "join", "v": 1, "token": token}).to_string(),
+        ))
+        .await
+        .expect("join");
+        let peer = openhearing_peer::MediaPeer::new().await.expect("peer");
+        peer.add_recvonly_transceivers()
+            .await
+            .expect("transceivers");
+        let offer: String = peer
+            .create_offer()
+            .await
+            .expect("offer")
+            .split("\r\n")
+            .filter(|l| !l.starts_with("a=candidate") && !l.starts_with("a=end-of-candidates"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        ws.send(Message::text(
+            serde_json::json!({"type": "offer", "sdp": offer.trim_end()}).to_string(),
+        ))
+        .await
+        .expect("offer");
+        sockets.push(ws);
+        peers.push(peer);
+    }
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    for p in &peers {
+        let _ = p.close().await;
+    }
+    drop(sockets);
+
+    let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+    let file = std::fs::read_to_string(&log_file).expect("the log file is written");
+    let lines_from = |text: &str, needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert!(
+        file.contains("TLS is off"),
+        "the log file has the server's own lines:\n{file}"
+    );
+    assert!(!file.contains('\u{1b}'), "the file is plain text");
+    // The agent's place is allowed 10 lines a minute (the flood was ~20 a second
+    // per session: thousands in 12 s).
+    let pings = lines_from(&out, "pingAllCandidates");
+    assert!(
+        (1..=10).contains(&pings),
+        "{pings} 'no candidate pairs' warnings in 12 s ({} bytes of log)",
+        out.len()
+    );
+    assert_eq!(pings, lines_from(&file, "pingAllCandidates"));
+    assert!(out.len() < 200_000, "{} bytes of log in 12 s", out.len());
+}

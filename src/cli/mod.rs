@@ -311,6 +311,8 @@ pub enum AuditCommand {
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Logging(#[from] crate::logging::LoggingError),
     #[error("participant `{spec}`: {reason}")]
     BadParticipant { spec: String, reason: String },
     #[error("invalid server URL `{0}`: it must start with http:// or https://")]
@@ -467,7 +469,7 @@ async fn run_hearing(args: HearingArgs) -> Result<(), CliError> {
 
 async fn serve(config_path: Option<PathBuf>) -> Result<(), CliError> {
     let config = Config::load(config_path.as_deref())?;
-    init_logging(&config.log.filter);
+    let _log = crate::logging::init(&config.log.settings())?;
     crate::server::serve(config).await.map_err(CliError::Serve)
 }
 
@@ -523,35 +525,6 @@ fn block_on(fut: impl std::future::Future<Output = Result<(), CliError>>) -> Exi
             ExitCode::FAILURE
         }
     }
-}
-
-/// Sets up logging: `RUST_LOG` if set, else `filter`. Messages of the `log` crate
-/// (used by webrtc) are forwarded to tracing.
-pub fn init_logging(filter: &str) {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::EnvFilter;
-
-    let env_filter = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-        .and_then(|s| EnvFilter::try_new(s).ok())
-        .or_else(|| EnvFilter::try_new(filter).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    let max = env_filter.max_level_hint();
-    // Colour only for a person at a terminal: a journal, a pipe or a log file gets
-    // plain text (NO_COLOR, when set, turns colour off even at a terminal).
-    use std::io::IsTerminal;
-    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let _ = tracing_subscriber::registry()
-        .with(env_filter)
-        .with(tracing_subscriber::fmt::layer().with_ansi(ansi))
-        .try_init();
-    let mut log_bridge = tracing_log::LogTracer::builder();
-    if let Some(max) = max {
-        log_bridge = log_bridge.with_max_level(tracing_log::AsLog::as_log(&max));
-    }
-    let _ = log_bridge.init();
 }
 
 #[cfg(test)]

@@ -118,7 +118,10 @@ impl KeyGuard {
 impl KeyGuard {
     /// Forgets every address (for tests that make many wrong tries on purpose).
     pub(crate) fn forget_all(&self) {
-        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
