@@ -124,6 +124,8 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
         path: dir.clone(),
         source,
     })?;
+    // Counters count from here on (`GET /metrics`).
+    crate::metrics::install();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_url()).await?);
     let secret = auth::load_or_create_secret(dir)?;
     let tokens = Arc::new(JoinTokens::new(

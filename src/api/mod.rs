@@ -53,9 +53,29 @@ pub fn app(state: AppState, tls: bool) -> Router {
         .route("/ws/hearings/{hearing}", get(ws::handler::<AppState>))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(web::static_or_index)
         .with_state(state);
     security_headers(router, tls)
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format, behind the admin key
+/// (see [`crate::metrics`]).
+async fn metrics(
+    _auth: admin::AdminAuth,
+    State(st): State<SignalingState>,
+) -> axum::response::Response {
+    let Some(handle) = crate::metrics::install() else {
+        let message = "metrics are unavailable: another metrics recorder was installed";
+        return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+    };
+    let snapshot = crate::metrics::Snapshot {
+        hearings_live: st.hearings.live_count(),
+        media_ports_in_use: st.sfu.ports_in_use(),
+    };
+    let text = crate::metrics::render(&handle, snapshot);
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
 /// Headers a browser needs to keep a hearing page safe: the CSP above, no MIME

@@ -379,6 +379,8 @@ struct Session {
     early_candidates: Vec<Candidate>,
     connected_once: bool,
     bucket: TokenBucket,
+    /// This session in `openhearing_sessions{role}` while it lives.
+    _counted: crate::metrics::SessionCount,
 }
 
 impl Session {
@@ -424,9 +426,11 @@ impl Session {
         };
         let mut welcome = joined.welcome;
         let mut may_publish = false;
+        let mut role = String::from("unknown");
         if let ServerMessage::Welcome(w) = &mut welcome {
             w.max_message_bytes = st.limits.max_message_bytes;
             may_publish = w.can_publish;
+            role = w.you.role.to_string();
             tracing::info!(participant = %w.you.id, role = %w.you.role, hearing = %joined.handle.id, "joined");
         }
         out.send(welcome);
@@ -448,6 +452,7 @@ impl Session {
             early_candidates: Vec::new(),
             connected_once: false,
             bucket: TokenBucket::new(st.limits.rate_per_second, st.limits.burst),
+            _counted: crate::metrics::SessionCount::new(role),
         })
     }
 

@@ -266,6 +266,11 @@ impl Hearings {
         }
     }
 
+    /// How many hearings have a live actor now.
+    pub fn live_count(&self) -> usize {
+        self.live.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
     /// The permission table in force.
     pub fn permissions(&self) -> &Arc<Permissions> {
         &self.permissions

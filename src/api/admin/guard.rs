@@ -90,6 +90,7 @@ impl KeyGuard {
 
     /// A wrong key came from `source`.
     pub fn failed(&self, source: Option<IpAddr>, now: Instant) {
+        metrics::counter!(crate::metrics::ADMIN_KEY_FAILURES).increment(1);
         let address = source.unwrap_or(UNKNOWN);
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let b = buckets.entry(address).or_insert(Bucket {
