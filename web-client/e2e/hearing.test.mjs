@@ -135,6 +135,19 @@ test('three participants join and receive each other\'s audio and video', { time
     }
   }
 
+  // On a clean loopback link every tile's link-quality dot turns good (graded every
+  // 2 s from what the page received from that participant).
+  for (const me of pages) {
+    for (const other of pages) {
+      if (other === me) continue;
+      const dot = me.page.locator(`[data-testid="link-${other.id}"][data-quality="good"]`);
+      await dot.waitFor({ state: 'visible', timeout: 15_000 }).catch(async () => {
+        const q = await me.page.locator(`[data-testid="link-${other.id}"]`).getAttribute('data-quality').catch(() => null);
+        assert.fail(`${me.role} grades ${other.role}'s link ${q}, not good, on a clean link`);
+      });
+    }
+  }
+
   const judge = pages.find((p) => p.role === 'presiding_judge') ?? pages[0];
   await judge.page.screenshot({ path: join(ARTIFACTS, 'judge.png') });
 

@@ -151,12 +151,19 @@ test('10 % loss both ways at the site: audio and video keep flowing both ways', 
     assert.equal(pair.remote.address, site.serverAddr, JSON.stringify(pair));
 
     // Keeps playing: growth in every one of several consecutive windows, both directions.
+    // Meanwhile the judge's tile of the defendant says the link is not clean (over UDP:
+    // a TCP pair retransmits what was lost, so the page sees no loss then).
+    const grades = new Set();
     for (let i = 0; i < LOSS_WINDOWS; i++) {
       await waitDecodes(defendant, [judge, counsel]);
       await waitDecodes(judge, [defendant]);
+      grades.add(await judge.page.locator(tid(`link-${defendant.id}`)).getAttribute('data-quality').catch(() => null));
+    }
+    if (pair.local.protocol === 'udp') {
+      assert.ok(grades.has('fair') || grades.has('poor'), `at 10 % loss the judge graded the defendant's link only ${[...grades]}`);
     }
     const dropped = await site.dropped();
     assert.ok(dropped.site.loss > 0 && dropped.server.loss > 0, `the loss rules dropped nothing: ${JSON.stringify(dropped)}`);
-    console.log(`network: 10 % loss: defendant decodes both ways over ${pair.local.protocol} ${mediaMs} ms after joining; dropped ${JSON.stringify(dropped)}`);
+    console.log(`network: 10 % loss: defendant decodes both ways over ${pair.local.protocol} ${mediaMs} ms after joining; the judge graded the link ${[...grades]}; dropped ${JSON.stringify(dropped)}`);
   });
 });

@@ -21,6 +21,7 @@ import {
   renderHearing,
   showBanner,
   syncParticipants,
+  sampleLinks,
   tickRoomClocks,
   updateCourt,
   updateStatus,
@@ -203,6 +204,7 @@ function boot(): void {
 
 // Time in private rooms runs on the banners and badges.
 setInterval(tickRoomClocks, 1000);
+setInterval(() => void sampleLinks(), 2000);
 
 // Waiting times ("since 09:05 (12 min)") move on even when nothing else happens.
 setInterval(refreshWaitingTimes, 30_000);

@@ -5,7 +5,7 @@
 // court the console. It owns its DOM handles (`view`, null while another screen is
 // shown); the data is in state.ts. main.ts wires the session's events to the update
 // functions exported here. The private-room parts are rooms.ts's, the console console.ts's.
-import { byCourtOrder, CALL_IN_ROLES, consoleSections, roomsOf, stateBanner, waitingSince } from '../court';
+import { byCourtOrder, CALL_IN_ROLES, consoleSections, roomOf, roomsOf, stateBanner, waitingSince } from '../court';
 import { makeConsole, renderConsole, type ConsoleView } from '../console';
 import { h, icon } from '../dom';
 import { errorText, t, type MessageKey } from '../i18n';
@@ -14,6 +14,7 @@ import { makeRoomsView, tickDurations, updateRooms, type RoomsView } from '../ro
 import type { SessionStatus } from '../session';
 import { courtMuted, everyone, inLobby, state } from '../state';
 import { bind, header, mount, newScreen, relabel, tr } from '../ui';
+import { emptyCounters, grade, sampleInbound, type Expected, type InboundCounters } from '../reception';
 import { makeTile, type TileView } from './tile';
 
 interface HearingView {
@@ -501,3 +502,42 @@ export function refreshWaitingTimes(): void {
   updateRoomVisibility();
 }
 
+
+/** The last link sample: counters per participant and when they were read. */
+let lastSample: { at: number; counters: Record<string, InboundCounters> } | null = null;
+
+/** What this page should be receiving from `p` now: what they send, when media flows
+ * and no private room stands between them and this page, and the court has not muted
+ * them. */
+function expectedFrom(p: ParticipantInfo): Expected {
+  const hs = state.hearingStatus;
+  const flows = !!hs && mediaFlows(hs.state) && p.present && p.admission === 'admitted';
+  const apart = (roomOf(hs, p.id)?.id ?? null) !== (roomOf(hs, state.session?.participantId ?? '')?.id ?? null);
+  const open = flows && !apart && !inLobby();
+  return { audio: open && p.audio && !p.muted, video: open && p.video };
+}
+
+/** Every ~2 s: grades what this page received from each remote participant since the
+ * last sample and shows it on their tile (reception.ts). */
+export async function sampleLinks(): Promise<void> {
+  const pc = state.session?.pc;
+  if (!view || !pc) {
+    lastSample = null;
+    return;
+  }
+  const counters = await sampleInbound(pc, state.session?.participantId ?? null);
+  const at = performance.now();
+  const prev = lastSample;
+  lastSample = { at, counters };
+  if (!view || !prev) return;
+  const seconds = (at - prev.at) / 1000;
+  for (const [id, tile] of view.tiles) {
+    const expected = expectedFrom(tile.info);
+    if (!expected.audio && !expected.video) {
+      tile.setLink(null);
+      continue;
+    }
+    const before = prev.counters[id] ?? emptyCounters();
+    tile.setLink(grade(before, counters[id] ?? emptyCounters(), seconds, expected));
+  }
+}
