@@ -31,9 +31,9 @@ const SLOW: usize = 500;
 
 /// Short limits for the hold tests: long enough to open 1,600 connections on a
 /// loaded machine first, short enough to wait for.
-const IDLE_SECS: u64 = 25;
-const HEADER_SECS: u64 = 15;
-const WS_IDLE_SECS: u64 = 40;
+const IDLE_SECS: u64 = 30;
+const HEADER_SECS: u64 = 20;
+const WS_IDLE_SECS: u64 = 45;
 
 fn limits_toml(total: u32, per_address: u32, idle: u64, header: u64, ws_idle: u64) -> String {
     format!(
@@ -222,6 +222,10 @@ async fn held_plain_connections_neither_starve_the_server_nor_stay() {
     })
     .await;
     let opened = started.elapsed();
+    eprintln!(
+        "opened {} idle and {} slow-header connections in {opened:?}",
+        IDLE, SLOW
+    );
     assert!(
         opened < Duration::from_secs(HEADER_SECS.min(IDLE_SECS) - 5),
         "opening took {opened:?}: too slow for the test's timeouts to mean anything"
@@ -322,6 +326,10 @@ async fn held_tls_connections_neither_starve_the_server_nor_stay() {
     open_held(&mut tasks, IDLE, 40, Kind::Idle, connect.clone()).await;
     open_held(&mut tasks, SLOW, 60, Kind::SlowHeader, connect).await;
     let opened = started.elapsed();
+    eprintln!(
+        "opened {} idle and {} slow-header connections in {opened:?}",
+        IDLE, SLOW
+    );
     assert!(
         opened < Duration::from_secs(HEADER_SECS.min(IDLE_SECS) - 5),
         "opening took {opened:?}: too slow for the test's timeouts to mean anything"
