@@ -50,6 +50,20 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub tls: TlsConfig,
     pub shutdown_grace_seconds: u64,
+    pub connections: ConnectionsConfig,
+}
+
+/// Bounds on the HTTP/WebSocket connections one server holds (`[server.connections]`):
+/// what an unauthenticated client can make the server keep open, and for how long.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    pub max_total: u32,
+    pub max_per_address: u32,
+    pub tls_handshake_timeout_seconds: u64,
+    pub header_read_timeout_seconds: u64,
+    pub idle_timeout_seconds: u64,
+    pub websocket_idle_timeout_seconds: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -488,6 +502,44 @@ impl Config {
             }
             _ => {}
         }
+        let c = &self.server.connections;
+        for (key, v) in [
+            ("server.connections.max_total", u64::from(c.max_total)),
+            (
+                "server.connections.max_per_address",
+                c.max_per_address.into(),
+            ),
+            (
+                "server.connections.tls_handshake_timeout_seconds",
+                c.tls_handshake_timeout_seconds,
+            ),
+            (
+                "server.connections.header_read_timeout_seconds",
+                c.header_read_timeout_seconds,
+            ),
+            (
+                "server.connections.idle_timeout_seconds",
+                c.idle_timeout_seconds,
+            ),
+            (
+                "server.connections.websocket_idle_timeout_seconds",
+                c.websocket_idle_timeout_seconds,
+            ),
+        ] {
+            nonzero(key, v)?;
+        }
+        if c.max_per_address > c.max_total {
+            return Err(err(
+                blame(
+                    "server.connections.max_total",
+                    "server.connections.max_per_address",
+                ),
+                format!(
+                    "server.connections.max_per_address ({}) is larger than server.connections.max_total ({})",
+                    c.max_per_address, c.max_total
+                ),
+            ));
+        }
         if self.data.dir.as_os_str().is_empty() {
             return Err(err("data.dir", "must not be empty".into()));
         }
@@ -703,6 +755,12 @@ mod tests {
         assert_eq!(c.server.tls.cert_file, None);
         assert_eq!(c.server.tls.key_file, None);
         assert_eq!(c.server.shutdown_grace_seconds, 10);
+        let conn = &c.server.connections;
+        assert_eq!((conn.max_total, conn.max_per_address), (4096, 256));
+        assert_eq!(conn.tls_handshake_timeout_seconds, 10);
+        assert_eq!(conn.header_read_timeout_seconds, 15);
+        assert_eq!(conn.idle_timeout_seconds, 60);
+        assert_eq!(conn.websocket_idle_timeout_seconds, 300);
         assert_eq!(c.data.dir, PathBuf::from("./data"));
         assert_eq!(c.data.database_url, None);
         assert_eq!(c.auth.admin_api_key, None);
@@ -901,6 +959,18 @@ mod tests {
                 "data.database_url",
             ),
             ("[log]\nfilter = \"[[[\"\n", "log.filter"),
+            (
+                "[server.connections]\nidle_timeout_seconds = 0\n",
+                "server.connections.idle_timeout_seconds",
+            ),
+            (
+                "[server.connections]\nmax_per_address = 5000\n",
+                "server.connections.max_per_address",
+            ),
+            (
+                "[server.connections]\nmax_total = 100\n",
+                "server.connections.max_total",
+            ),
         ];
         for (text, key) in cases {
             let e = Config::from_toml_str(text, "case.toml").unwrap_err();
