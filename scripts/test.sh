@@ -9,6 +9,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/install-deps.sh --test
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
+# tests/connection_limits.rs holds ~1,600 connections at once: give the tests room
+# (root may raise the hard limit; otherwise the soft one goes up to it).
+ulimit -Hn 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 echo "== web client: install and build"
 npm --prefix web-client ci --no-audit --no-fund --loglevel=error
 npm --prefix web-client run build --silent
