@@ -326,7 +326,9 @@ pub(super) async fn revoke_link(
     Ok(Json(issued(&state, &hearing, p)?))
 }
 
-/// Fresh join links for every participant who was not removed.
+/// Every participant's current join link (removed participants left out). The
+/// same link each time: a link is a function of the participant's link version, so
+/// asking again hands out no second valid link; `…/revoke` replaces one.
 #[utoipa::path(
     get,
     path = "/api/v1/hearings/{id}/links",
@@ -394,7 +396,7 @@ pub(super) async fn audit_trail(
     }))
 }
 
-/// Every (not removed) participant's join link, freshly issued.
+/// Every (not removed) participant's current join link.
 fn links(state: &AdminState, hearing: &Hearing) -> Result<HearingLinks, AdminError> {
     let participants = hearing
         .participants
@@ -418,7 +420,7 @@ fn links(state: &AdminState, hearing: &Hearing) -> Result<HearingLinks, AdminErr
     })
 }
 
-/// The participant with a freshly issued join link.
+/// The participant with their current join link.
 fn issued(
     state: &AdminState,
     hearing: &Hearing,
@@ -430,7 +432,7 @@ fn issued(
     })
 }
 
-/// A freshly issued join link for `participant` of `hearing`.
+/// The join link of `participant`'s current link version in `hearing`.
 fn fresh_link(
     state: &AdminState,
     hearing: &Hearing,
