@@ -150,12 +150,13 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
     } else {
         None
     };
-    let hearings = Hearings::new(
+    let hearings = Hearings::with_joins(
         Duration::from_secs(60),
         store.clone(),
         Arc::new(config.permissions()),
         recording,
         config.recording.enabled_by_default,
+        crate::hearing::JoinPolicy::from_config(config),
     );
     // Hearings that were in session when the server stopped record on.
     hearings.resume_sessions().await;
@@ -179,6 +180,9 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
                 join_timeout: Duration::from_secs(s.join_timeout_seconds),
                 answer_timeout: Duration::from_secs(20),
             },
+            joins: Arc::new(crate::api::join_limit::JoinLimiter::from_config(
+                &config.signaling,
+            )),
             shutdown: shutdown_rx,
         },
     };
@@ -199,6 +203,7 @@ pub async fn run(
     let hearings = prepared.state.signaling.hearings.clone();
     let app = crate::api::app(prepared.state, false);
     let tx = prepared.shutdown;
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -283,7 +288,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Sen
         });
         axum_server::from_tcp_rustls(listener, tls.rustls)?
             .handle(handle)
-            .serve(app.into_make_service())
+            .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .await?;
         hearings.close_all(Duration::from_secs(5)).await;
     } else {

@@ -53,6 +53,13 @@ pub enum ClientMessage {
     Admit { participant_id: Uuid },
     /// Let everyone waiting in the lobby in, except witnesses and experts (`admit`).
     AdmitAll,
+    /// Seat the device waiting for this participant (their link was opened on a
+    /// second device while the first was connected): the first device is closed with
+    /// `replaced` and the waiting one takes the seat (`admit`).
+    AdmitDevice { participant_id: Uuid },
+    /// Send away the device waiting for this participant; it is closed with
+    /// `second_device_refused` and the first device keeps the seat (`admit`).
+    RefuseDevice { participant_id: Uuid },
     /// Refuse a participant waiting in the lobby; they are disconnected (`deny`).
     Deny {
         participant_id: Uuid,
@@ -114,6 +121,8 @@ impl ClientMessage {
             ClientMessage::Leave => "leave",
             ClientMessage::Admit { .. } => "admit",
             ClientMessage::AdmitAll => "admit_all",
+            ClientMessage::AdmitDevice { .. } => "admit_device",
+            ClientMessage::RefuseDevice { .. } => "refuse_device",
             ClientMessage::Deny { .. } => "deny",
             ClientMessage::CallIn { .. } => "call_in",
             ClientMessage::Dismiss { .. } => "dismiss",
@@ -157,7 +166,7 @@ impl DecodeError {
     }
 }
 
-const CLIENT_TYPES: [&str; 25] = [
+const CLIENT_TYPES: [&str; 27] = [
     "join",
     "offer",
     "answer",
@@ -167,6 +176,8 @@ const CLIENT_TYPES: [&str; 25] = [
     "leave",
     "admit",
     "admit_all",
+    "admit_device",
+    "refuse_device",
     "deny",
     "call_in",
     "dismiss",
@@ -236,6 +247,12 @@ mod tests {
                 participant_id: Uuid::nil(),
             },
             ClientMessage::AdmitAll,
+            ClientMessage::AdmitDevice {
+                participant_id: Uuid::nil(),
+            },
+            ClientMessage::RefuseDevice {
+                participant_id: Uuid::nil(),
+            },
             ClientMessage::Deny {
                 participant_id: Uuid::nil(),
                 reason: Some("r".into()),
