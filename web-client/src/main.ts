@@ -78,6 +78,10 @@ function startSession(): void {
       },
       welcome(w) {
         if (state.session !== s) return;
+        if (state.deviceWaiting) {
+          state.deviceWaiting = false;
+          showBanner();
+        }
         state.hearing = { case_number: w.hearing.case_number, title: w.hearing.title, scheduled_at: w.hearing.scheduled_at };
         state.hearingStatus = w.status;
         state.canPublish = w.canPublish;
@@ -110,6 +114,16 @@ function startSession(): void {
       recordingAlert(message) {
         if (state.session !== s) return;
         state.recordingAlert = message;
+        updateCourt();
+      },
+      deviceWaiting() {
+        if (state.session !== s) return;
+        state.deviceWaiting = true;
+        showBanner();
+      },
+      secondDevice(n) {
+        if (state.session !== s) return;
+        state.secondDevices.set(n.participantId, { event: n.event, userAgent: n.userAgent, at: n.at });
         updateCourt();
       },
       unmuteRequested() {

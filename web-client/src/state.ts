@@ -5,7 +5,7 @@
 // they stay one step. The DOM handles of a screen are not here: they belong to the
 // screen that built them (screens/hearing.ts keeps its view, ui.ts the binders).
 import { acquireMedia, stopStream, type DeviceChoice, type LevelMeter } from './media';
-import type { Action, HearingStatus, ParticipantInfo, Role, RoomKind } from './protocol';
+import type { Action, DeviceEvent, HearingStatus, ParticipantInfo, Role, RoomKind } from './protocol';
 import type { HearingSession, ServerError, SessionStatus } from './session';
 
 export interface ClientState {
@@ -57,6 +57,10 @@ export interface ClientState {
   unmuteAccepted: boolean;
   /** The latest recording problem the server reported (shown to the presiding judge). */
   recordingAlert: string | null;
+  /** This device waits for the court: its link is in use on another device. */
+  deviceWaiting: boolean;
+  /** For the court: the latest second-device event per participant id. */
+  secondDevices: Map<string, { event: DeviceEvent; userAgent: string | null; at: string }>;
   /** The last private-room notice for this participant (room ended, request refused). */
   roomNotice: { reason: string; kind: RoomKind | null } | null;
 }
@@ -85,6 +89,8 @@ export const state: ClientState = {
   unmuteAsked: false,
   unmuteAccepted: false,
   recordingAlert: null,
+  deviceWaiting: false,
+  secondDevices: new Map(),
   roomNotice: null,
 };
 
@@ -117,6 +123,7 @@ export function resetConnection(): void {
   state.firstRemoteFrameAt = null;
   state.bannerError = null;
   state.bannerLost = false;
+  state.deviceWaiting = false;
   state.lastStatus = { status: 'connecting' };
   state.unmuteAsked = false;
   state.unmuteAccepted = false;

@@ -9,7 +9,7 @@ import { byCourtOrder, CALL_IN_ROLES, consoleSections, roomsOf, stateBanner, wai
 import { makeConsole, renderConsole, type ConsoleView } from '../console';
 import { h, icon } from '../dom';
 import { errorText, t, type MessageKey } from '../i18n';
-import { mediaFlows, type CourtCommand, type ParticipantInfo, type Role } from '../protocol';
+import { mediaFlows, type CourtCommand, type DeviceEvent, type ParticipantInfo, type Role } from '../protocol';
 import { makeRoomsView, tickDurations, updateRooms, type RoomsView } from '../rooms';
 import type { SessionStatus } from '../session';
 import { courtMuted, everyone, inLobby, state } from '../state';
@@ -325,7 +325,8 @@ export function showBanner(): void {
   } else if (err) {
     b.append(h('p', { testid: 'error-message', text: errorText(err.code, err.message) }));
   }
-  b.hidden = !state.bannerLost && !err;
+  if (state.deviceWaiting) b.append(h('p', { testid: 'device-waiting', text: t('device.waiting') }));
+  b.hidden = !state.bannerLost && !err && !state.deviceWaiting;
 }
 
 /** The state banner (everyone), lobby/room switch and media-wait note. */
@@ -363,7 +364,51 @@ function updateStateBanner(): void {
       }),
     );
   }
+  parts.push(...secondDeviceNotices());
   el.replaceChildren(...parts);
+}
+
+const DEVICE_NOTICE: Record<DeviceEvent, MessageKey> = {
+  waiting: 'device.noticeWaiting',
+  replaced: 'device.noticeReplaced',
+  refused: 'device.noticeRefused',
+  withdrawn: 'device.noticeWithdrawn',
+};
+
+/** For the court: a participant's link used on a second device, with admit/refuse
+ * while that device waits. */
+function secondDeviceNotices(): Node[] {
+  const mayAdmit = state.permissions.includes('admit');
+  const out: Node[] = [];
+  for (const [pid, n] of state.secondDevices) {
+    const who = everyone().find((p) => p.id === pid);
+    const text = t(DEVICE_NOTICE[n.event], {
+      name: who?.name ?? pid,
+      agent: n.userAgent ?? t('device.unknownAgent'),
+    });
+    const notice = h('span', { class: 'recording-alert', testid: 'second-device-notice', text });
+    notice.dataset.participant = pid;
+    notice.dataset.event = n.event;
+    if (n.event === 'waiting' && mayAdmit) {
+      const admit = h('button', {
+        class: 'btn',
+        testid: `second-device-admit-${pid}`,
+        attrs: { type: 'button' },
+        on: { click: () => command({ type: 'admit_device', participant_id: pid }) },
+      });
+      admit.textContent = t('device.admit');
+      const refuse = h('button', {
+        class: 'btn',
+        testid: `second-device-refuse-${pid}`,
+        attrs: { type: 'button' },
+        on: { click: () => command({ type: 'refuse_device', participant_id: pid }) },
+      });
+      refuse.textContent = t('device.refuse');
+      notice.append(' ', admit, ' ', refuse);
+    }
+    out.push(notice);
+  }
+  return out;
 }
 
 function updateRoomVisibility(): void {
