@@ -31,6 +31,17 @@ async fn raw_join(
     token: &str,
     ua: &str,
 ) -> (Ws, ServerMessage) {
+    raw_join_tab(server, hearing, token, ua, None).await
+}
+
+/// [`raw_join`] presenting a `join.tab` of its own.
+async fn raw_join_tab(
+    server: &TestServer,
+    hearing: Uuid,
+    token: &str,
+    ua: &str,
+    tab: Option<&str>,
+) -> (Ws, ServerMessage) {
     let mut req = server
         .ws_url(hearing)
         .into_client_request()
@@ -40,7 +51,11 @@ async fn raw_join(
     let (mut ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .expect("websocket connects");
-    let join = json!({"type": "join", "v": 1, "token": token}).to_string();
+    let mut join = json!({"type": "join", "v": 1, "token": token});
+    if let Some(tab) = tab {
+        join["tab"] = json!(tab);
+    }
+    let join = join.to_string();
     ws.send(Message::Text(join.into()))
         .await
         .expect("join sent");
@@ -238,6 +253,43 @@ async fn refuse_mode_turns_a_second_device_away() {
         .events()
         .iter()
         .any(|m| matches!(m, ServerMessage::Error { .. })));
+
+    // The seated tab reconnecting (same `join.tab`) is no second device; another is.
+    defendant.leave().await.expect("the defendant leaves");
+    let tab = "7c0ffee0a11ce5e1f00dfacade123456";
+    let (mut a, first) =
+        raw_join_tab(&server, hearing.hearing_id, &token, THIEF_UA, Some(tab)).await;
+    assert!(matches!(first, ServerMessage::Welcome(_)), "{first:?}");
+    let (_b, again) = raw_join_tab(&server, hearing.hearing_id, &token, THIEF_UA, Some(tab)).await;
+    assert!(
+        matches!(again, ServerMessage::Welcome(_)),
+        "the same tab: {again:?}"
+    );
+    let mut replaced = false;
+    while let Some(m) = next_message(&mut a).await {
+        if matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::Replaced,
+                ..
+            }
+        ) {
+            replaced = true;
+            break;
+        }
+    }
+    assert!(replaced, "the tab's old connection is replaced");
+    let (_c, other) = raw_join_tab(&server, hearing.hearing_id, &token, THIEF_UA, None).await;
+    assert!(
+        matches!(
+            other,
+            ServerMessage::Error {
+                code: ErrorCode::SecondDeviceRefused,
+                ..
+            }
+        ),
+        "{other:?}"
+    );
     server.stop().await;
 }
 

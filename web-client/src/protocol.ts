@@ -190,7 +190,7 @@ export interface StateChange {
 }
 
 export type ClientMessage =
-  | { type: 'join'; v: number; token: string }
+  | { type: 'join'; v: number; token: string; tab?: string }
   | { type: 'offer'; sdp: string }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidate }

@@ -70,6 +70,8 @@ export interface SessionEvents {
 export interface SessionOptions {
   url: string;
   token: string;
+  /** This tab's own id (`join.tab`): its reconnects take the seat back at once. */
+  tab?: string;
   localStream: MediaStream | null;
   events: SessionEvents;
   pingIntervalMs?: number;
@@ -125,7 +127,12 @@ export class HearingSession {
     this.chain = Promise.resolve();
     ws.onopen = () => {
       this.opts.events.opened(performance.now());
-      this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.opts.token });
+      this.send({
+        type: 'join',
+        v: PROTOCOL_VERSION,
+        token: this.opts.token,
+        ...(this.opts.tab ? { tab: this.opts.tab } : {}),
+      });
       this.pingTimer = setInterval(
         () => this.send({ type: 'ping', id: ++this.pingId }),
         this.opts.pingIntervalMs ?? 20000,

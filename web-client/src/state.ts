@@ -11,6 +11,8 @@ import type { HearingSession, ServerError, SessionStatus } from './session';
 export interface ClientState {
   // ---- the join link
   token: string;
+  /** This tab's own id (`join.tab`), from `sessionStorage`. */
+  tab: string | undefined;
   hearingId: string;
   /** Case number and title: from the token, then from `welcome`. */
   hearing: { case_number: string; title: string; scheduled_at?: string };
@@ -67,6 +69,7 @@ export interface ClientState {
 
 export const state: ClientState = {
   token: '',
+  tab: undefined,
   hearingId: '',
   hearing: { case_number: '', title: '' },
   me: { name: '', role: 'observer', site: '' },

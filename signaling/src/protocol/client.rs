@@ -30,7 +30,15 @@ pub struct IceCandidate {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Must be the first message. `v` is the protocol version the client speaks.
-    Join { v: u32, token: String },
+    /// `tab`: an unguessable id the client chose for itself and keeps across its own
+    /// reconnects (a browser tab: `sessionStorage`); a rejoin with the `tab` of the
+    /// seated session takes the seat back without waiting as a second device.
+    Join {
+        v: u32,
+        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tab: Option<String>,
+    },
     /// The client's SDP offer (its own tracks). Sent once after `welcome`; may be sent
     /// again to change what the client publishes, but only when no server offer is
     /// outstanding.
@@ -226,6 +234,12 @@ mod tests {
             ClientMessage::Join {
                 v: 1,
                 token: "t".into(),
+                tab: None,
+            },
+            ClientMessage::Join {
+                v: 1,
+                token: "t".into(),
+                tab: Some("0123456789abcdef0123".into()),
             },
             ClientMessage::Offer { sdp: "v=0".into() },
             ClientMessage::Answer { sdp: "v=0".into() },
@@ -299,7 +313,11 @@ mod tests {
             ClientMessage::StartDeliberation,
             ClientMessage::EndDeliberation,
         ];
-        assert_eq!(msgs.len(), CLIENT_TYPES.len());
+        assert_eq!(
+            msgs.len(),
+            CLIENT_TYPES.len() + 1,
+            "join twice: with and without a tab"
+        );
         for m in msgs {
             let text = serde_json::to_string(&m).unwrap();
             assert_eq!(decode_client(&text).unwrap(), m, "{text}");

@@ -75,7 +75,7 @@ pub(super) async fn await_join(
     hearing: &str,
     st: &SignalingState,
     out: &Outbox,
-    device: Device,
+    mut device: Device,
 ) -> Result<Authenticated, JoinRefused> {
     // Every attempt from an address counts, whatever its token: checked before the
     // token is even read.
@@ -124,7 +124,10 @@ pub(super) async fn await_join(
         .into());
     }
     let (v, token) = match decode_client(&text) {
-        Ok(ClientMessage::Join { v, token }) => (v, token),
+        Ok(ClientMessage::Join { v, token, tab }) => {
+            device = device.with_tab(tab);
+            (v, token)
+        }
         Ok(other) => {
             return Err(Refusal::new(
                 ErrorCode::NotJoined,

@@ -15,6 +15,13 @@
 //! * `refuse`: the new device is closed with `second_device_refused`;
 //! * `replace`: the new device takes the seat at once, as before.
 //!
+//! A client reconnecting from the tab that holds the seat (the same `join.tab`, an
+//! id it chose and keeps in `sessionStorage`, which a copied link does not carry) is
+//! no second device: it takes its seat back at once, audited as `session_replaced`
+//! with `same_tab`, without troubling the court. Without that, a defendant on a
+//! weak link whose old connection the server has not yet seen drop would wait for
+//! the judge after every reconnect.
+//!
 //! Kept apart from `join.rs` because it is a policy of its own with its own court
 //! actions; `join.rs` only asks [`HearingCore::second_device`] first.
 
@@ -96,6 +103,17 @@ impl HearingCore {
         let m = self.members.get(&pid)?;
         let first = m.session.map(|_| m.device.clone())?;
         let both = json!({ "first": first.audit(), "second": device.audit() });
+        if first.same_tab(device) {
+            let mut details = both;
+            details["same_tab"] = json!(true);
+            self.audit(
+                "system",
+                participant_subject(pid),
+                "session_replaced",
+                details,
+            );
+            return None;
+        }
         match self.policy.second_device {
             SecondDevice::Replace => {
                 self.audit("system", participant_subject(pid), "session_replaced", both);

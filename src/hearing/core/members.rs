@@ -31,6 +31,9 @@ pub struct Device {
     pub source: Option<String>,
     /// The `User-Agent` header, shortened to [`Device::MAX_USER_AGENT`] characters.
     pub user_agent: Option<String>,
+    /// The id the client chose for itself (`join.tab`): the same tab reconnecting
+    /// presents it again; a copied link does not carry it. Never audited.
+    pub tab: Option<String>,
 }
 
 impl Device {
@@ -48,6 +51,28 @@ impl Device {
                         .collect::<String>()
                 })
                 .filter(|ua| !ua.trim().is_empty()),
+            tab: None,
+        }
+    }
+
+    /// Shortest and longest `join.tab` taken; others are ignored (a short one could
+    /// be guessed).
+    pub const TAB_CHARS: std::ops::RangeInclusive<usize> = 16..=128;
+
+    /// The device with the client's own `tab` id, when it is a plausible one.
+    pub fn with_tab(mut self, tab: Option<String>) -> Device {
+        self.tab = tab.filter(|t| {
+            Self::TAB_CHARS.contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic())
+        });
+        self
+    }
+
+    /// Whether `other` is this device's own tab again (both presented the same id).
+    pub fn same_tab(&self, other: &Device) -> bool {
+        use subtle::ConstantTimeEq;
+        match (&self.tab, &other.tab) {
+            (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
+            _ => false,
         }
     }
 

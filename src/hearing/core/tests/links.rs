@@ -89,8 +89,12 @@ fn by_default_a_second_device_waits_and_the_first_keeps_its_seat() {
         DeviceEvent::Waiting,
         Some("Chrome elsewhere".to_owned()),
     );
-    assert_eq!(device_notices(&effects, c.session("judge")), [told.clone()]);
-    assert_eq!(device_notices(&effects, c.session("clerk")), [told]);
+    for court in ["judge", "clerk"] {
+        assert_eq!(
+            device_notices(&effects, c.session(court)),
+            std::slice::from_ref(&told)
+        );
+    }
     assert!(device_notices(&effects, c.session("counsel")).is_empty());
     assert!(
         sent_to(&effects, c.session("counsel")).is_empty(),
@@ -228,6 +232,41 @@ fn a_waiting_device_that_goes_away_is_withdrawn_and_a_third_replaces_it() {
         DeviceEvent::Withdrawn
     );
     assert!(c.member("defendant").session.is_some());
+}
+
+#[test]
+fn the_seated_tab_reconnecting_takes_its_seat_back_at_once() {
+    let mut c = court(SecondDevice::Lobby);
+    c.join("judge");
+    let tab = Some("4f1c2a9be07d4c55a1b2c3d4e5f60718".to_owned());
+    let (_, r) = c.try_join_from("defendant", device(1, "Firefox").with_tab(tab.clone()));
+    assert!(matches!(r, Ok(ServerMessage::Welcome(_))));
+    let first = c.session("defendant");
+    // The same tab again (its old connection not yet seen gone): no waiting.
+    let (effects, r) = c.try_join_from("defendant", device(1, "Firefox").with_tab(tab));
+    assert!(matches!(r, Ok(ServerMessage::Welcome(_))), "{r:?}");
+    assert_eq!(kicks(&effects)[0].0, first);
+    assert_eq!(audits(&effects), ["session_replaced", "join"]);
+    assert_eq!(
+        audit_details(&effects, "session_replaced")["same_tab"],
+        true
+    );
+    assert!(
+        device_notices(&effects, c.session("judge")).is_empty(),
+        "not the court's business"
+    );
+    // Another tab id, or none, or a short guessable one, is a second device.
+    for other in [
+        Some("0000000000000000000000000000000a".to_owned()),
+        None,
+        Some("4f1c".to_owned()),
+    ] {
+        let (_, r) = c.try_join_from("defendant", device(1, "Firefox").with_tab(other));
+        assert!(
+            matches!(r, Ok(ServerMessage::DeviceWaiting { .. })),
+            "{r:?}"
+        );
+    }
 }
 
 #[test]
