@@ -116,6 +116,17 @@ async fn audited(server: &TestServer, hearing: Uuid, pid: Uuid, action: &str) ->
     }
 }
 
+/// `m` is the fatal error `want`.
+fn assert_fatal(m: Option<ServerMessage>, want: ErrorCode) {
+    match m {
+        Some(ServerMessage::Error { code, fatal, .. }) => {
+            assert_eq!(code, want);
+            assert!(fatal, "{code} is fatal");
+        }
+        other => panic!("expected {want}: {other:?}"),
+    }
+}
+
 fn is_device_event(m: &ServerMessage, pid: Uuid, want: DeviceEvent) -> bool {
     matches!(m, ServerMessage::SecondDevice { participant_id, event, .. }
         if *participant_id == pid && *event == want)
@@ -195,13 +206,10 @@ async fn a_stolen_link_waits_in_the_lobby_while_the_defendant_keeps_the_seat() {
             participant_id: did,
         },
     );
-    match next_message(&mut thief).await {
-        Some(ServerMessage::Error { code, fatal, .. }) => {
-            assert_eq!(code, ErrorCode::SecondDeviceRefused);
-            assert!(fatal);
-        }
-        other => panic!("the thief is refused: {other:?}"),
-    }
+    assert_fatal(
+        next_message(&mut thief).await,
+        ErrorCode::SecondDeviceRefused,
+    );
     audited(&server, hearing.hearing_id, did, "second_device_refused").await;
 
     // A second device the judge admits takes the seat; the first is replaced.
@@ -237,13 +245,7 @@ async fn refuse_mode_turns_a_second_device_away() {
     let did = defendant.id();
     let token = hearing.by_role("defendant").token();
     let (_ws, first) = raw_join(&server, hearing.hearing_id, &token, THIEF_UA).await;
-    match first {
-        ServerMessage::Error { code, fatal, .. } => {
-            assert_eq!(code, ErrorCode::SecondDeviceRefused);
-            assert!(fatal);
-        }
-        other => panic!("refused: {other:?}"),
-    }
+    assert_fatal(Some(first), ErrorCode::SecondDeviceRefused);
     common::wait_event(&judge, "the court is told", |m| {
         is_device_event(m, did, DeviceEvent::Refused)
     })

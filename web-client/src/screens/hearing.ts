@@ -390,21 +390,22 @@ function secondDeviceNotices(): Node[] {
     notice.dataset.participant = pid;
     notice.dataset.event = n.event;
     if (n.event === 'waiting' && mayAdmit) {
-      const admit = h('button', {
-        class: 'btn',
-        testid: `second-device-admit-${pid}`,
-        attrs: { type: 'button' },
-        on: { click: () => command({ type: 'admit_device', participant_id: pid }) },
-      });
-      admit.textContent = t('device.admit');
-      const refuse = h('button', {
-        class: 'btn',
-        testid: `second-device-refuse-${pid}`,
-        attrs: { type: 'button' },
-        on: { click: () => command({ type: 'refuse_device', participant_id: pid }) },
-      });
-      refuse.textContent = t('device.refuse');
-      notice.append(' ', admit, ' ', refuse);
+      const button = (what: 'admit' | 'refuse', msg: CourtCommand): HTMLElement => {
+        const b = h('button', {
+          class: 'btn',
+          testid: `second-device-${what}-${pid}`,
+          attrs: { type: 'button' },
+          on: { click: () => command(msg) },
+        });
+        b.textContent = t(what === 'admit' ? 'device.admit' : 'device.refuse');
+        return b;
+      };
+      notice.append(
+        ' ',
+        button('admit', { type: 'admit_device', participant_id: pid }),
+        ' ',
+        button('refuse', { type: 'refuse_device', participant_id: pid }),
+      );
     }
     out.push(notice);
   }

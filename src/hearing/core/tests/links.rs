@@ -35,6 +35,14 @@ fn device_notices(effects: &[Effect], session: u64) -> Vec<(Uuid, DeviceEvent, O
         .collect()
 }
 
+/// Just the events of [`device_notices`].
+fn events_to(effects: &[Effect], session: u64) -> Vec<DeviceEvent> {
+    device_notices(effects, session)
+        .into_iter()
+        .map(|(_, e, _)| e)
+        .collect()
+}
+
 /// The audit details of the first entry named `action`.
 fn audit_details(effects: &[Effect], action: &str) -> serde_json::Value {
     effects
@@ -119,10 +127,7 @@ fn by_default_a_second_device_waits_and_the_first_keeps_its_seat() {
     });
     let effects = c.join("judge");
     assert_eq!(
-        device_notices(&effects, c.session("judge"))
-            .into_iter()
-            .map(|(_, e, _)| e)
-            .collect::<Vec<_>>(),
+        events_to(&effects, c.session("judge")),
         [DeviceEvent::Waiting]
     );
 
@@ -187,10 +192,7 @@ fn admitting_the_waiting_device_replaces_the_first() {
         "the seated device gets its welcome"
     );
     assert_eq!(
-        device_notices(&effects, c.session("judge"))
-            .into_iter()
-            .map(|(_, e, _)| e)
-            .collect::<Vec<_>>(),
+        events_to(&effects, c.session("judge")),
         [DeviceEvent::Replaced]
     );
 }
@@ -209,10 +211,7 @@ fn a_waiting_device_that_goes_away_is_withdrawn_and_a_third_replaces_it() {
         (second, ErrorCode::Replaced)
     );
     assert_eq!(
-        device_notices(&effects, c.session("judge"))
-            .into_iter()
-            .map(|(_, e, _)| e)
-            .collect::<Vec<_>>(),
+        events_to(&effects, c.session("judge")),
         [DeviceEvent::Withdrawn, DeviceEvent::Waiting]
     );
     let effects = c.handle(Input::Leave {
@@ -228,8 +227,8 @@ fn a_waiting_device_that_goes_away_is_withdrawn_and_a_third_replaces_it() {
         "the seated device did not leave"
     );
     assert_eq!(
-        device_notices(&effects, c.session("judge"))[0].1,
-        DeviceEvent::Withdrawn
+        events_to(&effects, c.session("judge")),
+        [DeviceEvent::Withdrawn]
     );
     assert!(c.member("defendant").session.is_some());
 }
@@ -282,8 +281,8 @@ fn refuse_mode_turns_the_second_device_away() {
     assert_eq!(c.member("defendant").session, Some(first));
     assert_eq!(audits(&effects), ["second_device_refused"]);
     assert_eq!(
-        device_notices(&effects, c.session("judge"))[0].1,
-        DeviceEvent::Refused
+        events_to(&effects, c.session("judge")),
+        [DeviceEvent::Refused]
     );
 }
 
@@ -303,8 +302,8 @@ fn replace_mode_replaces_but_audits_both_devices_and_tells_the_court() {
         "192.0.2.9:40000"
     );
     assert_eq!(
-        device_notices(&effects, c.session("judge"))[0].1,
-        DeviceEvent::Replaced
+        events_to(&effects, c.session("judge")),
+        [DeviceEvent::Replaced]
     );
 }
 
@@ -412,4 +411,23 @@ fn a_flapping_participant_costs_the_others_one_leave_and_one_join() {
     assert_eq!(kinds(&effects), ["participant_left"]);
     assert!(!effects.iter().any(|e| matches!(e, Effect::Stop)));
     assert!(c.core.next_notice().is_none());
+}
+
+#[test]
+fn closing_the_hearing_closes_a_waiting_device_too() {
+    let mut c = seated(SecondDevice::Lobby);
+    let defendant = c.id("defendant");
+    let first = c.session("defendant");
+    let _ = c.try_join_from("defendant", device(9, "B"));
+    let waiting = c.session("defendant");
+    c.handle(Input::Leave {
+        participant: defendant,
+        session: first,
+        reason: "left".into(),
+    });
+    assert!(c.member("defendant").waiting.is_some(), "it still waits");
+    let effects = c.set_state("judge", HearingState::Closed, None);
+    assert!(kicks(&effects)
+        .iter()
+        .any(|(s, code, _)| *s == waiting && *code == ErrorCode::HearingClosed));
 }
