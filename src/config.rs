@@ -90,6 +90,10 @@ pub struct AuthConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_api_key: Option<String>,
     pub join_token_ttl_hours: u64,
+    /// What a second device on a link in use gets: `replace`, `lobby` or `refuse`.
+    pub second_device: crate::hearing::SecondDevice,
+    /// Minutes before a hearing's date from which its links work.
+    pub link_valid_before_minutes: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -114,6 +118,13 @@ pub struct SignalingConfig {
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub join_timeout_seconds: u64,
+    pub join_burst_per_participant: u32,
+    pub joins_per_minute_per_participant: u32,
+    pub join_burst_per_source: u32,
+    pub joins_per_minute_per_source: u32,
+    /// A participant leaving again within this many seconds has their leave told
+    /// to others only when the window passes (0: at once).
+    pub notice_coalesce_seconds: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -619,6 +630,26 @@ impl Config {
             "signaling.join_timeout_seconds",
             self.signaling.join_timeout_seconds,
         )?;
+        for (key, value) in [
+            (
+                "signaling.join_burst_per_participant",
+                self.signaling.join_burst_per_participant,
+            ),
+            (
+                "signaling.joins_per_minute_per_participant",
+                self.signaling.joins_per_minute_per_participant,
+            ),
+            (
+                "signaling.join_burst_per_source",
+                self.signaling.join_burst_per_source,
+            ),
+            (
+                "signaling.joins_per_minute_per_source",
+                self.signaling.joins_per_minute_per_source,
+            ),
+        ] {
+            nonzero(key, value.into())?;
+        }
         if !(1..=3600).contains(&self.recording.segment_seconds) {
             return Err(err(
                 "recording.segment_seconds",
@@ -764,7 +795,9 @@ mod tests {
         assert_eq!(c.data.dir, PathBuf::from("./data"));
         assert_eq!(c.data.database_url, None);
         assert_eq!(c.auth.admin_api_key, None);
-        assert_eq!(c.auth.join_token_ttl_hours, 24);
+        assert_eq!(c.auth.join_token_ttl_hours, 720);
+        assert_eq!(c.auth.link_valid_before_minutes, 60);
+        assert_eq!(c.auth.second_device, crate::hearing::SecondDevice::Lobby);
         assert_eq!(c.media.bind_address, "0.0.0.0".parse::<IpAddr>().unwrap());
         assert_eq!(c.media.announced_address, None);
         assert_eq!(c.media.udp_port_min, 40000);
@@ -776,6 +809,11 @@ mod tests {
         assert_eq!(c.signaling.rate_limit_per_second, 50);
         assert_eq!(c.signaling.rate_limit_burst, 200);
         assert_eq!(c.signaling.join_timeout_seconds, 10);
+        assert_eq!(c.signaling.join_burst_per_participant, 5);
+        assert_eq!(c.signaling.joins_per_minute_per_participant, 6);
+        assert_eq!(c.signaling.join_burst_per_source, 100);
+        assert_eq!(c.signaling.joins_per_minute_per_source, 300);
+        assert_eq!(c.signaling.notice_coalesce_seconds, 10);
         assert_eq!(c.log.filter, "info");
         assert_eq!(c.database_url(), "sqlite://./data/openhearing.db");
     }

@@ -158,12 +158,13 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
     } else {
         None
     };
-    let hearings = Hearings::new(
+    let hearings = Hearings::with_joins(
         Duration::from_secs(60),
         store.clone(),
         Arc::new(config.permissions()),
         recording,
         config.recording.enabled_by_default,
+        crate::hearing::JoinPolicy::from_config(config),
     );
     // Sessions an unclean stop cut off are named in their hearing's audit trail,
     // before any hearing's actor can append to it.
@@ -191,6 +192,9 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
                 join_timeout: Duration::from_secs(s.join_timeout_seconds),
                 answer_timeout: Duration::from_secs(20),
             },
+            joins: Arc::new(crate::api::join_limit::JoinLimiter::from_config(
+                &config.signaling,
+            )),
             shutdown: shutdown_rx,
         },
     };

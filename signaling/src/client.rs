@@ -122,6 +122,7 @@ impl SignalingClient {
         self.send(&ClientMessage::Join {
             v: PROTOCOL_VERSION,
             token: token.to_owned(),
+            tab: None,
         })?;
         match self.recv_timeout(timeout).await? {
             ServerMessage::Welcome(w) => Ok(*w),

@@ -3,6 +3,7 @@
 //! hearing state themselves.
 
 pub mod admin;
+pub mod join_limit;
 pub mod web;
 pub mod ws;
 

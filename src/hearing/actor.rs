@@ -116,16 +116,17 @@ pub(super) fn spawn(
     perms: Arc<Permissions>,
     recording: Option<Arc<RecordingSettings>>,
 ) {
+    let joins = registry.upgrade().map(|r| r.joins).unwrap_or_default();
     tokio::spawn(async move {
         let loaded = store.get_hearing(handle.id).await;
         match loaded {
             Ok(Some(hearing)) => {
                 let (news_tx, mut news_rx) = mpsc::unbounded_channel();
-                let mut actor = Actor::new(hearing, store, perms, idle, recording, news_tx);
+                let mut actor = Actor::new(hearing, store, perms, idle, recording, news_tx, joins);
                 // A hearing that was in session when the server stopped records on.
                 let mut stop = actor.step(Input::Start).await;
                 while !stop {
-                    let wait = actor.core.idle_timeout().unwrap_or(FOREVER);
+                    let wait = actor.core.next_wakeup().unwrap_or(FOREVER);
                     stop = tokio::select! {
                         cmd = rx.recv() => match cmd {
                             Some(cmd) => actor.command(cmd).await,
@@ -201,6 +202,7 @@ impl Actor {
         idle: Duration,
         recording: Option<Arc<RecordingSettings>>,
         news_tx: mpsc::UnboundedSender<RecorderNews>,
+        joins: hearing_core::JoinPolicy,
     ) -> Actor {
         let writer = Writer::spawn(hearing.id, store.clone());
         let settings = hearing_core::Settings {
@@ -212,6 +214,7 @@ impl Actor {
                     render_after_close: r.render_after_close,
                 },
             },
+            joins,
         };
         Actor {
             core: HearingCore::new(hearing, settings, Utc::now()),
@@ -248,6 +251,7 @@ impl Actor {
                     participant: req.participant,
                     link_version: req.link_version,
                     session,
+                    device: req.device,
                 }
             }
             Command::TrackPublished {

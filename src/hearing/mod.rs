@@ -37,7 +37,7 @@ use crate::permissions::Permissions;
 use crate::sfu::{Downstream, PublishedTrack};
 use crate::store::Store;
 
-pub use self::core::MAX_REASON_CHARS;
+pub use self::core::{Device, JoinPolicy, SecondDevice, MAX_REASON_CHARS};
 pub use actor::Command;
 pub use create::create_hearing;
 pub use refusal::{JoinError, Refusal};
@@ -72,6 +72,8 @@ pub struct JoinRequest {
     /// The link version the token carries; a revoked link has an older one.
     pub link_version: u32,
     pub link: SessionLink,
+    /// Where the session comes from (source address, user agent), for the audit.
+    pub device: Device,
 }
 
 /// The hearing accepted the join.
@@ -203,6 +205,7 @@ pub struct Hearings {
     permissions: Arc<Permissions>,
     recording: Option<Arc<recording::RecordingSettings>>,
     record_by_default: bool,
+    joins: JoinPolicy,
 }
 
 impl std::fmt::Debug for Hearings {
@@ -224,6 +227,26 @@ impl Hearings {
         recording: Option<recording::RecordingSettings>,
         record_by_default: bool,
     ) -> Arc<Hearings> {
+        Hearings::with_joins(
+            idle,
+            store,
+            permissions,
+            recording,
+            record_by_default,
+            JoinPolicy::default(),
+        )
+    }
+
+    /// [`Hearings::new`] with a join policy of its own (second devices, when links
+    /// work, notice coalescing) instead of the default one.
+    pub fn with_joins(
+        idle: Duration,
+        store: Arc<dyn Store>,
+        permissions: Arc<Permissions>,
+        recording: Option<recording::RecordingSettings>,
+        record_by_default: bool,
+        joins: JoinPolicy,
+    ) -> Arc<Hearings> {
         Arc::new(Hearings {
             live: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -233,6 +256,7 @@ impl Hearings {
             permissions,
             recording: recording.map(Arc::new),
             record_by_default,
+            joins,
         })
     }
 

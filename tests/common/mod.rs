@@ -151,8 +151,14 @@ impl TestServer {
 
     /// Starts a server on an existing data folder (restart tests).
     pub async fn start_in(dir: &Path, port_min: u16, port_max: u16, extra: &str) -> TestServer {
-        init_tracing();
         let config = test_config(dir, port_min, port_max, extra);
+        Self::start_config(dir, config).await
+    }
+
+    /// Starts a server with this configuration (for settings outside `[media]`, which
+    /// `extra` cannot reach: change the fields of a [`test_config`]).
+    pub async fn start_config(dir: &Path, config: Config) -> TestServer {
+        init_tracing();
         let prepared = server::prepare(&config).await.expect("server prepares");
         let sfu = prepared.state.signaling.sfu.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -54,6 +54,7 @@ function startSession(): void {
   const s = new HearingSession({
     url: signalingUrl(location.protocol, location.host, state.hearingId),
     token: state.token,
+    tab: state.tab,
     localStream: state.localStream,
     events: {
       opened(at) {
@@ -79,6 +80,10 @@ function startSession(): void {
       },
       welcome(w) {
         if (state.session !== s) return;
+        if (state.deviceWaiting) {
+          state.deviceWaiting = false;
+          showBanner();
+        }
         state.hearing = { case_number: w.hearing.case_number, title: w.hearing.title, scheduled_at: w.hearing.scheduled_at };
         state.hearingStatus = w.status;
         state.canPublish = w.canPublish;
@@ -111,6 +116,16 @@ function startSession(): void {
       recordingAlert(message) {
         if (state.session !== s) return;
         state.recordingAlert = message;
+        updateCourt();
+      },
+      deviceWaiting() {
+        if (state.session !== s) return;
+        state.deviceWaiting = true;
+        showBanner();
+      },
+      secondDevice(n) {
+        if (state.session !== s) return;
+        state.secondDevices.set(n.participantId, { event: n.event, userAgent: n.userAgent, at: n.at });
         updateCourt();
       },
       unmuteRequested() {
@@ -169,6 +184,24 @@ function leaveHearing(): void {
   renderEnd(onJoin);
 }
 
+/** This tab's own id for `join.tab`, kept in `sessionStorage` (a reload keeps it, a
+ * copied link does not carry it): the server lets this tab's reconnects take the seat
+ * back at once instead of waiting as a second device. */
+function tabId(store: Storage | null): string | undefined {
+  const KEY = 'openhearing.tab';
+  try {
+    const known = store?.getItem(KEY);
+    if (known) return known;
+    // getRandomValues, unlike randomUUID, also works on plain http (a test server).
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    const id = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    store?.setItem(KEY, id);
+    return id;
+  } catch {
+    return undefined;
+  }
+}
+
 function boot(): void {
   initLang();
   const parsed = parseJoinLink(location.pathname, location.hash);
@@ -179,6 +212,7 @@ function boot(): void {
     store = null;
   }
   const link = { ...parsed, token: takeToken(parsed, store) };
+  state.tab = tabId(store);
   if (parsed.token) {
     // Out of the address bar, the history and screenshots once read; this tab
     // remembers it (sessionStorage) so a reload still joins.

@@ -30,7 +30,15 @@ pub struct IceCandidate {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Must be the first message. `v` is the protocol version the client speaks.
-    Join { v: u32, token: String },
+    /// `tab`: an unguessable id the client chose for itself and keeps across its own
+    /// reconnects (a browser tab: `sessionStorage`); a rejoin with the `tab` of the
+    /// seated session takes the seat back without waiting as a second device.
+    Join {
+        v: u32,
+        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tab: Option<String>,
+    },
     /// The client's SDP offer (its own tracks). Sent once after `welcome`; may be sent
     /// again to change what the client publishes, but only when no server offer is
     /// outstanding.
@@ -53,6 +61,13 @@ pub enum ClientMessage {
     Admit { participant_id: Uuid },
     /// Let everyone waiting in the lobby in, except witnesses and experts (`admit`).
     AdmitAll,
+    /// Seat the device waiting for this participant (their link was opened on a
+    /// second device while the first was connected): the first device is closed with
+    /// `replaced` and the waiting one takes the seat (`admit`).
+    AdmitDevice { participant_id: Uuid },
+    /// Send away the device waiting for this participant; it is closed with
+    /// `second_device_refused` and the first device keeps the seat (`admit`).
+    RefuseDevice { participant_id: Uuid },
     /// Refuse a participant waiting in the lobby; they are disconnected (`deny`).
     Deny {
         participant_id: Uuid,
@@ -114,6 +129,8 @@ impl ClientMessage {
             ClientMessage::Leave => "leave",
             ClientMessage::Admit { .. } => "admit",
             ClientMessage::AdmitAll => "admit_all",
+            ClientMessage::AdmitDevice { .. } => "admit_device",
+            ClientMessage::RefuseDevice { .. } => "refuse_device",
             ClientMessage::Deny { .. } => "deny",
             ClientMessage::CallIn { .. } => "call_in",
             ClientMessage::Dismiss { .. } => "dismiss",
@@ -157,7 +174,7 @@ impl DecodeError {
     }
 }
 
-const CLIENT_TYPES: [&str; 25] = [
+const CLIENT_TYPES: [&str; 27] = [
     "join",
     "offer",
     "answer",
@@ -167,6 +184,8 @@ const CLIENT_TYPES: [&str; 25] = [
     "leave",
     "admit",
     "admit_all",
+    "admit_device",
+    "refuse_device",
     "deny",
     "call_in",
     "dismiss",
@@ -215,6 +234,12 @@ mod tests {
             ClientMessage::Join {
                 v: 1,
                 token: "t".into(),
+                tab: None,
+            },
+            ClientMessage::Join {
+                v: 1,
+                token: "t".into(),
+                tab: Some("0123456789abcdef0123".into()),
             },
             ClientMessage::Offer { sdp: "v=0".into() },
             ClientMessage::Answer { sdp: "v=0".into() },
@@ -236,6 +261,12 @@ mod tests {
                 participant_id: Uuid::nil(),
             },
             ClientMessage::AdmitAll,
+            ClientMessage::AdmitDevice {
+                participant_id: Uuid::nil(),
+            },
+            ClientMessage::RefuseDevice {
+                participant_id: Uuid::nil(),
+            },
             ClientMessage::Deny {
                 participant_id: Uuid::nil(),
                 reason: Some("r".into()),
@@ -282,7 +313,11 @@ mod tests {
             ClientMessage::StartDeliberation,
             ClientMessage::EndDeliberation,
         ];
-        assert_eq!(msgs.len(), CLIENT_TYPES.len());
+        assert_eq!(
+            msgs.len(),
+            CLIENT_TYPES.len() + 1,
+            "join twice: with and without a tab"
+        );
         for m in msgs {
             let text = serde_json::to_string(&m).unwrap();
             assert_eq!(decode_client(&text).unwrap(), m, "{text}");

@@ -41,6 +41,10 @@ pub enum ErrorCode {
     BinaryNotSupported,
     /// The client sent messages faster than allowed; the socket is closed.
     RateLimited,
+    /// Too many joins from this link or this network address in a short time; the
+    /// socket is closed before anything is set up. `retry_after_ms` says when a join
+    /// will be accepted again.
+    JoinRateLimited,
     /// The SDP could not be parsed or applied.
     InvalidSdp,
     /// The ICE candidate could not be parsed or applied.
@@ -56,6 +60,9 @@ pub enum ErrorCode {
     PublishNotAllowed,
     /// The same participant joined from another socket; this one is closed.
     Replaced,
+    /// This link is already in use on another device and the server (or the court)
+    /// does not let a second device take the seat; the socket is closed.
+    SecondDeviceRefused,
     /// The participant's role may not do this (permission table); nothing changed.
     PermissionDenied,
     /// The hearing cannot move from its current state to the requested one.
@@ -72,6 +79,9 @@ pub enum ErrorCode {
     Removed,
     /// This join link was revoked; ask the court for a new one.
     LinkRevoked,
+    /// The hearing's links open only shortly before its scheduled time (or the new
+    /// date of an adjournment); the message says from when.
+    LinkNotYetValid,
     /// The participant named in the request is not part of this hearing.
     UnknownParticipant,
     /// The request does not apply to that participant now (e.g. admitting someone
@@ -85,7 +95,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every error code, in declaration order (the web client mirrors this list).
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 38] = [
         ErrorCode::UnsupportedVersion,
         ErrorCode::TokenMissing,
         ErrorCode::TokenMalformed,
@@ -102,6 +112,7 @@ impl ErrorCode {
         ErrorCode::MessageTooLarge,
         ErrorCode::BinaryNotSupported,
         ErrorCode::RateLimited,
+        ErrorCode::JoinRateLimited,
         ErrorCode::InvalidSdp,
         ErrorCode::InvalidCandidate,
         ErrorCode::NoOfferPending,
@@ -109,6 +120,7 @@ impl ErrorCode {
         ErrorCode::NegotiationTimeout,
         ErrorCode::PublishNotAllowed,
         ErrorCode::Replaced,
+        ErrorCode::SecondDeviceRefused,
         ErrorCode::PermissionDenied,
         ErrorCode::InvalidTransition,
         ErrorCode::ReasonRequired,
@@ -117,6 +129,7 @@ impl ErrorCode {
         ErrorCode::AdmissionDenied,
         ErrorCode::Removed,
         ErrorCode::LinkRevoked,
+        ErrorCode::LinkNotYetValid,
         ErrorCode::UnknownParticipant,
         ErrorCode::NotApplicable,
         ErrorCode::ServerShutdown,
@@ -138,20 +151,24 @@ impl ErrorCode {
                 | ErrorCode::JoinTimeout
                 | ErrorCode::NotJoined
                 | ErrorCode::RateLimited
+                | ErrorCode::JoinRateLimited
                 | ErrorCode::NegotiationTimeout
                 | ErrorCode::Replaced
+                | ErrorCode::SecondDeviceRefused
                 | ErrorCode::HearingClosed
                 | ErrorCode::AdmissionDenied
                 | ErrorCode::Removed
                 | ErrorCode::LinkRevoked
+                | ErrorCode::LinkNotYetValid
                 | ErrorCode::ServerShutdown
         )
     }
 
     /// The WebSocket close code the server uses after a fatal error of this kind.
     /// 4401: authentication, 4404: not found, 4408: timeout, 4400: protocol, 4429:
-    /// rate limit, 4409: replaced, 4403: refused or removed by the court, 4410: hearing
-    /// closed, 1001: going away, 1011: internal.
+    /// rate limit, 4409: replaced or second device refused, 4403: refused or removed
+    /// by the court, 4410: hearing closed, 4425: link not yet valid (too early), 1001:
+    /// going away, 1011: internal.
     pub fn close_code(self) -> u16 {
         match self {
             ErrorCode::TokenMissing
@@ -165,8 +182,9 @@ impl ErrorCode {
             ErrorCode::HearingClosed => 4410,
             ErrorCode::HearingNotFound => 4404,
             ErrorCode::JoinTimeout | ErrorCode::NegotiationTimeout => 4408,
-            ErrorCode::RateLimited => 4429,
-            ErrorCode::Replaced => 4409,
+            ErrorCode::RateLimited | ErrorCode::JoinRateLimited => 4429,
+            ErrorCode::Replaced | ErrorCode::SecondDeviceRefused => 4409,
+            ErrorCode::LinkNotYetValid => 4425,
             ErrorCode::ServerShutdown => 1001,
             ErrorCode::Internal => 1011,
             _ => 4400,
@@ -219,25 +237,28 @@ mod tests {
                 ErrorCode::MessageTooLarge => 13,
                 ErrorCode::BinaryNotSupported => 14,
                 ErrorCode::RateLimited => 15,
-                ErrorCode::InvalidSdp => 16,
-                ErrorCode::InvalidCandidate => 17,
-                ErrorCode::NoOfferPending => 18,
-                ErrorCode::NegotiationConflict => 19,
-                ErrorCode::NegotiationTimeout => 20,
-                ErrorCode::PublishNotAllowed => 21,
-                ErrorCode::Replaced => 22,
-                ErrorCode::PermissionDenied => 23,
-                ErrorCode::InvalidTransition => 24,
-                ErrorCode::ReasonRequired => 25,
-                ErrorCode::HearingLocked => 26,
-                ErrorCode::HearingClosed => 27,
-                ErrorCode::AdmissionDenied => 28,
-                ErrorCode::Removed => 29,
-                ErrorCode::LinkRevoked => 30,
-                ErrorCode::UnknownParticipant => 31,
-                ErrorCode::NotApplicable => 32,
-                ErrorCode::ServerShutdown => 33,
-                ErrorCode::Internal => 34,
+                ErrorCode::JoinRateLimited => 16,
+                ErrorCode::InvalidSdp => 17,
+                ErrorCode::InvalidCandidate => 18,
+                ErrorCode::NoOfferPending => 19,
+                ErrorCode::NegotiationConflict => 20,
+                ErrorCode::NegotiationTimeout => 21,
+                ErrorCode::PublishNotAllowed => 22,
+                ErrorCode::Replaced => 23,
+                ErrorCode::SecondDeviceRefused => 24,
+                ErrorCode::PermissionDenied => 25,
+                ErrorCode::InvalidTransition => 26,
+                ErrorCode::ReasonRequired => 27,
+                ErrorCode::HearingLocked => 28,
+                ErrorCode::HearingClosed => 29,
+                ErrorCode::AdmissionDenied => 30,
+                ErrorCode::Removed => 31,
+                ErrorCode::LinkRevoked => 32,
+                ErrorCode::LinkNotYetValid => 33,
+                ErrorCode::UnknownParticipant => 34,
+                ErrorCode::NotApplicable => 35,
+                ErrorCode::ServerShutdown => 36,
+                ErrorCode::Internal => 37,
             }
         }
         for (i, c) in ErrorCode::ALL.into_iter().enumerate() {

@@ -29,6 +29,23 @@ pub struct Welcome {
     pub permissions: Vec<Action>,
 }
 
+/// What happened with a second device on one participant's link, as
+/// [`ServerMessage::SecondDevice`] tells the court.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceEvent {
+    /// A second device waits for the court (`admit_device` / `refuse_device`); the
+    /// first keeps the seat.
+    Waiting,
+    /// The second device took the seat and the first was closed (`replace` mode, or
+    /// the court admitted the waiting device).
+    Replaced,
+    /// The second device was turned away (`refuse` mode, or the court refused it).
+    Refused,
+    /// The waiting device went away (closed, or replaced by yet another device).
+    Withdrawn,
+}
+
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -44,6 +61,22 @@ pub enum ServerMessage {
     /// recorder fell behind, recording could not start). Sent to participants whose
     /// role may `control_lifecycle`.
     RecordingAlert { message: String },
+    /// This device opened a link that is in use on another device: it waits until the
+    /// court admits it (then `welcome` follows) or refuses it (`second_device_refused`).
+    /// Nothing else is sent to it meanwhile.
+    DeviceWaiting { message: String },
+    /// A participant's link was used on a second device. Sent to participants whose
+    /// role may `admit` (the presiding judge, the clerk), also right after their own
+    /// `welcome` for every device still waiting.
+    SecondDevice {
+        participant_id: Uuid,
+        event: DeviceEvent,
+        /// The second device's browser, as it introduced itself (shortened).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_agent: Option<String>,
+        /// When it happened (RFC 3339).
+        at: String,
+    },
     /// Your consultation request was answered (sent to both would-be members).
     ConsultationAnswered { request_id: Uuid, approved: bool },
     /// The private room you were in ended: `ended` by a member, `recalled` by the
@@ -81,6 +114,9 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
         fatal: bool,
+        /// With `join_rate_limited`: milliseconds until a join will be accepted again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -91,6 +127,8 @@ impl ServerMessage {
             ServerMessage::Welcome(_) => "welcome",
             ServerMessage::HearingStatus { .. } => "hearing_status",
             ServerMessage::UnmuteRequested { .. } => "unmute_requested",
+            ServerMessage::DeviceWaiting { .. } => "device_waiting",
+            ServerMessage::SecondDevice { .. } => "second_device",
             ServerMessage::ConsultationAnswered { .. } => "consultation_answered",
             ServerMessage::RecordingAlert { .. } => "recording_alert",
             ServerMessage::RoomEnded { .. } => "room_ended",
@@ -111,6 +149,7 @@ impl ServerMessage {
             code,
             fatal: code.is_fatal(),
             message: message.into(),
+            retry_after_ms: None,
         }
     }
 }

@@ -233,7 +233,9 @@ pub(super) async fn revoke_link(call: Call<HearingParticipant>) -> Answer<Issued
     Ok(Json(issued(&call.state, hearing, p)?))
 }
 
-/// Fresh join links for every participant who was not removed.
+/// Every participant's current join link (removed participants left out). The
+/// same link each time: a link is a function of the participant's link version, so
+/// asking again hands out no second valid link; `…/revoke` replaces one.
 #[utoipa::path(
     get,
     path = "/api/v1/hearings/{id}/links",
@@ -285,7 +287,7 @@ pub(super) async fn audit_trail(call: Call<HearingId>) -> Answer<AuditTrail> {
     }))
 }
 
-/// Every (not removed) participant's join link, freshly issued.
+/// Every (not removed) participant's current join link.
 fn links(state: &AdminState, hearing: &Hearing) -> Result<HearingLinks, AdminError> {
     let participants = hearing
         .participants
@@ -309,7 +311,7 @@ fn links(state: &AdminState, hearing: &Hearing) -> Result<HearingLinks, AdminErr
     })
 }
 
-/// The participant with a freshly issued join link.
+/// The participant with their current join link.
 fn issued(
     state: &AdminState,
     hearing: &Hearing,
@@ -321,7 +323,7 @@ fn issued(
     })
 }
 
-/// A freshly issued join link for `participant` of `hearing`.
+/// The join link of `participant`'s current link version in `hearing`.
 fn fresh_link(
     state: &AdminState,
     hearing: &Hearing,

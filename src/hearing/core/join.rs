@@ -1,27 +1,32 @@
-//! Sessions coming and going: joins (a second session of the same participant
-//! replaces the first), leaves, kicks, the welcome, and what a session reports about
-//! its media and connection.
+//! Sessions coming and going: joins (within the link's time window; a second
+//! device on a link in use is `devices.rs`'s), leaves, kicks, the welcome, and what
+//! a session reports about its media and connection.
 //!
 //! A session is known by its number only. Everything a session sends is checked
 //! against the participant's *current* session, so a replaced session's late
 //! goodbye or track cannot touch its successor.
 
+use chrono::{DateTime, Utc};
 use openhearing_signaling::{
     Admission, Connection, ErrorCode, HearingState, ServerMessage, Welcome, PROTOCOL_VERSION,
 };
 use serde_json::json;
 use uuid::Uuid;
 
+use super::members::Device;
 use super::{participant_subject, Effect, HearingCore, Member};
 use crate::hearing::{JoinError, Refusal};
+use crate::model::rfc3339;
 
 impl HearingCore {
-    /// A participant's session joins; returns the `welcome` for it, or why not.
+    /// A participant's session joins; returns the `welcome` for it (or
+    /// `device_waiting` for a second device, see `devices.rs`), or why not.
     pub(super) fn join(
         &mut self,
         pid: Uuid,
         link_version: u32,
         session: u64,
+        device: Device,
     ) -> Result<ServerMessage, JoinError> {
         let refuse = |code, msg: &str| Err(JoinError::Refused(Refusal::new(code, msg)));
         if self.status.state == HearingState::Closed {
@@ -30,12 +35,7 @@ impl HearingCore {
                 "this hearing is closed; its links no longer work",
             );
         }
-        let auto = self
-            .members
-            .get(&pid)
-            .map(|m| self.perms.auto_admitted(m.p.role));
-        let now = self.now;
-        let Some(member) = self.members.get_mut(&pid) else {
+        let Some(member) = self.members.get(&pid) else {
             return refuse(
                 ErrorCode::ParticipantUnknown,
                 "you are no longer a participant of this hearing",
@@ -53,11 +53,77 @@ impl HearingCore {
                 "this join link was revoked; ask the court for a new one",
             );
         }
+        self.link_window().map_err(JoinError::Refused)?;
+        if let Some(reply) = self.second_device(pid, session, &device) {
+            return reply;
+        }
         // The same participant joining again (new tab, reconnect) replaces the old
         // session; its tracks go with it.
+        if let Some(old) = self.members.get(&pid).and_then(|m| m.session) {
+            self.emit(Effect::Kick {
+                session: old,
+                code: ErrorCode::Replaced,
+                message: "you joined this hearing from another window or device".into(),
+            });
+        }
+        self.seat(pid, session, device);
+        let welcome = self.welcome(pid).ok_or(JoinError::NotFound);
+        self.tell_waiting_devices(pid);
+        welcome
+    }
+
+    /// Refuses joins before the links of a scheduled or adjourned hearing open:
+    /// `valid_before` ahead of its date (the new date of an adjournment, else the
+    /// scheduled time), read at the moment of the join, so a rescheduled hearing's
+    /// links move with it. An open, running or suspended hearing takes its links at
+    /// any time; a closed one never.
+    fn link_window(&self) -> Result<(), Refusal> {
+        let scheduled = self
+            .hearing
+            .scheduled_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let date = match self.status.state {
+            HearingState::Scheduled => scheduled,
+            HearingState::Adjourned => self.status.adjourned_to.or(scheduled),
+            _ => None,
+        };
+        let Some(date) = date else {
+            return Ok(());
+        };
+        let before = chrono::Duration::from_std(self.policy.valid_before)
+            .unwrap_or(chrono::Duration::zero());
+        let opens = date - before;
+        if self.now >= opens {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            ErrorCode::LinkNotYetValid,
+            format!(
+                "this hearing's links open at {} ({} minutes before the hearing); try again then",
+                rfc3339(opens),
+                before.num_minutes()
+            ),
+        ))
+    }
+
+    /// Makes `session` (on `device`) the participant's current one: an older
+    /// session is released with its tracks, a role the configuration admits at once
+    /// enters, the join is audited, legs reconciled and the others told.
+    pub(super) fn seat(&mut self, pid: Uuid, session: u64, device: Device) {
+        let auto = self
+            .members
+            .get(&pid)
+            .map(|m| self.perms.auto_admitted(m.p.role));
+        let now = self.now;
+        let Some(member) = self.members.get_mut(&pid) else {
+            return;
+        };
         let replaced = member.session.take();
         let dropped = std::mem::take(&mut member.tracks);
         member.session = Some(session);
+        member.device = device;
         member.connection = Connection::Connecting;
         member.audio = false;
         member.video = false;
@@ -74,12 +140,8 @@ impl HearingCore {
             }
         }
         let (role, site, admission) = (member.p.role, member.p.site.clone(), member.p.admission);
+        let seen = member.device.audit();
         if let Some(old) = replaced {
-            self.emit(Effect::Kick {
-                session: old,
-                code: ErrorCode::Replaced,
-                message: "you joined this hearing from another window or device".into(),
-            });
             self.emit(Effect::Release(old));
             for t in dropped {
                 self.emit(Effect::DropTrack(t.id));
@@ -92,15 +154,13 @@ impl HearingCore {
             "system",
             participant_subject(pid),
             "join",
-            json!({ "role": role, "site": site, "admission": admission }),
+            json!({ "role": role, "site": site, "admission": admission, "device": seen }),
         );
         self.reconcile();
-        let participant = self.members[&pid].info();
-        self.broadcast_except(Some(pid), &ServerMessage::ParticipantJoined { participant });
-        self.welcome(pid).ok_or(JoinError::NotFound)
+        self.notice_joined(pid);
     }
 
-    fn welcome(&self, pid: Uuid) -> Option<ServerMessage> {
+    pub(super) fn welcome(&self, pid: Uuid) -> Option<ServerMessage> {
         let me = self.members.get(&pid)?;
         Some(ServerMessage::Welcome(Box::new(Welcome {
             v: PROTOCOL_VERSION,
@@ -120,6 +180,9 @@ impl HearingCore {
     }
 
     pub(super) fn leave(&mut self, pid: Uuid, session: u64, reason: &str) {
+        if self.waiting_left(pid, session) {
+            return; // a second device that stopped waiting
+        }
         let Some(m) = self.members.get(&pid) else {
             return;
         };
@@ -152,17 +215,20 @@ impl HearingCore {
             json!({ "reason": reason }),
         );
         self.reconcile();
-        self.broadcast_except(
-            Some(pid),
-            &ServerMessage::ParticipantLeft {
-                participant_id: pid,
-                reason: reason.to_owned(),
-            },
-        );
+        self.notice_left(pid, reason);
     }
 
-    /// Closes a participant's session with `code` and treats them as gone at once.
+    /// Closes a participant's session with `code` and treats them as gone at once. A
+    /// second device waiting on their link is closed the same way.
     pub(super) fn kick(&mut self, pid: Uuid, code: ErrorCode, message: String, reason: &str) {
+        if let Some(w) = self.members.get_mut(&pid).and_then(|m| m.waiting.take()) {
+            self.emit(Effect::Kick {
+                session: w.session,
+                code,
+                message: message.clone(),
+            });
+            self.emit(Effect::Release(w.session));
+        }
         let Some(session) = self.members.get(&pid).and_then(|m| m.session) else {
             return;
         };

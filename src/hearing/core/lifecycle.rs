@@ -125,10 +125,11 @@ impl HearingCore {
         self.reconcile();
         self.announce_status();
         if self.status.state == HearingState::Closed {
+            // A device waiting for the court goes too (`kick` closes both).
             let present: Vec<Uuid> = self
                 .members
                 .values()
-                .filter(|m| m.session.is_some())
+                .filter(|m| m.session.is_some() || m.waiting.is_some())
                 .map(|m| m.p.id)
                 .collect();
             for id in present {

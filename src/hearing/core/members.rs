@@ -1,6 +1,7 @@
 //! A participant as the hearing core knows them: the stored participant plus what
-//! only a live hearing knows (their current session, published tracks, media and
-//! connection state, since when they wait in the lobby).
+//! only a live hearing knows (their current session and the device it runs on, a
+//! second device waiting for the court, published tracks, media and connection
+//! state, since when they wait in the lobby, held join/leave notices).
 //!
 //! Sessions and tracks are plain ids here. The actor keeps the session channels and
 //! the SFU's `PublishedTrack`s keyed by these ids, so the core stays free of channels
@@ -22,11 +23,85 @@ pub struct Track {
     pub ended: bool,
 }
 
+/// Where a session comes from, as its WebSocket upgrade saw it: kept for the audit
+/// trail (who joined from where) and shown to the court when a link is used twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Device {
+    /// The peer's address (`ip:port`), when the server knows it.
+    pub source: Option<String>,
+    /// The `User-Agent` header, shortened to [`Device::MAX_USER_AGENT`] characters.
+    pub user_agent: Option<String>,
+    /// The id the client chose for itself (`join.tab`): the same tab reconnecting
+    /// presents it again; a copied link does not carry it. Never audited.
+    pub tab: Option<String>,
+}
+
+impl Device {
+    /// Longest user agent kept, in characters (headers can be 8 KiB).
+    pub const MAX_USER_AGENT: usize = 200;
+
+    pub fn new(source: Option<String>, user_agent: Option<&str>) -> Device {
+        Device {
+            source,
+            user_agent: user_agent
+                .map(|ua| {
+                    ua.chars()
+                        .filter(|c| !c.is_control())
+                        .take(Self::MAX_USER_AGENT)
+                        .collect::<String>()
+                })
+                .filter(|ua| !ua.trim().is_empty()),
+            tab: None,
+        }
+    }
+
+    /// Shortest and longest `join.tab` taken; others are ignored (a short one could
+    /// be guessed).
+    pub const TAB_CHARS: std::ops::RangeInclusive<usize> = 16..=128;
+
+    /// The device with the client's own `tab` id, when it is a plausible one.
+    pub fn with_tab(mut self, tab: Option<String>) -> Device {
+        self.tab = tab.filter(|t| {
+            Self::TAB_CHARS.contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic())
+        });
+        self
+    }
+
+    /// Whether `other` is this device's own tab again (both presented the same id).
+    pub fn same_tab(&self, other: &Device) -> bool {
+        use subtle::ConstantTimeEq;
+        match (&self.tab, &other.tab) {
+            (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
+            _ => false,
+        }
+    }
+
+    /// The device as an audit entry shows it.
+    pub fn audit(&self) -> serde_json::Value {
+        serde_json::json!({ "source": self.source, "user_agent": self.user_agent })
+    }
+}
+
+/// A second device that opened the participant's link while the first was
+/// connected, waiting for the court (`auth.second_device = "lobby"`).
+#[derive(Debug, Clone)]
+pub struct WaitingDevice {
+    pub session: u64,
+    pub device: Device,
+    pub since: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Member {
     pub p: Participant,
     /// The current signaling session, if connected.
     pub session: Option<u64>,
+    /// The device of the current (or last) session.
+    pub device: Device,
+    /// A second device waiting for the court to seat or refuse it.
+    pub waiting: Option<WaitingDevice>,
+    /// Join/leave notices held back while the participant flaps (`notices.rs`).
+    pub notices: super::notices::Notices,
     /// Published tracks in publication order.
     pub tracks: Vec<Track>,
     pub audio: bool,
@@ -42,6 +117,9 @@ impl Member {
         Member {
             p,
             session: None,
+            device: Device::default(),
+            waiting: None,
+            notices: Default::default(),
             tracks: Vec::new(),
             audio: false,
             video: false,

@@ -25,8 +25,10 @@
 //! [`super::policy::may_forward`] / [`super::policy::may_record`]. One file per
 //! concern, each an `impl HearingCore` block:
 //!
-//! * `join.rs` — joins (reconnects replace the old session), leaves, kicks, the
-//!   welcome, media and connection state;
+//! * `join.rs` — joins (and when a link works), leaves, kicks, the welcome, media
+//!   and connection state;
+//! * `devices.rs` — a second device on a link in use (`auth.second_device`);
+//! * `notices.rs` — join and leave notices, held while a participant flaps;
 //! * `legs.rs` — published tracks, ready legs and `reconcile`;
 //! * `lobby.rs` — admit, admit all, deny, call in, dismiss, remove;
 //! * `floor.rs` — mute, mute all, request and accept unmute, lock, spotlight;
@@ -51,6 +53,7 @@
 
 mod admin;
 mod archive;
+mod devices;
 pub mod effect;
 mod floor;
 mod join;
@@ -58,6 +61,7 @@ mod legs;
 mod lifecycle;
 mod lobby;
 pub mod members;
+mod notices;
 mod rooms;
 #[cfg(test)]
 mod tests;
@@ -79,8 +83,9 @@ use crate::model::{rfc3339, AuditRecord, Hearing, Status};
 use crate::permissions::Permissions;
 use crate::sfu::MediaKind;
 
+pub use devices::{JoinPolicy, SecondDevice};
 pub use effect::{ArchiveOp, Effect, Phase, Reply, RequestId, StoreAnswer, StoreCall, StoreFailed};
-pub use members::{Member, Track};
+pub use members::{Device, Member, Track};
 
 /// Longest reason (suspension, adjournment, denial, removal), in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -102,6 +107,8 @@ pub struct Settings {
     /// How long a hearing with nobody connected and no open archive lives on.
     pub idle: Duration,
     pub recording: Recording,
+    /// Second devices, when links work, notice coalescing.
+    pub joins: JoinPolicy,
 }
 
 /// Everything that can happen to a hearing.
@@ -116,6 +123,8 @@ pub enum Input {
         /// The link version the join token carries.
         link_version: u32,
         session: u64,
+        /// Where the session comes from (audited).
+        device: Device,
     },
     Leave {
         participant: Uuid,
@@ -173,7 +182,8 @@ pub enum Input {
     Recorder(RecorderNews),
     /// The server stops: close the archive, then answer once everything is stored.
     Shutdown { request: RequestId },
-    /// The idle wait ([`HearingCore::idle_timeout`]) passed with no other input.
+    /// The wait the core asked for ([`HearingCore::next_wakeup`]: a held notice is
+    /// due, or the idle timeout) passed with no other input.
     Tick,
 }
 
@@ -216,6 +226,7 @@ pub struct HearingCore {
     perms: Arc<Permissions>,
     idle: Duration,
     recording: Recording,
+    policy: JoinPolicy,
     /// Whether this hearing is recorded (chosen at creation).
     record_this: bool,
     hearing: HearingInfo,
@@ -281,6 +292,7 @@ impl HearingCore {
             perms: settings.permissions,
             idle: settings.idle,
             recording: settings.recording,
+            policy: settings.joins,
             record_this: hearing.recording,
             hearing: HearingInfo {
                 id: hearing.id,
@@ -305,7 +317,12 @@ impl HearingCore {
     /// Handles one input; returns its effects in the order to carry them out.
     pub fn handle(&mut self, now: DateTime<Utc>, input: Input) -> Vec<Effect> {
         self.now = now;
-        self.dispatch(input);
+        // Held leave notices go out on the first input after their window; a tick
+        // that told some is not also an idle tick.
+        let flushed = self.flush_notices();
+        if !(flushed && matches!(input, Input::Tick)) {
+            self.dispatch(input);
+        }
         effect::ordered(std::mem::take(&mut self.effects))
     }
 
@@ -323,8 +340,11 @@ impl HearingCore {
     /// ([`Input::Tick`]); `None` while someone is connected or the archive is open
     /// (the record must be closed first).
     pub fn idle_timeout(&self) -> Option<Duration> {
-        (!self.anyone_present() && self.archive.is_none() && self.pending.is_none())
-            .then_some(self.idle)
+        (!self.anyone_present()
+            && self.archive.is_none()
+            && self.pending.is_none()
+            && self.next_notice().is_none())
+        .then_some(self.idle)
     }
 
     /// Whether a participant publishes this track (the actor forgets tracks the core
@@ -360,8 +380,9 @@ impl HearingCore {
                 participant,
                 link_version,
                 session,
+                device,
             } => {
-                let reply = self.join(participant, link_version, session);
+                let reply = self.join(participant, link_version, session, device);
                 self.emit(Effect::Reply {
                     request,
                     reply: Reply::Join(reply),
@@ -431,8 +452,11 @@ impl HearingCore {
         self.effects.push(effect);
     }
 
+    /// Someone is connected (a device waiting for the court counts).
     fn anyone_present(&self) -> bool {
-        self.members.values().any(|m| m.session.is_some())
+        self.members
+            .values()
+            .any(|m| m.session.is_some() || m.waiting.is_some())
     }
 
     /// The hearing's status as participants see it (with whether it is recorded).
@@ -560,6 +584,8 @@ impl HearingCore {
         match action {
             M::Admit { participant_id } => self.admit(actor, who, participant_id),
             M::AdmitAll => self.admit_all(actor, who),
+            M::AdmitDevice { participant_id } => self.admit_device(actor, who, participant_id),
+            M::RefuseDevice { participant_id } => self.refuse_device(actor, who, participant_id),
             M::Deny {
                 participant_id: id,
                 reason,

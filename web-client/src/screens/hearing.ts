@@ -9,7 +9,7 @@ import { byCourtOrder, CALL_IN_ROLES, consoleSections, roomOf, roomsOf, stateBan
 import { makeConsole, renderConsole, type ConsoleView } from '../console';
 import { h, icon } from '../dom';
 import { errorText, t, type MessageKey } from '../i18n';
-import { mediaFlows, type CourtCommand, type ParticipantInfo, type Role } from '../protocol';
+import { mediaFlows, type CourtCommand, type DeviceEvent, type ParticipantInfo, type Role } from '../protocol';
 import { makeRoomsView, tickDurations, updateRooms, type RoomsView } from '../rooms';
 import type { SessionStatus } from '../session';
 import { courtMuted, everyone, inLobby, state } from '../state';
@@ -326,7 +326,8 @@ export function showBanner(): void {
   } else if (err) {
     b.append(h('p', { testid: 'error-message', text: errorText(err.code, err.message) }));
   }
-  b.hidden = !state.bannerLost && !err;
+  if (state.deviceWaiting) b.append(h('p', { testid: 'device-waiting', text: t('device.waiting') }));
+  b.hidden = !state.bannerLost && !err && !state.deviceWaiting;
 }
 
 /** The state banner (everyone), lobby/room switch and media-wait note. */
@@ -364,7 +365,52 @@ function updateStateBanner(): void {
       }),
     );
   }
+  parts.push(...secondDeviceNotices());
   el.replaceChildren(...parts);
+}
+
+const DEVICE_NOTICE: Record<DeviceEvent, MessageKey> = {
+  waiting: 'device.noticeWaiting',
+  replaced: 'device.noticeReplaced',
+  refused: 'device.noticeRefused',
+  withdrawn: 'device.noticeWithdrawn',
+};
+
+/** For the court: a participant's link used on a second device, with admit/refuse
+ * while that device waits. */
+function secondDeviceNotices(): Node[] {
+  const mayAdmit = state.permissions.includes('admit');
+  const out: Node[] = [];
+  for (const [pid, n] of state.secondDevices) {
+    const who = everyone().find((p) => p.id === pid);
+    const text = t(DEVICE_NOTICE[n.event], {
+      name: who?.name ?? pid,
+      agent: n.userAgent ?? t('device.unknownAgent'),
+    });
+    const notice = h('span', { class: 'recording-alert', testid: 'second-device-notice', text });
+    notice.dataset.participant = pid;
+    notice.dataset.event = n.event;
+    if (n.event === 'waiting' && mayAdmit) {
+      const button = (what: 'admit' | 'refuse', msg: CourtCommand): HTMLElement => {
+        const b = h('button', {
+          class: 'btn',
+          testid: `second-device-${what}-${pid}`,
+          attrs: { type: 'button' },
+          on: { click: () => command(msg) },
+        });
+        b.textContent = t(what === 'admit' ? 'device.admit' : 'device.refuse');
+        return b;
+      };
+      notice.append(
+        ' ',
+        button('admit', { type: 'admit_device', participant_id: pid }),
+        ' ',
+        button('refuse', { type: 'refuse_device', participant_id: pid }),
+      );
+    }
+    out.push(notice);
+  }
+  return out;
 }
 
 function updateRoomVisibility(): void {

@@ -121,6 +121,7 @@ fn revoking_a_link_closes_the_session_and_old_links_stop_working() {
         participant: c.id("clerk"),
         link_version: 1,
         session: 50,
+        device: Default::default(),
     });
     assert_eq!(
         match take_reply(&mut effects, request) {

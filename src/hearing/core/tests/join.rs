@@ -50,6 +50,7 @@ fn joins_are_refused_with_their_own_codes() {
         participant: counsel,
         link_version: 1,
         session: 99,
+        device: Default::default(),
     });
     assert!(matches!(
         take_reply(&mut effects, request),
@@ -69,6 +70,7 @@ fn joins_are_refused_with_their_own_codes() {
         participant: Uuid::new_v4(),
         link_version: 1,
         session: 100,
+        device: Default::default(),
     });
     assert!(matches!(
         take_reply(&mut effects, request),

@@ -6,6 +6,7 @@ mod admin;
 mod floor;
 mod join;
 mod lifecycle;
+mod links;
 mod lobby;
 mod rooms;
 
@@ -19,7 +20,10 @@ use openhearing_signaling::{
 };
 use uuid::Uuid;
 
-use super::{Effect, HearingCore, Input, Recording, Reply, RequestId, Settings};
+use super::{
+    Device, Effect, HearingCore, Input, JoinPolicy, Recording, Reply, RequestId, SecondDevice,
+    Settings,
+};
 use crate::hearing::writer::WriteOp;
 use crate::hearing::{AdminOp, AdminOutcome, JoinError, Refusal};
 use crate::model::{Hearing, Participant, Status};
@@ -62,6 +66,22 @@ impl Court {
     }
 
     fn with(state: HearingState, record_this: bool, recording: Recording) -> Court {
+        // The tests written before second devices and notice coalescing existed
+        // describe `replace` with every notice at once; `links.rs` tests the rest.
+        let joins = JoinPolicy {
+            second_device: SecondDevice::Replace,
+            notice_window: Duration::ZERO,
+            ..JoinPolicy::default()
+        };
+        Court::with_policy(state, record_this, recording, joins)
+    }
+
+    fn with_policy(
+        state: HearingState,
+        record_this: bool,
+        recording: Recording,
+        joins: JoinPolicy,
+    ) -> Court {
         let id = Uuid::new_v4();
         let perms = permissions();
         let mut ids = HashMap::new();
@@ -105,6 +125,7 @@ impl Court {
             permissions: perms,
             idle: Duration::from_secs(30),
             recording,
+            joins,
         };
         let mut court = Court {
             core: HearingCore::new(hearing, settings, t0()),
@@ -146,6 +167,19 @@ impl Court {
 
     /// A new session of `name` joins; returns the effects and the join's answer.
     fn try_join(&mut self, name: &'static str) -> (Vec<Effect>, Result<ServerMessage, JoinError>) {
+        let device = Device::new(
+            Some(format!("127.0.0.1:{}", 5000 + self.next_session)),
+            Some("test"),
+        );
+        self.try_join_from(name, device)
+    }
+
+    /// A join of `name` from `device`.
+    fn try_join_from(
+        &mut self,
+        name: &'static str,
+        device: Device,
+    ) -> (Vec<Effect>, Result<ServerMessage, JoinError>) {
         self.next_session += 1;
         let session = self.next_session;
         let request = self.request();
@@ -155,6 +189,7 @@ impl Court {
             participant,
             link_version: self.member(name).p.link_version,
             session,
+            device,
         });
         let reply = take_reply(&mut effects, request);
         let Reply::Join(result) = reply else {
