@@ -79,13 +79,16 @@ pub enum ErrorCode {
     NotApplicable,
     /// The server is shutting down.
     ServerShutdown,
+    /// The server cannot store changes right now (e.g. its disk is full), so it
+    /// refused the request and nothing changed; retry later.
+    StoreUnavailable,
     /// Something failed inside the server; the message says what.
     Internal,
 }
 
 impl ErrorCode {
     /// Every error code, in declaration order (the web client mirrors this list).
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 36] = [
         ErrorCode::UnsupportedVersion,
         ErrorCode::TokenMissing,
         ErrorCode::TokenMalformed,
@@ -120,6 +123,7 @@ impl ErrorCode {
         ErrorCode::UnknownParticipant,
         ErrorCode::NotApplicable,
         ErrorCode::ServerShutdown,
+        ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
     ];
 
@@ -151,7 +155,7 @@ impl ErrorCode {
     /// The WebSocket close code the server uses after a fatal error of this kind.
     /// 4401: authentication, 4404: not found, 4408: timeout, 4400: protocol, 4429:
     /// rate limit, 4409: replaced, 4403: refused or removed by the court, 4410: hearing
-    /// closed, 1001: going away, 1011: internal.
+    /// closed, 1001: going away, 1013: try again later, 1011: internal.
     pub fn close_code(self) -> u16 {
         match self {
             ErrorCode::TokenMissing
@@ -168,6 +172,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => 4429,
             ErrorCode::Replaced => 4409,
             ErrorCode::ServerShutdown => 1001,
+            ErrorCode::StoreUnavailable => 1013,
             ErrorCode::Internal => 1011,
             _ => 4400,
         }
@@ -196,6 +201,10 @@ mod tests {
         assert!(text.contains(r#""fatal":true"#), "{text}");
         assert_eq!(ErrorCode::InvalidSdp.to_string(), "invalid_sdp");
         assert!(!ErrorCode::InvalidSdp.is_fatal());
+        // A refused court action leaves the session as it was; a refused join
+        // closes with "try again later".
+        assert!(!ErrorCode::StoreUnavailable.is_fatal());
+        assert_eq!(ErrorCode::StoreUnavailable.close_code(), 1013);
     }
 
     #[test]
@@ -237,7 +246,8 @@ mod tests {
                 ErrorCode::UnknownParticipant => 31,
                 ErrorCode::NotApplicable => 32,
                 ErrorCode::ServerShutdown => 33,
-                ErrorCode::Internal => 34,
+                ErrorCode::StoreUnavailable => 34,
+                ErrorCode::Internal => 35,
             }
         }
         for (i, c) in ErrorCode::ALL.into_iter().enumerate() {
