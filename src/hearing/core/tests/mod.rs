@@ -8,6 +8,7 @@ mod join;
 mod lifecycle;
 mod lobby;
 mod rooms;
+mod undo;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
