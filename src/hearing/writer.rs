@@ -176,18 +176,11 @@ fn lost(hearing: Uuid, batch: &[WriteOp], why: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AuditRecord, NewHearing, NewParticipant, Role};
+    use crate::model::NewHearing;
     use crate::store::SqliteStore;
-    use chrono::Utc;
 
     fn record(action: &str) -> WriteOp {
-        WriteOp::Audit(AuditRecord {
-            at: Utc::now(),
-            actor: "system".into(),
-            subject: None,
-            action: action.into(),
-            details: "{}".into(),
-        })
+        WriteOp::Audit(crate::store::test_support::record(action))
     }
 
     /// A fact that the store refuses waits in order and lands once the store takes
@@ -206,12 +199,7 @@ mod tests {
                     scheduled_at: None,
                     recording: Some(false),
                     sites: Vec::new(),
-                    participants: vec![NewParticipant {
-                        name: "Nguyễn Văn A".into(),
-                        role: Role::PresidingJudge,
-                        site: "Phòng xử án 1".into(),
-                        party: None,
-                    }],
+                    participants: Vec::new(),
                 },
                 &[],
             )

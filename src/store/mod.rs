@@ -31,6 +31,23 @@ use crate::model::{
 pub mod readiness;
 mod sqlite;
 
+/// What the store's and its users' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::model::AuditRecord;
+
+    /// An audit record of `action` by `system`, stamped now.
+    pub fn record(action: &str) -> AuditRecord {
+        AuditRecord {
+            at: chrono::Utc::now(),
+            actor: "system".into(),
+            subject: None,
+            action: action.into(),
+            details: "{}".into(),
+        }
+    }
+}
+
 pub use sqlite::SqliteStore;
 
 /// One change a hearing actor stores; [`Store::apply`] stores a list of them in
@@ -94,8 +111,9 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the database could not carry the operation out for now (a full disk,
-    /// an I/O error, locked too long, the pool closed) rather than refusing it as
-    /// wrong (a constraint, damaged data): retrying later may succeed.
+    /// an I/O error, locked too long, no connection free in time) rather than
+    /// refusing it as wrong (a constraint, damaged data) or being gone for good (the
+    /// pool closed at shutdown): retrying later may succeed.
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Database(e) | StoreError::Open { source: e, .. } => unavailable_sqlx(e),
@@ -121,8 +139,6 @@ fn unavailable_sqlx(e: &sqlx::Error) -> bool {
             .is_some_and(|c| UNAVAILABLE_SQLITE_CODES.contains(&(c & 0xff))),
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
         | sqlx::Error::InvalidSavePointStatement
         | sqlx::Error::BeginFailed => true,
         _ => false,

@@ -52,6 +52,23 @@ use writes::{ensure_site, insert_participant};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// One write: `$body` (statements on the transaction `$tx`, `?` allowed) between
+/// [`SqliteStore::begin`] and the commit; its value, or the first error, as noted by
+/// [`SqliteStore::noted`]. On an error the transaction is dropped uncommitted, which
+/// rolls it back.
+macro_rules! in_write {
+    ($store:expr, |$tx:ident| $body:expr) => {{
+        let done = async {
+            let mut $tx = $store.begin().await?;
+            let value = $body;
+            $tx.commit().await?;
+            Ok::<_, StoreError>(value)
+        }
+        .await;
+        $store.noted(done)
+    }};
+}
+
 /// A SQLite database file (or `sqlite::memory:`).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -140,8 +157,7 @@ impl SqliteStore {
     }
 
     /// Starts a write: one `BEGIN IMMEDIATE` transaction, rolled back when dropped
-    /// uncommitted. Each write method runs begin → statements → commit in one async
-    /// block and hands its result to [`Self::noted`].
+    /// uncommitted (every write method goes through `in_write!`).
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -204,14 +220,8 @@ impl Store for SqliteStore {
     async fn writable(&self) -> Result<(), NotWritable> {
         self.readiness
             .check(|| async {
-                let done = async {
-                    let mut tx = self.begin().await?;
-                    writes::probe(&mut tx).await?;
-                    tx.commit().await?;
-                    Ok::<_, StoreError>(())
-                }
-                .await;
-                done.map_err(|e| NotWritable(e.to_string()))
+                in_write!(self, |tx| writes::probe(&mut tx).await?)
+                    .map_err(|e| NotWritable(e.to_string()))
             })
             .await
     }
@@ -227,55 +237,51 @@ impl Store for SqliteStore {
         let hearing_id = Uuid::new_v4();
         let sites = new.all_sites();
         let status = Status::scheduled(created_at);
-        let stored = async {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO hearings (id, case_number, title, created_at, scheduled_at, state, state_since, recording) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(hearing_id.to_string())
-        .bind(&new.case_number)
-        .bind(&new.title)
-        .bind(rfc3339(created_at))
-        .bind(scheduled_at.map(rfc3339))
-        .bind(status.state.as_str())
-        .bind(rfc3339(created_at))
-        .bind(i64::from(new.recording.unwrap_or(true)))
-        .execute(&mut *tx)
-        .await?;
-        for site in &sites {
-            ensure_site(&mut tx, hearing_id, site).await?;
-        }
-        let mut participants = Vec::with_capacity(new.participants.len());
-        for p in &new.participants {
-            let site_kind = sites
-                .iter()
-                .find(|s| s.name == p.site)
-                .map_or(SiteKind::Remote, |s| s.kind);
-            let participant = Participant {
-                id: Uuid::new_v4(),
-                hearing_id,
-                admission: if auto_admit.contains(&p.role) {
-                    Admission::Admitted
-                } else {
-                    Admission::Lobby
-                },
-                name: p.name.clone(),
-                role: p.role,
-                site: p.site.clone(),
-                site_kind,
-                muted: false,
-                link_version: 0,
-                party: p.party.clone(),
-            };
-            insert_participant(&mut tx, &participant).await?;
-            participants.push(participant);
-        }
-        tx.commit().await?;
-        Ok(participants)
-        }
-        .await;
-        let participants = self.noted(stored)?;
+        let participants = in_write!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO hearings (id, case_number, title, created_at, scheduled_at, state, state_since, recording) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(hearing_id.to_string())
+            .bind(&new.case_number)
+            .bind(&new.title)
+            .bind(rfc3339(created_at))
+            .bind(scheduled_at.map(rfc3339))
+            .bind(status.state.as_str())
+            .bind(rfc3339(created_at))
+            .bind(i64::from(new.recording.unwrap_or(true)))
+            .execute(&mut *tx)
+            .await?;
+            for site in &sites {
+                ensure_site(&mut tx, hearing_id, site).await?;
+            }
+            let mut participants = Vec::with_capacity(new.participants.len());
+            for p in &new.participants {
+                let site_kind = sites
+                    .iter()
+                    .find(|s| s.name == p.site)
+                    .map_or(SiteKind::Remote, |s| s.kind);
+                let participant = Participant {
+                    id: Uuid::new_v4(),
+                    hearing_id,
+                    admission: if auto_admit.contains(&p.role) {
+                        Admission::Admitted
+                    } else {
+                        Admission::Lobby
+                    },
+                    name: p.name.clone(),
+                    role: p.role,
+                    site: p.site.clone(),
+                    site_kind,
+                    muted: false,
+                    link_version: 0,
+                    party: p.party.clone(),
+                };
+                insert_participant(&mut tx, &participant).await?;
+                participants.push(participant);
+            }
+            participants
+        })?;
         Ok(Hearing {
             id: hearing_id,
             case_number: new.case_number,
@@ -360,8 +366,7 @@ impl Store for SqliteStore {
         id: Uuid,
         update: HearingUpdate,
     ) -> Result<Option<Hearing>, StoreError> {
-        let done = async {
-            let mut tx = self.begin().await?;
+        let updated = in_write!(self, |tx| {
             let done = sqlx::query(
                 "UPDATE hearings SET case_number = COALESCE(?, case_number), \
                  title = COALESCE(?, title), scheduled_at = COALESCE(?, scheduled_at) WHERE id = ?",
@@ -372,19 +377,16 @@ impl Store for SqliteStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            Ok(done.rows_affected())
-        }
-        .await;
-        if self.noted(done)? == 0 {
+            done.rows_affected()
+        });
+        if updated? == 0 {
             return Ok(None);
         }
         self.get_hearing(id).await
     }
 
     async fn upsert_site(&self, hearing_id: Uuid, site: Site) -> Result<(), StoreError> {
-        let done = async {
-            let mut tx = self.begin().await?;
+        in_write!(self, |tx| {
             ensure_site(&mut tx, hearing_id, &site).await?;
             sqlx::query("UPDATE sites SET kind = ? WHERE hearing_id = ? AND name = ?")
                 .bind(site.kind.as_str())
@@ -392,11 +394,7 @@ impl Store for SqliteStore {
                 .bind(&site.name)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        self.noted(done)
+        })
     }
 
     async fn add_participant(
@@ -405,8 +403,7 @@ impl Store for SqliteStore {
         new: NewParticipant,
         admission: Admission,
     ) -> Result<Participant, StoreError> {
-        let stored = async {
-            let mut tx = self.begin().await?;
+        in_write!(self, |tx| {
             ensure_site(
                 &mut tx,
                 hearing_id,
@@ -436,11 +433,8 @@ impl Store for SqliteStore {
                 party: new.party.clone(),
             };
             insert_participant(&mut tx, &participant).await?;
-            tx.commit().await?;
-            Ok(participant)
-        }
-        .await;
-        self.noted(stored)
+            participant
+        })
     }
 
     async fn delete_participant(
@@ -448,18 +442,14 @@ impl Store for SqliteStore {
         hearing_id: Uuid,
         participant_id: Uuid,
     ) -> Result<bool, StoreError> {
-        let done = async {
-            let mut tx = self.begin().await?;
+        in_write!(self, |tx| {
             let done = sqlx::query("DELETE FROM participants WHERE hearing_id = ? AND id = ?")
                 .bind(hearing_id.to_string())
                 .bind(participant_id.to_string())
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
-            Ok(done.rows_affected() > 0)
-        }
-        .await;
-        self.noted(done)
+            done.rows_affected() > 0
+        })
     }
 
     async fn save_participant_state(
@@ -469,15 +459,10 @@ impl Store for SqliteStore {
         admission: Admission,
         muted: bool,
     ) -> Result<(), StoreError> {
-        let done = async {
-            let mut tx = self.begin().await?;
+        in_write!(self, |tx| {
             writes::save_participant_state(&mut tx, hearing_id, participant_id, admission, muted)
                 .await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        self.noted(done)
+        })
     }
 
     async fn revoke_link(
@@ -485,8 +470,7 @@ impl Store for SqliteStore {
         hearing_id: Uuid,
         participant_id: Uuid,
     ) -> Result<Option<u32>, StoreError> {
-        let done = async {
-            let mut tx = self.begin().await?;
+        in_write!(self, |tx| {
             let v: Option<i64> = sqlx::query_scalar(
                 "UPDATE participants SET link_version = link_version + 1 \
                  WHERE hearing_id = ? AND id = ? RETURNING link_version",
@@ -495,13 +479,10 @@ impl Store for SqliteStore {
             .bind(participant_id.to_string())
             .fetch_optional(&mut *tx)
             .await?;
-            tx.commit().await?;
-            Ok(v)
-        }
-        .await;
-        self.noted(done)?
-            .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("link_version {v}"))))
-            .transpose()
+            v
+        })?
+        .map(|v| u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("link_version {v}"))))
+        .transpose()
     }
 
     async fn save_status(
@@ -510,14 +491,9 @@ impl Store for SqliteStore {
         status: &Status,
         history: Option<(String, DateTime<Utc>)>,
     ) -> Result<(), StoreError> {
-        let done = async {
-            let mut tx = self.begin().await?;
+        in_write!(self, |tx| {
             writes::save_status(&mut tx, hearing_id, status, history.as_ref()).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        self.noted(done)
+        })
     }
 
     async fn state_history(&self, hearing_id: Uuid) -> Result<Vec<StateRecord>, StoreError> {
@@ -544,14 +520,9 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, hearing_id: Uuid, batch: &[Write]) -> Result<(), StoreError> {
-        let done = async {
-            let mut tx = self.begin().await?;
+        in_write!(self, |tx| {
             writes::apply(&mut tx, hearing_id, batch).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        self.noted(done)
+        })
     }
 
     async fn append_audit(
@@ -559,14 +530,10 @@ impl Store for SqliteStore {
         hearing_id: Uuid,
         record: AuditRecord,
     ) -> Result<AuditEntry, StoreError> {
-        let done = async {
-            let mut tx = self.begin().await?;
+        in_write!(self, |tx| {
             let entry = writes::append_audit(&mut tx, hearing_id, record).await?;
-            tx.commit().await?;
-            Ok(entry)
-        }
-        .await;
-        self.noted(done)
+            entry
+        })
     }
 
     async fn audit_log(
@@ -594,8 +561,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_admin_key(&self, name: &str, sha256: &str) -> Result<(), StoreError> {
-        let done = async {
-            let mut tx = self.begin().await?;
+        in_write!(self, |tx| {
             sqlx::query(
                 "INSERT INTO admin_keys (id, name, sha256, created_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (sha256) DO NOTHING",
@@ -606,11 +572,7 @@ impl Store for SqliteStore {
             .bind(rfc3339(Utc::now()))
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        self.noted(done)
+        })
     }
 
     async fn admin_key_name(&self, sha256: &str) -> Result<Option<String>, StoreError> {

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::model::NewParticipant;
+use crate::store::test_support::record;
 
 fn new_hearing(case: &str, n: usize) -> NewHearing {
     NewHearing {
@@ -155,16 +156,6 @@ async fn a_damaged_database_file_is_refused() {
         matches!(e, StoreError::Damaged { .. } | StoreError::Open { .. }),
         "{e}"
     );
-}
-
-fn record(action: &str) -> AuditRecord {
-    AuditRecord {
-        at: Utc::now(),
-        actor: "system".into(),
-        subject: None,
-        action: action.into(),
-        details: "{}".into(),
-    }
 }
 
 /// Item 2 of the hardening review: a COMMIT that failed was never rolled back, so
