@@ -28,7 +28,8 @@
 //!   writes again;
 //! - for a **fact** — a leave, an ended track, a recorder alert, the second step of
 //!   a decision whose first step (opening the archive, a store call) already
-//!   happened — nothing can be undone: the batch waits in the writer's backlog and
+//!   happened — nothing can be undone: its media effects are carried out without
+//!   waiting, the batch waits in the writer's backlog if the store refuses it and
 //!   is retried with backoff ([`Writer::retry_at`]) until stored, and the rest is
 //!   carried out. While the backlog is not empty every request is refused, so the
 //!   audit chain keeps the order in which things happened, and the actor does not
@@ -379,12 +380,7 @@ impl Actor {
         let mut lists = VecDeque::from([(first, requester)]);
         let mut stop = false;
         while let Some((mut effects, requester)) = lists.pop_front() {
-            let rest = effects.split_off(
-                effects
-                    .iter()
-                    .position(|e| e.phase() > Phase::Audit)
-                    .unwrap_or(effects.len()),
-            );
+            let mut rest = split_after(&mut effects, Phase::Audit);
             if !effects.is_empty() {
                 let batch = effects.into_iter().map(write_of).collect();
                 match requester {
@@ -397,7 +393,17 @@ impl Actor {
                             return false;
                         }
                     }
-                    None => self.writer.record(batch).await,
+                    None => {
+                        // A fact's media effects happen whatever the store says, so
+                        // they do not wait for it (the archive records on at once);
+                        // its announcements do.
+                        let announce = split_after(&mut rest, Phase::Media);
+                        for effect in rest {
+                            self.carry_out(effect).await;
+                        }
+                        rest = announce;
+                        self.writer.record(batch).await;
+                    }
                 }
             }
             undo = None;
@@ -629,6 +635,16 @@ fn stop_forwarding(track: &PublishedTrack) {
     for sub in track.subscribers() {
         track.remove_downstream(sub);
     }
+}
+
+/// Splits `effects` (in phase order) after its last effect of phase `last`; returns
+/// the later ones.
+fn split_after(effects: &mut Vec<Effect>, last: Phase) -> Vec<Effect> {
+    let at = effects
+        .iter()
+        .position(|e| e.phase() > last)
+        .unwrap_or(effects.len());
+    effects.split_off(at)
 }
 
 /// The write of a persist or audit effect.

@@ -42,8 +42,9 @@ pub use crate::store::Write as WriteOp;
 pub const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// The longest wait between two retries of the backlog.
 pub const MAX_RETRY: Duration = Duration::from_secs(5);
-/// How long a stopping actor keeps trying to store its backlog.
-pub const DRAIN_AT_STOP: Duration = Duration::from_secs(5);
+/// How long a stopping actor keeps trying to store its backlog (within the 5 s the
+/// server waits for its hearings at shutdown).
+pub const DRAIN_AT_STOP: Duration = Duration::from_secs(3);
 /// The most batches the backlog holds; beyond, a fact's records are logged as lost.
 pub const MAX_BACKLOG: usize = 10_000;
 
