@@ -20,9 +20,11 @@
 //! that succeeded is the rest carried out. If the batch of a request (a join, a court
 //! action, an operator's change) fails, the rest is dropped, the core is put back as
 //! it was before the input (`super::undo`), and the requester is answered
-//! `store_unavailable`; the batch of a fact (a leave, an ended track, a recorder
-//! alert, a continuation after the archive opened or the store acted) waits in the
-//! writer's backlog and the rest is carried out (see `super::super::writer`). A
+//! `store_unavailable`. A fact (a leave, an ended track, a recorder alert, a
+//! continuation after the archive opened or the store acted) cannot be refused: its
+//! media effects are carried out without waiting, its batch waits in the writer's
+//! backlog if the store refuses it, and its announcements follow (see
+//! `super::super::writer`). A
 //! list that ends in a [`Phase::Continue`] effect is split the same way — its
 //! writes are stored before the archive is opened or the store called — and its
 //! continuation is a list of its own.
