@@ -114,17 +114,22 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers and the server is not shutting down.
+/// Readiness: the database answers and takes writes (a full disk leaves reads
+/// working, so only a write tells; see [`crate::store::readiness`]), and the server
+/// is not shutting down. Back to 200 on its own once writes succeed again.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if *state.signaling.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned());
     }
-    match state.signaling.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready".to_owned()),
-        Err(e) => (
+    if let Err(e) = state.signaling.store.ping().await {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("database unavailable: {e}"),
-        ),
+        );
+    }
+    match state.signaling.store.writable().await {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
     }
 }
 

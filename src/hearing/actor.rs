@@ -12,9 +12,33 @@
 //! the archive — is carried out at once and its outcome handed back to the core
 //! before any other input, so it behaves as one decision.
 //!
+//! # Stored before told
+//!
+//! Each effect list starts with its persists and audits. The actor stores those as
+//! one batch and waits for the store before it carries out anything else, so no one
+//! is told of a change, and no request is answered as done, before the change is
+//! stored. When the batch is not stored (a full disk):
+//! - for a **request** — a join, a participant's court action, an operator's change
+//!   ([`Requester`]) — the actor drops the rest of the list (no media change, no
+//!   announcement), puts the core back as it was before the input
+//!   ([`HearingCore::restore`] of a [`Snapshot`](super::core::Snapshot) taken just
+//!   before), and answers the requester `store_unavailable`: the joiner is refused,
+//!   the judge gets an `error`, the admin API a 503. The core, the store and what
+//!   everyone was told agree, and the same request succeeds once the store takes
+//!   writes again;
+//! - for a **fact** — a leave, an ended track, a recorder alert, the second step of
+//!   a decision whose first step (opening the archive, a store call) already
+//!   happened — nothing can be undone: its media effects are carried out without
+//!   waiting, the batch waits in the writer's backlog if the store refuses it and
+//!   is retried with backoff ([`Writer::retry_at`]) until stored, and the rest is
+//!   carried out. While the backlog is not empty every request is refused, so the
+//!   audit chain keeps the order in which things happened, and the actor does not
+//!   stop for idleness.
+//!
 //! The actor stops when the core says it is idle (nobody connected, no open
-//! archive, no input for a while), and at server shutdown closes the archive and
-//! stores everything queued before it answers.
+//! archive, no input for a while) and nothing waits for the store, and at server
+//! shutdown closes the archive and stores its backlog (or logs each entry it could
+//! not) before it answers.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
@@ -26,8 +50,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::core::{
-    self as hearing_core, ArchiveOp, Effect, HearingCore, Input, Reply, RequestId, StoreAnswer,
-    StoreCall, StoreFailed,
+    self as hearing_core, ArchiveOp, Effect, HearingCore, Input, Phase, Reply, RequestId,
+    StoreAnswer, StoreCall, StoreFailed,
 };
 use super::recording::{self, ActiveRecording, RecorderNews, RecordingSettings};
 use super::writer::{WriteOp, Writer};
@@ -60,10 +84,8 @@ pub enum Command {
     /// What a session reports that carries nothing for the actor to keep (leave,
     /// track ended, media state, connection, court action): handed to the core as is.
     Session(Input),
-    /// Answers once everything the actor queued for storage is stored.
-    Flush(oneshot::Sender<()>),
     /// The server stops: close the open archive (signed, reason `server_stopped`)
-    /// and store everything queued, then answer.
+    /// and store the writer's backlog, then answer.
     Shutdown(oneshot::Sender<()>),
     /// An operator's change through the admin API.
     Admin {
@@ -81,6 +103,27 @@ enum Waiting {
     },
     Admin(oneshot::Sender<Result<AdminOutcome, Refusal>>),
     Stored(oneshot::Sender<()>),
+}
+
+/// Who waits for the outcome of an input that may be refused when its changes are
+/// not stored (see the module docs); every other input is a fact.
+#[derive(Debug, Clone, Copy)]
+enum Requester {
+    Join(RequestId),
+    Admin(RequestId),
+    /// A participant's court action, answered on their session.
+    Session(u64),
+}
+
+impl Requester {
+    fn of(input: &Input) -> Option<Requester> {
+        match input {
+            Input::Join { request, .. } => Some(Requester::Join(*request)),
+            Input::Admin { request, .. } => Some(Requester::Admin(*request)),
+            Input::Act { session, .. } => Some(Requester::Session(*session)),
+            _ => None,
+        }
+    }
 }
 
 struct Actor {
@@ -127,18 +170,26 @@ pub(super) fn spawn(
                 let mut stop = actor.step(Input::Start).await;
                 while !stop {
                     let wait = actor.core.next_wakeup().unwrap_or(FOREVER);
+                    let retry = actor.writer.retry_at();
                     stop = tokio::select! {
                         cmd = rx.recv() => match cmd {
                             Some(cmd) => actor.command(cmd).await,
                             None => true,
                         },
                         Some(news) = news_rx.recv() => actor.news(news).await,
+                        _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)),
+                            if retry.is_some() =>
+                        {
+                            actor.writer.retry().await;
+                            false
+                        }
                         _ = tokio::time::sleep(wait) => actor.step(Input::Tick).await,
                     };
                 }
                 if let Some(active) = actor.active.take() {
                     let _ = active.close("server_stopped", false).await;
                 }
+                actor.writer.drain().await;
             }
             Ok(None) => refuse_all(&mut rx, JoinError::NotFound),
             Err(e) => {
@@ -204,7 +255,7 @@ impl Actor {
         news_tx: mpsc::UnboundedSender<RecorderNews>,
         joins: hearing_core::JoinPolicy,
     ) -> Actor {
-        let writer = Writer::spawn(hearing.id, store.clone());
+        let writer = Writer::new(hearing.id, store.clone());
         let settings = hearing_core::Settings {
             permissions,
             idle,
@@ -293,11 +344,6 @@ impl Actor {
                 return stop;
             }
             Command::Session(input) => input,
-            Command::Flush(reply) => {
-                self.writer.flush().await;
-                let _ = reply.send(());
-                return false;
-            }
             Command::Shutdown(reply) => {
                 let request = self.request(Waiting::Stored(reply));
                 Input::Shutdown { request }
@@ -327,26 +373,61 @@ impl Actor {
     }
 
     /// Hands one input to the core and carries out its effects (and those of any
-    /// continuation); true when the actor must stop.
+    /// continuation), each list's writes stored first; true when the actor must stop.
     async fn step(&mut self, input: Input) -> bool {
         self.note_ended();
-        let mut queue: VecDeque<Effect> = self.core.handle(Utc::now(), input).into();
+        let requester = Requester::of(&input);
+        let mut undo = requester.map(|_| self.core.snapshot());
+        let first = self.core.handle(Utc::now(), input);
+        // Only the input's own list may be refused; a continuation follows
+        // something that already happened.
+        let mut lists = VecDeque::from([(first, requester)]);
         let mut stop = false;
-        while let Some(effect) = queue.pop_front() {
-            let next = match effect {
-                Effect::OpenArchive(info) => Input::ArchiveOpened(self.open_archive(&info)),
-                Effect::Call(call) => Input::Stored(self.call(call).await),
-                Effect::Stop => {
-                    stop = true;
-                    continue;
+        while let Some((mut effects, requester)) = lists.pop_front() {
+            let mut rest = split_after(&mut effects, Phase::Audit);
+            if !effects.is_empty() {
+                let batch = effects.into_iter().map(write_of).collect();
+                match requester {
+                    Some(requester) => {
+                        if self.writer.store(batch).await.is_err() {
+                            if let Some(snapshot) = undo.take() {
+                                self.core.restore(snapshot);
+                            }
+                            self.refuse(requester).await;
+                            return false;
+                        }
+                    }
+                    None => {
+                        // A fact's media effects happen whatever the store says, so
+                        // they do not wait for it (the archive records on at once);
+                        // its announcements do.
+                        let announce = split_after(&mut rest, Phase::Media);
+                        for effect in rest {
+                            self.carry_out(effect).await;
+                        }
+                        rest = announce;
+                        self.writer.record(batch).await;
+                    }
                 }
-                other => {
-                    self.carry_out(other).await;
-                    continue;
-                }
-            };
-            self.note_ended();
-            queue.extend(self.core.handle(Utc::now(), next));
+            }
+            undo = None;
+            for effect in rest {
+                let next = match effect {
+                    Effect::OpenArchive(info) => Input::ArchiveOpened(self.open_archive(&info)),
+                    Effect::Call(call) => Input::Stored(self.call(call).await),
+                    Effect::Stop => {
+                        // Not while records wait for the store: they would be lost.
+                        stop = self.writer.is_drained();
+                        continue;
+                    }
+                    other => {
+                        self.carry_out(other).await;
+                        continue;
+                    }
+                };
+                self.note_ended();
+                lists.push_back((self.core.handle(Utc::now(), next), None));
+            }
         }
         for id in self.dropped.drain(..) {
             self.tracks.remove(&id);
@@ -354,10 +435,27 @@ impl Actor {
         stop
     }
 
+    /// Answers a request whose changes were not stored: nothing of it happened.
+    async fn refuse(&mut self, requester: Requester) {
+        let refusal = Refusal::store_unavailable();
+        match requester {
+            Requester::Join(request) => {
+                let reply = Reply::Join(Err(JoinError::Refused(refusal)));
+                self.reply(request, reply).await;
+            }
+            Requester::Admin(request) => self.reply(request, Reply::Admin(Err(refusal))).await,
+            Requester::Session(session) => {
+                let message = ServerMessage::error(refusal.code, refusal.message);
+                self.tell(session, SessionCommand::Send(message));
+            }
+        }
+    }
+
     async fn carry_out(&mut self, effect: Effect) {
         match effect {
-            Effect::Persist(op) => self.writer.send(op),
-            Effect::Audit(record) => self.writer.send(WriteOp::Audit(record)),
+            Effect::Persist(_) | Effect::Audit(_) => {
+                unreachable!("writes are stored by `step` before the rest")
+            }
             Effect::CutLeg { track, subscriber } => {
                 if let Some(t) = self.tracks.get(&track) {
                     t.remove_downstream(subscriber);
@@ -420,12 +518,11 @@ impl Actor {
                 let _ = reply.send(result);
             }
             (Waiting::Admin(tx), Reply::Admin(result)) => {
-                // Answer only once the change is stored, so the caller reads it back.
-                self.writer.flush().await;
+                // Its changes are stored already: the caller reads them back.
                 let _ = tx.send(result);
             }
             (Waiting::Stored(tx), Reply::Stored) => {
-                self.writer.flush().await;
+                self.writer.drain().await;
                 let _ = tx.send(());
             }
             (_, reply) => tracing::error!(?request, ?reply, "reply of the wrong kind"),
@@ -498,8 +595,12 @@ impl Actor {
         }
     }
 
-    async fn call(&self, call: StoreCall) -> Result<StoreAnswer, StoreFailed> {
+    async fn call(&mut self, call: StoreCall) -> Result<StoreAnswer, StoreFailed> {
         let id = self.core.id();
+        // The call would land before records that happened earlier.
+        if !self.writer.retry().await {
+            return Err(StoreFailed::Unavailable);
+        }
         let answer = match call {
             StoreCall::UpdateHearing(update) => self
                 .store
@@ -524,7 +625,11 @@ impl Actor {
         };
         answer.map_err(|e| {
             tracing::error!(hearing = %id, "store: {e}");
-            StoreFailed
+            if e.is_unavailable() {
+                StoreFailed::Unavailable
+            } else {
+                StoreFailed::Failed
+            }
         })
     }
 }
@@ -533,5 +638,24 @@ impl Actor {
 fn stop_forwarding(track: &PublishedTrack) {
     for sub in track.subscribers() {
         track.remove_downstream(sub);
+    }
+}
+
+/// Splits `effects` (in phase order) after its last effect of phase `last`; returns
+/// the later ones.
+fn split_after(effects: &mut Vec<Effect>, last: Phase) -> Vec<Effect> {
+    let at = effects
+        .iter()
+        .position(|e| e.phase() > last)
+        .unwrap_or(effects.len());
+    effects.split_off(at)
+}
+
+/// The write of a persist or audit effect.
+fn write_of(effect: Effect) -> WriteOp {
+    match effect {
+        Effect::Persist(op) => op,
+        Effect::Audit(record) => WriteOp::Audit(record),
+        other => unreachable!("only writes come before the media phase: {other:?}"),
     }
 }

@@ -25,6 +25,14 @@ impl Refusal {
             message: message.into(),
         }
     }
+
+    /// The store could not take the change (a full disk, ...): nothing changed.
+    pub fn store_unavailable() -> Refusal {
+        Refusal::new(
+            ErrorCode::StoreUnavailable,
+            "the server cannot store changes right now, so nothing changed; try again shortly",
+        )
+    }
 }
 
 /// Why a join did not happen.

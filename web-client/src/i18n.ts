@@ -113,6 +113,7 @@ const vi = {
   'error.unknown_participant': 'Người được chọn không thuộc phiên tòa này.',
   'error.not_applicable': 'Thao tác này không áp dụng cho người đó lúc này.',
   'error.server_shutdown': 'Máy chủ đang khởi động lại. Hãy đợi một lát rồi kết nối lại.',
+  'error.store_unavailable': 'Máy chủ tạm thời không lưu được thay đổi (ví dụ: ổ đĩa đầy), nên chưa có gì thay đổi. Hãy thử lại sau ít phút.',
   'error.internal': 'Máy chủ gặp lỗi nội bộ: {message}',
 
   'role.presiding_judge': 'Chủ tọa phiên tòa',
@@ -365,6 +366,7 @@ const en: Record<MessageKey, string> = {
   'error.unknown_participant': 'The selected person is not part of this hearing.',
   'error.not_applicable': 'This does not apply to that person now.',
   'error.server_shutdown': 'The server is restarting. Wait a moment, then reconnect.',
+  'error.store_unavailable': 'The server cannot save changes right now (for example, its disk is full), so nothing changed. Try again in a few minutes.',
   'error.internal': 'The server had an internal error: {message}',
 
   'role.presiding_judge': 'Presiding judge',

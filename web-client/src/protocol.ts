@@ -286,6 +286,7 @@ export const ALL_ERROR_CODES = [
   'unknown_participant',
   'not_applicable',
   'server_shutdown',
+  'store_unavailable',
   'internal',
 ] as const;
 

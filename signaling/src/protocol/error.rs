@@ -89,13 +89,16 @@ pub enum ErrorCode {
     NotApplicable,
     /// The server is shutting down.
     ServerShutdown,
+    /// The server cannot store changes right now (e.g. its disk is full), so it
+    /// refused the request and nothing changed; retry later.
+    StoreUnavailable,
     /// Something failed inside the server; the message says what.
     Internal,
 }
 
 impl ErrorCode {
     /// Every error code, in declaration order (the web client mirrors this list).
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 39] = [
         ErrorCode::UnsupportedVersion,
         ErrorCode::TokenMissing,
         ErrorCode::TokenMalformed,
@@ -133,6 +136,7 @@ impl ErrorCode {
         ErrorCode::UnknownParticipant,
         ErrorCode::NotApplicable,
         ErrorCode::ServerShutdown,
+        ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
     ];
 
@@ -168,7 +172,7 @@ impl ErrorCode {
     /// 4401: authentication, 4404: not found, 4408: timeout, 4400: protocol, 4429:
     /// rate limit, 4409: replaced or second device refused, 4403: refused or removed
     /// by the court, 4410: hearing closed, 4425: link not yet valid (too early), 1001:
-    /// going away, 1011: internal.
+    /// going away, 1013: try again later, 1011: internal.
     pub fn close_code(self) -> u16 {
         match self {
             ErrorCode::TokenMissing
@@ -186,6 +190,7 @@ impl ErrorCode {
             ErrorCode::Replaced | ErrorCode::SecondDeviceRefused => 4409,
             ErrorCode::LinkNotYetValid => 4425,
             ErrorCode::ServerShutdown => 1001,
+            ErrorCode::StoreUnavailable => 1013,
             ErrorCode::Internal => 1011,
             _ => 4400,
         }
@@ -214,6 +219,10 @@ mod tests {
         assert!(text.contains(r#""fatal":true"#), "{text}");
         assert_eq!(ErrorCode::InvalidSdp.to_string(), "invalid_sdp");
         assert!(!ErrorCode::InvalidSdp.is_fatal());
+        // A refused court action leaves the session as it was; a refused join
+        // closes with "try again later".
+        assert!(!ErrorCode::StoreUnavailable.is_fatal());
+        assert_eq!(ErrorCode::StoreUnavailable.close_code(), 1013);
     }
 
     #[test]
@@ -258,7 +267,8 @@ mod tests {
                 ErrorCode::UnknownParticipant => 34,
                 ErrorCode::NotApplicable => 35,
                 ErrorCode::ServerShutdown => 36,
-                ErrorCode::Internal => 37,
+                ErrorCode::StoreUnavailable => 37,
+                ErrorCode::Internal => 38,
             }
         }
         for (i, c) in ErrorCode::ALL.into_iter().enumerate() {

@@ -1,7 +1,10 @@
 //! What an admin request can fail with, and how each failure answers: a status code
 //! and the JSON [`ErrorBody`] `{"error": {"code": "...", "message": "..."}}`.
 //!
-//! One enum for the whole API, so every handler and extractor answers alike. The
+//! One enum for the whole API, so every handler and extractor answers alike. A
+//! change the database cannot take now (a full disk) answers 503
+//! `store_unavailable`, whether the hearing refused it or the handler met the store
+//! error itself: nothing was changed, and the same request may succeed later. The
 //! `From` conversions for axum's rejections live here too: they are what makes the
 //! extractors of [`super::extract`] reject with an `AdminError`, and they fix the
 //! messages a bad path, query or body gets.
@@ -74,8 +77,10 @@ impl AdminError {
                     StatusCode::UNPROCESSABLE_ENTITY
                 }
                 ErrorCode::HearingNotFound | ErrorCode::UnknownParticipant => StatusCode::NOT_FOUND,
+                ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
+            AdminError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Store(_) | AdminError::Token(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,6 +97,7 @@ impl AdminError {
             AdminError::ParticipantNotFound(_) => "unknown_participant".into(),
             AdminError::PayloadTooLarge => "payload_too_large".into(),
             AdminError::Refused(r) => r.code.to_string(),
+            AdminError::Store(e) if e.is_unavailable() => ErrorCode::StoreUnavailable.to_string(),
             AdminError::Store(_) | AdminError::Token(_) => "internal".into(),
         }
     }
@@ -102,7 +108,11 @@ impl IntoResponse for AdminError {
         let status = self.status();
         let message = if matches!(self, AdminError::Store(_) | AdminError::Token(_)) {
             tracing::error!(error = %self, "admin API request failed");
-            "internal server error; see the server log".to_owned()
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                crate::hearing::Refusal::store_unavailable().message
+            } else {
+                "internal server error; see the server log".to_owned()
+            }
         } else {
             if status == StatusCode::INTERNAL_SERVER_ERROR {
                 tracing::warn!(error = %self, "admin API request refused by the hearing");

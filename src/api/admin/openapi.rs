@@ -199,13 +199,13 @@ error_sets! {
     /// A route with nothing in its path: only the key can be wrong.
     KeyErrors: [];
     /// Creating a hearing: a body that is no JSON, or too large.
-    CreateErrors: [(400, "Malformed JSON"), (413, "Body over 256 KiB")];
+    CreateErrors: [(400, "Malformed JSON"), (413, "Body over 256 KiB"), (503, "The database cannot take writes now (`store_unavailable`); nothing was stored")];
     /// Reading what `/hearings/{id}` names.
     HearingErrors: [(400, "The id is not a UUID"), (404, "No such hearing")];
     /// Reading or changing what `/hearings/{id}/participants/{pid}` names.
     ParticipantErrors: [(400, "An id is not a UUID"), (404, "No such hearing or participant")];
     /// Changing `/hearings/{id}...` with a JSON body.
-    ChangeErrors: [(400, "Malformed JSON or id"), (404, "No such hearing"), (413, "Body over 256 KiB")];
+    ChangeErrors: [(400, "Malformed JSON or id"), (404, "No such hearing"), (413, "Body over 256 KiB"), (503, "The database cannot take writes now (`store_unavailable`); nothing changed")];
 }
 
 /// Declares, for each route, its set of answers: the successes (status,

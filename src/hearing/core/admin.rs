@@ -6,7 +6,7 @@
 //! store to act first (it assigns ids and link versions and owns the sites), so they
 //! take two steps: the core checks what it can, asks with [`Effect::Call`], and
 //! finishes on [`Input::Stored`](super::Input::Stored). Every admin op is answered
-//! with [`Reply::Admin`], which the actor sends only once everything is stored.
+//! with [`Reply::Admin`], which the actor sends only once its changes are stored.
 
 use openhearing_signaling::{Admission, ClientMessage, ErrorCode, HearingState};
 use serde_json::json;
@@ -18,11 +18,14 @@ use super::{
 use crate::hearing::{AdminOp, AdminOutcome, Refusal};
 use crate::model::rfc3339;
 
-fn not_stored() -> Refusal {
-    Refusal::new(
-        ErrorCode::Internal,
-        "the change could not be stored; try again",
-    )
+fn not_stored(failure: StoreFailed) -> Refusal {
+    match failure {
+        StoreFailed::Unavailable => Refusal::store_unavailable(),
+        StoreFailed::Failed => Refusal::new(
+            ErrorCode::Internal,
+            "the change could not be stored; try again",
+        ),
+    }
 }
 
 impl HearingCore {
@@ -109,7 +112,7 @@ impl HearingCore {
             return; // nothing was asked (cannot happen: the actor answers at once)
         };
         let result = answer
-            .map_err(|StoreFailed| not_stored())
+            .map_err(not_stored)
             .and_then(|answer| self.finish_admin(&actor, call, answer));
         self.reply_admin(request, result);
     }
@@ -194,7 +197,7 @@ impl HearingCore {
                 Ok(AdminOutcome::Done)
             }
             // The actor answers each call with its own kind; anything else is a bug.
-            _ => Err(not_stored()),
+            _ => Err(not_stored(StoreFailed::Failed)),
         }
     }
 }

@@ -14,15 +14,20 @@
 //!    the archive, stopping). The actor carries it out and hands the outcome back as
 //!    the next input at once, before any other input.
 //!
-//! So nothing is announced before it is queued for storage. Making "announced only
-//! after it is stored" strict is a small change in the actor alone: split the list at
-//! the first effect whose phase is [`Phase::Announce`] or later, queue the part
-//! before it to the writer followed by a flush, await that flush, then carry out the
-//! rest. Media effects may stay before the wait: they stop forwarding (which must
-//! not wait for the database), write the separate archive, or attach a leg whose
-//! subscription was itself told after an earlier flush. A list that ends in a
-//! [`Phase::Continue`] effect is split the same way; its continuation is a list of
-//! its own.
+//! So nothing is announced before it is stored. The actor splits each list at the
+//! first effect whose phase is [`Phase::Media`] or later: the part before it (the
+//! persists and audits) is stored as one batch, in one transaction, and only when
+//! that succeeded is the rest carried out. If the batch of a request (a join, a court
+//! action, an operator's change) fails, the rest is dropped, the core is put back as
+//! it was before the input (`super::undo`), and the requester is answered
+//! `store_unavailable`. A fact (a leave, an ended track, a recorder alert, a
+//! continuation after the archive opened or the store acted) cannot be refused: its
+//! media effects are carried out without waiting, its batch waits in the writer's
+//! backlog if the store refuses it, and its announcements follow (see
+//! `super::super::writer`). A
+//! list that ends in a [`Phase::Continue`] effect is split the same way — its
+//! writes are stored before the archive is opened or the store called — and its
+//! continuation is a list of its own.
 
 use openhearing_recorder::{EventKind, GapCause};
 use openhearing_signaling::{ErrorCode, HearingInfo, ServerMessage};
@@ -52,10 +57,10 @@ pub enum Phase {
 /// One thing the actor must do for the core.
 #[derive(Debug)]
 pub enum Effect {
-    /// Queue a state change for the store (`WriteOp::Status` or
-    /// `WriteOp::Participant`; the core never builds the other kinds).
+    /// Store a state change (`WriteOp::Status` or `WriteOp::Participant`; the core
+    /// never builds the other kind).
     Persist(WriteOp),
-    /// Queue an audit record.
+    /// Store an audit record.
     Audit(AuditRecord),
     /// Stop forwarding `track` to `subscriber` now (before the subscriber's session
     /// renegotiates it away).
@@ -157,9 +162,10 @@ pub enum ArchiveOp {
 pub enum Reply {
     /// The `welcome` for the joining session, or why it may not join.
     Join(Result<ServerMessage, JoinError>),
-    /// The outcome of an admin op; sent once everything queued is stored.
+    /// The outcome of an admin op (sent after its changes were stored).
     Admin(Result<AdminOutcome, Refusal>),
-    /// Everything is done; sent once everything queued is stored (shutdown).
+    /// Everything is done (shutdown); sent once the writer's backlog is stored or
+    /// given up on.
     Stored,
 }
 
@@ -187,8 +193,15 @@ pub enum StoreAnswer {
 
 /// A store call failed (the actor has logged why).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the store call failed")]
-pub struct StoreFailed;
+pub enum StoreFailed {
+    /// The store cannot write now (a full disk, an I/O error, locked too long, or
+    /// records still waiting to be stored): answered `store_unavailable`.
+    #[error("the store cannot take writes now")]
+    Unavailable,
+    /// The store refused the call (a bug or damaged data): answered `internal`.
+    #[error("the store call failed")]
+    Failed,
+}
 
 #[cfg(test)]
 mod tests {

@@ -35,7 +35,8 @@
 //! * `rooms.rs` — consultations and deliberation;
 //! * `lifecycle.rs` — the state machine (open, start, suspend, resume, adjourn, close);
 //! * `archive.rs` — opening, pausing and closing the archive, the recorder's news;
-//! * `admin.rs` — the operator's changes through the admin API.
+//! * `admin.rs` — the operator's changes through the admin API;
+//! * `undo.rs` — taking back a decision whose changes the store did not take.
 //!
 //! `HearingCore::court_action` below only routes a client's action to its file.
 //!
@@ -65,6 +66,7 @@ mod notices;
 mod rooms;
 #[cfg(test)]
 mod tests;
+mod undo;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -86,6 +88,7 @@ use crate::sfu::MediaKind;
 pub use devices::{JoinPolicy, SecondDevice};
 pub use effect::{ArchiveOp, Effect, Phase, Reply, RequestId, StoreAnswer, StoreCall, StoreFailed};
 pub use members::{Device, Member, Track};
+pub use undo::Snapshot;
 
 /// Longest reason (suspension, adjournment, denial, removal), in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -188,7 +191,7 @@ pub enum Input {
 }
 
 /// What the core still has to do when the actor hands back an outcome.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Pending {
     /// Waiting for [`Input::ArchiveOpened`].
     Archive {
@@ -213,7 +216,7 @@ enum AfterArchive {
 }
 
 /// The state of the open archive as the core sees it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct ArchiveState {
     /// Tracks the archive was told to record at some point (it may know them).
     tracks: HashSet<String>,

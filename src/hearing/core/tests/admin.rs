@@ -58,7 +58,7 @@ fn a_failed_store_call_is_refused_and_changes_nothing() {
         name: "Courtroom".into(),
         kind: SiteKind::Detention,
     }));
-    let mut effects = c.handle(Input::Stored(Err(StoreFailed)));
+    let mut effects = c.handle(Input::Stored(Err(StoreFailed::Failed)));
     assert_eq!(
         admin_reply(&mut effects, request).unwrap_err(),
         Refusal::new(

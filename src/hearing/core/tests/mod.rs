@@ -9,6 +9,7 @@ mod lifecycle;
 mod links;
 mod lobby;
 mod rooms;
+mod undo;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
