@@ -47,7 +47,8 @@ for t in "${TARGETS[@]}"; do
         >"$log" 2>&1 || status=$?
     ms=$((($(date +%s%N) - start) / 1000000))
     secs="$((ms / 1000)).$((ms % 1000 / 100))"
-    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    # (|| true: a run that died before printing its stats still gets its line)
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
     corpus=$(find "corpus/$t" -type f | wc -l)
     if [ "$status" -ne 0 ]; then
