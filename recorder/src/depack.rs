@@ -807,7 +807,9 @@ mod tests {
         }
         let mut out = header.to_vec();
         for chunk in bits.as_bytes().chunks(8) {
-            let byte = chunk.iter().fold(0u8, |b, &c| (b << 1) | u8::from(c == b'1'));
+            let byte = chunk
+                .iter()
+                .fold(0u8, |b, &c| (b << 1) | u8::from(c == b'1'));
             out.push(byte);
         }
         out
