@@ -9,7 +9,7 @@
 
 mod baselines;
 mod config;
-mod openhearing;
+pub(crate) mod openhearing;
 mod report;
 
 use std::sync::atomic::Ordering;
@@ -52,7 +52,7 @@ impl Drop for Alive {
     }
 }
 
-fn progress(enabled: bool, len: u64, msg: &str) -> ProgressBar {
+pub(crate) fn progress(enabled: bool, len: u64, msg: &str) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }

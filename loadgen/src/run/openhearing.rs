@@ -20,19 +20,19 @@ use crate::metrics::{process_rss, Collector, ReceiverTap};
 use crate::server::Server;
 
 #[derive(Debug, serde::Deserialize)]
-struct Created {
-    hearing_id: Uuid,
-    participants: Vec<CreatedParticipant>,
+pub(crate) struct Created {
+    pub(crate) hearing_id: Uuid,
+    pub(crate) participants: Vec<CreatedParticipant>,
 }
 
 #[derive(Debug, serde::Deserialize)]
-struct CreatedParticipant {
-    role: Role,
+pub(crate) struct CreatedParticipant {
+    pub(crate) role: Role,
     join_url: String,
 }
 
 impl CreatedParticipant {
-    fn token(&self) -> Result<String> {
+    pub(crate) fn token(&self) -> Result<String> {
         self.join_url
             .split_once("#token=")
             .map(|(_, t)| t.to_owned())
@@ -41,7 +41,7 @@ impl CreatedParticipant {
 }
 
 /// The roles of a scenario's hearing: (role, publishes).
-fn roster(scenario: Scenario, n: usize) -> Vec<(Role, bool)> {
+pub(crate) fn roster(scenario: Scenario, n: usize) -> Vec<(Role, bool)> {
     let mut r = vec![(Role::PresidingJudge, true)];
     match scenario {
         Scenario::Broadcast => r.extend(std::iter::repeat_n((Role::Observer, false), n)),
@@ -72,22 +72,16 @@ fn role_str(role: Role) -> Result<String> {
         .to_owned())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn setup(
-    cfg: &RunConfig,
+/// Creates the hearing with these roles through the admin API; returns it and the
+/// hearing's WebSocket URL.
+pub(crate) async fn create_hearing(
     server: &Server,
-    clip: &Arc<Clip>,
-    collector: &Arc<Collector>,
-    counters: &Arc<SendCounters>,
-    alive: &mut Alive,
-    receivers: &mut Vec<Receiver>,
-    failures: &mut Vec<String>,
-) -> Result<(usize, Ramp)> {
-    let roster = roster(cfg.scenario, cfg.n);
-    let publishers = roster.iter().filter(|(_, p)| *p).count();
+    title: &str,
+    roster: &[(Role, bool)],
+) -> Result<(Created, String)> {
     let body = serde_json::json!({
         "case_number": "LG-1/2026",
-        "title": format!("Load test {:?} {}", cfg.scenario, cfg.n),
+        "title": title,
         "participants": roster.iter().enumerate().map(|(i, (role, _))| Ok(serde_json::json!({
             "name": format!("Synthetic {i}"),
             "role": role_str(*role)?,
@@ -121,6 +115,24 @@ pub(super) async fn setup(
         server.base_url.replacen("http", "ws", 1),
         created.hearing_id
     );
+    Ok((created, ws_url))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn setup(
+    cfg: &RunConfig,
+    server: &Server,
+    clip: &Arc<Clip>,
+    collector: &Arc<Collector>,
+    counters: &Arc<SendCounters>,
+    alive: &mut Alive,
+    receivers: &mut Vec<Receiver>,
+    failures: &mut Vec<String>,
+) -> Result<(usize, Ramp)> {
+    let roster = roster(cfg.scenario, cfg.n);
+    let publishers = roster.iter().filter(|(_, p)| *p).count();
+    let title = format!("Load test {:?} {}", cfg.scenario, cfg.n);
+    let (created, ws_url) = create_hearing(server, &title, &roster).await?;
     let fixtures = Arc::new(clip.fixtures());
     let rss_before = process_rss(server.pid).unwrap_or(0);
     let ramp_start = Instant::now();
@@ -238,7 +250,7 @@ pub(super) async fn setup(
     ))
 }
 
-async fn join_one(
+pub(crate) async fn join_one(
     ws_url: &str,
     token: &str,
     publish: bool,
@@ -265,7 +277,7 @@ async fn join_one(
     Ok((p, tap))
 }
 
-async fn start_pacing(
+pub(crate) async fn start_pacing(
     p: &Participant,
     clip: &Arc<Clip>,
     counters: &Arc<SendCounters>,
