@@ -20,6 +20,10 @@ pub struct Sample {
     pub at_s: f64,
     pub rss_kb: u64,
     pub fds: usize,
+    /// Of `fds`, those on the SQLite database and its WAL/journal: the server's pool
+    /// (at most a few connections) opens them lazily, so their number follows how
+    /// many connections are open, not how many sessions there were.
+    pub db_fds: usize,
     pub threads: u64,
     /// UDP sockets of the server bound to a port in its media range.
     pub media_ports: usize,
@@ -44,19 +48,22 @@ impl Probe {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
                 .ok_or_else(|| io::Error::other(format!("no {name} in /proc/<pid>/status")))
         };
-        let (fds, sockets) = self.descriptors()?;
+        let (fds, db_fds, sockets) = self.descriptors()?;
         Ok(Sample {
             at_s: self.started.elapsed().as_secs_f64(),
             rss_kb: field("VmRSS:")?,
             fds,
+            db_fds,
             threads: field("Threads:")?,
             media_ports: self.media_ports(&sockets)?,
         })
     }
 
-    /// Open descriptors, and the inodes of those that are sockets.
-    fn descriptors(&self) -> io::Result<(usize, HashSet<u64>)> {
+    /// Open descriptors, how many of them are on database files, and the inodes of
+    /// those that are sockets.
+    fn descriptors(&self) -> io::Result<(usize, usize, HashSet<u64>)> {
         let mut count = 0;
+        let mut db = 0;
         let mut sockets = HashSet::new();
         for entry in std::fs::read_dir(format!("/proc/{}/fd", self.pid))? {
             let Ok(entry) = entry else { continue };
@@ -66,6 +73,12 @@ impl Probe {
                 continue;
             };
             let target = target.to_string_lossy();
+            if [".db", ".db-wal", ".db-shm", ".db-journal"]
+                .iter()
+                .any(|end| target.ends_with(end))
+            {
+                db += 1;
+            }
             if let Some(inode) = target
                 .strip_prefix("socket:[")
                 .and_then(|s| s.strip_suffix(']'))
@@ -74,7 +87,7 @@ impl Probe {
                 sockets.insert(inode);
             }
         }
-        Ok((count, sockets))
+        Ok((count, db, sockets))
     }
 
     fn media_ports(&self, sockets: &HashSet<u64>) -> io::Result<usize> {

@@ -137,10 +137,10 @@ impl SoakReport {
         match self.settled {
             None => p.push("no reading after everyone left".to_owned()),
             Some(s) => {
-                if s.fds > self.baseline.fds {
+                if s.fds - s.db_fds > self.baseline.fds - self.baseline.db_fds {
                     p.push(format!(
-                        "descriptors leaked: {} open after everyone left, {} at the baseline",
-                        s.fds, self.baseline.fds
+                        "descriptors leaked: {} open after everyone left ({} on the database), {} at the baseline ({} on the database)",
+                        s.fds, s.db_fds, self.baseline.fds, self.baseline.db_fds
                     ));
                 }
                 if s.media_ports > self.baseline.media_ports {
