@@ -146,6 +146,7 @@ pub(super) async fn setup(
         &fixtures,
         collector,
         cfg.scenario != Scenario::Broadcast,
+        None,
     )
     .await?;
     judge
@@ -197,7 +198,8 @@ pub(super) async fn setup(
         set.spawn(async move {
             tokio::time::sleep_until(slot.into()).await;
             let _permit = sem.acquire_owned().await?;
-            let (p, tap) = join_one(&ws_url, &token, publish, &fixtures, &collector, true).await?;
+            let (p, tap) =
+                join_one(&ws_url, &token, publish, &fixtures, &collector, true, None).await?;
             if p.welcome().you.admission != Admission::Admitted {
                 let id = p.id();
                 let msg = match role {
@@ -257,6 +259,7 @@ pub(crate) async fn join_one(
     fixtures: &Arc<openhearing_peer::MediaFixtures>,
     collector: &Arc<Collector>,
     receives: bool,
+    tab: Option<&str>,
 ) -> Result<(Participant, Arc<ReceiverTap>)> {
     let tap = ReceiverTap::new(collector.clone());
     let p = Participant::join(
@@ -270,6 +273,7 @@ pub(crate) async fn join_one(
                 tap_only: true,
                 ..Default::default()
             },
+            tab: tab.map(str::to_owned),
         },
     )
     .await

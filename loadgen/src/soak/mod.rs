@@ -311,6 +311,14 @@ async fn rejoin(
     .await
 }
 
+/// The seat's tab id: the same for every join with its link.
+fn seat_tab(token: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    token.hash(&mut h);
+    format!("soak-{:016x}", h.finish())
+}
+
 async fn join_seat(
     judge: Option<&SignalingSender>,
     ws_url: &str,
@@ -320,8 +328,20 @@ async fn join_seat(
     collector: &Arc<Collector>,
     counters: &Arc<SendCounters>,
 ) -> Result<Live> {
-    let (participant, tap) =
-        join_one(ws_url, &seat.token, seat.publish, fixtures, collector, true).await?;
+    // Like a browser tab reconnecting, each seat rejoins as the same tab, so a rejoin
+    // that reaches the hearing before the old session's goodbye takes the seat back
+    // instead of waiting for the court as a second device.
+    let tab = seat_tab(&seat.token);
+    let (participant, tap) = join_one(
+        ws_url,
+        &seat.token,
+        seat.publish,
+        fixtures,
+        collector,
+        true,
+        Some(&tab),
+    )
+    .await?;
     if participant.welcome().you.admission != Admission::Admitted {
         let judge = judge.ok_or_else(|| anyhow!("the judge was put in the lobby"))?;
         let participant_id = participant.id();
