@@ -16,7 +16,12 @@ use super::{LeaveOutcome, Sample, SoakConfig};
 pub struct AuditCheck {
     pub rows: usize,
     pub joins: usize,
+    /// `leave` rows, plus same-tab takeovers (below).
     pub leaves: usize,
+    /// `session_replaced` rows with `same_tab`: a rejoin from the same tab reached the
+    /// hearing before the old session's goodbye, so that session ended by being taken
+    /// over (its late `leave` is ignored) — one ended session all the same.
+    pub same_tab_takeovers: usize,
     /// `leave` rows whose reason is not `left`: sessions the server ended.
     pub leaves_not_left: Vec<String>,
     /// The server's own verification of the hash chain.
@@ -37,6 +42,10 @@ impl AuditCheck {
         for e in entries {
             match e["action"].as_str() {
                 Some("join") => check.joins += 1,
+                Some("session_replaced") if e["details"]["same_tab"] == true => {
+                    check.leaves += 1;
+                    check.same_tab_takeovers += 1;
+                }
                 Some("leave") => {
                     check.leaves += 1;
                     let reason = e["details"]["reason"].as_str().unwrap_or("?");
@@ -265,5 +274,31 @@ impl fmt::Display for SoakReport {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use super::*;
+
+    #[test]
+    fn a_same_tab_takeover_ends_a_session_and_a_server_leave_is_flagged() {
+        let trail = serde_json::json!({
+            "verification": {"ok": true},
+            "entries": [
+                {"seq": 1, "action": "join", "subject": "participant:a", "details": {}},
+                {"seq": 2, "action": "join", "subject": "participant:a", "details": {}},
+                {"seq": 3, "action": "session_replaced", "subject": "participant:a", "details": {"same_tab": true}},
+                {"seq": 4, "action": "session_replaced", "subject": "participant:a", "details": {}},
+                {"seq": 5, "action": "leave", "subject": "participant:a", "details": {"reason": "left"}},
+                {"seq": 6, "action": "leave", "subject": "participant:b", "details": {"reason": "connection_lost"}},
+            ],
+        });
+        let check = AuditCheck::from_trail(&trail).expect("counted");
+        assert_eq!(check.joins, 2);
+        assert_eq!(check.leaves, 3, "two leaves and one same-tab takeover");
+        assert_eq!(check.same_tab_takeovers, 1);
+        assert_eq!(check.leaves_not_left, ["#6 participant:b: connection_lost"]);
+        assert!(check.chain_ok);
     }
 }
