@@ -28,7 +28,8 @@ if [ "$want_test" = 1 ]; then
   # the browser end-to-end test; nftables impairs the link of its network test
   # (e2e/netns.mjs: loss, UDP-blocking firewall; with iproute2's tc and the kernel's
   # veth and ifb devices).
-  pkgs+=(ffmpeg chromium nftables)
+  # systemd: systemd-analyze verifies the packaged unit (tests/packaging.rs)
+  pkgs+=(ffmpeg chromium nftables systemd)
 fi
 if [ "$want_bench" = 1 ]; then
   # ffmpeg encodes the load generator's clips; Janus 1.1 is the reference server the

@@ -435,27 +435,15 @@ async fn a_session_that_never_connects_does_not_flood_the_log() {
     let participants: Vec<serde_json::Value> = (0..SESSIONS)
         .map(|i| serde_json::json!({"name": format!("Kiểm sát viên {i}"), "role": "prosecutor", "site": "Viện kiểm sát"}))
         .collect();
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/api/v1/hearings"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&serde_json::json!({"case_number": "HS-7/2026", "title": "Log", "participants": participants}))
-        .send()
-        .await
-        .expect("admin API")
-        .json()
-        .await
-        .expect("JSON");
-    let hearing = created["hearing_id"].as_str().expect("id").to_owned();
+    let body = serde_json::json!({"case_number": "HS-7/2026", "title": "Log", "participants": participants});
+    let created = CreatedHearing::create_at(&base, &body).await;
+    let hearing = created.hearing_id;
 
     // Each session joins and offers with no candidates, then never says more.
     let mut sockets = Vec::new();
     let mut peers = Vec::new();
-    for p in created["participants"].as_array().expect("participants") {
-        let token = p["join_url"]
-            .as_str()
-            .and_then(|u| u.split_once("#token="))
-            .map(|(_, t)| t.to_owned())
-            .expect("token");
+    for p in &created.participants {
+        let token = p.token();
         let url = format!("ws://127.0.0.1:{port}/ws/hearings/{hearing}");
         let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("ws");
         ws.send(Message::text(

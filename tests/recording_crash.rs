@@ -101,25 +101,12 @@ async fn a_killed_server_leaves_a_verifiable_archive_sealed_as_interrupted() {
             {"name": "Hoàng E", "role": "prosecutor", "site": "Viện kiểm sát"},
         ],
     });
-    let created: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/hearings", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("admin API")
-        .json()
-        .await
-        .expect("JSON");
-    let hearing = created["hearing_id"].as_str().expect("id").to_owned();
+    let created = common::CreatedHearing::create_at(&server.base, &body).await;
+    let hearing = created.hearing_id.to_string();
     let ws = format!("ws://127.0.0.1:{port}/ws/hearings/{hearing}");
     let mut joined: Vec<Participant> = Vec::new();
-    for p in created["participants"].as_array().expect("participants") {
-        let token = p["join_url"]
-            .as_str()
-            .and_then(|u| u.split_once("#token="))
-            .map(|(_, t)| t.to_owned())
-            .expect("token");
+    for p in &created.participants {
+        let token = p.token();
         let part = Participant::join(
             &ws,
             &token,
@@ -280,11 +267,10 @@ async fn a_killed_server_leaves_a_verifiable_archive_sealed_as_interrupted() {
         .filter_map(|s| s["participant_id"].as_str())
         .collect();
     lost.sort_unstable();
-    let mut everyone: Vec<&str> = created["participants"]
-        .as_array()
-        .expect("participants")
+    let mut everyone: Vec<String> = created
+        .participants
         .iter()
-        .filter_map(|p| p["participant_id"].as_str())
+        .map(|p| p.participant_id.to_string())
         .collect();
     everyone.sort_unstable();
     assert_eq!(lost, everyone, "both sessions were cut off by the kill");

@@ -53,6 +53,21 @@ pub struct CreatedHearing {
 }
 
 impl CreatedHearing {
+    /// Creates the hearing `body` describes through the admin API of the server at
+    /// `base` (e.g. a server process a test started itself).
+    pub async fn create_at(base: &str, body: &serde_json::Value) -> CreatedHearing {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/hearings"))
+            .bearer_auth(ADMIN_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("admin API answers")
+            .json()
+            .await
+            .expect("the created hearing")
+    }
+
     pub fn by_role(&self, role: &str) -> &CreatedParticipant {
         self.participants
             .iter()
