@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what OpenHearing needs on Debian/Ubuntu. Idempotent.
 #   scripts/install-deps.sh          build and run the server
-#   scripts/install-deps.sh --test   also what the tests need (ffmpeg, chromium)
+#   scripts/install-deps.sh --test   also what the tests need (ffmpeg, chromium, nftables)
 #   scripts/install-deps.sh --bench  also what `make bench` needs (ffmpeg, janus, perf)
 set -euo pipefail
 
@@ -25,8 +25,11 @@ pkgs+=(libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-
 pkgs+=(fonts-dejavu-core)
 if [ "$want_test" = 1 ]; then
   # ffmpeg encodes the real VP8/Opus clips test participants send; chromium runs
-  # the browser end-to-end test.
-  pkgs+=(ffmpeg chromium)
+  # the browser end-to-end test; nftables impairs the link of its network test
+  # (e2e/netns.mjs: loss, UDP-blocking firewall; with iproute2's tc and the kernel's
+  # veth and ifb devices).
+  # systemd: systemd-analyze verifies the packaged unit (tests/packaging.rs)
+  pkgs+=(ffmpeg chromium nftables systemd)
 fi
 if [ "$want_bench" = 1 ]; then
   # ffmpeg encodes the load generator's clips; Janus 1.1 is the reference server the

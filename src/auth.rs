@@ -132,9 +132,21 @@ impl JoinTokens {
         self.ttl
     }
 
-    /// A token for `participant` of `hearing`, valid for the configured time from now.
+    /// The token of `participant`'s current link version in `hearing`.
+    ///
+    /// It is a function of stored state only (issued "at" the hearing's creation,
+    /// expiring the configured time after the hearing's date), so issuing it again —
+    /// `GET …/links` — hands out the same link, never a second valid one; a new link
+    /// comes only with a new link version (revoke), which invalidates the old. The
+    /// expiry is a backstop: the hearing itself refuses links before their window
+    /// and after it is closed.
     pub fn issue(&self, hearing: &Hearing, participant: &Participant) -> Result<String, AuthError> {
-        let iat = chrono::Utc::now().timestamp();
+        let iat = hearing.created_at.timestamp();
+        let date = [hearing.scheduled_at, hearing.status.adjourned_to]
+            .into_iter()
+            .flatten()
+            .map(|d| d.timestamp())
+            .fold(iat, i64::max);
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2);
         self.issue_claims(&JoinClaims {
             sub: participant.id,
@@ -145,7 +157,7 @@ impl JoinTokens {
             case_number: hearing.case_number.clone(),
             title: hearing.title.clone(),
             iat,
-            exp: iat.saturating_add(ttl),
+            exp: date.saturating_add(ttl),
             ver: participant.link_version,
         })
     }
@@ -391,6 +403,28 @@ mod tests {
         assert_eq!(c.case_number, h.case_number);
         assert_eq!(c.title, h.title);
         assert_eq!(c.exp - c.iat, 3600);
+    }
+
+    #[test]
+    fn issuing_again_gives_the_same_link_and_expiry_counts_from_the_hearing_date() {
+        let t = tokens(&[7u8; 32]);
+        let (mut h, mut p) = sample();
+        assert_eq!(t.issue(&h, &p).unwrap(), t.issue(&h, &p).unwrap());
+        let later = h.created_at + chrono::Duration::days(10);
+        h.scheduled_at = Some(later);
+        let c = t.verify(&t.issue(&h, &p).unwrap()).unwrap();
+        assert_eq!(c.iat, h.created_at.timestamp());
+        assert_eq!(c.exp, later.timestamp() + 3600);
+        h.status.adjourned_to = Some(later + chrono::Duration::days(30));
+        let c = t.verify(&t.issue(&h, &p).unwrap()).unwrap();
+        assert_eq!(
+            c.exp,
+            (later + chrono::Duration::days(30)).timestamp() + 3600
+        );
+        // A new link version is a new link.
+        let before = t.issue(&h, &p).unwrap();
+        p.link_version += 1;
+        assert_ne!(t.issue(&h, &p).unwrap(), before);
     }
 
     #[test]

@@ -15,6 +15,12 @@ use crate::permissions::Permissions;
 pub use crate::permissions::WorkflowConfig;
 
 /// The built-in configuration, also the documentation of every key.
+/// Shortest `auth.admin_api_key` accepted: the key opens every hearing's record.
+pub const MIN_ADMIN_KEY_CHARS: usize = 32;
+
+/// The commented example in `config/default.toml`, refused as a real key.
+pub const PLACEHOLDER_ADMIN_KEY: &str = "change-me-to-a-long-random-string";
+
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Prefix of environment variables that override configuration keys.
@@ -44,6 +50,20 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub tls: TlsConfig,
     pub shutdown_grace_seconds: u64,
+    pub connections: ConnectionsConfig,
+}
+
+/// Bounds on the HTTP/WebSocket connections one server holds (`[server.connections]`):
+/// what an unauthenticated client can make the server keep open, and for how long.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    pub max_total: u32,
+    pub max_per_address: u32,
+    pub tls_handshake_timeout_seconds: u64,
+    pub header_read_timeout_seconds: u64,
+    pub idle_timeout_seconds: u64,
+    pub websocket_idle_timeout_seconds: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,6 +90,10 @@ pub struct AuthConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_api_key: Option<String>,
     pub join_token_ttl_hours: u64,
+    /// What a second device on a link in use gets: `replace`, `lobby` or `refuse`.
+    pub second_device: crate::hearing::SecondDevice,
+    /// Minutes before a hearing's date from which its links work.
+    pub link_valid_before_minutes: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -98,6 +122,13 @@ pub struct SignalingConfig {
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub join_timeout_seconds: u64,
+    pub join_burst_per_participant: u32,
+    pub joins_per_minute_per_participant: u32,
+    pub join_burst_per_source: u32,
+    pub joins_per_minute_per_source: u32,
+    /// A participant leaving again within this many seconds has their leave told
+    /// to others only when the window passes (0: at once).
+    pub notice_coalesce_seconds: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -118,6 +149,26 @@ pub struct RecordingConfig {
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     pub filter: String,
+    /// Also write the log to this file (rotated); unset: standard output only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    pub rotation: crate::logging::Rotation,
+    pub keep_files: usize,
+    /// Lines a minute from any one place in a library's code; 0: no limit.
+    pub library_repeats_per_minute: u32,
+}
+
+impl LogConfig {
+    /// The settings [`crate::logging::init`] takes.
+    pub fn settings(&self) -> crate::logging::LogSettings<'_> {
+        crate::logging::LogSettings {
+            filter: &self.filter,
+            file: self.file.as_deref(),
+            rotation: self.rotation,
+            keep_files: self.keep_files,
+            library_repeats_per_minute: self.library_repeats_per_minute,
+        }
+    }
 }
 
 /// Why the configuration could not be loaded. Every variant names where the problem is.
@@ -466,6 +517,44 @@ impl Config {
             }
             _ => {}
         }
+        let c = &self.server.connections;
+        for (key, v) in [
+            ("server.connections.max_total", u64::from(c.max_total)),
+            (
+                "server.connections.max_per_address",
+                c.max_per_address.into(),
+            ),
+            (
+                "server.connections.tls_handshake_timeout_seconds",
+                c.tls_handshake_timeout_seconds,
+            ),
+            (
+                "server.connections.header_read_timeout_seconds",
+                c.header_read_timeout_seconds,
+            ),
+            (
+                "server.connections.idle_timeout_seconds",
+                c.idle_timeout_seconds,
+            ),
+            (
+                "server.connections.websocket_idle_timeout_seconds",
+                c.websocket_idle_timeout_seconds,
+            ),
+        ] {
+            nonzero(key, v)?;
+        }
+        if c.max_per_address > c.max_total {
+            return Err(err(
+                blame(
+                    "server.connections.max_total",
+                    "server.connections.max_per_address",
+                ),
+                format!(
+                    "server.connections.max_per_address ({}) is larger than server.connections.max_total ({})",
+                    c.max_per_address, c.max_total
+                ),
+            ));
+        }
         if self.data.dir.as_os_str().is_empty() {
             return Err(err("data.dir", "must not be empty".into()));
         }
@@ -478,10 +567,16 @@ impl Config {
             }
         }
         if let Some(key) = &self.auth.admin_api_key {
-            if key.trim().chars().count() < 16 {
+            if key.trim() == PLACEHOLDER_ADMIN_KEY {
                 return Err(err(
                     "auth.admin_api_key",
-                    "must be at least 16 characters long".into(),
+                    "is the example value from config/default.toml; generate a real key (e.g. `openssl rand -hex 32`) or leave it unset".into(),
+                ));
+            }
+            if key.trim().chars().count() < MIN_ADMIN_KEY_CHARS {
+                return Err(err(
+                    "auth.admin_api_key",
+                    format!("must be at least {MIN_ADMIN_KEY_CHARS} characters long (a guessable key opens every hearing); e.g. `openssl rand -hex 32`"),
                 ));
             }
         }
@@ -547,6 +642,26 @@ impl Config {
             "signaling.join_timeout_seconds",
             self.signaling.join_timeout_seconds,
         )?;
+        for (key, value) in [
+            (
+                "signaling.join_burst_per_participant",
+                self.signaling.join_burst_per_participant,
+            ),
+            (
+                "signaling.joins_per_minute_per_participant",
+                self.signaling.joins_per_minute_per_participant,
+            ),
+            (
+                "signaling.join_burst_per_source",
+                self.signaling.join_burst_per_source,
+            ),
+            (
+                "signaling.joins_per_minute_per_source",
+                self.signaling.joins_per_minute_per_source,
+            ),
+        ] {
+            nonzero(key, value.into())?;
+        }
         if !(1..=3600).contains(&self.recording.segment_seconds) {
             return Err(err(
                 "recording.segment_seconds",
@@ -572,6 +687,12 @@ impl Config {
                     format!("`{role}` is also in workflow.auto_admit; a role either waits to be called in or enters at once"),
                 ));
             }
+        }
+        if self.log.keep_files == 0 {
+            return Err(err(
+                "log.keep_files",
+                "must be at least 1 (the file being written)".to_owned(),
+            ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.filter) {
             return Err(err(
@@ -677,21 +798,34 @@ mod tests {
         assert_eq!(c.server.tls.cert_file, None);
         assert_eq!(c.server.tls.key_file, None);
         assert_eq!(c.server.shutdown_grace_seconds, 10);
+        let conn = &c.server.connections;
+        assert_eq!((conn.max_total, conn.max_per_address), (4096, 256));
+        assert_eq!(conn.tls_handshake_timeout_seconds, 10);
+        assert_eq!(conn.header_read_timeout_seconds, 15);
+        assert_eq!(conn.idle_timeout_seconds, 60);
+        assert_eq!(conn.websocket_idle_timeout_seconds, 300);
         assert_eq!(c.data.dir, PathBuf::from("./data"));
         assert_eq!(c.data.database_url, None);
         assert_eq!(c.auth.admin_api_key, None);
-        assert_eq!(c.auth.join_token_ttl_hours, 24);
+        assert_eq!(c.auth.join_token_ttl_hours, 720);
+        assert_eq!(c.auth.link_valid_before_minutes, 60);
+        assert_eq!(c.auth.second_device, crate::hearing::SecondDevice::Lobby);
         assert_eq!(c.media.bind_address, "0.0.0.0".parse::<IpAddr>().unwrap());
         assert_eq!(c.media.announced_address, None);
         assert_eq!(c.media.udp_port_min, 40000);
         assert_eq!(c.media.udp_port_max, 40999);
-        assert!(!c.media.ice_tcp);
+        assert!(c.media.ice_tcp);
         assert_eq!(c.media.pli_throttle_ms, 500);
         assert_eq!(c.media.ice_check_interval_ms, 50);
         assert_eq!(c.signaling.max_message_bytes, 65536);
         assert_eq!(c.signaling.rate_limit_per_second, 50);
         assert_eq!(c.signaling.rate_limit_burst, 200);
         assert_eq!(c.signaling.join_timeout_seconds, 10);
+        assert_eq!(c.signaling.join_burst_per_participant, 5);
+        assert_eq!(c.signaling.joins_per_minute_per_participant, 6);
+        assert_eq!(c.signaling.join_burst_per_source, 100);
+        assert_eq!(c.signaling.joins_per_minute_per_source, 300);
+        assert_eq!(c.signaling.notice_coalesce_seconds, 10);
         assert_eq!(c.log.filter, "info");
         assert_eq!(c.database_url(), "sqlite://./data/openhearing.db");
     }
@@ -810,12 +944,12 @@ mod tests {
         // A number where a string is wanted is taken literally.
         let env = vec![(
             "OPENHEARING_AUTH__ADMIN_API_KEY".into(),
-            "12345678901234567890".into(),
+            "12345678901234567890123456789012".into(),
         )];
         let c = Config::load_with_env(None, env).unwrap();
         assert_eq!(
             c.auth.admin_api_key.as_deref(),
-            Some("12345678901234567890")
+            Some("12345678901234567890123456789012")
         );
 
         let env = vec![("OPENHEARING_MEDIA__COLOUR".into(), "blue".into())];
@@ -862,6 +996,14 @@ mod tests {
             ),
             ("[auth]\nadmin_api_key = \"short\"\n", "auth.admin_api_key"),
             (
+                "[auth]\nadmin_api_key = \"0123456789abcdef0123456789abcde\"\n",
+                "auth.admin_api_key",
+            ),
+            (
+                "[auth]\nadmin_api_key = \"change-me-to-a-long-random-string\"\n",
+                "auth.admin_api_key",
+            ),
+            (
                 "[media]\nice_check_interval_ms = 0\n",
                 "media.ice_check_interval_ms",
             ),
@@ -882,6 +1024,18 @@ mod tests {
                 "data.database_url",
             ),
             ("[log]\nfilter = \"[[[\"\n", "log.filter"),
+            (
+                "[server.connections]\nidle_timeout_seconds = 0\n",
+                "server.connections.idle_timeout_seconds",
+            ),
+            (
+                "[server.connections]\nmax_per_address = 5000\n",
+                "server.connections.max_per_address",
+            ),
+            (
+                "[server.connections]\nmax_total = 100\n",
+                "server.connections.max_total",
+            ),
         ];
         for (text, key) in cases {
             let e = Config::from_toml_str(text, "case.toml").unwrap_err();

@@ -25,6 +25,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod hearing;
+pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod permissions;
 pub mod server;

@@ -21,6 +21,13 @@ pub struct TlsMaterial {
     pub generated: bool,
 }
 
+impl TlsMaterial {
+    /// The rustls configuration (ALPN `h2`, `http/1.1`) for [`crate::server::run_tls`].
+    pub fn server_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        self.rustls.get_inner()
+    }
+}
+
 impl std::fmt::Debug for TlsMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsMaterial")

@@ -80,6 +80,7 @@ async fn next_error(client: &mut SignalingClient, what: &str) -> (ErrorCode, Str
                 code,
                 message,
                 fatal,
+                ..
             }) => return (code, message, fatal),
             Ok(_) => continue,
             Err(e) => panic!("{what}: no error message: {e}"),

@@ -1,6 +1,6 @@
-//! `signaling/PROTOCOL.md` is the contract client authors read; this keeps its lists of
-//! client and server messages in step with `protocol.rs`. The authoritative variant
-//! lists come from serde itself: an unknown `type` tag is answered with "unknown
+//! `signaling/PROTOCOL.md` is the contract client authors read; this keeps its lists
+//! of client and server messages in step with `signaling/src/protocol/`. The
+//! authoritative variant lists come from serde itself: an unknown `type` tag is answered with "unknown
 //! variant `…`, expected one of `a`, `b`, …", which names every message the derive
 //! knows, so a message added to the enum without a section in PROTOCOL.md (or a
 //! section left behind for a removed one) fails here.

@@ -1,7 +1,8 @@
 //! Test 3 of the recorder: the real `openhearing` server process is killed with
 //! SIGKILL mid-recording. Every segment that closed before the kill decodes and is
 //! intact; on the next start the server seals the interrupted archive, and
-//! `archive verify` reports exactly that it was interrupted (and nothing else).
+//! `archive verify` reports exactly that it was interrupted (and nothing else), and
+//! the hearing's audit trail names the sessions the kill cut off (`server_restarted`).
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixtures, ADMIN_KEY, MEDIA_WAIT};
+use common::{fixtures, free_port, ADMIN_KEY, MEDIA_WAIT};
 use openhearing_peer::{JoinOptions, Participant};
 use openhearing_signaling::{ClientMessage, HearingState, ServerMessage, StateChange};
 use serde_json::Value;
@@ -17,13 +18,6 @@ use serde_json::Value;
 struct Server {
     child: Child,
     base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn start_server(dir: &Path, port: u16) -> Server {
@@ -107,25 +101,12 @@ async fn a_killed_server_leaves_a_verifiable_archive_sealed_as_interrupted() {
             {"name": "Hoàng E", "role": "prosecutor", "site": "Viện kiểm sát"},
         ],
     });
-    let created: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/hearings", server.base))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .expect("admin API")
-        .json()
-        .await
-        .expect("JSON");
-    let hearing = created["hearing_id"].as_str().expect("id").to_owned();
+    let created = common::CreatedHearing::create_at(&server.base, &body).await;
+    let hearing = created.hearing_id.to_string();
     let ws = format!("ws://127.0.0.1:{port}/ws/hearings/{hearing}");
     let mut joined: Vec<Participant> = Vec::new();
-    for p in created["participants"].as_array().expect("participants") {
-        let token = p["join_url"]
-            .as_str()
-            .and_then(|u| u.split_once("#token="))
-            .map(|(_, t)| t.to_owned())
-            .expect("token");
+    for p in &created.participants {
+        let token = p.token();
         let part = Participant::join(
             &ws,
             &token,
@@ -255,6 +236,44 @@ async fn a_killed_server_leaves_a_verifiable_archive_sealed_as_interrupted() {
             .any(|e| e["type"] == "archive_sealed_interrupted"),
         "the journal marks where it was cut"
     );
+
+    // The audit trail says the server, not the participants, ended their sessions:
+    // one `server_restarted` entry naming both, and the chain still verifies.
+    let trail: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/hearings/{hearing}/audit", server.base))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("admin API")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(trail["verification"]["ok"], true, "{trail}");
+    let restarts: Vec<&Value> = trail["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "server_restarted")
+        .collect();
+    assert_eq!(
+        restarts.len(),
+        1,
+        "one entry for the one unclean stop: {trail}"
+    );
+    let mut lost: Vec<&str> = restarts[0]["details"]["sessions_lost"]
+        .as_array()
+        .expect("sessions_lost")
+        .iter()
+        .filter_map(|s| s["participant_id"].as_str())
+        .collect();
+    lost.sort_unstable();
+    let mut everyone: Vec<String> = created
+        .participants
+        .iter()
+        .map(|p| p.participant_id.to_string())
+        .collect();
+    everyone.sort_unstable();
+    assert_eq!(lost, everyone, "both sessions were cut off by the kill");
     let _ = server.child.kill();
     let _ = server.child.wait();
 }

@@ -7,11 +7,13 @@
 //! * [`server`]: the process under test (OpenHearing or the relay).
 //! * [`janus`]: a Janus streaming-plugin subscriber over the HTTP API.
 //! * [`run`]: scenarios, the measurement window, the report.
+//! * [`soak`]: a long hearing with participants leaving and rejoining, checked for leaks.
 
 pub mod janus;
 pub mod media;
 pub mod metrics;
 pub mod run;
 pub mod server;
+pub mod soak;
 
 pub use run::{run, JanusOptions, Report, RunConfig, Scenario, Target};

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use openhearing_loadgen::media::ClipSpec;
 use openhearing_loadgen::run::{median, table, JanusOptions, RunConfig, Scenario, Target};
 use openhearing_loadgen::server::{default_server_bin, ServerOptions};
+use openhearing_loadgen::soak::SoakConfig;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,9 @@ struct Cli {
 enum Cmd {
     /// Runs a scenario against a target and reports (table on stderr, JSON to --json).
     Run(Box<RunArgs>),
+    /// Holds a hearing (6 publishers, N observers, recording on) for --secs while
+    /// participants leave and rejoin, then checks for leaks; exits 1 on a problem.
+    Soak(Box<SoakArgs>),
     /// The UDP-relay floor (started by `run --target floor`): receives RTP on --listen
     /// and sends each packet to every address read from stdin.
     Relay {
@@ -116,33 +120,129 @@ struct RunArgs {
     no_progress: bool,
 }
 
+#[derive(clap::Args)]
+struct SoakArgs {
+    /// Seconds of leaving and rejoining.
+    #[arg(long, env = "SOAK_SECS", default_value_t = 1800)]
+    secs: u64,
+    /// Seconds after everyone joined before the RSS reference is read.
+    #[arg(long, env = "SOAK_WARMUP", default_value_t = 120)]
+    warmup: u64,
+    #[arg(long, default_value_t = 20)]
+    observers: usize,
+    /// Seconds between two participants leaving.
+    #[arg(long, default_value_t = 2.0)]
+    churn_every: f64,
+    /// Seconds a participant stays away before rejoining.
+    #[arg(long, default_value_t = 1.0)]
+    away: f64,
+    /// Goal: RSS growth after the warm-up, percent (exit 1 beyond it).
+    #[arg(long, default_value_t = 5.0)]
+    max_rss_growth: f64,
+    #[arg(long, default_value_t = 600)]
+    video_kbps: u32,
+    #[arg(long, default_value_t = 20)]
+    fps: u32,
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    #[arg(long, default_value_t = 360)]
+    height: u32,
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    #[arg(long, default_value = "43000-44999")]
+    ports: String,
+    #[arg(long)]
+    clip_dir: Option<PathBuf>,
+    /// Write the report with every sample as JSON here ("-" for stdout).
+    #[arg(long)]
+    json: Option<String>,
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn parse_ports(ports: &str) -> Result<(u16, u16)> {
+    ports
+        .split_once('-')
+        .and_then(|(l, h)| Some((l.parse().ok()?, h.parse().ok()?)))
+        .ok_or_else(|| anyhow::anyhow!("--ports: expected MIN-MAX"))
+}
+
+fn write_json(path: &str, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    if path == "-" {
+        println!("{text}");
+    } else {
+        std::fs::write(path, text)?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Relay { listen, expect } => openhearing_loadgen::server::relay_main(listen, expect),
-        Cmd::Run(a) => {
-            let a = *a;
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "error".into()),
-                )
-                .with_writer(std::io::stderr)
-                .init();
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(run(a))
-        }
+        Cmd::Run(a) => runtime()?.block_on(run(*a)),
+        Cmd::Soak(a) => runtime()?.block_on(soak(*a)),
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn soak(a: SoakArgs) -> Result<()> {
+    let (port_min, port_max) = parse_ports(&a.ports)?;
+    let cfg = SoakConfig {
+        duration: Duration::from_secs(a.secs),
+        warmup: Duration::from_secs(a.warmup),
+        observers: a.observers,
+        churn_every: Duration::from_secs_f64(a.churn_every),
+        away_for: Duration::from_secs_f64(a.away),
+        sample_every: Duration::from_secs(5),
+        settle_timeout: Duration::from_secs(30),
+        clip: ClipSpec {
+            video_kbps: a.video_kbps,
+            fps: a.fps,
+            width: a.width,
+            height: a.height,
+        },
+        clip_dir: a
+            .clip_dir
+            .unwrap_or_else(|| std::env::temp_dir().join("openhearing-loadgen-clips")),
+        server: ServerOptions {
+            bin: a.server_bin.unwrap_or_else(default_server_bin),
+            port_min,
+            port_max,
+            ..ServerOptions::default()
+        },
+        progress: !a.no_progress,
+    };
+    let report = openhearing_loadgen::soak::soak(&cfg).await?;
+    eprint!("{report}");
+    if let Some(path) = &a.json {
+        write_json(path, &report)?;
+    }
+    let growth_ok = report.rss_growth_pct.is_none_or(|g| g < a.max_rss_growth);
+    if !growth_ok {
+        eprintln!("  RSS grew more than the goal of {} %", a.max_rss_growth);
+    }
+    if !report.problems().is_empty() || !growth_ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 async fn run(a: RunArgs) -> Result<()> {
-    let (pmin, pmax) = a
-        .ports
-        .split_once('-')
-        .and_then(|(l, h)| Some((l.parse().ok()?, h.parse().ok()?)))
-        .ok_or_else(|| anyhow::anyhow!("--ports: expected MIN-MAX"))?;
+    let (pmin, pmax) = parse_ports(&a.ports)?;
     let cfg = RunConfig {
         target: a.target,
         scenario: a.scenario,
@@ -207,12 +307,7 @@ async fn run(a: RunArgs) -> Result<()> {
             "runs": reports,
             "median": med,
         });
-        let text = serde_json::to_string_pretty(&out)?;
-        if path == "-" {
-            println!("{text}");
-        } else {
-            std::fs::write(&path, text)?;
-        }
+        write_json(&path, &out)?;
     }
     Ok(())
 }

@@ -118,6 +118,11 @@ udp_port_max = {pmax}
 # The load generator's judge admits hundreds of participants in a burst.
 rate_limit_per_second = 100000
 rate_limit_burst = 100000
+# ... and joins them from one address, rejoining on churn.
+join_burst_per_source = 100000
+joins_per_minute_per_source = 1000000
+join_burst_per_participant = 100000
+joins_per_minute_per_participant = 1000000
 [log]
 filter = "warn"
 {extra}

@@ -33,6 +33,9 @@ pub struct JoinOptions {
     pub fixtures: Option<Arc<MediaFixtures>>,
     /// What the media peer does with received RTP (a tap, for the load generator).
     pub receive: crate::media_peer::ReceiveOptions,
+    /// The tab id sent with `join`: a rejoin with the same one takes the seat back at
+    /// once (a reconnecting browser tab), instead of waiting as a second device.
+    pub tab: Option<String>,
 }
 
 /// Instants for join-time measurement.
@@ -82,7 +85,9 @@ impl Participant {
         let connect_started = Instant::now();
         let mut client = SignalingClient::connect(ws_url).await?;
         let ws_opened = Instant::now();
-        let welcome = client.join(token, JOIN_TIMEOUT).await?;
+        let welcome = client
+            .join_from(token, opts.tab.as_deref(), JOIN_TIMEOUT)
+            .await?;
         let welcomed = Instant::now();
 
         let receive = opts.receive;

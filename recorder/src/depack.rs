@@ -585,7 +585,9 @@ pub fn h264_sps_dimensions(sps: &[u8]) -> Option<(u32, u32)> {
                     let (mut last, mut next) = (8i32, 8i32);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + r.se()? + 256) % 256;
+                            // i64: a crafted delta near i32::MAX must not overflow.
+                            let delta = i64::from(r.se()?);
+                            next = (i64::from(last) + delta + 256).rem_euclid(256) as i32;
                         }
                         if next != 0 {
                             last = next;
@@ -631,7 +633,7 @@ pub fn h264_sps_dimensions(sps: &[u8]) -> Option<(u32, u32)> {
         cb = r.ue()?;
     }
     let fmo = 2 - frame_mbs_only;
-    let (cx, cy) = if separate == 1 || chroma == 0 {
+    let (cx, cy): (u32, u32) = if separate == 1 || chroma == 0 {
         (1, fmo)
     } else {
         match chroma {
@@ -640,8 +642,14 @@ pub fn h264_sps_dimensions(sps: &[u8]) -> Option<(u32, u32)> {
             _ => (1, fmo),
         }
     };
-    let w = (w_mbs * 16).checked_sub(cx * (cl + cr))?;
-    let h = (fmo * h_units * 16).checked_sub(cy * (ct + cb))?;
+    // Checked: every factor comes from the publisher's SPS (up to 2^32 - 1 each).
+    let w = w_mbs
+        .checked_mul(16)?
+        .checked_sub(cx.checked_mul(cl.checked_add(cr)?)?)?;
+    let h = fmo
+        .checked_mul(h_units)?
+        .checked_mul(16)?
+        .checked_sub(cy.checked_mul(ct.checked_add(cb)?)?)?;
     (w > 0 && h > 0 && w <= 16384 && h <= 16384).then_some((w, h))
 }
 
@@ -789,5 +797,50 @@ mod tests {
         let high =
             hex::decode("6764001facd9405005bb0110000003001000000303c0f1831960").expect("hex");
         assert_eq!(h264_sps_dimensions(&high), Some((1280, 720)));
+    }
+
+    /// An SPS from bits: the header byte, then `bits` ('0'/'1'), padded with a stop bit.
+    fn sps_from_bits(header: &[u8], bits: &str) -> Vec<u8> {
+        let mut bits = format!("{bits}1");
+        while bits.len() % 8 != 0 {
+            bits.push('0');
+        }
+        let mut out = header.to_vec();
+        for chunk in bits.as_bytes().chunks(8) {
+            let byte = chunk
+                .iter()
+                .fold(0u8, |b, &c| (b << 1) | u8::from(c == b'1'));
+            out.push(byte);
+        }
+        out
+    }
+
+    /// Found by the `depack` fuzz target (fuzz/artifacts, kept as
+    /// fuzz/seeds/depack/regress-sps-overflow): a publisher's SPS whose width in
+    /// macroblocks is near 2^30 made `w_mbs * 16` overflow (a panic with overflow
+    /// checks, a wrapped width without). Now it is no picture size, not a panic.
+    #[test]
+    fn sps_with_a_huge_width_is_refused_not_overflowed() {
+        let ue_huge = format!("{}1{}", "0".repeat(29), "1".repeat(29));
+        // baseline profile: sps_id 0, log2_max_frame_num 0, poc type 2, 0 refs, no gaps,
+        // width - 1 = 2^30 - 2 macroblocks, height 1, frame_mbs_only, direct 8x8, no crop
+        let bits = format!("1 1 011 1 0 {ue_huge} 1 1 1 0").replace(' ', "");
+        let sps = sps_from_bits(&[0x67, 0x42, 0x00, 0x1e], &bits);
+        assert_eq!(h264_sps_dimensions(&sps), None);
+        // The same SPS with a sane width still reads: 2 x 1 macroblocks.
+        let sane = "1 1 011 1 0 010 1 1 1 0".replace(' ', "");
+        let sane = sps_from_bits(&[0x67, 0x42, 0x00, 0x1e], &sane);
+        assert_eq!(h264_sps_dimensions(&sane), Some((32, 16)));
+    }
+
+    /// The same family: a scaling-list delta near i32::MAX overflowed `last + delta`.
+    #[test]
+    fn sps_scaling_list_delta_near_i32_max_does_not_overflow() {
+        // high profile (100): sps_id 0, chroma 1, bit depths 0, 0, no bypass, scaling
+        // matrix present, list 0 present, first delta se = +(2^31 - 1).
+        let se_max = format!("{}1{}", "0".repeat(31), "1".repeat(30) + "0");
+        let bits = format!("1 010 1 1 0 1 1 {se_max}").replace(' ', "");
+        let sps = sps_from_bits(&[0x67, 100, 0x00, 0x1e], &bits);
+        let _ = h264_sps_dimensions(&sps);
     }
 }

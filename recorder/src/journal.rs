@@ -439,6 +439,12 @@ pub fn read_lines_lenient(path: &Path) -> Result<JournalRead, JournalError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_lines_lenient(path, &data)
+}
+
+/// [`read_lines_lenient`] on a journal already in memory (`path` only names it in
+/// errors). The parsing half on its own, so the fuzz targets reach it without a file.
+pub fn parse_lines_lenient(path: &Path, data: &[u8]) -> Result<JournalRead, JournalError> {
     let complete = match data.iter().rposition(|&b| b == b'\n') {
         Some(i) => i + 1,
         None => 0,

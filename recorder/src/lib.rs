@@ -10,22 +10,28 @@
 //! ## Data flow
 //!
 //! ```text
-//!  SFU reader task ── push_rtp (never blocks; drops past queue_packets) ──┐
-//!  server ── add_track / sender reports / pause / events / close ────────┤ one ordered
-//!                                                                          ▼ channel
+//!  SFU reader task ── TrackPush::push_rtp, push_sender_report ────────────┐
+//!                     (never blocks; drops past queue_packets)            │ one ordered
+//!  hearing actor ── HearingRecorder: add_track, remove_track, pause, … ───┤ channel
+//!                                                                         ▼
 //!                  writer thread (one per hearing; all blocking work lives here)
 //!   reorder buffer ─▶ depacketiser ─▶ RTP→wall clock ─▶ segmenter ─▶ ffmpeg mux ─▶ fsync,
 //!   (seq order,       (VP8/Opus/H.264,  (sender reports,  (~N s, video    rename, SHA-256
 //!    bounded wait)     drop incomplete)  else arrival)     on keyframes)   ─▶ journal entry
 //!        │                   │                                  │
 //!        └─ loss ─▶ gap entry, keyframe request ◀─ waiting for a keyframe
-//!   keyframe_requests(): Receiver<track_id> (throttled)   alerts(): Receiver<RecorderAlert>
+//!   per track: on_keyframe() (given at add_track; throttled)
+//!   per archive: on_alert(RecorderAlert) (given at open)
 //! ```
 //!
-//! Packets and control messages travel in one ordered channel, so the writer applies
-//! everything in the order the server called it (`add_track` then `push_rtp`, packets
-//! then `pause`, ...). Only packets count against `queue_packets`; control messages
-//! are never dropped.
+//! [`live`] is the front end ([`HearingRecorder`], and the per-track [`TrackPush`]
+//! that `add_track` returns, so the media path pushes without any map lookup or
+//! shared lock); `writer` is the thread. Packets and control messages travel in one
+//! ordered channel, so the writer applies everything in the order the server called
+//! it (`add_track` then `push_rtp`, packets then `pause`, ...). Only packets count
+//! against `queue_packets`; control messages are never dropped. What the writer has
+//! to tell the server goes through callbacks it calls on its own thread (they must
+//! not block): each track's keyframe request, and the archive's alerts.
 //!
 //! ## API the server calls
 //!
@@ -42,20 +48,21 @@
 //! // When the hearing goes in_session:
 //! let cfg = RecorderConfig { root: "data/recordings".into(), segment_seconds: 10,
 //!                            queue_packets: 4096, keyframe_throttle: Duration::from_secs(1) };
+//! // Alerts (tell the judge) arrive on the writer thread: hand them on, do not block.
+//! let (alert_tx, alerts) = crossbeam_channel::unbounded::<RecorderAlert>();
 //! let rec = HearingRecorder::open(cfg, key, HearingMeta {
 //!     hearing_id: "67e55044".into(), case_number: "HS-1/2026".into(),
-//!     title: "Demo".into(), court: None, scheduled_start: None })?;
-//! let plis = rec.keyframe_requests();   // crossbeam Receiver<String>: send a PLI
-//! let alerts = rec.alerts();            // crossbeam Receiver<RecorderAlert>: tell the judge
-//! rec.add_track(TrackMeta { track_id: "t1".into(), participant_id: "p1".into(),
+//!     title: "Demo".into(), court: None, scheduled_start: None },
+//!     move |alert| { let _ = alert_tx.send(alert); })?;
+//! // The second argument asks the publisher for a keyframe (send a PLI).
+//! let media = rec.add_track(TrackMeta { track_id: "t1".into(), participant_id: "p1".into(),
 //!     name: "Nguyễn Văn A".into(), role: "presiding_judge".into(), site: "Phòng 1".into(),
-//!     kind: MediaKind::Video, codec: Codec::Vp8, clock_rate: 90_000 })?;
+//!     kind: MediaKind::Video, codec: Codec::Vp8, clock_rate: 90_000 }, || { /* PLI */ })?;
 //! // For every RTP packet of that track (hot path; Err only means "not recorded").
-//! // SFU reader tasks get a cloneable handle; the hearing actor keeps `rec`.
-//! let media = rec.handle().expect("open");
-//! let _ = media.push_rtp("t1", RtpPacket { ssrc: 1, seq: 1, timestamp: 0, marker: true,
+//! // The SFU reader task keeps the track's `TrackPush`; the hearing actor keeps `rec`.
+//! let _ = media.push_rtp(RtpPacket { ssrc: 1, seq: 1, timestamp: 0, marker: true,
 //!     payload_type: 96, payload: bytes::Bytes::from_static(&[0x10, 0]), arrival: SystemTime::now() });
-//! media.push_sender_report("t1", 1, 0xe000_0000_0000_0000, 0);
+//! media.push_sender_report(1, 0xe000_0000_0000_0000, 0);
 //! rec.pause("suspended")?;  rec.resume()?;
 //! rec.event(HearingEvent { at: chrono::Utc::now(), kind: EventKind::Joined,
 //!     actor: Some("p1".into()), subject: None, details: serde_json::Value::Null })?;
@@ -63,7 +70,7 @@
 //!     cause: GapCause::PrivateRoom, count: 0 })?;
 //! rec.remove_track("t1", "unpublished")?;
 //! let manifest = rec.close(CloseSummary { reason: "hearing_closed".into(), details: serde_json::Value::Null })?;
-//! # let _ = (plis, alerts, manifest); Ok(()) }
+//! # let _ = (alerts, manifest); Ok(()) }
 //! ```
 //!
 //! Offline: [`verify()`], [`info::info`], [`render::render`], and the CLI entry points
@@ -101,7 +108,7 @@
 //! ## Segments
 //!
 //! A segment is opened on the first frame (video: only a keyframe; the recorder asks
-//! for one through `keyframe_requests`, at most once per `keyframe_throttle`), closed
+//! for one through the track's `on_keyframe`, at most once per `keyframe_throttle`), closed
 //! after `segment_seconds` at the next keyframe (audio: at the boundary), at a
 //! discontinuity (SSRC change, timestamp jump > 5 s or backwards, sequence restart),
 //! on pause, on `remove_track` and on `close`. It is written as `*.partial`, finished
@@ -109,10 +116,10 @@
 //!
 //! ## Error and panic policy
 //!
-//! - The media path never blocks and never fails loudly: `push_rtp` (on the recorder
-//!   or a [`RecorderHandle`]) counts queued packets with an atomic and sends on an
-//!   unbounded channel; past `queue_packets` it drops and counts the packet, and
-//!   the drop run is journaled as a `queue_overflow` gap and alerted. Packet loss
+//! - The media path never blocks and never fails loudly: `push_rtp` (on a
+//!   [`TrackPush`], or by id on the recorder) counts queued packets with an atomic and
+//!   sends on an unbounded channel; past `queue_packets` it drops and counts the
+//!   packet, and the drop run is journaled as a `queue_overflow` gap and alerted. Packet loss
 //!   gaps are written in batches (one `fsync` per 250 ms at most).
 //! - Nothing from the network is trusted: every length is checked, frames with a
 //!   missing packet are dropped (never written), video then waits for a keyframe.
@@ -144,19 +151,20 @@ pub mod depack;
 pub mod info;
 pub mod journal;
 pub mod key;
+pub mod live;
 pub mod manifest;
-pub mod recorder;
 pub mod render;
 pub mod seal;
 pub mod segment;
 pub mod timing;
 pub mod types;
 pub mod verify;
+mod writer;
 
 pub use journal::{GapRecord, SegmentRecord};
 pub use key::ArchiveKey;
+pub use live::{HearingRecorder, PushError, RecorderError, RecorderStats, TrackPush};
 pub use manifest::Manifest;
-pub use recorder::{HearingRecorder, PushError, RecorderError, RecorderHandle, RecorderStats};
 pub use seal::{scan_and_seal, seal_interrupted, SealError, SealOutcome};
 pub use types::*;
 pub use verify::{verify, Problem, VerifyReport};

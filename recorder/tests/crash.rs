@@ -33,22 +33,16 @@ fn crash_child() {
     let audio = read_clip(&make_opus(&media, "a", "sine=f=440:r=48000:d=20"));
     let mut cfg = RecorderConfig::new(root.join("rec"));
     cfg.segment_seconds = 1;
-    let rec = HearingRecorder::open(cfg, key(), hearing("crash-1")).expect("open");
-    rec.add_track(track(
-        "cam",
-        "judge",
-        "Judge",
-        "presiding_judge",
-        Codec::Vp8,
-    ))
+    let rec = HearingRecorder::open(cfg, key(), hearing("crash-1"), |_| {}).expect("open");
+    rec.add_track(
+        track("cam", "judge", "Judge", "presiding_judge", Codec::Vp8),
+        || {},
+    )
     .expect("add");
-    rec.add_track(track(
-        "mic",
-        "judge",
-        "Judge",
-        "presiding_judge",
-        Codec::Opus,
-    ))
+    rec.add_track(
+        track("mic", "judge", "Judge", "presiding_judge", Codec::Opus),
+        || {},
+    )
     .expect("add");
     let start = now_us();
     let plans = vec![
@@ -187,7 +181,7 @@ fn killed_mid_recording_is_sealed_as_interrupted() {
     // The hearing continues after the restart in a new part that names the old one.
     let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
     cfg.segment_seconds = 1;
-    let rec = HearingRecorder::open(cfg, key(), hearing("crash-1")).expect("reopen");
+    let rec = HearingRecorder::open(cfg, key(), hearing("crash-1"), |_| {}).expect("reopen");
     assert!(
         rec.dir().ends_with("crash-1.part2"),
         "{}",

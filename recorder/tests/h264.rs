@@ -39,8 +39,9 @@ fn h264_is_recorded_to_decodable_matroska_with_and_without_loss() {
     for (hearing_id, loss) in [("h264", 0.0), ("h264-loss", 0.05)] {
         let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
         cfg.segment_seconds = 2;
-        let rec = HearingRecorder::open(cfg, key.clone(), hearing(hearing_id)).expect("open");
-        rec.add_track(track("cam", "p", "P", "witness", Codec::H264))
+        let rec =
+            HearingRecorder::open(cfg, key.clone(), hearing(hearing_id), |_| {}).expect("open");
+        rec.add_track(track("cam", "p", "P", "witness", Codec::H264), || {})
             .expect("add");
         let plan = SendPlan {
             track: "cam".into(),

@@ -34,7 +34,7 @@ fn plan_packet() -> openhearing_recorder::RtpPacket {
 fn recorder_and_handle_can_be_shared_across_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<HearingRecorder>();
-    send_sync::<openhearing_recorder::RecorderHandle>();
+    send_sync::<openhearing_recorder::TrackPush>();
 }
 
 fn split_at(items: Vec<Timed>, start: i64, cut_us: i64) -> (Vec<Timed>, Vec<Timed>) {
@@ -55,16 +55,16 @@ fn pause_resume_events_and_a_private_room_gap_are_journaled_and_rendered() {
     let audio = read_clip(&make_opus(m, "a", "sine=f=300:r=48000:d=6"));
     let mut cfg = RecorderConfig::new(m.join("rec"));
     cfg.segment_seconds = 10;
-    let rec = HearingRecorder::open(cfg, key(), hearing("pause")).expect("open");
-    rec.add_track(track("cam", "p", "Lê Thị C", "defence_counsel", Codec::Vp8))
-        .expect("add");
-    rec.add_track(track(
-        "mic",
-        "p",
-        "Lê Thị C",
-        "defence_counsel",
-        Codec::Opus,
-    ))
+    let rec = HearingRecorder::open(cfg, key(), hearing("pause"), |_| {}).expect("open");
+    rec.add_track(
+        track("cam", "p", "Lê Thị C", "defence_counsel", Codec::Vp8),
+        || {},
+    )
+    .expect("add");
+    rec.add_track(
+        track("mic", "p", "Lê Thị C", "defence_counsel", Codec::Opus),
+        || {},
+    )
     .expect("add");
     let start = now_us() - 50_000_000;
     let plan = |track: &str, codec, frames: &Vec<ClipFrame>, ssrc| SendPlan {
@@ -105,8 +105,11 @@ fn pause_resume_events_and_a_private_room_gap_are_journaled_and_rendered() {
         details: serde_json::json!({"room": "counsel"}),
     })
     .expect("event");
-    rec.add_track(track("cam", "p", "Lê Thị C", "defence_counsel", Codec::Vp8))
-        .expect("re-add");
+    rec.add_track(
+        track("cam", "p", "Lê Thị C", "defence_counsel", Codec::Vp8),
+        || {},
+    )
+    .expect("re-add");
     let mut rest: Vec<Timed> = cam_c.into_iter().chain(mic_c).collect();
     rest.sort_by_key(|t| t.arrival);
     deliver(&rec, rest);
@@ -191,8 +194,9 @@ fn dropped_recorder_and_torn_journal_line_seal_and_verify_as_interrupted() {
     let audio = read_clip(&make_opus(tmp.path(), "a", "sine=f=440:r=48000:d=3"));
     let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
     cfg.segment_seconds = 1;
-    let rec = HearingRecorder::open(cfg, key(), hearing("torn")).expect("open");
-    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus))
+    let rec = HearingRecorder::open(cfg, key(), hearing("torn"), |_| {}).expect("open");
+    let handle = rec
+        .add_track(track("mic", "p", "P", "witness", Codec::Opus), || {})
         .expect("add");
     let plan = SendPlan {
         track: "mic".into(),
@@ -207,7 +211,6 @@ fn dropped_recorder_and_torn_journal_line_seal_and_verify_as_interrupted() {
     deliver(&rec, schedule(&[plan]));
     let dir = rec.dir().to_path_buf();
     // A media-path handle still alive must not keep the writer (or the drop) waiting.
-    let handle = rec.handle().expect("handle");
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         drop(rec); // no close: open segments are finished, no manifest is written
@@ -217,7 +220,7 @@ fn dropped_recorder_and_torn_journal_line_seal_and_verify_as_interrupted() {
         .recv_timeout(Duration::from_secs(60))
         .expect("dropping the recorder finished");
     let late = plan_packet();
-    assert_eq!(handle.push_rtp("mic", late), Err(PushError::WriterStopped));
+    assert_eq!(handle.push_rtp(late), Err(PushError::WriterStopped));
     let before = verify(&dir, Some(&key().verifying_key()));
     assert_eq!(before.problems, vec![Problem::NotSealed], "{before}");
     // A write cut in the middle of a line, as a power loss would leave it.

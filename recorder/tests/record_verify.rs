@@ -45,7 +45,7 @@ fn recorded() -> &'static Recorded {
         let audio = read_clip(&make_opus(&media, "a", &format!("sine=f=440:r=48000:{d}")));
         let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
         cfg.segment_seconds = 3;
-        let rec = HearingRecorder::open(cfg, key(), hearing("h-1")).expect("open");
+        let rec = HearingRecorder::open(cfg, key(), hearing("h-1"), |_| {}).expect("open");
         let start = now_us() - 30_000_000;
         let people = [
             ("judge", "presiding_judge"),
@@ -57,7 +57,7 @@ fn recorded() -> &'static Recorded {
         for (i, (p, role)) in people.iter().enumerate() {
             for (codec, frames) in [(Codec::Vp8, &video), (Codec::Opus, &audio)] {
                 let id = format!("{p}-{codec:?}").to_lowercase();
-                rec.add_track(track(&id, p, &format!("Person {p}"), role, codec))
+                rec.add_track(track(&id, p, &format!("Person {p}"), role, codec), || {})
                     .expect("add");
                 let last = frames.last().expect("frames");
                 let frame_dur = if codec == Codec::Opus {

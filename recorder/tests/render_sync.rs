@@ -111,14 +111,15 @@ fn white_frame_and_tone_burst_stay_within_40_ms_after_render() {
     let key = ArchiveKey::from_seed([1u8; 32]);
     let mut cfg = RecorderConfig::new(m.join("rec"));
     cfg.segment_seconds = 2;
-    let rec = HearingRecorder::open(cfg, key.clone(), hearing("sync")).expect("open");
+    let rec = HearingRecorder::open(cfg, key.clone(), hearing("sync"), |_| {}).expect("open");
     for (id, p, name, role, codec) in [
         ("a-cam", "a", "Nguyễn Văn A", "presiding_judge", Codec::Vp8),
         ("a-mic", "a", "Nguyễn Văn A", "presiding_judge", Codec::Opus),
         ("b-cam", "b", "Trần Văn B", "defendant", Codec::Vp8),
         ("b-mic", "b", "Trần Văn B", "defendant", Codec::Opus),
     ] {
-        rec.add_track(track(id, p, name, role, codec)).expect("add");
+        rec.add_track(track(id, p, name, role, codec), || {})
+            .expect("add");
     }
     let start_a = now_us() - 100_000_000;
     let start_b = start_a + 500_000;
@@ -203,20 +204,28 @@ fn bench_four_party_720p() {
     ));
     let a = read_clip(&make_opus(m, "a", &format!("sine=f=440:r=48000:d={secs}")));
     let key = ArchiveKey::from_seed([8u8; 32]);
-    let rec = HearingRecorder::open(RecorderConfig::new(m.join("rec")), key, hearing("bench"))
-        .expect("open");
+    let rec = HearingRecorder::open(
+        RecorderConfig::new(m.join("rec")),
+        key,
+        hearing("bench"),
+        |_| {},
+    )
+    .expect("open");
     let start = now_us() - 100_000_000;
     let mut plans = Vec::new();
     for p in 0..4u32 {
         for (codec, frames) in [(Codec::Vp8, &v), (Codec::Opus, &a)] {
             let id = format!("p{p}-{codec:?}");
-            rec.add_track(track(
-                &id,
-                &format!("p{p}"),
-                &format!("Person {p}"),
-                "witness",
-                codec,
-            ))
+            rec.add_track(
+                track(
+                    &id,
+                    &format!("p{p}"),
+                    &format!("Person {p}"),
+                    "witness",
+                    codec,
+                ),
+                || {},
+            )
             .expect("add");
             plans.push(SendPlan {
                 track: id,

@@ -55,12 +55,14 @@ fn five_percent_loss_and_reordering_still_decode_and_gaps_are_journaled() {
     let (v, a) = media(tmp.path(), 10);
     let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
     cfg.segment_seconds = 3;
-    let rec = HearingRecorder::open(cfg, key(), hearing("loss")).expect("open");
-    rec.add_track(track("cam", "p", "P", "witness", Codec::Vp8))
+    let rec = HearingRecorder::open(cfg, key(), hearing("loss"), |_| {}).expect("open");
+    let (kf_tx, kf) = crossbeam_channel::unbounded();
+    rec.add_track(track("cam", "p", "P", "witness", Codec::Vp8), move || {
+        let _ = kf_tx.send("cam");
+    })
+    .expect("add");
+    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus), || {})
         .expect("add");
-    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus))
-        .expect("add");
-    let kf = rec.keyframe_requests();
     let start = now_us() - 20_000_000;
     let mut items = schedule(&[
         plan("cam", Codec::Vp8, v, start, 11),
@@ -111,10 +113,10 @@ fn ssrc_change_and_return_after_absence_start_new_aligned_segments() {
     let (v, a) = media(tmp.path(), 4);
     let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
     cfg.segment_seconds = 10;
-    let rec = HearingRecorder::open(cfg, key(), hearing("ssrc")).expect("open");
-    rec.add_track(track("cam", "p", "P", "witness", Codec::Vp8))
+    let rec = HearingRecorder::open(cfg, key(), hearing("ssrc"), |_| {}).expect("open");
+    rec.add_track(track("cam", "p", "P", "witness", Codec::Vp8), || {})
         .expect("add");
-    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus))
+    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus), || {})
         .expect("add");
     let start = now_us() - 60_000_000;
     // First 4 s, then the publisher is gone 3 s and returns with new SSRCs.
@@ -157,12 +159,15 @@ fn unwritable_folder_alerts_journals_a_disk_gap_and_never_blocks_push() {
     let (v, a) = media(tmp.path(), 9);
     let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
     cfg.segment_seconds = 1;
-    let rec = HearingRecorder::open(cfg, key(), hearing("disk")).expect("open");
-    rec.add_track(track("cam", "p", "P", "witness", Codec::Vp8))
+    let (alert_tx, alerts) = crossbeam_channel::unbounded();
+    let rec = HearingRecorder::open(cfg, key(), hearing("disk"), move |a| {
+        let _ = alert_tx.send(a);
+    })
+    .expect("open");
+    rec.add_track(track("cam", "p", "P", "witness", Codec::Vp8), || {})
         .expect("add");
-    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus))
+    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus), || {})
         .expect("add");
-    let alerts = rec.alerts();
     let dir = rec.dir().to_path_buf();
     let start = now_us() - 60_000_000;
     let items = schedule(&[
@@ -240,12 +245,15 @@ fn queue_overflow_drops_without_blocking_and_is_journaled_exactly() {
     let (v, a) = media(tmp.path(), 10);
     let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
     cfg.queue_packets = 16;
-    let rec = HearingRecorder::open(cfg, key(), hearing("overflow")).expect("open");
-    rec.add_track(track("cam", "p", "P", "witness", Codec::Vp8))
+    let (alert_tx, alerts) = crossbeam_channel::unbounded();
+    let rec = HearingRecorder::open(cfg, key(), hearing("overflow"), move |a| {
+        let _ = alert_tx.send(a);
+    })
+    .expect("open");
+    rec.add_track(track("cam", "p", "P", "witness", Codec::Vp8), || {})
         .expect("add");
-    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus))
+    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus), || {})
         .expect("add");
-    let alerts = rec.alerts();
     let start = now_us() - 60_000_000;
     let refused = deliver(
         &rec,
@@ -288,8 +296,8 @@ fn loss_gaps_reach_the_journal_while_media_keeps_flowing() {
     let mut cfg = RecorderConfig::new(tmp.path().join("rec"));
     // No segment ends during the test: only housekeeping can write the gap.
     cfg.segment_seconds = 60;
-    let rec = HearingRecorder::open(cfg, key(), hearing("busy")).expect("open");
-    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus))
+    let rec = HearingRecorder::open(cfg, key(), hearing("busy"), |_| {}).expect("open");
+    rec.add_track(track("mic", "p", "P", "witness", Codec::Opus), || {})
         .expect("add");
     let start = now_us();
     let items = schedule(&[plan("mic", Codec::Opus, a, start, 21)]);

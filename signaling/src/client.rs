@@ -119,9 +119,22 @@ impl SignalingClient {
     /// Sends `join` and waits (up to `timeout`) for `welcome`. Other messages that
     /// arrive first are an error; a refusal is [`ClientError::Refused`].
     pub async fn join(&mut self, token: &str, timeout: Duration) -> Result<Welcome, ClientError> {
+        self.join_from(token, None, timeout).await
+    }
+
+    /// [`Self::join`] from the browser tab (or client instance) `tab`: a reconnect
+    /// with the same `tab` takes its seat back at once instead of waiting for the
+    /// court as a second device (see PROTOCOL.md, `join.tab`).
+    pub async fn join_from(
+        &mut self,
+        token: &str,
+        tab: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Welcome, ClientError> {
         self.send(&ClientMessage::Join {
             v: PROTOCOL_VERSION,
             token: token.to_owned(),
+            tab: tab.map(str::to_owned),
         })?;
         match self.recv_timeout(timeout).await? {
             ServerMessage::Welcome(w) => Ok(*w),

@@ -13,11 +13,19 @@
 //!
 //! Bad input never ends other participants' sessions: malformed or unknown messages,
 //! garbage SDP and bogus candidates get a non-fatal `error`; floods and
-//! authentication failures close only this socket.
+//! authentication failures close only this socket. Joins are rate limited per source
+//! address and per participant ([`JoinLimiter`]) before anything is spent on them.
+//!
+//! The session carries its [`Device`] (peer address, `User-Agent`) into the hearing,
+//! which audits it. A second device on a link in use may have to wait for the court
+//! (`device_waiting`): the session then holds the socket with no PeerConnection
+//! until the hearing seats it (a `welcome` arrives) or closes it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod join;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRef, Path, State};
@@ -25,14 +33,16 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use openhearing_signaling::{
     decode_client, ClientMessage, Connection, ErrorCode, IceCandidate, ServerMessage,
-    PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+pub use self::join::SeenDevice;
+use self::join::{await_join, fill_welcome, wait_for_seat, Authenticated, JoinRefused};
+use super::join_limit::{JoinLimiter, TokenBucket};
 use crate::auth::JoinTokens;
 use crate::hearing::{
-    HearingError, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
+    Device, HearingHandle, Hearings, JoinRequest, Refusal, SessionCommand, SessionLink,
 };
 use crate::sfu::{ActiveLeg, Candidate, LinkState, Peer, PeerEvent, PendingLeg, Sfu, SfuError};
 use crate::store::Store;
@@ -56,6 +66,8 @@ pub struct SignalingState {
     pub hearings: Arc<Hearings>,
     pub sfu: Arc<Sfu>,
     pub limits: SignalingLimits,
+    /// Join rate limits per source address and per participant.
+    pub joins: Arc<JoinLimiter>,
     /// Turns `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -69,6 +81,7 @@ const EARLY_CANDIDATES: usize = 64;
 pub async fn handler<S>(
     ws: WebSocketUpgrade,
     Path(hearing): Path<String>,
+    SeenDevice(device): SeenDevice,
     State(state): State<S>,
 ) -> Response
 where
@@ -81,7 +94,34 @@ where
     let cap = st.limits.max_message_bytes.saturating_mul(4).max(64 * 1024);
     ws.max_message_size(cap)
         .max_frame_size(cap)
-        .on_upgrade(move |socket| run_session(socket, hearing, st))
+        .on_upgrade(move |socket| run_session(socket, hearing, device, st))
+}
+
+/// A trickled candidate from the wire, as the SFU takes it.
+fn to_sfu(c: IceCandidate) -> Candidate {
+    Candidate {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+    }
+}
+
+/// A local candidate of the SFU, as the wire carries it.
+fn to_wire(c: Candidate) -> IceCandidate {
+    IceCandidate {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+    }
+}
+
+/// Whether a WebSocket read failed because the frame or message exceeded the
+/// configured maximum (tungstenite's capacity error; axum wraps it opaquely).
+fn is_oversize(e: &axum::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
 }
 
 enum Out {
@@ -90,7 +130,7 @@ enum Out {
 }
 
 #[derive(Clone)]
-struct Outbox(mpsc::Sender<Out>);
+struct Outbox(mpsc::Sender<Out>, Arc<std::sync::atomic::AtomicBool>);
 
 impl Outbox {
     /// Queues a message; false when the client is not keeping up (or gone).
@@ -100,12 +140,32 @@ impl Outbox {
     fn error(&self, code: ErrorCode, message: impl Into<String>) -> bool {
         self.send(ServerMessage::error(code, message))
     }
+    /// Closes the socket with 1009 ("message too big"), as PROTOCOL.md documents for
+    /// frames beyond what the WebSocket layer reads (4x `max_message_bytes`).
+    fn close_too_big(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self
+            .0
+            .try_send(Out::Close(1009, "message_too_large".to_owned()));
+    }
+
     /// Reports a fatal error and closes the socket.
     fn fatal(&self, code: ErrorCode, message: impl Into<String>) {
+        self.fatal_retry(code, message, None);
+    }
+
+    /// [`Outbox::fatal`] with a hint when to try again.
+    fn fatal_retry(&self, code: ErrorCode, message: impl Into<String>, retry: Option<Duration>) {
         let _ = self.0.try_send(Out::Msg(ServerMessage::Error {
             code,
             message: message.into(),
             fatal: true,
+            // Rounded up: a hint of 0 ms would invite an immediate retry.
+            retry_after_ms: retry.map(|d| {
+                u64::try_from(d.as_micros().div_ceil(1000))
+                    .unwrap_or(u64::MAX)
+                    .max(1)
+            }),
         }));
         let _ = self
             .0
@@ -113,10 +173,11 @@ impl Outbox {
     }
 }
 
-async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
+async fn run_session(socket: WebSocket, hearing: String, device: Device, st: SignalingState) {
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUTBOX);
-    let out = Outbox(out_tx);
+    let out = Outbox(out_tx, Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let linger = out.1.clone();
     let writer = tokio::spawn(async move {
         while let Some(o) = out_rx.recv().await {
             match o {
@@ -148,13 +209,13 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
 
     let joined = match tokio::time::timeout(
         st.limits.join_timeout,
-        await_join(&mut stream, &hearing, &st),
+        await_join(&mut stream, &hearing, &st, &out, device),
     )
     .await
     {
         Ok(Ok(j)) => Some(j),
-        Ok(Err((code, msg))) => {
-            out.fatal(code, msg);
+        Ok(Err(JoinRefused(r, retry))) => {
+            out.fatal_retry(r.code, r.message, retry);
             None
         }
         Err(_) => {
@@ -169,13 +230,14 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
         }
     };
     if let Some(auth) = joined {
-        let session = Session::start(auth, &st, out.clone()).await;
+        let session = Session::start(auth, &mut stream, &st, out.clone()).await;
         match session {
             Ok(mut s) => {
                 let reason = s.run(&mut stream, &st).await;
                 s.finish(reason).await;
             }
-            Err((code, msg)) => out.fatal(code, msg),
+            Err(Some(r)) => out.fatal(r.code, r.message),
+            Err(None) => {} // told already (kicked while waiting, or gone)
         }
     }
     drop(out);
@@ -189,96 +251,17 @@ async fn run_session(socket: WebSocket, hearing: String, st: SignalingState) {
                 break;
             }
         }
+        if linger.load(std::sync::atomic::Ordering::Relaxed) {
+            // The stream failed on an oversize frame and cannot be read any further:
+            // give the client a moment to read our close frame before the socket
+            // goes and its unread input turns into a reset that would discard it.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     };
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         let _ = tokio::join!(writer, drain);
     })
     .await;
-}
-
-/// A verified join.
-struct Authenticated {
-    hearing_id: Uuid,
-    participant: Uuid,
-    link_version: u32,
-}
-
-type Refusal = (ErrorCode, String);
-
-async fn await_join(
-    stream: &mut futures_util::stream::SplitStream<WebSocket>,
-    hearing: &str,
-    st: &SignalingState,
-) -> Result<Authenticated, Refusal> {
-    let text = loop {
-        match stream.next().await {
-            Some(Ok(Message::Text(t))) => break t,
-            Some(Ok(Message::Binary(_))) => {
-                return Err((
-                    ErrorCode::NotJoined,
-                    "the first message must be a JSON `join` text frame".into(),
-                ))
-            }
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                return Err((
-                    ErrorCode::NotJoined,
-                    "connection closed before joining".into(),
-                ))
-            }
-            Some(Ok(_)) => continue, // ping/pong
-        }
-    };
-    if text.len() > st.limits.max_message_bytes {
-        return Err((
-            ErrorCode::MessageTooLarge,
-            too_large(text.len(), st.limits.max_message_bytes),
-        ));
-    }
-    let (v, token) = match decode_client(&text) {
-        Ok(ClientMessage::Join { v, token }) => (v, token),
-        Ok(other) => {
-            return Err((
-                ErrorCode::NotJoined,
-                format!("the first message must be `join`, not `{}`", other.kind()),
-            ))
-        }
-        Err(e) => return Err((e.code(), e.to_string())),
-    };
-    if v != PROTOCOL_VERSION {
-        return Err((
-            ErrorCode::UnsupportedVersion,
-            format!("this server speaks protocol version {PROTOCOL_VERSION}, the client sent {v}"),
-        ));
-    }
-    if token.trim().is_empty() {
-        return Err((
-            ErrorCode::TokenMissing,
-            "the join message carries no token".into(),
-        ));
-    }
-    let claims = st
-        .tokens
-        .verify(&token)
-        .map_err(|e| (e.code(), e.to_string()))?;
-    let hearing_id: Uuid = hearing.parse().map_err(|_| {
-        (
-            ErrorCode::HearingNotFound,
-            format!("`{hearing}` is not a hearing id"),
-        )
-    })?;
-    if claims.hearing_id != hearing_id {
-        return Err((
-            ErrorCode::TokenWrongHearing,
-            "this join link belongs to another hearing".into(),
-        ));
-    }
-    // Whether the hearing exists, the participant is still part of it, the link is
-    // current and the hearing open to joins is the hearing actor's decision.
-    Ok(Authenticated {
-        hearing_id,
-        participant: claims.sub,
-        link_version: claims.ver,
-    })
 }
 
 fn too_large(len: usize, max: usize) -> String {
@@ -332,28 +315,22 @@ struct Session {
     early_candidates: Vec<Candidate>,
     connected_once: bool,
     bucket: TokenBucket,
+    /// This session in `openhearing_sessions{role}` while it lives.
+    _counted: crate::metrics::SessionCount,
 }
 
 impl Session {
+    /// Joins the hearing, waits for the court if this is a second device, then sets
+    /// up the PeerConnection and sends the `welcome`. `Err(None)`: the client was
+    /// already told why not (or is gone).
     async fn start(
         auth: Authenticated,
+        stream: &mut futures_util::stream::SplitStream<WebSocket>,
         st: &SignalingState,
         out: Outbox,
-    ) -> Result<Session, Refusal> {
+    ) -> Result<Session, Option<Refusal>> {
         let session = st.hearings.next_session();
-        let (cmd_tx, commands) = mpsc::unbounded_channel();
-        let (ev_tx, peer_events) = mpsc::unbounded_channel();
-        let peer = st
-            .sfu
-            .create_peer(auth.participant, ev_tx)
-            .await
-            .map_err(|e| {
-                tracing::error!(participant = %auth.participant, "cannot create peer: {e}");
-                (
-                    ErrorCode::Internal,
-                    format!("the server cannot accept media now: {e}"),
-                )
-            })?;
+        let (cmd_tx, mut commands) = mpsc::unbounded_channel();
         let joined = st
             .hearings
             .join(
@@ -365,34 +342,53 @@ impl Session {
                         session,
                         tx: cmd_tx,
                     },
+                    device: auth.device,
                 },
             )
-            .await;
-        let joined = match joined {
-            Ok(j) => j,
+            .await
+            .map_err(|e| Some(e.refusal()))?;
+        let hearing = joined.handle;
+        let mut early = Vec::new();
+        let mut welcome = joined.welcome;
+        if matches!(welcome, ServerMessage::DeviceWaiting { .. }) {
+            out.send(welcome);
+            match wait_for_seat(stream, &mut commands, &mut early, st, &out).await {
+                Ok(w) => welcome = w,
+                Err(reason) => {
+                    hearing.leave(auth.participant, session, reason.as_str());
+                    return Err(None);
+                }
+            }
+        }
+        let (ev_tx, peer_events) = mpsc::unbounded_channel();
+        let peer = match st.sfu.create_peer(auth.participant, ev_tx).await {
+            Ok(p) => p,
             Err(e) => {
-                peer.close().await;
-                return Err(match e {
-                    HearingError::NotFound => (ErrorCode::HearingNotFound, e.to_string()),
-                    HearingError::Unavailable => (ErrorCode::Internal, e.to_string()),
-                    HearingError::Refused(r) => (r.code, r.message),
-                });
+                tracing::error!(participant = %auth.participant, "cannot create peer: {e}");
+                hearing.leave(
+                    auth.participant,
+                    session,
+                    EndReason::ConnectionLost.as_str(),
+                );
+                return Err(Some(Refusal::new(
+                    ErrorCode::Internal,
+                    format!("the server cannot accept media now: {e}"),
+                )));
             }
         };
-        let mut welcome = joined.welcome;
-        let mut may_publish = false;
-        if let ServerMessage::Welcome(w) = &mut welcome {
-            w.max_message_bytes = st.limits.max_message_bytes;
-            may_publish = w.can_publish;
-            tracing::info!(participant = %w.you.id, role = %w.you.role, hearing = %joined.handle.id, "joined");
+        let may_publish = fill_welcome(&mut welcome, st);
+        let mut role = String::from("unknown");
+        if let ServerMessage::Welcome(w) = &welcome {
+            role = w.you.role.to_string();
+            tracing::info!(participant = %w.you.id, role = %w.you.role, hearing = %hearing.id, "joined");
         }
         out.send(welcome);
-        Ok(Session {
+        let mut s = Session {
             may_publish,
             me: auth.participant,
             session,
             out,
-            hearing: joined.handle,
+            hearing,
             peer,
             peer_events,
             commands,
@@ -404,8 +400,16 @@ impl Session {
             legs: HashMap::new(),
             early_candidates: Vec::new(),
             connected_once: false,
-            bucket: TokenBucket::new(st.limits.rate_per_second, st.limits.burst),
-        })
+            bucket: TokenBucket::new(f64::from(st.limits.rate_per_second), st.limits.burst),
+            _counted: crate::metrics::SessionCount::new(role),
+        };
+        for cmd in early {
+            if s.on_command(cmd).await.is_some() {
+                s.peer.close().await;
+                return Err(None);
+            }
+        }
+        Ok(s)
     }
 
     async fn run(
@@ -428,6 +432,9 @@ impl Session {
                         Some(Ok(Message::Close(_))) | None => return EndReason::ConnectionLost,
                         Some(Err(e)) => {
                             tracing::debug!(participant = %self.me, "websocket error: {e}");
+                            if is_oversize(&e) {
+                                self.out.close_too_big();
+                            }
                             return EndReason::ConnectionLost;
                         }
                         Some(Ok(_)) => continue,
@@ -512,6 +519,7 @@ impl Session {
                         }
                     }
                     Err(SfuError::PublishNotAllowed) => {
+                        self.hearing.publish_refused(self.me, self.session);
                         self.out.error(
                             ErrorCode::PublishNotAllowed,
                             SfuError::PublishNotAllowed.to_string(),
@@ -555,12 +563,7 @@ impl Session {
                 }
             }
             ClientMessage::Candidate { candidate } => {
-                let candidate = Candidate {
-                    candidate: candidate.candidate,
-                    sdp_mid: candidate.sdp_mid,
-                    sdp_mline_index: candidate.sdp_mline_index,
-                    username_fragment: candidate.username_fragment,
-                };
+                let candidate = to_sfu(candidate);
                 if !self.initial_done {
                     if self.early_candidates.len() >= EARLY_CANDIDATES {
                         self.out.error(
@@ -586,6 +589,8 @@ impl Session {
             // answers on this session's channel.
             action @ (ClientMessage::Admit { .. }
             | ClientMessage::AdmitAll
+            | ClientMessage::AdmitDevice { .. }
+            | ClientMessage::RefuseDevice { .. }
             | ClientMessage::Deny { .. }
             | ClientMessage::CallIn { .. }
             | ClientMessage::Dismiss { .. }
@@ -649,12 +654,7 @@ impl Session {
         match ev {
             PeerEvent::LocalCandidate(c) => {
                 self.out.send(ServerMessage::Candidate {
-                    candidate: IceCandidate {
-                        candidate: c.candidate,
-                        sdp_mid: c.sdp_mid,
-                        sdp_mline_index: c.sdp_mline_index,
-                        username_fragment: c.username_fragment,
-                    },
+                    candidate: to_wire(c),
                 });
             }
             PeerEvent::State(s) => {
@@ -735,51 +735,5 @@ impl Session {
         tracing::info!(participant = %self.me, reason = reason.as_str(), "session ended");
         self.hearing.leave(self.me, self.session, reason.as_str());
         self.peer.close().await;
-    }
-}
-
-/// A token bucket: `rate` messages per second on average, bursts up to `burst`.
-struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32, burst: u32) -> Self {
-        TokenBucket {
-            rate: f64::from(rate.max(1)),
-            burst: f64::from(burst.max(1)),
-            tokens: f64::from(burst.max(1)),
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_allows_burst_then_limits() {
-        let mut b = TokenBucket::new(1, 5);
-        for _ in 0..5 {
-            assert!(b.take());
-        }
-        assert!(!b.take());
     }
 }

@@ -1,72 +1,79 @@
-//! The hearing actor: the single owner of one live hearing's state.
+//! The hearing actor: the tokio task that runs one live hearing's [`HearingCore`]
+//! and does its I/O.
 //!
-//! It loads the hearing from the store when it starts, then alone changes it: joins
-//! and leaves, the lobby, court mutes, lock, spotlight and the lifecycle. Each change
-//! is checked against the permission table, applied, queued for storage and audit
-//! ([`Writer`]), told to the participants, and followed by [`Actor::reconcile`], which
-//! makes the SFU's forwarding legs match [`policy::may_forward`].
+//! Every decision is the core's. The actor loads the hearing, turns each
+//! [`Command`] (and the recorder's news, and the idle timer) into a core
+//! [`Input`], and carries out the [`Effect`]s that come back, in their order:
+//! state changes and audit records go to the [`Writer`], legs are cut and attached
+//! on the SFU's [`PublishedTrack`]s (which the actor keeps by id, so the core never
+//! sees webrtc), the open archive ([`ActiveRecording`]) is fed, sessions are told
+//! through their channels (kept by session number), and requests are answered. A
+//! [`Phase::Continue`](super::core::Phase::Continue) effect — a store call, opening
+//! the archive — is carried out at once and its outcome handed back to the core
+//! before any other input, so it behaves as one decision.
+//!
+//! # Stored before told
+//!
+//! Each effect list starts with its persists and audits. The actor stores those as
+//! one batch and waits for the store before it carries out anything else, so no one
+//! is told of a change, and no request is answered as done, before the change is
+//! stored. When the batch is not stored (a full disk):
+//! - for a **request** — a join, a participant's court action, an operator's change
+//!   ([`Requester`]) — the actor drops the rest of the list (no media change, no
+//!   announcement), puts the core back as it was before the input
+//!   ([`HearingCore::restore`] of a [`Snapshot`](super::core::Snapshot) taken just
+//!   before), and answers the requester `store_unavailable`: the joiner is refused,
+//!   the judge gets an `error`, the admin API a 503. The core, the store and what
+//!   everyone was told agree, and the same request succeeds once the store takes
+//!   writes again;
+//! - for a **fact** — a leave, an ended track, a recorder alert, the second step of
+//!   a decision whose first step (opening the archive, a store call) already
+//!   happened — nothing can be undone: its media effects are carried out without
+//!   waiting, the batch waits in the writer's backlog if the store refuses it and
+//!   is retried with backoff ([`Writer::retry_at`]) until stored, and the rest is
+//!   carried out. While the backlog is not empty every request is refused, so the
+//!   audit chain keeps the order in which things happened, and the actor does not
+//!   stop for idleness.
+//!
+//! The actor stops when the core says it is idle (nobody connected, no open
+//! archive, no input for a while) and nothing waits for the store, and at server
+//! shutdown closes the archive and stores its backlog (or logs each entry it could
+//! not) before it answers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use openhearing_signaling::{
-    Action, Admission, ClientMessage, Connection, ConsultationRequest, ErrorCode, HearingInfo,
-    HearingState, ParticipantInfo, Role, RoomInfo, RoomKind, ServerMessage, StateChange, Welcome,
-    PROTOCOL_VERSION,
-};
-use serde_json::json;
+use openhearing_signaling::{ErrorCode, HearingInfo, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::policy::{self, Member as PolicyMember, Source};
+use super::core::{
+    self as hearing_core, ArchiveOp, Effect, HearingCore, Input, Phase, Reply, RequestId,
+    StoreAnswer, StoreCall, StoreFailed,
+};
 use super::recording::{self, ActiveRecording, RecorderNews, RecordingSettings};
 use super::writer::{WriteOp, Writer};
 use super::{
-    AdminOp, AdminOutcome, HearingHandle, Hearings, JoinRequest, SessionCommand, SessionLink,
+    AdminOp, AdminOutcome, HearingHandle, Hearings, JoinError, JoinRequest, Refusal, SessionCommand,
 };
-use crate::model::{rfc3339, AuditRecord, Hearing, Participant, Status};
+use crate::model::Hearing;
 use crate::permissions::Permissions;
-use crate::sfu::{Downstream, MediaKind, PublishedTrack};
+use crate::sfu::{Downstream, PublishedTrack};
 use crate::store::Store;
-use openhearing_recorder::GapCause;
-
-/// Longest reason (suspension, adjournment, denial, removal), in characters.
-pub const MAX_REASON_CHARS: usize = 500;
 
 /// Commands a hearing actor accepts (see [`HearingHandle`] for the senders).
 #[derive(Debug)]
 pub enum Command {
     Join {
         req: JoinRequest,
-        reply: oneshot::Sender<Result<ServerMessage, JoinRefused>>,
-    },
-    Leave {
-        participant: Uuid,
-        session: u64,
-        reason: String,
+        reply: oneshot::Sender<Result<ServerMessage, JoinError>>,
     },
     TrackPublished {
         participant: Uuid,
         session: u64,
         track: Arc<PublishedTrack>,
-    },
-    TrackEnded {
-        participant: Uuid,
-        session: u64,
-        track_id: String,
-    },
-    MediaState {
-        participant: Uuid,
-        session: u64,
-        audio: bool,
-        video: bool,
-    },
-    Connection {
-        participant: Uuid,
-        session: u64,
-        connection: Connection,
     },
     LegReady {
         subscriber: Uuid,
@@ -74,16 +81,11 @@ pub enum Command {
         track_id: String,
         leg: Arc<Downstream>,
     },
-    /// A court action from a participant's client (admit, mute, set_state, ...).
-    Act {
-        participant: Uuid,
-        session: u64,
-        action: ClientMessage,
-    },
-    /// Answers once everything the actor queued for storage is stored.
-    Flush(oneshot::Sender<()>),
+    /// What a session reports that carries nothing for the actor to keep (leave,
+    /// track ended, media state, connection, court action): handed to the core as is.
+    Session(Input),
     /// The server stops: close the open archive (signed, reason `server_stopped`)
-    /// and store everything queued, then answer.
+    /// and store the writer's backlog, then answer.
     Shutdown(oneshot::Sender<()>),
     /// An operator's change through the admin API.
     Admin {
@@ -93,127 +95,60 @@ pub enum Command {
     },
 }
 
-#[derive(Debug)]
-pub enum JoinRefused {
-    /// The hearing does not exist (or could not be loaded: `unavailable`).
-    NotFound,
-    Unavailable,
-    Refused(Refusal),
-    /// The actor is stopping; the request is handed back to retry on a new actor.
-    Stopping(Box<JoinRequest>),
+/// A request waiting for its [`Effect::Reply`].
+enum Waiting {
+    Join {
+        reply: oneshot::Sender<Result<ServerMessage, JoinError>>,
+        session: u64,
+    },
+    Admin(oneshot::Sender<Result<AdminOutcome, Refusal>>),
+    Stored(oneshot::Sender<()>),
 }
 
-/// A refused request: the error code and a message for the person who asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: ErrorCode,
-    pub message: String,
+/// Who waits for the outcome of an input that may be refused when its changes are
+/// not stored (see the module docs); every other input is a fact.
+#[derive(Debug, Clone, Copy)]
+enum Requester {
+    Join(RequestId),
+    Admin(RequestId),
+    /// A participant's court action, answered on their session.
+    Session(u64),
 }
 
-impl Refusal {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-struct Member {
-    p: Participant,
-    session: Option<SessionLink>,
-    /// Published tracks in publication order, with what each carries.
-    tracks: Vec<(Arc<PublishedTrack>, Source)>,
-    audio: bool,
-    video: bool,
-    connection: Connection,
-    lobby_since: Option<DateTime<Utc>>,
-    /// The court asked this (muted) participant to unmute; only then may they.
-    unmute_requested: bool,
-}
-
-impl Member {
-    fn new(p: Participant) -> Member {
-        Member {
-            p,
-            session: None,
-            tracks: Vec::new(),
-            audio: false,
-            video: false,
-            connection: Connection::Offline,
-            lobby_since: None,
-            unmute_requested: false,
-        }
-    }
-
-    fn info(&self) -> ParticipantInfo {
-        ParticipantInfo {
-            id: self.p.id,
-            name: self.p.name.clone(),
-            role: self.p.role,
-            site: self.p.site.clone(),
-            site_kind: self.p.site_kind,
-            present: self.session.is_some(),
-            admission: self.p.admission,
-            lobby_since: self.lobby_since.map(rfc3339),
-            audio: self.audio,
-            video: self.video,
-            muted: self.p.muted,
-            connection: self.connection,
-            party: self.p.party.clone(),
-        }
-    }
-
-    fn policy(&self, room: Option<Uuid>) -> PolicyMember {
-        PolicyMember {
-            id: self.p.id,
-            role: self.p.role,
-            present: self.session.is_some(),
-            admission: self.p.admission,
-            muted: self.p.muted,
-            room,
-        }
-    }
-
-    fn is_session(&self, session: u64) -> bool {
-        self.session.as_ref().is_some_and(|s| s.session == session)
-    }
-
-    fn tell(&self, cmd: SessionCommand) {
-        if let Some(s) = &self.session {
-            let _ = s.tx.send(cmd);
-        }
-    }
-
-    fn take_tracks(&mut self) {
-        for (t, _) in std::mem::take(&mut self.tracks) {
-            stop_forwarding(&t);
+impl Requester {
+    fn of(input: &Input) -> Option<Requester> {
+        match input {
+            Input::Join { request, .. } => Some(Requester::Join(*request)),
+            Input::Admin { request, .. } => Some(Requester::Admin(*request)),
+            Input::Act { session, .. } => Some(Requester::Session(*session)),
+            _ => None,
         }
     }
 }
 
 struct Actor {
-    id: Uuid,
+    core: HearingCore,
     store: Arc<dyn Store>,
-    perms: Arc<Permissions>,
     writer: Writer,
-    hearing: HearingInfo,
-    status: Status,
-    members: BTreeMap<Uuid, Member>,
-    /// (subscriber, track id) pairs the policy allows and sessions were told about.
-    subscribed: HashSet<(Uuid, String)>,
-    /// Audit records of the command being handled. They are queued after the state
-    /// changes of that command, so an audit entry is only ever stored after what it
-    /// records.
-    audit_pending: Vec<AuditRecord>,
+    /// The channels of the sessions the core knows, by session number.
+    links: HashMap<u64, mpsc::UnboundedSender<SessionCommand>>,
+    /// The published tracks the core knows, by id.
+    tracks: HashMap<String, Arc<PublishedTrack>>,
+    /// Tracks dropped by the effects being carried out; forgotten after them.
+    dropped: Vec<String>,
+    /// The leg of the `LegReady` being handled, for its `AttachLeg`.
+    ready_leg: Option<(Uuid, String, Arc<Downstream>)>,
+    waiting: HashMap<RequestId, Waiting>,
+    next_request: u64,
     /// How the server records, if it does.
     recording: Option<Arc<RecordingSettings>>,
-    /// Whether this hearing is recorded (chosen at creation).
-    record_this: bool,
     /// The open archive while the hearing is in session or suspended.
     active: Option<ActiveRecording>,
     news_tx: mpsc::UnboundedSender<RecorderNews>,
 }
+
+/// How long an actor waits when the core sets no idle timeout.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 pub(super) fn spawn(
     handle: HearingHandle,
@@ -224,50 +159,53 @@ pub(super) fn spawn(
     perms: Arc<Permissions>,
     recording: Option<Arc<RecordingSettings>>,
 ) {
+    let joins = registry.upgrade().map(|r| r.joins).unwrap_or_default();
     tokio::spawn(async move {
         let loaded = store.get_hearing(handle.id).await;
         match loaded {
             Ok(Some(hearing)) => {
                 let (news_tx, mut news_rx) = mpsc::unbounded_channel();
-                let mut actor = Actor::new(hearing, store, perms, recording, news_tx);
+                let mut actor = Actor::new(hearing, store, perms, idle, recording, news_tx, joins);
                 // A hearing that was in session when the server stopped records on.
-                actor.resume_recording_after_restart();
-                loop {
-                    // An actor with nobody connected and no open archive stops after
-                    // `idle`; an open archive keeps it (the record must be closed).
-                    let wait = if actor.anyone_present() || actor.active.is_some() {
-                        Duration::from_secs(365 * 24 * 3600)
-                    } else {
-                        idle
-                    };
-                    tokio::select! {
-                        cmd = rx.recv() => {
-                            let Some(cmd) = cmd else { break };
-                            actor.handle(cmd).await;
+                let mut stop = actor.step(Input::Start).await;
+                while !stop {
+                    let wait = actor.core.next_wakeup().unwrap_or(FOREVER);
+                    let retry = actor.writer.retry_at();
+                    stop = tokio::select! {
+                        cmd = rx.recv() => match cmd {
+                            Some(cmd) => actor.command(cmd).await,
+                            None => true,
+                        },
+                        Some(news) = news_rx.recv() => actor.news(news).await,
+                        _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)),
+                            if retry.is_some() =>
+                        {
+                            actor.writer.retry().await;
+                            false
                         }
-                        Some(news) = news_rx.recv() => actor.recorder_news(news),
-                        _ = tokio::time::sleep(wait) => break, // idle
-                    }
+                        _ = tokio::time::sleep(wait) => actor.step(Input::Tick).await,
+                    };
                 }
                 if let Some(active) = actor.active.take() {
                     let _ = active.close("server_stopped", false).await;
                 }
+                actor.writer.drain().await;
             }
-            Ok(None) => refuse_all(&mut rx, JoinRefusal::NotFound),
+            Ok(None) => refuse_all(&mut rx, JoinError::NotFound),
             Err(e) => {
                 tracing::error!(hearing = %handle.id, "cannot load hearing: {e}");
-                refuse_all(&mut rx, JoinRefusal::Unavailable);
+                refuse_all(&mut rx, JoinError::Unavailable);
             }
         }
         if let Some(reg) = registry.upgrade() {
             reg.retire(&handle);
         }
-        // Hand back joins that raced with the shutdown so they retry on a new actor.
+        // Send back joins that raced with the shutdown so they retry on a new actor.
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
-                Command::Join { req, reply } => {
-                    let _ = reply.send(Err(JoinRefused::Stopping(Box::new(req))));
+                Command::Join { reply, .. } => {
+                    let _ = reply.send(Err(JoinError::Restarting));
                 }
                 Command::Admin { reply, .. } => {
                     let _ = reply.send(Err(Refusal::new(
@@ -282,29 +220,21 @@ pub(super) fn spawn(
     });
 }
 
-#[derive(Clone, Copy)]
-enum JoinRefusal {
-    NotFound,
-    Unavailable,
-}
-
-/// Answers everything queued for a hearing that could not be loaded.
-fn refuse_all(rx: &mut mpsc::UnboundedReceiver<Command>, why: JoinRefusal) {
+/// Answers everything queued for a hearing that could not be loaded (`why` is
+/// `NotFound` or `Unavailable`).
+fn refuse_all(rx: &mut mpsc::UnboundedReceiver<Command>, why: JoinError) {
     rx.close();
     while let Ok(cmd) = rx.try_recv() {
         match cmd {
             Command::Join { reply, .. } => {
-                let _ = reply.send(Err(match why {
-                    JoinRefusal::NotFound => JoinRefused::NotFound,
-                    JoinRefusal::Unavailable => JoinRefused::Unavailable,
-                }));
+                let _ = reply.send(Err(why.clone()));
             }
             Command::Admin { reply, .. } => {
                 let _ = reply.send(Err(match why {
-                    JoinRefusal::NotFound => {
+                    JoinError::NotFound => {
                         Refusal::new(ErrorCode::HearingNotFound, "this hearing does not exist")
                     }
-                    JoinRefusal::Unavailable => Refusal::new(
+                    _ => Refusal::new(
                         ErrorCode::Internal,
                         "the hearing could not be loaded; try again",
                     ),
@@ -315,278 +245,86 @@ fn refuse_all(rx: &mut mpsc::UnboundedReceiver<Command>, why: JoinRefusal) {
     }
 }
 
-fn participant_subject(id: Uuid) -> Option<String> {
-    Some(format!("participant:{id}"))
-}
-
-fn trimmed_reason(reason: Option<String>) -> Result<Option<String>, Refusal> {
-    let r = reason
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
-    if let Some(r) = &r {
-        let n = r.chars().count();
-        if n > MAX_REASON_CHARS {
-            return Err(Refusal::new(
-                ErrorCode::MalformedMessage,
-                format!(
-                    "the reason is {n} characters long; at most {MAX_REASON_CHARS} are allowed"
-                ),
-            ));
-        }
-        if r.chars().any(char::is_control) {
-            return Err(Refusal::new(
-                ErrorCode::MalformedMessage,
-                "the reason must not contain control characters",
-            ));
-        }
-    }
-    Ok(r)
-}
-
 impl Actor {
     fn new(
         hearing: Hearing,
         store: Arc<dyn Store>,
-        perms: Arc<Permissions>,
+        permissions: Arc<Permissions>,
+        idle: Duration,
         recording: Option<Arc<RecordingSettings>>,
         news_tx: mpsc::UnboundedSender<RecorderNews>,
+        joins: hearing_core::JoinPolicy,
     ) -> Actor {
-        let writer = Writer::spawn(hearing.id, store.clone());
-        Actor {
-            id: hearing.id,
-            store,
-            perms,
-            writer,
-            hearing: HearingInfo {
-                id: hearing.id,
-                case_number: hearing.case_number,
-                title: hearing.title,
-                scheduled_at: hearing.scheduled_at.map(rfc3339),
+        let writer = Writer::new(hearing.id, store.clone());
+        let settings = hearing_core::Settings {
+            permissions,
+            idle,
+            recording: match &recording {
+                None => hearing_core::Recording::Off,
+                Some(r) => hearing_core::Recording::On {
+                    render_after_close: r.render_after_close,
+                },
             },
-            status: hearing.status,
-            members: hearing
-                .participants
-                .into_iter()
-                .map(|p| (p.id, Member::new(p)))
-                .collect(),
-            subscribed: HashSet::new(),
-            audit_pending: Vec::new(),
+            joins,
+        };
+        Actor {
+            core: HearingCore::new(hearing, settings, Utc::now()),
+            store,
+            writer,
+            links: HashMap::new(),
+            tracks: HashMap::new(),
+            dropped: Vec::new(),
+            ready_leg: None,
+            waiting: HashMap::new(),
+            next_request: 0,
             recording,
-            record_this: hearing.recording,
             active: None,
             news_tx,
         }
     }
 
-    /// The hearing's status as participants see it (with whether it is recorded).
-    fn wire_status(&self) -> openhearing_signaling::HearingStatus {
-        let mut w = self.status.to_wire();
-        w.recording = self.active.is_some();
-        w
+    fn request(&mut self, waiting: Waiting) -> RequestId {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.waiting.insert(id, waiting);
+        id
     }
 
-    fn resume_recording_after_restart(&mut self) {
-        if matches!(
-            self.status.state,
-            HearingState::InSession | HearingState::Suspended
-        ) {
-            self.start_recording();
-            if self.status.state == HearingState::Suspended {
-                if let Some(a) = &self.active {
-                    a.pause("suspended");
-                }
-            }
-        }
-    }
-
-    /// Opens the archive when the hearing is recorded and none is open.
-    fn start_recording(&mut self) {
-        if self.active.is_some() || !self.record_this {
-            return;
-        }
-        let Some(settings) = self.recording.clone() else {
-            return;
-        };
-        let meta = recording::meta(
-            self.id,
-            &self.hearing.case_number,
-            &self.hearing.title,
-            self.hearing
-                .scheduled_at
-                .as_deref()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|d| d.with_timezone(&Utc)),
-        );
-        match ActiveRecording::open(&settings, meta, self.news_tx.clone()) {
-            Ok(a) => {
-                tracing::info!(hearing = %self.id, archive = %a.dir.display(), "recording");
-                self.active = Some(a);
-            }
-            Err(e) => {
-                // The hearing goes on; the court must know it is not being recorded.
-                tracing::error!(hearing = %self.id, "cannot start recording: {e}");
-                self.alert_bench(&format!("the hearing cannot be recorded: {e}"));
-            }
-        }
-    }
-
-    /// Tells everyone who controls the hearing (the presiding judge) about a
-    /// recording problem, and audits it.
-    fn alert_bench(&mut self, message: &str) {
-        for m in self.members.values() {
-            if self.perms.allows(m.p.role, Action::ControlLifecycle) {
-                m.tell(SessionCommand::Send(ServerMessage::RecordingAlert {
-                    message: message.to_owned(),
-                }));
-            }
-        }
-        self.audit(
-            "system",
-            None,
-            "recording_alert",
-            json!({ "message": message }),
-        );
-    }
-
-    fn recorder_news(&mut self, news: RecorderNews) {
-        match news {
-            RecorderNews::Keyframe(track) => {
-                if let Some(a) = &self.active {
-                    a.request_keyframe(&track);
-                }
-            }
-            RecorderNews::Alert(alert) => {
-                tracing::warn!(hearing = %self.id, "recorder: {}", alert.message);
-                self.alert_bench(&alert.message);
-                self.commit_audit();
-            }
-        }
-    }
-
-    /// Records an audit event of the command being handled (stamped now).
-    fn audit(
-        &mut self,
-        actor: &str,
-        subject: Option<String>,
-        action: &str,
-        details: serde_json::Value,
-    ) {
-        let details = details.to_string();
-        if let Some(a) = &self.active {
-            a.event(action, actor, subject.as_deref(), &details);
-        }
-        self.audit_pending.push(AuditRecord {
-            at: Utc::now(),
-            actor: actor.to_owned(),
-            subject,
-            action: action.to_owned(),
-            details,
-        });
-    }
-
-    /// Queues the command's audit records behind its state changes.
-    fn commit_audit(&mut self) {
-        for record in std::mem::take(&mut self.audit_pending) {
-            self.writer.send(WriteOp::Audit(record));
-        }
-    }
-
-    fn anyone_present(&self) -> bool {
-        self.members.values().any(|m| m.session.is_some())
-    }
-
-    async fn handle(&mut self, cmd: Command) {
-        self.dispatch(cmd).await;
-        self.commit_audit();
-    }
-
-    async fn dispatch(&mut self, cmd: Command) {
-        match cmd {
+    /// Handles one command; true when the actor must stop.
+    async fn command(&mut self, cmd: Command) -> bool {
+        let input = match cmd {
             Command::Join { req, reply } => {
-                let _ = reply.send(self.join(req));
+                let session = req.link.session;
+                self.links.insert(session, req.link.tx);
+                let request = self.request(Waiting::Join { reply, session });
+                Input::Join {
+                    request,
+                    participant: req.participant,
+                    link_version: req.link_version,
+                    session,
+                    device: req.device,
+                }
             }
-            Command::Leave {
-                participant,
-                session,
-                reason,
-            } => self.leave(participant, session, &reason),
             Command::TrackPublished {
                 participant,
                 session,
                 track,
             } => {
-                let Some(m) = self.members.get_mut(&participant) else {
-                    return;
-                };
-                if !m.is_session(session) {
-                    return;
+                let id = track.id.clone();
+                let kind = track.kind;
+                self.tracks.insert(id.clone(), track);
+                let stop = self
+                    .step(Input::TrackPublished {
+                        participant,
+                        session,
+                        track: id.clone(),
+                        kind,
+                    })
+                    .await;
+                if !self.core.has_track(&id) {
+                    self.tracks.remove(&id); // not from a current session
                 }
-                let source = match track.kind {
-                    MediaKind::Audio => Source::Microphone,
-                    MediaKind::Video if m.tracks.iter().any(|(_, s)| *s == Source::Camera) => {
-                        Source::Screen
-                    }
-                    MediaKind::Video => Source::Camera,
-                };
-                if !self.perms.allows(m.p.role, source.action()) {
-                    // Accepted by the transport but forwarded to nobody (policy rule 5).
-                    m.tell(SessionCommand::Send(ServerMessage::error(
-                        ErrorCode::PermissionDenied,
-                        format!(
-                            "your role may not {}; that track reaches nobody",
-                            source.action().as_str().replace('_', " ")
-                        ),
-                    )));
-                }
-                m.tracks.push((track, source));
-                self.reconcile();
-            }
-            Command::TrackEnded {
-                participant,
-                session,
-                track_id,
-            } => {
-                let Some(m) = self.members.get_mut(&participant) else {
-                    return;
-                };
-                if !m.is_session(session) {
-                    return;
-                }
-                if let Some(i) = m.tracks.iter().position(|(t, _)| t.id == track_id) {
-                    let (t, _) = m.tracks.remove(i);
-                    stop_forwarding(&t);
-                }
-                self.reconcile();
-            }
-            Command::MediaState {
-                participant,
-                session,
-                audio,
-                video,
-            } => {
-                let Some(m) = self.members.get_mut(&participant) else {
-                    return;
-                };
-                if !m.is_session(session) || (m.audio == audio && m.video == video) {
-                    return;
-                }
-                m.audio = audio;
-                m.video = video;
-                self.announce(participant);
-            }
-            Command::Connection {
-                participant,
-                session,
-                connection,
-            } => {
-                let Some(m) = self.members.get_mut(&participant) else {
-                    return;
-                };
-                if !m.is_session(session) || m.connection == connection {
-                    return;
-                }
-                m.connection = connection;
-                self.announce(participant);
+                return stop;
             }
             Command::LegReady {
                 subscriber,
@@ -594,1243 +332,316 @@ impl Actor {
                 track_id,
                 leg,
             } => {
-                let current = self
-                    .members
-                    .get(&subscriber)
-                    .is_some_and(|m| m.is_session(session));
-                if !current || !self.subscribed.contains(&(subscriber, track_id.clone())) {
-                    return; // no longer allowed; the session was told to unsubscribe
-                }
-                if let Some(track) = self.find_track(&track_id) {
-                    track.add_downstream(leg);
-                }
+                self.ready_leg = Some((subscriber, track_id.clone(), leg));
+                let stop = self
+                    .step(Input::LegReady {
+                        subscriber,
+                        session,
+                        track: track_id,
+                    })
+                    .await;
+                self.ready_leg = None;
+                return stop;
             }
-            Command::Act {
-                participant,
-                session,
-                action,
-            } => self.act(participant, session, action),
-            Command::Flush(reply) => {
-                self.writer.flush().await;
-                let _ = reply.send(());
-            }
+            Command::Session(input) => input,
             Command::Shutdown(reply) => {
-                if let Some(a) = self.active.take() {
-                    let _ = a.close("server_stopped", false).await;
-                }
-                self.writer.flush().await;
-                let _ = reply.send(());
+                let request = self.request(Waiting::Stored(reply));
+                Input::Shutdown { request }
             }
             Command::Admin { op, actor, reply } => {
-                let result = self.admin(op, &actor).await;
-                self.commit_audit();
-                // Answer only once the change is stored, so the caller reads it back.
-                self.writer.flush().await;
-                let _ = reply.send(result);
+                let request = self.request(Waiting::Admin(reply));
+                Input::Admin { request, op, actor }
             }
-        }
-    }
-
-    fn find_track(&self, id: &str) -> Option<Arc<PublishedTrack>> {
-        self.members
-            .values()
-            .flat_map(|m| m.tracks.iter())
-            .find(|(t, _)| t.id == id)
-            .map(|(t, _)| t.clone())
-    }
-
-    fn welcome(&self, pid: Uuid) -> Option<ServerMessage> {
-        let me = self.members.get(&pid)?;
-        Some(ServerMessage::Welcome(Box::new(Welcome {
-            v: PROTOCOL_VERSION,
-            you: me.info(),
-            hearing: self.hearing.clone(),
-            status: self.wire_status(),
-            participants: self
-                .members
-                .values()
-                .filter(|m| m.p.id != pid)
-                .map(Member::info)
-                .collect(),
-            max_message_bytes: 0, // filled in by the signaling layer, which knows the limit
-            can_publish: self.perms.may_publish_any(me.p.role),
-            permissions: self.perms.actions(me.p.role),
-        })))
-    }
-
-    fn join(&mut self, req: JoinRequest) -> Result<ServerMessage, JoinRefused> {
-        let pid = req.participant;
-        let refuse = |code, msg: &str| Err(JoinRefused::Refused(Refusal::new(code, msg)));
-        if self.status.state == HearingState::Closed {
-            return refuse(
-                ErrorCode::HearingClosed,
-                "this hearing is closed; its links no longer work",
-            );
-        }
-        let auto = self
-            .members
-            .get(&pid)
-            .map(|m| self.perms.auto_admitted(m.p.role));
-        let Some(member) = self.members.get_mut(&pid) else {
-            return refuse(
-                ErrorCode::ParticipantUnknown,
-                "you are no longer a participant of this hearing",
-            );
         };
-        if member.p.admission == Admission::Removed {
-            return refuse(
-                ErrorCode::Removed,
-                "the court removed you from this hearing",
-            );
-        }
-        if req.link_version != member.p.link_version {
-            return refuse(
-                ErrorCode::LinkRevoked,
-                "this join link was revoked; ask the court for a new one",
-            );
-        }
-        // The same participant joining again (new tab, reconnect) replaces the old
-        // session; its tracks go with it.
-        if let Some(old) = member.session.take() {
-            let _ = old.tx.send(SessionCommand::Kick {
-                code: ErrorCode::Replaced,
-                message: "you joined this hearing from another window or device".into(),
-            });
-            member.take_tracks();
-        }
-        member.session = Some(req.link);
-        member.connection = Connection::Connecting;
-        member.audio = false;
-        member.video = false;
-        let mut admitted_now = false;
-        if member.p.admission == Admission::Lobby {
-            // A role the configuration admits at once (perhaps changed since the
-            // hearing was created) enters; everyone else waits, from now.
-            if auto == Some(true) {
-                member.p.admission = Admission::Admitted;
-                member.lobby_since = None;
-                admitted_now = true;
-            } else {
-                member.lobby_since = Some(Utc::now());
-            }
-        }
-        let (role, site, admission) = (member.p.role, member.p.site.clone(), member.p.admission);
-        if admitted_now {
-            self.persist_participant(pid);
-        }
-        self.audit(
-            "system",
-            participant_subject(pid),
-            "join",
-            json!({ "role": role, "site": site, "admission": admission }),
-        );
-        self.reconcile();
-        let you = self.members[&pid].info();
-        self.broadcast_except(pid, || ServerMessage::ParticipantJoined {
-            participant: you.clone(),
-        });
-        self.welcome(pid).ok_or(JoinRefused::NotFound)
+        self.step(input).await
     }
 
-    fn leave(&mut self, pid: Uuid, session: u64, reason: &str) {
-        let Some(m) = self.members.get_mut(&pid) else {
-            return;
-        };
-        if !m.is_session(session) {
-            return; // a replaced or already disconnected session's late goodbye
-        }
-        self.disconnect(pid, reason);
+    async fn news(&mut self, news: RecorderNews) -> bool {
+        let RecorderNews::Alert(alert) = &news;
+        tracing::warn!(hearing = %self.core.id(), "recorder: {}", alert.message);
+        self.step(Input::Recorder(news)).await
     }
 
-    /// Marks a participant gone: tracks stop, legs go, everyone is told.
-    fn disconnect(&mut self, pid: Uuid, reason: &str) {
-        let Some(m) = self.members.get_mut(&pid) else {
-            return;
-        };
-        m.session = None;
-        m.connection = Connection::Offline;
-        m.audio = false;
-        m.video = false;
-        m.take_tracks();
-        self.audit(
-            "system",
-            participant_subject(pid),
-            "leave",
-            json!({ "reason": reason }),
-        );
-        self.reconcile();
-        self.broadcast_except(pid, || ServerMessage::ParticipantLeft {
-            participant_id: pid,
-            reason: reason.to_owned(),
-        });
-    }
-
-    /// Closes a participant's session with `code` and treats them as gone at once.
-    fn kick(&mut self, pid: Uuid, code: ErrorCode, message: String, reason: &str) {
-        let Some(m) = self.members.get(&pid) else {
-            return;
-        };
-        if m.session.is_none() {
-            return;
-        }
-        m.tell(SessionCommand::Kick { code, message });
-        self.disconnect(pid, reason);
-    }
-
-    fn broadcast(&self, msg: impl Fn() -> ServerMessage) {
-        for m in self.members.values() {
-            m.tell(SessionCommand::Send(msg()));
-        }
-    }
-
-    fn broadcast_except(&self, except: Uuid, msg: impl Fn() -> ServerMessage) {
-        for m in self.members.values() {
-            if m.p.id != except {
-                m.tell(SessionCommand::Send(msg()));
+    /// Tells the core which tracks the SFU has seen end, so its next decision skips
+    /// them.
+    fn note_ended(&mut self) {
+        for (id, track) in &self.tracks {
+            if track.is_ended() {
+                self.core.note_ended(id);
             }
         }
     }
 
-    /// Tells everyone (the participant included) a participant's current state.
-    fn announce(&self, pid: Uuid) {
-        if let Some(m) = self.members.get(&pid) {
-            let info = m.info();
-            self.broadcast(|| ServerMessage::ParticipantUpdated {
-                participant: info.clone(),
-            });
-        }
-    }
-
-    fn announce_status(&self) {
-        let status = self.wire_status();
-        self.broadcast(|| ServerMessage::HearingStatus {
-            status: status.clone(),
-        });
-    }
-
-    fn persist_participant(&self, pid: Uuid) {
-        if let Some(m) = self.members.get(&pid) {
-            self.writer.send(WriteOp::Participant {
-                id: pid,
-                admission: m.p.admission,
-                muted: m.p.muted,
-            });
-        }
-    }
-
-    fn persist_status(&self, history: Option<(String, DateTime<Utc>)>) {
-        self.writer.send(WriteOp::Status {
-            status: self.status.clone(),
-            history,
-        });
-    }
-
-    /// A court action from a participant's client: checked, applied, or refused with
-    /// an error to that client (a permission denial is also audited).
-    fn act(&mut self, pid: Uuid, session: u64, action: ClientMessage) {
-        let Some(m) = self.members.get(&pid) else {
-            return;
-        };
-        if !m.is_session(session) {
-            return;
-        }
-        let role = m.p.role;
-        let actor = format!("participant:{pid}");
-        let kind = action.kind();
-        if let Err(refusal) = self.court_action(&actor, Some((pid, role)), action) {
-            if refusal.code == ErrorCode::PermissionDenied {
-                self.audit(
-                    &actor,
-                    None,
-                    "permission_denied",
-                    json!({ "request": kind, "role": role }),
-                );
-            }
-            if let Some(m) = self.members.get(&pid) {
-                m.tell(SessionCommand::Send(ServerMessage::error(
-                    refusal.code,
-                    refusal.message,
-                )));
-            }
-        }
-    }
-
-    fn require(&self, who: Option<(Uuid, Role)>, action: Action) -> Result<(), Refusal> {
-        match who {
-            // The operator (admin API) is not a role in the hearing.
-            None => Ok(()),
-            Some((_, role)) if self.perms.allows(role, action) => Ok(()),
-            Some((_, role)) => Err(Refusal::new(
-                ErrorCode::PermissionDenied,
-                format!(
-                    "the role {role} may not {}",
-                    action.as_str().replace('_', " ")
-                ),
-            )),
-        }
-    }
-
-    fn target(&self, id: Uuid) -> Result<&Member, Refusal> {
-        self.members.get(&id).ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::UnknownParticipant,
-                format!("participant {id} is not part of this hearing"),
-            )
-        })
-    }
-
-    fn not_locked(&self) -> Result<(), Refusal> {
-        if self.status.locked {
-            return Err(Refusal::new(
-                ErrorCode::HearingLocked,
-                "the hearing is locked; unlock it to admit anyone",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Applies one court action. `who` is the acting participant and their role, or
-    /// `None` for the operator. Nothing changes when it returns an error.
-    fn court_action(
-        &mut self,
-        actor: &str,
-        who: Option<(Uuid, Role)>,
-        action: ClientMessage,
-    ) -> Result<(), Refusal> {
-        match action {
-            ClientMessage::Admit { participant_id } => {
-                self.require(who, Action::Admit)?;
-                let t = self.target(participant_id)?;
-                if t.p.admission != Admission::Lobby {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        format!("{} is not waiting in the lobby", t.p.name),
-                    ));
-                }
-                if self.perms.waits_for_call(t.p.role) {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        format!("{} is a {}: call them in instead", t.p.name, t.p.role),
-                    ));
-                }
-                self.not_locked()?;
-                self.set_admission(actor, participant_id, Admission::Admitted, "admit");
-                Ok(())
-            }
-            ClientMessage::AdmitAll => {
-                self.require(who, Action::Admit)?;
-                self.not_locked()?;
-                let waiting: Vec<Uuid> = self
-                    .members
-                    .values()
-                    .filter(|m| {
-                        m.session.is_some()
-                            && m.p.admission == Admission::Lobby
-                            && !self.perms.waits_for_call(m.p.role)
-                    })
-                    .map(|m| m.p.id)
-                    .collect();
-                for id in waiting {
-                    self.set_admission(actor, id, Admission::Admitted, "admit");
-                }
-                Ok(())
-            }
-            ClientMessage::Deny {
-                participant_id,
-                reason,
-            } => {
-                self.require(who, Action::Deny)?;
-                let reason = trimmed_reason(reason)?;
-                let t = self.target(participant_id)?;
-                if t.p.admission != Admission::Lobby || t.session.is_none() {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        format!("{} is not waiting in the lobby", t.p.name),
-                    ));
-                }
-                self.audit(
-                    actor,
-                    participant_subject(participant_id),
-                    "deny",
-                    json!({ "reason": reason }),
-                );
-                let message = match &reason {
-                    Some(r) => format!("the court refused your admission: {r}"),
-                    None => "the court refused your admission".to_owned(),
-                };
-                self.kick(
-                    participant_id,
-                    ErrorCode::AdmissionDenied,
-                    message,
-                    "denied",
-                );
-                Ok(())
-            }
-            ClientMessage::CallIn { participant_id } => {
-                self.require(who, Action::CallWitness)?;
-                let t = self.target(participant_id)?;
-                if !self.perms.waits_for_call(t.p.role) {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        format!(
-                            "{} is a {}, not someone who is called in",
-                            t.p.name, t.p.role
-                        ),
-                    ));
-                }
-                if t.p.admission != Admission::Lobby {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        format!("{} is not waiting in the lobby", t.p.name),
-                    ));
-                }
-                self.not_locked()?;
-                self.set_admission(actor, participant_id, Admission::Admitted, "call_in");
-                Ok(())
-            }
-            ClientMessage::Dismiss { participant_id } => {
-                self.require(who, Action::CallWitness)?;
-                let t = self.target(participant_id)?;
-                if !self.perms.waits_for_call(t.p.role) || t.p.admission != Admission::Admitted {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        format!("{} is not a called-in witness or expert", t.p.name),
-                    ));
-                }
-                if self.status.spotlight == Some(participant_id) {
-                    self.status.spotlight = None;
-                    self.persist_status(None);
-                    self.announce_status();
-                }
-                self.set_admission(actor, participant_id, Admission::Lobby, "dismiss");
-                Ok(())
-            }
-            ClientMessage::Mute { participant_id } => {
-                self.require(who, Action::MuteOthers)?;
-                let t = self.target(participant_id)?;
-                if t.p.muted {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        format!("{} is already muted", t.p.name),
-                    ));
-                }
-                self.set_muted(actor, participant_id, true, "mute");
-                Ok(())
-            }
-            ClientMessage::MuteAll => {
-                self.require(who, Action::MuteOthers)?;
-                let targets: Vec<Uuid> = self
-                    .members
-                    .values()
-                    .filter(|m| {
-                        !m.p.muted
-                            && !self.perms.is_bench(m.p.role)
-                            && m.p.admission != Admission::Removed
-                            && Some(m.p.id) != who.map(|w| w.0)
-                    })
-                    .map(|m| m.p.id)
-                    .collect();
-                self.audit(actor, None, "mute_all", json!({ "muted": targets.len() }));
-                for id in targets {
-                    self.set_muted(actor, id, true, "mute");
-                }
-                Ok(())
-            }
-            ClientMessage::RequestUnmute { participant_id } => {
-                self.require(who, Action::MuteOthers)?;
-                let t = self.target(participant_id)?;
-                if !t.p.muted {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        format!("{} is not muted", t.p.name),
-                    ));
-                }
-                let by = who.map(|w| w.0).unwrap_or(Uuid::nil());
-                t.tell(SessionCommand::Send(ServerMessage::UnmuteRequested { by }));
-                if let Some(m) = self.members.get_mut(&participant_id) {
-                    m.unmute_requested = true;
-                }
-                self.audit(
-                    actor,
-                    participant_subject(participant_id),
-                    "unmute_requested",
-                    json!({}),
-                );
-                Ok(())
-            }
-            ClientMessage::AcceptUnmute => {
-                let Some((me, _)) = who else {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "only the muted participant can accept",
-                    ));
-                };
-                let t = self.target(me)?;
-                if !t.p.muted || !t.unmute_requested {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "the court has not asked you to unmute",
-                    ));
-                }
-                self.set_muted(actor, me, false, "unmute_accepted");
-                Ok(())
-            }
-            ClientMessage::Remove {
-                participant_id,
-                reason,
-            } => {
-                self.require(who, Action::Remove)?;
-                let reason = trimmed_reason(reason)?;
-                let t = self.target(participant_id)?;
-                if t.p.admission == Admission::Removed {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        format!("{} was already removed", t.p.name),
-                    ));
-                }
-                if who.map(|w| w.0) == Some(participant_id) {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "you cannot remove yourself; leave the hearing instead",
-                    ));
-                }
-                if self.status.spotlight == Some(participant_id) {
-                    self.status.spotlight = None;
-                    self.persist_status(None);
-                    self.announce_status();
-                }
-                self.audit(
-                    actor,
-                    participant_subject(participant_id),
-                    "remove",
-                    json!({ "reason": reason }),
-                );
-                self.leave_rooms(actor, participant_id);
-                self.status
-                    .consultation_requests
-                    .retain(|r| r.from != participant_id && r.with != participant_id);
-                if let Some(m) = self.members.get_mut(&participant_id) {
-                    m.p.admission = Admission::Removed;
-                    m.lobby_since = None;
-                }
-                self.persist_participant(participant_id);
-                let message = match &reason {
-                    Some(r) => format!("the court removed you from the hearing: {r}"),
-                    None => "the court removed you from the hearing".to_owned(),
-                };
-                self.kick(participant_id, ErrorCode::Removed, message, "removed");
-                self.announce(participant_id);
-                Ok(())
-            }
-            ClientMessage::Lock { locked } => {
-                self.require(who, Action::Lock)?;
-                if self.status.locked == locked {
-                    return Ok(());
-                }
-                self.status.locked = locked;
-                self.audit(
-                    actor,
-                    None,
-                    if locked { "lock" } else { "unlock" },
-                    json!({}),
-                );
-                self.persist_status(None);
-                self.announce_status();
-                Ok(())
-            }
-            ClientMessage::Spotlight { participant_id } => {
-                self.require(who, Action::Spotlight)?;
-                if let Some(id) = participant_id {
-                    let t = self.target(id)?;
-                    if t.p.admission != Admission::Admitted {
-                        return Err(Refusal::new(
-                            ErrorCode::NotApplicable,
-                            format!("{} is not in the hearing room", t.p.name),
-                        ));
+    /// Hands one input to the core and carries out its effects (and those of any
+    /// continuation), each list's writes stored first; true when the actor must stop.
+    async fn step(&mut self, input: Input) -> bool {
+        self.note_ended();
+        let requester = Requester::of(&input);
+        let mut undo = requester.map(|_| self.core.snapshot());
+        let first = self.core.handle(Utc::now(), input);
+        // Only the input's own list may be refused; a continuation follows
+        // something that already happened.
+        let mut lists = VecDeque::from([(first, requester)]);
+        let mut stop = false;
+        while let Some((mut effects, requester)) = lists.pop_front() {
+            let mut rest = split_after(&mut effects, Phase::Audit);
+            if !effects.is_empty() {
+                let batch = effects.into_iter().map(write_of).collect();
+                match requester {
+                    Some(requester) => {
+                        if self.writer.store(batch).await.is_err() {
+                            if let Some(snapshot) = undo.take() {
+                                self.core.restore(snapshot);
+                            }
+                            self.refuse(requester).await;
+                            return false;
+                        }
                     }
-                }
-                if self.status.spotlight == participant_id {
-                    return Ok(());
-                }
-                self.status.spotlight = participant_id;
-                self.reconcile(); // media priorities follow the floor
-                self.audit(
-                    actor,
-                    participant_id.and_then(participant_subject),
-                    "spotlight",
-                    json!({ "participant": participant_id }),
-                );
-                self.persist_status(None);
-                self.announce_status();
-                Ok(())
-            }
-            ClientMessage::SetState { change } => {
-                self.require(who, Action::ControlLifecycle)?;
-                self.set_state(actor, change)
-            }
-            ClientMessage::RequestConsultation { participant_id } => {
-                self.require(who, Action::RequestConsultation)?;
-                let Some((me, _)) = who else {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "only a defendant or their counsel can ask for a consultation",
-                    ));
-                };
-                self.check_consultation_pair(me, participant_id)?;
-                if self.status.consultation_requests.iter().any(|r| {
-                    (r.from == me && r.with == participant_id)
-                        || (r.from == participant_id && r.with == me)
-                }) {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "this consultation was already requested; the presiding judge will answer",
-                    ));
-                }
-                let request = ConsultationRequest {
-                    id: Uuid::new_v4(),
-                    from: me,
-                    with: participant_id,
-                    since: rfc3339(Utc::now()),
-                };
-                self.audit(
-                    actor,
-                    participant_subject(participant_id),
-                    "consultation_requested",
-                    json!({ "request": request.id }),
-                );
-                if self.perms.workflow().auto_approve_consultation {
-                    self.open_consultation(actor, request.id, [me, participant_id]);
-                } else {
-                    self.status.consultation_requests.push(request);
-                    self.persist_status(None);
-                    self.announce_status();
-                }
-                Ok(())
-            }
-            ClientMessage::AnswerConsultation {
-                request_id,
-                approve,
-            } => {
-                self.require(who, Action::ApproveConsultation)?;
-                let Some(i) = self
-                    .status
-                    .consultation_requests
-                    .iter()
-                    .position(|r| r.id == request_id)
-                else {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "there is no such consultation request (answered or withdrawn)",
-                    ));
-                };
-                let request = self.status.consultation_requests[i].clone();
-                if approve {
-                    // The pair must still qualify (admitted, not in another room).
-                    self.check_consultation_pair(request.from, request.with)?;
-                }
-                self.status.consultation_requests.remove(i);
-                for id in [request.from, request.with] {
-                    if let Some(m) = self.members.get(&id) {
-                        m.tell(SessionCommand::Send(ServerMessage::ConsultationAnswered {
-                            request_id,
-                            approved: approve,
-                        }));
-                    }
-                }
-                if approve {
-                    self.open_consultation(actor, request_id, [request.from, request.with]);
-                } else {
-                    self.audit(
-                        actor,
-                        participant_subject(request.from),
-                        "consultation_refused",
-                        json!({ "request": request_id }),
-                    );
-                    self.persist_status(None);
-                    self.announce_status();
-                }
-                Ok(())
-            }
-            ClientMessage::EndConsultation { room_id } => {
-                let Some(room) = self
-                    .status
-                    .rooms
-                    .iter()
-                    .find(|r| r.id == room_id && r.kind == RoomKind::Consultation)
-                    .cloned()
-                else {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "there is no such consultation (it has ended)",
-                    ));
-                };
-                let me = who.map(|w| w.0);
-                let reason = if me.is_some_and(|m| room.members.contains(&m)) {
-                    "ended"
-                } else {
-                    self.require(who, Action::ApproveConsultation)?;
-                    "recalled"
-                };
-                self.close_room(actor, room_id, reason, me);
-                Ok(())
-            }
-            ClientMessage::StartDeliberation => {
-                self.require(who, Action::Deliberate)?;
-                if self
-                    .status
-                    .rooms
-                    .iter()
-                    .any(|r| r.kind == RoomKind::Deliberation)
-                {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "the panel is already deliberating",
-                    ));
-                }
-                let members: Vec<Uuid> = self
-                    .members
-                    .values()
-                    .filter(|m| {
-                        self.perms.deliberates(m.p.role) && m.p.admission == Admission::Admitted
-                    })
-                    .map(|m| m.p.id)
-                    .collect();
-                if members.is_empty() {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "nobody of the panel is in the hearing room",
-                    ));
-                }
-                let room = RoomInfo {
-                    id: Uuid::new_v4(),
-                    kind: RoomKind::Deliberation,
-                    members,
-                    since: rfc3339(Utc::now()),
-                };
-                self.enter_room(actor, room);
-                Ok(())
-            }
-            ClientMessage::EndDeliberation => {
-                self.require(who, Action::Deliberate)?;
-                let Some(room) = self
-                    .status
-                    .rooms
-                    .iter()
-                    .find(|r| r.kind == RoomKind::Deliberation)
-                    .map(|r| r.id)
-                else {
-                    return Err(Refusal::new(
-                        ErrorCode::NotApplicable,
-                        "the panel is not deliberating",
-                    ));
-                };
-                self.close_room(actor, room, "ended", who.map(|w| w.0));
-                Ok(())
-            }
-            other => Err(Refusal::new(
-                ErrorCode::NotApplicable,
-                format!("`{}` is not a court action", other.kind()),
-            )),
-        }
-    }
-
-    /// The private room `pid` is in, if any.
-    fn room_of(&self, pid: Uuid) -> Option<Uuid> {
-        self.status
-            .rooms
-            .iter()
-            .find(|r| r.members.contains(&pid))
-            .map(|r| r.id)
-    }
-
-    /// Whether `a` and `b` may consult in private: a defendant and defence counsel of
-    /// the same party, both in the hearing room (admitted, in no private room).
-    fn check_consultation_pair(&self, a: Uuid, b: Uuid) -> Result<(), Refusal> {
-        let pa = &self.target(a)?.p;
-        let pb = &self.target(b)?.p;
-        let pair = matches!(
-            (pa.role, pb.role),
-            (Role::Defendant, Role::DefenceCounsel) | (Role::DefenceCounsel, Role::Defendant)
-        );
-        let same_party = pa.party.is_some() && pa.party == pb.party;
-        if !pair || !same_party {
-            return Err(Refusal::new(
-                ErrorCode::NotApplicable,
-                format!(
-                    "a private consultation is only between a defendant and their own defence counsel; {} and {} are not",
-                    pa.name, pb.name
-                ),
-            ));
-        }
-        for p in [pa, pb] {
-            if p.admission != Admission::Admitted {
-                return Err(Refusal::new(
-                    ErrorCode::NotApplicable,
-                    format!("{} is not in the hearing room", p.name),
-                ));
-            }
-            if self.room_of(p.id).is_some() {
-                return Err(Refusal::new(
-                    ErrorCode::NotApplicable,
-                    format!("{} is already in a private room", p.name),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn open_consultation(&mut self, actor: &str, request: Uuid, members: [Uuid; 2]) {
-        let room = RoomInfo {
-            id: Uuid::new_v4(),
-            kind: RoomKind::Consultation,
-            members: members.to_vec(),
-            since: rfc3339(Utc::now()),
-        };
-        self.audit(
-            actor,
-            None,
-            "consultation_approved",
-            json!({ "request": request, "room": room.id }),
-        );
-        self.enter_room(actor, room);
-    }
-
-    /// Opens a private room: forwarding across its wall stops before anyone is told.
-    fn enter_room(&mut self, actor: &str, room: RoomInfo) {
-        for m in &room.members {
-            // Who entered and when — never what was said.
-            self.audit(
-                actor,
-                participant_subject(*m),
-                "room_entered",
-                json!({ "room": room.id, "kind": room.kind }),
-            );
-            if self.status.spotlight == Some(*m) {
-                self.status.spotlight = None;
-            }
-        }
-        self.status.rooms.push(room);
-        self.persist_status(None);
-        self.reconcile();
-        self.announce_status();
-    }
-
-    fn close_room(&mut self, actor: &str, room_id: Uuid, reason: &str, by: Option<Uuid>) {
-        let Some(i) = self.status.rooms.iter().position(|r| r.id == room_id) else {
-            return;
-        };
-        let room = self.status.rooms.remove(i);
-        for m in &room.members {
-            self.audit(
-                actor,
-                participant_subject(*m),
-                "room_left",
-                json!({ "room": room.id, "kind": room.kind, "reason": reason }),
-            );
-            if let Some(member) = self.members.get(m) {
-                member.tell(SessionCommand::Send(ServerMessage::RoomEnded {
-                    room_id,
-                    kind: room.kind,
-                    reason: reason.to_owned(),
-                    by,
-                }));
-            }
-        }
-        self.persist_status(None);
-        self.reconcile();
-        self.announce_status();
-    }
-
-    /// Takes `pid` out of any private room (they left the hearing room); a
-    /// consultation left with one member ends.
-    fn leave_rooms(&mut self, actor: &str, pid: Uuid) {
-        let Some(room_id) = self.room_of(pid) else {
-            return;
-        };
-        let Some(room) = self.status.rooms.iter_mut().find(|r| r.id == room_id) else {
-            return;
-        };
-        room.members.retain(|m| *m != pid);
-        let (kind, left) = (room.kind, room.members.len());
-        self.audit(
-            actor,
-            participant_subject(pid),
-            "room_left",
-            json!({ "room": room_id, "kind": kind, "reason": "left_hearing_room" }),
-        );
-        if (kind == RoomKind::Consultation && left < 2) || left == 0 {
-            self.close_room(actor, room_id, "dissolved", None);
-        } else {
-            self.persist_status(None);
-            self.announce_status();
-        }
-    }
-
-    fn set_admission(&mut self, actor: &str, pid: Uuid, to: Admission, action: &str) {
-        if to != Admission::Admitted {
-            self.leave_rooms(actor, pid);
-        }
-        let Some(m) = self.members.get_mut(&pid) else {
-            return;
-        };
-        m.p.admission = to;
-        m.lobby_since = (to == Admission::Lobby && m.session.is_some()).then(Utc::now);
-        self.audit(actor, participant_subject(pid), action, json!({}));
-        self.persist_participant(pid);
-        self.reconcile();
-        self.announce(pid);
-    }
-
-    fn set_muted(&mut self, actor: &str, pid: Uuid, muted: bool, action: &str) {
-        let Some(m) = self.members.get_mut(&pid) else {
-            return;
-        };
-        m.p.muted = muted;
-        m.unmute_requested = false;
-        self.audit(actor, participant_subject(pid), action, json!({}));
-        self.persist_participant(pid);
-        // Forwarding of their audio stops here, before anyone is told.
-        self.reconcile();
-        self.announce(pid);
-    }
-
-    fn set_state(&mut self, actor: &str, change: StateChange) -> Result<(), Refusal> {
-        let from = self.status.state;
-        let to = change.state;
-        if !from.can_move_to(to) {
-            let allowed: Vec<&str> = HearingState::ALL
-                .into_iter()
-                .filter(|s| from.can_move_to(*s))
-                .map(HearingState::as_str)
-                .collect();
-            return Err(Refusal::new(
-                ErrorCode::InvalidTransition,
-                if allowed.is_empty() {
-                    format!("the hearing is {from}; it cannot change any more")
-                } else {
-                    format!(
-                        "the hearing is {from}; it cannot become {to} (possible: {})",
-                        allowed.join(", ")
-                    )
-                },
-            ));
-        }
-        let reason = trimmed_reason(change.reason)?;
-        if matches!(to, HearingState::Suspended | HearingState::Adjourned) && reason.is_none() {
-            return Err(Refusal::new(
-                ErrorCode::ReasonRequired,
-                format!("becoming {to} needs a reason"),
-            ));
-        }
-        let adjourned_to = match (to, change.adjourned_to) {
-            (HearingState::Adjourned, Some(text)) => Some(
-                DateTime::parse_from_rfc3339(text.trim())
-                    .map(|d| crate::model::micros(d.with_timezone(&Utc)))
-                    .map_err(|e| {
-                        Refusal::new(
-                            ErrorCode::MalformedMessage,
-                            format!("adjourned_to `{text}` is not an RFC 3339 date and time: {e}"),
-                        )
-                    })?,
-            ),
-            (HearingState::Adjourned, None) => {
-                return Err(Refusal::new(
-                    ErrorCode::ReasonRequired,
-                    "adjourning needs the new date (adjourned_to, RFC 3339)",
-                ))
-            }
-            _ => None,
-        };
-        let now = crate::model::micros(Utc::now());
-        self.status.state = to;
-        self.status.reason = reason.clone();
-        self.status.since = now;
-        self.status.adjourned_to = adjourned_to;
-        if to == HearingState::Closed {
-            self.status.spotlight = None;
-            self.status.consultation_requests.clear();
-            let rooms: Vec<Uuid> = self.status.rooms.iter().map(|r| r.id).collect();
-            for r in rooms {
-                self.close_room(actor, r, "hearing_closed", None);
-            }
-        }
-        self.audit(
-            actor,
-            None,
-            "state_change",
-            json!({
-                "from": from,
-                "to": to,
-                "reason": reason,
-                "adjourned_to": adjourned_to.map(rfc3339),
-            }),
-        );
-        self.persist_status(Some((actor.to_owned(), now)));
-        match to {
-            HearingState::InSession => {
-                if let Some(a) = &self.active {
-                    a.resume();
-                } else {
-                    self.start_recording();
-                }
-            }
-            HearingState::Suspended => {
-                if let Some(a) = &self.active {
-                    a.pause("suspended");
-                }
-            }
-            HearingState::Closed | HearingState::Adjourned => {
-                if let Some(a) = self.active.take() {
-                    let render = self
-                        .recording
-                        .as_ref()
-                        .is_some_and(|r| r.render_after_close);
-                    // Closing finishes off the actor; the hearing goes on.
-                    drop(a.close(to.as_str(), render));
-                }
-            }
-            _ => {}
-        }
-        // Media stops or starts before anyone is told, so nothing leaks in between.
-        self.reconcile();
-        self.announce_status();
-        if to == HearingState::Closed {
-            let present: Vec<Uuid> = self
-                .members
-                .values()
-                .filter(|m| m.session.is_some())
-                .map(|m| m.p.id)
-                .collect();
-            for id in present {
-                self.kick(
-                    id,
-                    ErrorCode::HearingClosed,
-                    "the hearing is closed".into(),
-                    "hearing_closed",
-                );
-            }
-        }
-        Ok(())
-    }
-
-    async fn admin(&mut self, op: AdminOp, actor: &str) -> Result<AdminOutcome, Refusal> {
-        let internal = |e: crate::store::StoreError| {
-            tracing::error!(hearing = %self.id, "store: {e}");
-            Refusal::new(
-                ErrorCode::Internal,
-                "the change could not be stored; try again",
-            )
-        };
-        match op {
-            AdminOp::SetState(change) => {
-                self.set_state(actor, change)?;
-                Ok(AdminOutcome::Done)
-            }
-            AdminOp::Remove {
-                participant,
-                reason,
-            } => {
-                self.court_action(
-                    actor,
-                    None,
-                    ClientMessage::Remove {
-                        participant_id: participant,
-                        reason,
-                    },
-                )?;
-                Ok(AdminOutcome::Done)
-            }
-            AdminOp::Update(update) => {
-                let Some(h) = self
-                    .store
-                    .update_hearing(self.id, update.clone())
-                    .await
-                    .map_err(internal)?
-                else {
-                    return Err(Refusal::new(
-                        ErrorCode::HearingNotFound,
-                        "this hearing does not exist",
-                    ));
-                };
-                self.hearing.case_number = h.case_number;
-                self.hearing.title = h.title;
-                self.hearing.scheduled_at = h.scheduled_at.map(rfc3339);
-                self.audit(
-                    actor,
-                    None,
-                    "hearing_updated",
-                    serde_json::to_value(&update).unwrap_or_default(),
-                );
-                Ok(AdminOutcome::Done)
-            }
-            AdminOp::AddParticipant(new) => {
-                if self.status.state == HearingState::Closed {
-                    return Err(Refusal::new(
-                        ErrorCode::HearingClosed,
-                        "the hearing is closed; nobody can be added",
-                    ));
-                }
-                let admission = if self.perms.auto_admitted(new.role) {
-                    Admission::Admitted
-                } else {
-                    Admission::Lobby
-                };
-                let p = self
-                    .store
-                    .add_participant(self.id, new, admission)
-                    .await
-                    .map_err(internal)?;
-                self.audit(
-                    actor,
-                    participant_subject(p.id),
-                    "participant_added",
-                    json!({ "name": p.name, "role": p.role, "site": p.site }),
-                );
-                let id = p.id;
-                self.members.insert(id, Member::new(p.clone()));
-                self.announce(id);
-                Ok(AdminOutcome::Participant(p))
-            }
-            AdminOp::RevokeLink(pid) => {
-                self.target(pid)?;
-                let Some(version) = self
-                    .store
-                    .revoke_link(self.id, pid)
-                    .await
-                    .map_err(internal)?
-                else {
-                    return Err(Refusal::new(
-                        ErrorCode::UnknownParticipant,
-                        format!("participant {pid} is not part of this hearing"),
-                    ));
-                };
-                if let Some(m) = self.members.get_mut(&pid) {
-                    m.p.link_version = version;
-                }
-                self.audit(
-                    actor,
-                    participant_subject(pid),
-                    "link_revoked",
-                    json!({ "link_version": version }),
-                );
-                self.kick(
-                    pid,
-                    ErrorCode::LinkRevoked,
-                    "your join link was revoked; ask the court for a new one".into(),
-                    "link_revoked",
-                );
-                Ok(AdminOutcome::LinkVersion(version))
-            }
-            AdminOp::UpsertSite(site) => {
-                self.store
-                    .upsert_site(self.id, site.clone())
-                    .await
-                    .map_err(internal)?;
-                self.audit(
-                    actor,
-                    None,
-                    "site_updated",
-                    json!({ "name": site.name, "kind": site.kind }),
-                );
-                let changed: Vec<Uuid> = self
-                    .members
-                    .values_mut()
-                    .filter(|m| m.p.site == site.name && m.p.site_kind != site.kind)
-                    .map(|m| {
-                        m.p.site_kind = site.kind;
-                        m.p.id
-                    })
-                    .collect();
-                for id in changed {
-                    self.announce(id);
-                }
-                Ok(AdminOutcome::Done)
-            }
-        }
-    }
-
-    /// Makes the forwarding legs match the policy. Removals take effect in the SFU
-    /// at once (before the subscriber's renegotiation); additions are requested from
-    /// the subscriber's session and take effect when it reports the leg ready.
-    fn reconcile(&mut self) {
-        let ctx = policy::Context {
-            state: self.status.state,
-            permissions: &self.perms,
-        };
-        let policy: HashMap<Uuid, PolicyMember> = self
-            .members
-            .iter()
-            .map(|(id, m)| (*id, m.policy(self.room_of(*id))))
-            .collect();
-        let mut desired: HashSet<(Uuid, String)> = HashSet::new();
-        let mut tracks: HashMap<String, Arc<PublishedTrack>> = HashMap::new();
-        for publisher in self.members.values() {
-            for (track, source) in &publisher.tracks {
-                if track.is_ended() {
-                    continue;
-                }
-                tracks.insert(track.id.clone(), track.clone());
-                track.set_priority(crate::sfu::Priority::ranked(
-                    publisher.p.role == Role::PresidingJudge,
-                    self.status.spotlight == Some(publisher.p.id),
-                ));
-                for sub in self.members.values() {
-                    if policy::may_forward(
-                        ctx,
-                        &policy[&publisher.p.id],
-                        &policy[&sub.p.id],
-                        *source,
-                    ) {
-                        desired.insert((sub.p.id, track.id.clone()));
+                    None => {
+                        // A fact's media effects happen whatever the store says, so
+                        // they do not wait for it (the archive records on at once);
+                        // its announcements do.
+                        let announce = split_after(&mut rest, Phase::Media);
+                        for effect in rest {
+                            self.carry_out(effect).await;
+                        }
+                        rest = announce;
+                        self.writer.record(batch).await;
                     }
                 }
             }
-        }
-        let removed: Vec<(Uuid, String)> = self.subscribed.difference(&desired).cloned().collect();
-        let added: Vec<(Uuid, String)> = desired.difference(&self.subscribed).cloned().collect();
-        for (sub, track_id) in removed {
-            if let Some(track) = tracks.get(&track_id) {
-                track.remove_downstream(sub);
-            }
-            if let Some(m) = self.members.get(&sub) {
-                m.tell(SessionCommand::Unsubscribe(track_id));
-            }
-        }
-        for (sub, track_id) in added {
-            if let (Some(m), Some(track)) = (self.members.get(&sub), tracks.get(&track_id)) {
-                m.tell(SessionCommand::Subscribe(track.clone()));
-            }
-        }
-        self.subscribed = desired;
-
-        // The recorder: the same policy decides; the time a track is held back is
-        // marked in the record with its cause.
-        if let Some(active) = self.active.as_mut() {
-            for gone in active.track_ids() {
-                if !tracks.contains_key(&gone) {
-                    active.track_ended(&gone, "ended");
-                }
-            }
-            for publisher in self.members.values() {
-                let pm = &policy[&publisher.p.id];
-                for (track, source) in &publisher.tracks {
-                    if track.is_ended() {
+            undo = None;
+            for effect in rest {
+                let next = match effect {
+                    Effect::OpenArchive(info) => Input::ArchiveOpened(self.open_archive(&info)),
+                    Effect::Call(call) => Input::Stored(self.call(call).await),
+                    Effect::Stop => {
+                        // Not while records wait for the store: they would be lost.
+                        stop = self.writer.is_drained();
                         continue;
                     }
-                    let record = policy::may_record(ctx, pm, *source);
-                    let cause = if pm.room.is_some() {
-                        Some(GapCause::PrivateRoom)
-                    } else if pm.admission == Admission::Lobby {
-                        Some(GapCause::Lobby)
-                    } else if pm.muted && *source == Source::Microphone {
-                        Some(GapCause::Muted)
-                    } else {
-                        None
-                    };
-                    active.set(track, &publisher.p, record, cause);
+                    other => {
+                        self.carry_out(other).await;
+                        continue;
+                    }
+                };
+                self.note_ended();
+                lists.push_back((self.core.handle(Utc::now(), next), None));
+            }
+        }
+        for id in self.dropped.drain(..) {
+            self.tracks.remove(&id);
+        }
+        self.rank_tracks();
+        stop
+    }
+
+    /// Tells the SFU whose tracks come first (the presiding judge's, then whoever
+    /// has the floor) after whatever this step changed.
+    fn rank_tracks(&self) {
+        for (id, bench, floor) in self.core.track_ranks() {
+            if let Some(track) = self.tracks.get(id) {
+                track.set_priority(crate::sfu::Priority::ranked(bench, floor));
+            }
+        }
+    }
+
+    /// Answers a request whose changes were not stored: nothing of it happened.
+    async fn refuse(&mut self, requester: Requester) {
+        let refusal = Refusal::store_unavailable();
+        match requester {
+            Requester::Join(request) => {
+                let reply = Reply::Join(Err(JoinError::Refused(refusal)));
+                self.reply(request, reply).await;
+            }
+            Requester::Admin(request) => self.reply(request, Reply::Admin(Err(refusal))).await,
+            Requester::Session(session) => {
+                let message = ServerMessage::error(refusal.code, refusal.message);
+                self.tell(session, SessionCommand::Send(message));
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, effect: Effect) {
+        match effect {
+            Effect::Persist(_) | Effect::Audit(_) => {
+                unreachable!("writes are stored by `step` before the rest")
+            }
+            Effect::CutLeg { track, subscriber } => {
+                if let Some(t) = self.tracks.get(&track) {
+                    t.remove_downstream(subscriber);
+                }
+            }
+            Effect::DropTrack(id) => {
+                if let Some(t) = self.tracks.get(&id) {
+                    stop_forwarding(t);
+                }
+                self.dropped.push(id);
+            }
+            Effect::AttachLeg { track, subscriber } => {
+                let leg = self
+                    .ready_leg
+                    .take_if(|(s, t, _)| *s == subscriber && *t == track);
+                if let (Some(t), Some((_, _, leg))) = (self.tracks.get(&track), leg) {
+                    t.add_downstream(leg);
+                }
+            }
+            Effect::Archive(op) => self.archive(op).await,
+            Effect::Send { session, message } => self.tell(session, SessionCommand::Send(message)),
+            Effect::Subscribe { session, track } => {
+                if let Some(t) = self.tracks.get(&track).cloned() {
+                    self.tell(session, SessionCommand::Subscribe(t));
+                }
+            }
+            Effect::Unsubscribe { session, track } => {
+                self.tell(session, SessionCommand::Unsubscribe(track));
+            }
+            Effect::Kick {
+                session,
+                code,
+                message,
+            } => self.tell(session, SessionCommand::Kick { code, message }),
+            Effect::Release(session) => {
+                self.links.remove(&session);
+            }
+            Effect::Reply { request, reply } => self.reply(request, reply).await,
+            Effect::OpenArchive(_) | Effect::Call(_) | Effect::Stop => {
+                unreachable!("continuations are carried out by `step`")
+            }
+        }
+    }
+
+    fn tell(&self, session: u64, cmd: SessionCommand) {
+        if let Some(tx) = self.links.get(&session) {
+            let _ = tx.send(cmd);
+        }
+    }
+
+    async fn reply(&mut self, request: RequestId, reply: Reply) {
+        let Some(waiting) = self.waiting.remove(&request) else {
+            return;
+        };
+        match (waiting, reply) {
+            (Waiting::Join { reply, session }, Reply::Join(result)) => {
+                if result.is_err() {
+                    self.links.remove(&session);
+                }
+                let _ = reply.send(result);
+            }
+            (Waiting::Admin(tx), Reply::Admin(result)) => {
+                // Its changes are stored already: the caller reads them back.
+                let _ = tx.send(result);
+            }
+            (Waiting::Stored(tx), Reply::Stored) => {
+                self.writer.drain().await;
+                let _ = tx.send(());
+            }
+            (_, reply) => tracing::error!(?request, ?reply, "reply of the wrong kind"),
+        }
+    }
+
+    fn open_archive(&mut self, info: &HearingInfo) -> Result<(), String> {
+        let Some(settings) = self.recording.clone() else {
+            return Err("recording is off on this server".into());
+        };
+        let meta = recording::meta(
+            info.id,
+            &info.case_number,
+            &info.title,
+            info.scheduled_at
+                .as_deref()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|d| d.with_timezone(&Utc)),
+        );
+        match ActiveRecording::open(&settings, meta, self.news_tx.clone()) {
+            Ok(a) => {
+                tracing::info!(hearing = %info.id, archive = %a.dir.display(), "recording");
+                self.active = Some(a);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(hearing = %info.id, "cannot start recording: {e}");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    async fn archive(&mut self, op: ArchiveOp) {
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        match op {
+            ArchiveOp::Event {
+                kind,
+                actor,
+                subject,
+                details,
+            } => active.event(kind, &actor, subject.as_deref(), details),
+            ArchiveOp::Set {
+                track,
+                owner,
+                record,
+                cause,
+            } => {
+                if let Some(t) = self.tracks.get(&track) {
+                    active.set(t, &owner, record, cause);
+                }
+            }
+            ArchiveOp::TrackEnded(track) => active.track_ended(&track, "ended"),
+            ArchiveOp::Pause(reason) => active.pause(reason),
+            ArchiveOp::Resume => active.resume(),
+            ArchiveOp::Close {
+                reason,
+                render,
+                wait,
+            } => {
+                if let Some(active) = self.active.take() {
+                    let closing = active.close(&reason, render);
+                    if wait {
+                        let _ = closing.await;
+                    }
+                    // Otherwise it closes off the actor; the hearing goes on.
                 }
             }
         }
+    }
+
+    async fn call(&mut self, call: StoreCall) -> Result<StoreAnswer, StoreFailed> {
+        let id = self.core.id();
+        // The call would land before records that happened earlier.
+        if !self.writer.retry().await {
+            return Err(StoreFailed::Unavailable);
+        }
+        let answer = match call {
+            StoreCall::UpdateHearing(update) => self
+                .store
+                .update_hearing(id, update)
+                .await
+                .map(|h| StoreAnswer::Hearing(h.map(Box::new))),
+            StoreCall::AddParticipant(new, admission) => self
+                .store
+                .add_participant(id, new, admission)
+                .await
+                .map(StoreAnswer::Participant),
+            StoreCall::RevokeLink(pid) => self
+                .store
+                .revoke_link(id, pid)
+                .await
+                .map(StoreAnswer::LinkVersion),
+            StoreCall::UpsertSite(site) => self
+                .store
+                .upsert_site(id, site)
+                .await
+                .map(|()| StoreAnswer::Done),
+        };
+        answer.map_err(|e| {
+            tracing::error!(hearing = %id, "store: {e}");
+            if e.is_unavailable() {
+                StoreFailed::Unavailable
+            } else {
+                StoreFailed::Failed
+            }
+        })
     }
 }
 
@@ -1838,5 +649,24 @@ impl Actor {
 fn stop_forwarding(track: &PublishedTrack) {
     for sub in track.subscribers() {
         track.remove_downstream(sub);
+    }
+}
+
+/// Splits `effects` (in phase order) after its last effect of phase `last`; returns
+/// the later ones.
+fn split_after(effects: &mut Vec<Effect>, last: Phase) -> Vec<Effect> {
+    let at = effects
+        .iter()
+        .position(|e| e.phase() > last)
+        .unwrap_or(effects.len());
+    effects.split_off(at)
+}
+
+/// The write of a persist or audit effect.
+fn write_of(effect: Effect) -> WriteOp {
+    match effect {
+        Effect::Persist(op) => op,
+        Effect::Audit(record) => WriteOp::Audit(record),
+        other => unreachable!("only writes come before the media phase: {other:?}"),
     }
 }

@@ -2,16 +2,24 @@
 //!
 //! A participant's signaling session talks to its hearing only through a
 //! [`HearingHandle`] (a command channel); the actor answers on the session's own
-//! channel ([`SessionCommand`]). The actor alone decides — through
-//! [`policy::may_forward`] — which forwarding legs exist, and alone adds and removes
-//! them in the SFU. There is no lock around hearing state: it has one owner.
+//! channel ([`SessionCommand`]). Every decision about a hearing — who may join, the
+//! lobby, the floor, private rooms, the lifecycle, and, through
+//! [`policy::may_forward`], which forwarding legs exist — is taken by its
+//! [`core::HearingCore`], a state machine without I/O; the [`actor`] is the thin
+//! tokio task around it that loads the hearing, feeds the core its inputs and
+//! carries out its effects (store, SFU legs, archive, sessions). There is no lock
+//! around hearing state: it has one owner.
 //!
 //! The actor stops when nobody has been connected for a while; the registry spawns a
 //! fresh one on the next join (state that must outlive it lives in the store).
 
 pub mod actor;
+pub mod core;
+mod create;
 pub mod policy;
 pub mod recording;
+pub mod refusal;
+mod restart;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -23,12 +31,17 @@ use openhearing_signaling::{ClientMessage, Connection, ErrorCode, ServerMessage,
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use self::core::Input;
 use crate::model::{HearingUpdate, NewParticipant, Participant, Site};
 use crate::permissions::Permissions;
 use crate::sfu::{Downstream, PublishedTrack};
 use crate::store::Store;
 
-pub use actor::{Command, Refusal};
+pub use self::core::{Device, JoinPolicy, SecondDevice, MAX_REASON_CHARS};
+pub use actor::Command;
+pub use create::create_hearing;
+pub use refusal::{JoinError, Refusal};
+pub use restart::audit_unclean_stop;
 
 /// What a hearing tells one participant's session to do.
 #[derive(Debug)]
@@ -53,12 +66,14 @@ pub struct SessionLink {
 }
 
 /// A join, as the signaling layer hands it over after checking the token.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct JoinRequest {
     pub participant: Uuid,
     /// The link version the token carries; a revoked link has an older one.
     pub link_version: u32,
     pub link: SessionLink,
+    /// Where the session comes from (source address, user agent), for the audit.
+    pub device: Device,
 }
 
 /// The hearing accepted the join.
@@ -67,16 +82,6 @@ pub struct Joined {
     pub handle: HearingHandle,
     /// The `welcome` to send to the client.
     pub welcome: ServerMessage,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum HearingError {
-    #[error("this hearing does not exist")]
-    NotFound,
-    #[error("the hearing is restarting; try again")]
-    Unavailable,
-    #[error("{}", .0.message)]
-    Refused(Refusal),
 }
 
 /// An operator's change to a hearing, applied by its actor (so live participants see
@@ -117,11 +122,11 @@ impl HearingHandle {
     }
 
     pub fn leave(&self, participant: Uuid, session: u64, reason: &str) {
-        self.send(Command::Leave {
+        self.send(Command::Session(Input::Leave {
             participant,
             session,
             reason: reason.to_owned(),
-        });
+        }));
     }
 
     pub fn track_published(&self, participant: Uuid, session: u64, track: Arc<PublishedTrack>) {
@@ -133,37 +138,45 @@ impl HearingHandle {
     }
 
     pub fn track_ended(&self, participant: Uuid, session: u64, track_id: String) {
-        self.send(Command::TrackEnded {
+        self.send(Command::Session(Input::TrackEnded {
             participant,
             session,
-            track_id,
-        });
+            track: track_id,
+        }));
     }
 
     pub fn media_state(&self, participant: Uuid, session: u64, audio: bool, video: bool) {
-        self.send(Command::MediaState {
+        self.send(Command::Session(Input::MediaState {
             participant,
             session,
             audio,
             video,
-        });
+        }));
+    }
+
+    /// The session's sending offer was refused (its role may not publish).
+    pub fn publish_refused(&self, participant: Uuid, session: u64) {
+        self.send(Command::Session(Input::PublishRefused {
+            participant,
+            session,
+        }));
     }
 
     pub fn connection(&self, participant: Uuid, session: u64, connection: Connection) {
-        self.send(Command::Connection {
+        self.send(Command::Session(Input::Connection {
             participant,
             session,
             connection,
-        });
+        }));
     }
 
     /// A court action (admit, mute, set_state, ...) from the participant's client.
     pub fn act(&self, participant: Uuid, session: u64, action: ClientMessage) {
-        self.send(Command::Act {
+        self.send(Command::Session(Input::Act {
             participant,
             session,
             action,
-        });
+        }));
     }
 
     pub fn leg_ready(
@@ -192,6 +205,7 @@ pub struct Hearings {
     permissions: Arc<Permissions>,
     recording: Option<Arc<recording::RecordingSettings>>,
     record_by_default: bool,
+    joins: JoinPolicy,
 }
 
 impl std::fmt::Debug for Hearings {
@@ -213,6 +227,26 @@ impl Hearings {
         recording: Option<recording::RecordingSettings>,
         record_by_default: bool,
     ) -> Arc<Hearings> {
+        Hearings::with_joins(
+            idle,
+            store,
+            permissions,
+            recording,
+            record_by_default,
+            JoinPolicy::default(),
+        )
+    }
+
+    /// [`Hearings::new`] with a join policy of its own (second devices, when links
+    /// work, notice coalescing) instead of the default one.
+    pub fn with_joins(
+        idle: Duration,
+        store: Arc<dyn Store>,
+        permissions: Arc<Permissions>,
+        recording: Option<recording::RecordingSettings>,
+        record_by_default: bool,
+        joins: JoinPolicy,
+    ) -> Arc<Hearings> {
         Arc::new(Hearings {
             live: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -222,6 +256,7 @@ impl Hearings {
             permissions,
             recording: recording.map(Arc::new),
             record_by_default,
+            joins,
         })
     }
 
@@ -253,6 +288,11 @@ impl Hearings {
             }
             Err(e) => tracing::error!("cannot list hearings to resume recording: {e}"),
         }
+    }
+
+    /// How many hearings have a live actor now.
+    pub fn live_count(&self) -> usize {
+        self.live.lock().map(|l| l.len()).unwrap_or(0)
     }
 
     /// The permission table in force.
@@ -296,23 +336,24 @@ impl Hearings {
     pub async fn join(
         self: &Arc<Self>,
         hearing: Uuid,
-        mut req: JoinRequest,
-    ) -> Result<Joined, HearingError> {
+        req: JoinRequest,
+    ) -> Result<Joined, JoinError> {
         // One retry covers the race with an actor that is shutting down for idleness.
         for _ in 0..2 {
             let handle = self.get_or_spawn(hearing);
             let (reply, rx) = oneshot::channel();
-            handle.send(Command::Join { req, reply });
+            handle.send(Command::Join {
+                req: req.clone(),
+                reply,
+            });
             match rx.await {
                 Ok(Ok(welcome)) => return Ok(Joined { handle, welcome }),
-                Ok(Err(actor::JoinRefused::NotFound)) => return Err(HearingError::NotFound),
-                Ok(Err(actor::JoinRefused::Unavailable)) => return Err(HearingError::Unavailable),
-                Ok(Err(actor::JoinRefused::Refused(r))) => return Err(HearingError::Refused(r)),
-                Ok(Err(actor::JoinRefused::Stopping(back))) => req = *back,
-                Err(_) => return Err(HearingError::Unavailable),
+                Ok(Err(JoinError::Restarting)) => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(JoinError::Unavailable),
             }
         }
-        Err(HearingError::Unavailable)
+        Err(JoinError::Unavailable)
     }
 
     /// Waits (up to `timeout`) until every live hearing has closed its archive and

@@ -20,6 +20,7 @@
 //!    by the recorder, and not by a subscriber who was receiving the track before the
 //!    room opened (the actor removes that leg the moment membership changes).
 
+use openhearing_recorder::GapCause;
 use openhearing_signaling::{Action, Admission, HearingState, Role};
 use uuid::Uuid;
 
@@ -113,13 +114,30 @@ pub fn may_forward(
     )
 }
 
-/// Whether the recorder may record `publisher`'s `source`. The recorder is judged by
-/// the same rules as a participant who is connected, admitted, allowed to receive and
-/// in the hearing room — so the lobby, private rooms and court-muted audio never reach
-/// the archive. (Whether recording is running at all — the hearing in session, not
-/// suspended — is the recorder's own state.)
-pub fn may_record(ctx: Context<'_>, publisher: &Member, source: Source) -> bool {
-    decide(
+/// What the recorder is given of one track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recording {
+    /// Record it.
+    Record,
+    /// Hold it back; the record marks the time with this cause when the rule that
+    /// withheld it is one the court's record must explain (rule 8: a private room,
+    /// rule 4: the lobby, rule 6: a court mute), `None` otherwise (e.g. not connected).
+    Withhold(Option<GapCause>),
+}
+
+impl Recording {
+    pub fn records(self) -> bool {
+        self == Recording::Record
+    }
+}
+
+/// Whether the recorder may record `publisher`'s `source`, and if not, why. The
+/// recorder is judged by the same rules as a participant who is connected, admitted,
+/// allowed to receive and in the hearing room — so the lobby, private rooms and
+/// court-muted audio never reach the archive. (Whether recording is running at all —
+/// the hearing in session, not suspended — is the recorder's own state.)
+pub fn may_record(ctx: Context<'_>, publisher: &Member, source: Source) -> Recording {
+    let allowed = decide(
         ctx,
         publisher,
         Receiver {
@@ -130,7 +148,22 @@ pub fn may_record(ctx: Context<'_>, publisher: &Member, source: Source) -> bool 
             room: None,
         },
         source,
-    )
+    );
+    if allowed {
+        return Recording::Record;
+    }
+    // The cause, named after the rule that withheld the track (checked in this order
+    // because a member of a private room is also admitted, and a muted one may be in
+    // the lobby).
+    Recording::Withhold(if publisher.room.is_some() {
+        Some(GapCause::PrivateRoom)
+    } else if publisher.admission == Admission::Lobby {
+        Some(GapCause::Lobby)
+    } else if publisher.muted && source == Source::Microphone {
+        Some(GapCause::Muted)
+    } else {
+        None
+    })
 }
 
 #[cfg(test)]
@@ -228,14 +261,15 @@ mod tests {
                                         };
                                         let want = expected(&perms, state, &p, &rec, source);
                                         assert_eq!(
-                                            may_record(ctx, &p, source),
+                                            may_record(ctx, &p, source).records(),
                                             want,
                                             "record {state} {pr} {pa:?} {pp} {muted} {source:?}"
                                         );
                                         let in_room = Member { room: room_a, ..p };
-                                        assert!(
-                                            !may_record(ctx, &in_room, source),
-                                            "a private room is never recorded"
+                                        assert_eq!(
+                                            may_record(ctx, &in_room, source),
+                                            Recording::Withhold(Some(GapCause::PrivateRoom)),
+                                            "a private room is never recorded, and the record says why"
                                         );
                                     }
                                 }

@@ -5,21 +5,26 @@
 //! in the record with its cause.
 //!
 //! Everything here runs on the actor; the packets themselves go from the SFU's reader
-//! tasks straight into the recorder's bounded queue ([`RecordTap`]), never through
-//! the actor, and never block the media path.
+//! tasks straight into the recorder's bounded queue, through the per-track
+//! [`TrackPush`] the recorder returned for the track (it is the track's [`MediaTap`]),
+//! never through the actor, and never block the media path. What the recorder has
+//! to say comes back by callbacks on its writer thread, without a thread of ours: a
+//! keyframe request goes straight to the track's publisher (`keyframe_request`),
+//! an alert to the actor's channel ([`RecorderNews`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use openhearing_recorder::{
     ArchiveKey, CloseSummary, Codec, EventKind, GapCause, GapRecord, HearingEvent, HearingMeta,
-    HearingRecorder, MediaKind as RecKind, RecorderAlert, RecorderConfig, RecorderHandle,
-    RtpPacket, TrackMeta,
+    HearingRecorder, MediaKind as RecKind, RecorderAlert, RecorderConfig, RtpPacket, TrackMeta,
+    TrackPush,
 };
 use rtc::rtp;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -47,43 +52,55 @@ impl std::fmt::Debug for RecordingSettings {
     }
 }
 
-/// Hands one published track's packets to the recorder (on the SFU reader task).
-struct RecordTap {
-    handle: RecorderHandle,
-    track_id: String,
-}
-
-impl MediaTap for RecordTap {
+/// The recorder's push handle of a track is its tap: it hands the track's packets to
+/// the recorder on the SFU reader task.
+impl MediaTap for TrackPush {
     fn rtp(&self, packet: &rtp::Packet, arrival: SystemTime) {
         // A full queue or a stopped writer is counted and journaled by the recorder;
         // the media path never waits for it.
-        let _ = self.handle.push_rtp(
-            &self.track_id,
-            RtpPacket {
-                ssrc: packet.header.ssrc,
-                seq: packet.header.sequence_number,
-                timestamp: packet.header.timestamp,
-                marker: packet.header.marker,
-                payload_type: packet.header.payload_type,
-                payload: packet.payload.clone(),
-                arrival,
-            },
-        );
+        let _ = self.push_rtp(RtpPacket {
+            ssrc: packet.header.ssrc,
+            seq: packet.header.sequence_number,
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            payload_type: packet.header.payload_type,
+            payload: packet.payload.clone(),
+            arrival,
+        });
     }
 
     fn sender_report(&self, ssrc: u32, ntp_time: u64, rtp_time: u32) {
-        self.handle
-            .push_sender_report(&self.track_id, ssrc, ntp_time, rtp_time);
+        self.push_sender_report(ssrc, ntp_time, rtp_time);
     }
 }
 
-/// What the recorder tells the actor (from its own threads).
+/// What the recorder tells the actor (sent from the recorder's writer thread).
 #[derive(Debug)]
 pub enum RecorderNews {
-    /// Ask this track's publisher for a keyframe.
-    Keyframe(String),
     /// Something the presiding judge must know.
     Alert(RecorderAlert),
+}
+
+/// The recorder's keyframe request for `track`: a PLI through the SFU. The recorder
+/// calls it on its writer thread; the request is handed to a small task on the
+/// actor's runtime (the SFU's keyframe throttle and PLI writes are tokio code), so
+/// the writer never runs SFU code itself. The task holds the track weakly, so an
+/// archive does not keep an ended track alive, and ends when the recorder drops the
+/// callback (the track leaves the archive).
+fn keyframe_request(track: &Arc<PublishedTrack>, runtime: &Handle) -> impl Fn() + Send + 'static {
+    let track: Weak<PublishedTrack> = Arc::downgrade(track);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    runtime.spawn(async move {
+        while rx.recv().await.is_some() {
+            match track.upgrade() {
+                Some(track) => track.request_keyframe(),
+                None => break,
+            }
+        }
+    });
+    move || {
+        let _ = tx.send(());
+    }
 }
 
 /// A track the archive knows: being recorded now (`recording`), or held back since
@@ -99,7 +116,8 @@ struct TrackState {
 /// A hearing's open archive.
 pub struct ActiveRecording {
     recorder: HearingRecorder,
-    handle: RecorderHandle,
+    /// The actor's runtime, for the keyframe requests the writer thread makes.
+    runtime: Handle,
     tracks: HashMap<String, TrackState>,
     pub dir: PathBuf,
 }
@@ -118,8 +136,8 @@ fn codec_of(track: &PublishedTrack) -> Option<Codec> {
 }
 
 impl ActiveRecording {
-    /// Opens (or continues) the hearing's archive and starts relaying the recorder's
-    /// keyframe requests and alerts to the actor.
+    /// Opens (or continues) the hearing's archive; the recorder's alerts go to the
+    /// actor as `news`. Runs on the actor (inside the tokio runtime).
     pub fn open(
         settings: &RecordingSettings,
         meta: HearingMeta,
@@ -128,33 +146,15 @@ impl ActiveRecording {
         let mut cfg = RecorderConfig::new(settings.root.clone());
         cfg.segment_seconds = settings.segment_seconds;
         cfg.queue_packets = settings.queue_packets;
-        let recorder = HearingRecorder::open(cfg, settings.key.clone(), meta)?;
-        let handle = recorder
-            .handle()
-            .ok_or(openhearing_recorder::RecorderError::WriterStopped)?;
-        // The recorder's channels are blocking (crossbeam); one small thread each
-        // forwards them until the recorder closes.
-        let keyframes = recorder.keyframe_requests();
-        let tx = news.clone();
-        std::thread::spawn(move || {
-            for id in keyframes.iter() {
-                if tx.send(RecorderNews::Keyframe(id)).is_err() {
-                    break;
-                }
-            }
-        });
-        let alerts = recorder.alerts();
-        std::thread::spawn(move || {
-            for a in alerts.iter() {
-                if news.send(RecorderNews::Alert(a)).is_err() {
-                    break;
-                }
-            }
-        });
+        // Called on the writer thread: an unbounded tokio send never blocks it. The
+        // actor gone means the hearing is over; the alert has no one to reach.
+        let recorder = HearingRecorder::open(cfg, settings.key.clone(), meta, move |alert| {
+            let _ = news.send(RecorderNews::Alert(alert));
+        })?;
         Ok(ActiveRecording {
             dir: recorder.dir().to_owned(),
             recorder,
-            handle,
+            runtime: Handle::current(),
             tracks: HashMap::new(),
         })
     }
@@ -203,10 +203,14 @@ impl ActiveRecording {
             return;
         };
         if record && !state.recording {
-            if let Err(e) = self.recorder.add_track(state.owner.clone()) {
-                tracing::error!(track = %track.id, "recorder cannot add track: {e}");
-                return;
-            }
+            let on_keyframe = keyframe_request(track, &self.runtime);
+            let push = match self.recorder.add_track(state.owner.clone(), on_keyframe) {
+                Ok(push) => push,
+                Err(e) => {
+                    tracing::error!(track = %track.id, "recorder cannot add track: {e}");
+                    return;
+                }
+            };
             if let Some((from, cause)) = state.gap.take() {
                 let _ = self.recorder.gap(GapRecord {
                     track_id: Some(track.id.clone()),
@@ -217,10 +221,7 @@ impl ActiveRecording {
                 });
             }
             state.recording = true;
-            track.set_tap(Some(Arc::new(RecordTap {
-                handle: self.handle.clone(),
-                track_id: track.id.clone(),
-            })));
+            track.set_tap(Some(Arc::new(push)));
         } else if !record && state.recording {
             track.set_tap(None);
             state.recording = false;
@@ -260,12 +261,6 @@ impl ActiveRecording {
         self.tracks.keys().cloned().collect()
     }
 
-    pub fn request_keyframe(&self, track_id: &str) {
-        if let Some(s) = self.tracks.get(track_id) {
-            s.track.request_keyframe();
-        }
-    }
-
     pub fn pause(&self, reason: &str) {
         let _ = self.recorder.pause(reason);
     }
@@ -274,24 +269,22 @@ impl ActiveRecording {
         let _ = self.recorder.resume();
     }
 
-    /// Journals a hearing event (joins, leaves, mutes, state changes, rooms).
-    pub fn event(&self, action: &str, actor: &str, subject: Option<&str>, details: &str) {
-        let kind = match action {
-            "state_change" => EventKind::StateChanged,
-            "join" => EventKind::Joined,
-            "leave" => EventKind::Left,
-            "mute" => EventKind::Muted,
-            "unmute_accepted" => EventKind::Unmuted,
-            "room_entered" => EventKind::PrivateRoomEntered,
-            "room_left" => EventKind::PrivateRoomExited,
-            other => EventKind::Other(other.to_owned()),
-        };
+    /// Journals a hearing event (joins, leaves, mutes, state changes, rooms): the
+    /// audit record's action as a journal [`EventKind`] (see [`event_kind`]) and its
+    /// details as they are, a JSON value.
+    pub fn event(
+        &self,
+        kind: EventKind,
+        actor: &str,
+        subject: Option<&str>,
+        details: serde_json::Value,
+    ) {
         let _ = self.recorder.event(HearingEvent {
             at: Utc::now(),
             kind,
             actor: Some(actor.to_owned()),
             subject: subject.map(str::to_owned),
-            details: serde_json::from_str(details).unwrap_or(serde_json::Value::Null),
+            details,
         });
     }
 
@@ -335,6 +328,22 @@ impl ActiveRecording {
     }
 }
 
+/// The journal's kind of event for an audit action: the ones the archive names
+/// (state changes, joins and leaves, mutes, private rooms), anything else by its
+/// audit name.
+pub fn event_kind(action: &str) -> EventKind {
+    match action {
+        "state_change" => EventKind::StateChanged,
+        "join" => EventKind::Joined,
+        "leave" => EventKind::Left,
+        "mute" => EventKind::Muted,
+        "unmute_accepted" => EventKind::Unmuted,
+        "room_entered" => EventKind::PrivateRoomEntered,
+        "room_left" => EventKind::PrivateRoomExited,
+        other => EventKind::Other(other.to_owned()),
+    }
+}
+
 /// The archive description of a hearing.
 pub fn meta(
     id: Uuid,
@@ -348,5 +357,22 @@ pub fn meta(
         title: title.to_owned(),
         court: None,
         scheduled_start: scheduled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_actions_map_to_the_journals_event_kinds() {
+        assert_eq!(event_kind("state_change"), EventKind::StateChanged);
+        assert_eq!(event_kind("join"), EventKind::Joined);
+        assert_eq!(event_kind("leave"), EventKind::Left);
+        assert_eq!(event_kind("mute"), EventKind::Muted);
+        assert_eq!(event_kind("unmute_accepted"), EventKind::Unmuted);
+        assert_eq!(event_kind("room_entered"), EventKind::PrivateRoomEntered);
+        assert_eq!(event_kind("room_left"), EventKind::PrivateRoomExited);
+        assert_eq!(event_kind("admit"), EventKind::Other("admit".into()));
     }
 }

@@ -516,6 +516,7 @@ impl Downstream {
         payload_type: u8,
         layers: Option<LayeredLeg>,
     ) -> Arc<Downstream> {
+        crate::metrics::media().legs.increment(1.0);
         Arc::new(Downstream {
             subscriber,
             sink,
@@ -586,10 +587,16 @@ impl Downstream {
     fn write(&self, mut packet: rtp::Packet) {
         packet.header.ssrc = self.ssrc;
         packet.header.payload_type = self.payload_type;
+        let bytes = packet.payload.len() as u64;
+        let counters = crate::metrics::media();
         match self.sink.try_write(packet) {
-            SinkWrite::Queued => {}
+            SinkWrite::Queued => {
+                counters.packets_forwarded.increment(1);
+                counters.bytes_forwarded.increment(bytes);
+            }
             SinkWrite::Full => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                counters.packets_dropped.increment(1);
             }
             SinkWrite::Closed => {
                 // The subscriber's connection is gone; the owner removes the leg.
@@ -606,7 +613,9 @@ impl Downstream {
 
 impl Drop for Downstream {
     fn drop(&mut self) {
-        // The operator's only sign that a site's link or machine could not keep up.
+        crate::metrics::media().legs.decrement(1.0);
+        // The operator's sign that a site's link or machine could not keep up (and
+        // `openhearing_rtp_packets_dropped_total`).
         let dropped = self.dropped();
         if dropped > 0 {
             tracing::warn!(subscriber = %self.subscriber, dropped, "subscriber too slow: packets dropped for it");

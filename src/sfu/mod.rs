@@ -248,7 +248,7 @@ impl Sfu {
         let (state_tx, state_rx) = watch::channel(LinkState::New);
         let handler = Arc::new(peer::Handler {
             peer: id,
-            events,
+            events: events.clone(),
             state_tx,
             pli_throttle: self.settings.pli_throttle,
             track_seq: self.track_seq.clone(),
@@ -269,7 +269,15 @@ impl Sfu {
             .map_err(|e| SfuError::WebRtc(format!("cannot create connection on {addr}: {e}")))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         budget::spawn_reallocation(Arc::downgrade(&budget));
-        Ok(Peer::new(id, pc, state_rx, lease, budget))
+        Ok(Peer::new(
+            id,
+            pc,
+            state_rx,
+            lease,
+            peer::CONNECT_TIMEOUT,
+            events,
+            budget,
+        ))
     }
 }
 

@@ -3,7 +3,7 @@
 //! signaling session), which serialises every negotiation step on it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rtc::media_stream::MediaStreamTrack;
@@ -175,14 +175,87 @@ async fn resolve_codec(track: &dyn TrackRemote, kind: MediaKind, ssrc: u32) -> O
     (kind == MediaKind::Audio).then(super::audio_codec)
 }
 
+/// How long a connection may stay `connecting` before the server gives it up.
+///
+/// On a lossy link (issue 13: 10 % loss both ways) some joins never complete: ICE
+/// connects, but the DTLS handshake (webrtc 0.21 is the DTLS client) does not finish
+/// and the connection stays `connecting` for good, with no error and no `failed`, while
+/// the browser, the DTLS server, waits without a timeout of its own. Closing it
+/// ends the participant's session as a lost connection, and the web client rejoins at
+/// once with a fresh connection. Healthy joins connect within a few seconds even over
+/// ICE-TCP; ICE itself gives up on a dead path well before this.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Closes `pc` if, once `connecting`, it does not reach `connected` within `limit`, and
+/// reports it `closed` on `events` (webrtc does not report closing a connection that
+/// never connected). Watches only the first connection attempt; holds the connection
+/// weakly, so a peer dropped meanwhile is left alone.
+async fn close_if_never_connected(
+    id: PeerId,
+    pc: Weak<dyn PeerConnection>,
+    mut state: watch::Receiver<LinkState>,
+    limit: Duration,
+    events: mpsc::UnboundedSender<PeerEvent>,
+) {
+    use LinkState as S;
+    loop {
+        match *state.borrow_and_update() {
+            S::Connecting => break,
+            S::Connected | S::Failed | S::Closed => return,
+            _ => {}
+        }
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+    let settled = async {
+        loop {
+            if matches!(
+                *state.borrow_and_update(),
+                S::Connected | S::Failed | S::Closed
+            ) {
+                return;
+            }
+            if state.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(limit, settled).await.is_ok() {
+        return;
+    }
+    if let Some(pc) = pc.upgrade() {
+        tracing::warn!(
+            peer = %id,
+            "connection still connecting after {} s (DTLS handshake stalled?): closing it so the client rejoins",
+            limit.as_secs()
+        );
+        if let Err(e) = pc.close().await {
+            tracing::debug!(peer = %id, "close: {e}");
+        }
+        let _ = events.send(PeerEvent::State(LinkState::Closed));
+    }
+}
+
 impl Peer {
+    /// A peer over `pc`; a connection that never completes is closed after
+    /// `connect_timeout` and reported closed on `events`.
     pub(super) fn new(
         id: PeerId,
         pc: Arc<dyn PeerConnection>,
         state: watch::Receiver<LinkState>,
         ports: PortLease,
+        connect_timeout: Duration,
+        events: mpsc::UnboundedSender<PeerEvent>,
         budget: Arc<Budget>,
     ) -> Self {
+        tokio::spawn(close_if_never_connected(
+            id,
+            Arc::downgrade(&pc),
+            state.clone(),
+            connect_timeout,
+            events,
+        ));
         Peer {
             id,
             pc,
@@ -418,5 +491,111 @@ impl ActiveLeg {
 impl PendingLeg {
     pub fn sender(&self) -> &Arc<dyn RtpSender> {
         &self.sender
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webrtc::peer_connection::PeerConnectionBuilder;
+
+    struct NoEvents;
+    impl PeerConnectionEventHandler for NoEvents {}
+
+    /// A real connection that never connects.
+    async fn connection() -> Arc<dyn PeerConnection> {
+        let pc = PeerConnectionBuilder::new()
+            .with_handler(Arc::new(NoEvents) as Arc<dyn PeerConnectionEventHandler>)
+            .with_udp_addrs(vec!["127.0.0.1:0"])
+            .build()
+            .await
+            .expect("connection builds");
+        Arc::new(pc)
+    }
+
+    /// Whether `pc` is closed within `ms`: a closed connection refuses to make offers.
+    async fn closed_within(pc: &Arc<dyn PeerConnection>, ms: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            if pc.create_offer(None).await.is_err() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether a `closed` state event arrives on `events` within `ms`.
+    async fn closed_event_within(events: &mut mpsc::UnboundedReceiver<PeerEvent>, ms: u64) -> bool {
+        let closed = async {
+            while let Some(ev) = events.recv().await {
+                if matches!(ev, PeerEvent::State(LinkState::Closed)) {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(Duration::from_millis(ms), closed)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// A real connection, never connecting, watched with `limit`: the connection, the
+    /// state the watchdog reads, its events and the watchdog's task.
+    async fn watched(
+        limit: Duration,
+    ) -> (
+        Arc<dyn PeerConnection>,
+        watch::Sender<LinkState>,
+        mpsc::UnboundedReceiver<PeerEvent>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let pc = connection().await;
+        let (state_tx, state_rx) = watch::channel(LinkState::New);
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let watchdog = tokio::spawn(close_if_never_connected(
+            PeerId::new_v4(),
+            Arc::downgrade(&pc),
+            state_rx,
+            limit,
+            events_tx,
+        ));
+        (pc, state_tx, events, watchdog)
+    }
+
+    #[tokio::test]
+    async fn a_connection_stuck_connecting_is_closed() {
+        let (pc, state, mut events, watchdog) = watched(Duration::from_millis(300)).await;
+        state.send(LinkState::Connecting).unwrap();
+        assert!(!closed_within(&pc, 100).await, "closed before the limit");
+        assert!(
+            closed_event_within(&mut events, 3000).await,
+            "no closed event after the limit"
+        );
+        assert!(
+            closed_within(&pc, 1000).await,
+            "reported closed but not closed"
+        );
+        watchdog.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_connects_in_time_is_left_alone() {
+        let (pc, state, mut events, watchdog) = watched(Duration::from_millis(200)).await;
+        state.send(LinkState::Connecting).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        state.send(LinkState::Connected).unwrap();
+        watchdog.await.unwrap();
+        assert!(
+            !closed_within(&pc, 400).await,
+            "a connected connection was closed"
+        );
+        assert!(
+            !closed_event_within(&mut events, 100).await,
+            "a closed event for a connected connection"
+        );
+        pc.close().await.unwrap();
     }
 }

@@ -1,5 +1,22 @@
 //! Persistence of hearings. [`Store`] is the interface the rest of the server uses;
 //! [`SqliteStore`] is the only implementation for now (PostgreSQL can follow).
+//!
+//! # When the store cannot write
+//!
+//! A full disk, an I/O error or a database locked for too long makes writes fail
+//! while reads may still work. The store promises three things then:
+//! - every write is one transaction that is rolled back on any error, the failed
+//!   COMMIT included, and a connection still inside a transaction never goes back
+//!   to the pool, so nothing half-written is stored and the next write, once space
+//!   returns, succeeds without a restart;
+//! - [`StoreError::is_unavailable`] tells such a failure (the caller answers
+//!   `store_unavailable`, HTTP 503) from a bug or damaged data (`internal`);
+//! - [`Store::writable`] answers whether a write goes through now (`/readyz`),
+//!   from the last write's outcome or a probe write at most once a second
+//!   ([`readiness`]).
+//!
+//! What a hearing does with a failed write is the hearing actor's business
+//! (`crate::hearing::actor`): it refuses what it was asked and keeps what happened.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -11,12 +28,49 @@ use crate::model::{
     Participant, Role, Site, StateRecord, Status,
 };
 
+pub mod readiness;
 mod sqlite;
+
+/// What the store's and its users' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::model::AuditRecord;
+
+    /// An audit record of `action` by `system`, stamped now.
+    pub fn record(action: &str) -> AuditRecord {
+        AuditRecord {
+            at: chrono::Utc::now(),
+            actor: "system".into(),
+            subject: None,
+            action: action.into(),
+            details: "{}".into(),
+        }
+    }
+}
 
 pub use sqlite::SqliteStore;
 
-/// Why a store operation failed. None of these is the user's fault; the API reports
-/// them as internal errors and logs the detail.
+/// One change a hearing actor stores; [`Store::apply`] stores a list of them in
+/// order, all or none.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Appends to the hearing's audit chain.
+    Audit(AuditRecord),
+    Status {
+        status: Status,
+        /// `(actor, at)` when the lifecycle state changed (appends to the history).
+        history: Option<(String, DateTime<Utc>)>,
+    },
+    Participant {
+        id: Uuid,
+        admission: Admission,
+        muted: bool,
+    },
+}
+
+/// Why a store operation failed. None of these is the user's fault: the API reports
+/// them as `store_unavailable` (503) when [`StoreError::is_unavailable`], else as
+/// internal errors, and logs the detail.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("invalid database URL `{url}`: {source}")]
@@ -43,6 +97,52 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database holds an invalid value: {0}")]
     Corrupt(String),
+    /// The database file exists but is empty: opening it would silently start a new,
+    /// empty database (and a new admin key) in place of the court's records.
+    #[error("the database file {} is empty (0 bytes), perhaps truncated by a full disk or an interrupted copy; restore it from a backup, or delete it to start a new, empty database", path.display())]
+    EmptyFile { path: std::path::PathBuf },
+    /// `PRAGMA quick_check` found damage.
+    #[error("the database file {} is damaged (quick_check: {report}); restore it from a backup", path.display())]
+    Damaged {
+        path: std::path::PathBuf,
+        report: String,
+    },
+}
+
+impl StoreError {
+    /// Whether the database could not carry the operation out for now (a full disk,
+    /// an I/O error, locked too long, no connection free in time) rather than
+    /// refusing it as wrong (a constraint, damaged data) or being gone for good (the
+    /// pool closed at shutdown): retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) | StoreError::Open { source: e, .. } => unavailable_sqlx(e),
+            StoreError::CreateDir { .. } => true,
+            StoreError::Url { .. }
+            | StoreError::Migrate(_)
+            | StoreError::Corrupt(_)
+            | StoreError::EmptyFile { .. }
+            | StoreError::Damaged { .. } => false,
+        }
+    }
+}
+
+/// SQLite's primary result codes that mean "not now" (the extended code's low byte):
+/// BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
+const UNAVAILABLE_SQLITE_CODES: [i64; 8] = [5, 6, 7, 8, 10, 13, 14, 15];
+
+fn unavailable_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| UNAVAILABLE_SQLITE_CODES.contains(&(c & 0xff))),
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::InvalidSavePointStatement
+        | sqlx::Error::BeginFailed => true,
+        _ => false,
+    }
 }
 
 /// The persistence the rest of the server uses. Implementations keep each call
@@ -52,6 +152,9 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Checks that the database takes a write now: the outcome of the last write if
+    /// it is under a second old, else a probe write (`/readyz`).
+    async fn writable(&self) -> Result<(), readiness::NotWritable>;
     /// Stores a hearing (state `scheduled`), its sites and participants atomically.
     /// Participants of roles in `auto_admit` start admitted, the rest in the lobby.
     /// The caller validates.
@@ -112,6 +215,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// The hearing's state changes, oldest first.
     async fn state_history(&self, hearing_id: Uuid) -> Result<Vec<StateRecord>, StoreError>;
+    /// Stores a hearing actor's batch (state changes and the audit entries that
+    /// record them, in order) in one transaction: all of it or, on error, none.
+    async fn apply(&self, hearing_id: Uuid, batch: &[Write]) -> Result<(), StoreError>;
     /// Appends to the hearing's audit chain (see [`crate::audit`]) and moves its head,
     /// atomically.
     async fn append_audit(

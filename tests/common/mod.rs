@@ -53,6 +53,21 @@ pub struct CreatedHearing {
 }
 
 impl CreatedHearing {
+    /// Creates the hearing `body` describes through the admin API of the server at
+    /// `base` (e.g. a server process a test started itself).
+    pub async fn create_at(base: &str, body: &serde_json::Value) -> CreatedHearing {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/hearings"))
+            .bearer_auth(ADMIN_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("admin API answers")
+            .json()
+            .await
+            .expect("the created hearing")
+    }
+
     pub fn by_role(&self, role: &str) -> &CreatedParticipant {
         self.participants
             .iter()
@@ -91,6 +106,15 @@ udp_port_max = {port_max}
         // Port 0 lets the OS choose; the server then learns its address itself.
         public = if listen == 0 { 1 } else { listen },
     )
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a server started as its
+/// own process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Test configuration: plain HTTP, loopback media on a port range of its own.
@@ -142,8 +166,14 @@ impl TestServer {
 
     /// Starts a server on an existing data folder (restart tests).
     pub async fn start_in(dir: &Path, port_min: u16, port_max: u16, extra: &str) -> TestServer {
-        init_tracing();
         let config = test_config(dir, port_min, port_max, extra);
+        Self::start_config(dir, config).await
+    }
+
+    /// Starts a server with this configuration (for settings outside `[media]`, which
+    /// `extra` cannot reach: change the fields of a [`test_config`]).
+    pub async fn start_config(dir: &Path, config: Config) -> TestServer {
+        init_tracing();
         let prepared = server::prepare(&config).await.expect("server prepares");
         let sfu = prepared.state.signaling.sfu.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ARTIFACTS, MEDIA_TIMEOUT_MS, createHearing, openAndJoin, sleep, startHarness } from './harness.mjs';
+import { ARTIFACTS, createHearing, inbound, of, openAndJoin, sleep, startHarness, waitDecodes } from './harness.mjs';
 
 const UI_TIMEOUT_MS = 15_000;
 const REASON = 'mất kết nối với trại tạm giam';
@@ -52,43 +52,6 @@ async function stateIs(who, state, ms = UI_TIMEOUT_MS) {
 
 async function attr(who, id, name) {
   return who.page.locator(tid(id)).getAttribute(name, { timeout: UI_TIMEOUT_MS });
-}
-
-/** Per remote participant inbound counters, from the client's test hook. */
-function inbound(who) {
-  return who.page.evaluate(() => window.__openhearing.inbound());
-}
-
-const zero = { audio: { packetsReceived: 0, totalSamplesReceived: 0 }, video: { packetsReceived: 0, framesDecoded: 0 } };
-const of = (stats, id) => stats[id] ?? zero;
-
-/**
- * Waits until `who` decodes video and receives audio from each of `from`, and both
- * counters grew between two samples (media is flowing now, not just earlier).
- */
-async function waitDecodes(who, from, ms = MEDIA_TIMEOUT_MS) {
-  const deadline = Date.now() + ms;
-  let first = await inbound(who);
-  let last = first;
-  for (;;) {
-    await sleep(700);
-    last = await inbound(who);
-    const ok = from.every((o) => {
-      const a = of(first, o.id);
-      const b = of(last, o.id);
-      return b.video.framesDecoded > a.video.framesDecoded && b.audio.totalSamplesReceived > a.audio.totalSamplesReceived;
-    });
-    if (ok) return last;
-    if (Date.now() > deadline) {
-      await who.page.screenshot({ path: join(ARTIFACTS, `court-timeout-${who.role}.png`) }).catch(() => {});
-      assert.fail(
-        `${who.role} does not decode ${from.map((o) => o.role).join(', ')} within ${ms} ms:\n` +
-          JSON.stringify({ first, last }, null, 2),
-      );
-    }
-    // Compare against a recent sample so that "grew" means "grows now".
-    first = last;
-  }
 }
 
 /** Asserts that `who` receives nothing at all from `from` over `windowMs`. */

@@ -21,11 +21,11 @@ export const WEB = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO = resolve(WEB, '..');
 export const ARTIFACTS = join(WEB, 'e2e', 'artifacts');
 export const BIN = resolve(WEB, process.env.OPENHEARING_BIN || '../target/debug/openhearing');
-const CHROMIUM = process.env.OPENHEARING_CHROMIUM || '/usr/bin/chromium';
+export const CHROMIUM = process.env.OPENHEARING_CHROMIUM || '/usr/bin/chromium';
 export const MEDIA_TIMEOUT_MS = Number(process.env.OPENHEARING_E2E_MEDIA_TIMEOUT_MS || 45_000);
 const HEALTH_TIMEOUT_MS = 30_000;
 /** The admin key of the harness's server config (test-only). */
-export const ADMIN_KEY = 'e2e-test-key-0123456789';
+export const ADMIN_KEY = 'e2e-test-key-0123456789abcdef012345';
 
 export const CHROMIUM_ARGS = [
   '--use-fake-device-for-media-stream',
@@ -43,11 +43,11 @@ export const CHROMIUM_ARGS = [
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
+function freePort(host) {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const { port } = s.address();
       s.close(() => res(port));
     });
@@ -78,22 +78,25 @@ function parseJsonOutput(stdout) {
 }
 
 /**
- * Starts the server (plain HTTP on a free 127.0.0.1 port) and Chromium. `tag` names the
- * artifacts (`server-<tag>.log`, `<tag>-<role>.console.log`); `media` is extra TOML
- * lines for the server's `[media]` table. Call `stop()` in `after`.
+ * Starts the server (plain HTTP on a free port of `host`, media bound to `host` too) and
+ * Chromium. `tag` names the artifacts (`server-<tag>.log`, `<tag>-<role>.console.log`);
+ * `media` is extra TOML lines for the server's `[media]` table.
+ * `host` is 127.0.0.1 unless a test needs the server where another namespace reaches it
+ * (netns.mjs). The config sets no ICE keys: ICE runs on the server's defaults. Call
+ * `stop()` in `after`.
  */
-export async function startHarness(tag, { media = '' } = {}) {
+export async function startHarness(tag, { host = '127.0.0.1', media = '' } = {}) {
   assert.ok(existsSync(BIN), `server binary not found: ${BIN} (set OPENHEARING_BIN)`);
   assert.ok(existsSync(join(WEB, 'dist', 'index.html')), 'web-client/dist/ missing: run `npm run build` first');
   mkdirSync(ARTIFACTS, { recursive: true });
   const tmp = mkdtempSync(join(tmpdir(), `openhearing-e2e-${tag}-`));
-  const port = await freePort();
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const port = await freePort(host);
+  const baseUrl = `http://${host}:${port}`;
   const configPath = join(tmp, 'openhearing.toml');
   writeFileSync(
     configPath,
     `[server]
-listen = "127.0.0.1:${port}"
+listen = "${host}:${port}"
 public_url = "${baseUrl}"
 [server.tls]
 enabled = false
@@ -102,7 +105,7 @@ dir = "${join(tmp, 'data')}"
 [auth]
 admin_api_key = "${ADMIN_KEY}"
 [media]
-bind_address = "127.0.0.1"
+bind_address = "${host}"
 udp_port_min = 41000
 udp_port_max = 41999
 ${media}
@@ -120,6 +123,7 @@ ${media}
     serverExit = { code, signal };
   });
   const h = {
+    tag,
     tmp,
     baseUrl,
     configPath,
@@ -201,13 +205,14 @@ export async function createHearingApi(h, body) {
 }
 
 /**
- * Opens a participant's join link in a fresh browser context and clicks `join`.
+ * Opens a participant's join link in a fresh browser context and clicks `join`; in
+ * `browser` when given (e.g. one in another network namespace), else the harness's.
  * `query` is added to the link's query string (e.g. `simulcast=1`).
  */
-export async function openAndJoin(h, p, { query = '' } = {}) {
-  const context = await h.browser.newContext({ viewport: { width: 1280, height: 800 } });
+export async function openAndJoin(h, p, { browser = h.browser, query = '' } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
-  const entry = { role: p.role, name: p.name, id: p.participant_id, page, logs: [] };
+  const entry = { tag: h.tag, role: p.role, name: p.name, id: p.participant_id, page, logs: [] };
   page.on('console', (m) => entry.logs.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => entry.logs.push(`[pageerror] ${e.message}`));
   h.pages.push(entry);
@@ -223,4 +228,39 @@ export async function openAndJoin(h, p, { query = '' } = {}) {
   // Every participant, lobby included, sees the hearing's state once welcomed.
   await page.locator('[data-testid="hearing-state"]').waitFor({ state: 'visible', timeout: 15_000 });
   return entry;
+}
+
+/** Per remote participant inbound counters of `who`'s page, from the client's test hook. */
+export function inbound(who) {
+  return who.page.evaluate(() => window.__openhearing.inbound());
+}
+
+const ZERO = { audio: { packetsReceived: 0, totalSamplesReceived: 0 }, video: { packetsReceived: 0, framesDecoded: 0 } };
+/** The counters of participant `id` in an `inbound()` sample (zeros when absent). */
+export const of = (stats, id) => stats[id] ?? ZERO;
+
+/**
+ * Waits (≤ `ms`) until `who` decodes video and receives audio from each of `from`, both
+ * counters growing between two samples (flowing now, not just earlier). Returns the
+ * last sample; on a timeout saves `<tag>-timeout-<role>.png` and fails with both samples.
+ */
+export async function waitDecodes(who, from, ms = MEDIA_TIMEOUT_MS) {
+  const deadline = Date.now() + ms;
+  let first = await inbound(who);
+  for (;;) {
+    await sleep(700);
+    const last = await inbound(who);
+    const ok = from.every((o) => {
+      const a = of(first, o.id);
+      const b = of(last, o.id);
+      return b.video.framesDecoded > a.video.framesDecoded && b.audio.totalSamplesReceived > a.audio.totalSamplesReceived;
+    });
+    if (ok) return last;
+    if (Date.now() > deadline) {
+      await who.page.screenshot({ path: join(ARTIFACTS, `${who.tag}-timeout-${who.role}.png`) }).catch(() => {});
+      assert.fail(`${who.role} does not decode ${from.map((o) => o.role).join(', ')} within ${ms} ms:\n${JSON.stringify({ first, last }, null, 2)}`);
+    }
+    // Compare against a recent sample so that "grew" means "grows now".
+    first = last;
+  }
 }

@@ -92,6 +92,12 @@ test('three participants join and receive each other\'s audio and video', { time
 
   for (const p of created.participants) await openAndJoin(h, p);
 
+  // The join token left the address bar (and so the history and screenshots) once
+  // the page read it.
+  for (const me of pages) {
+    assert.ok(!me.page.url().includes('token='), `${me.role}'s address bar still shows the token: ${me.page.url()}`);
+  }
+
   // A new hearing is scheduled and the defendant and counsel wait in the lobby: the
   // presiding judge opens it and lets everyone in.
   const judgePage = pages.find((p) => p.role === 'presiding_judge').page;
@@ -129,6 +135,19 @@ test('three participants join and receive each other\'s audio and video', { time
     }
   }
 
+  // On a clean loopback link every tile's link-quality dot turns good (graded every
+  // 2 s from what the page received from that participant).
+  for (const me of pages) {
+    for (const other of pages) {
+      if (other === me) continue;
+      const dot = me.page.locator(`[data-testid="link-${other.id}"][data-quality="good"]`);
+      await dot.waitFor({ state: 'visible', timeout: 15_000 }).catch(async () => {
+        const q = await me.page.locator(`[data-testid="link-${other.id}"]`).getAttribute('data-quality').catch(() => null);
+        assert.fail(`${me.role} grades ${other.role}'s link ${q}, not good, on a clean link`);
+      });
+    }
+  }
+
   const judge = pages.find((p) => p.role === 'presiding_judge') ?? pages[0];
   await judge.page.screenshot({ path: join(ARTIFACTS, 'judge.png') });
 
@@ -144,4 +163,11 @@ test('three participants join and receive each other\'s audio and video', { time
   }
   for (const l of lines) console.log(l);
   writeFileSync(join(ARTIFACTS, 'join-times.txt'), lines.join('\n') + '\n');
+
+  // A reload of the tab still finds its link: the pre-join screen shows the person.
+  const reloaded = pages[pages.length - 1];
+  await reloaded.page.reload({ timeout: 15_000 });
+  await reloaded.page.locator('[data-testid="join"]').waitFor({ state: 'visible', timeout: 15_000 });
+  assert.equal(await reloaded.page.locator('[data-testid="prejoin-name"]').textContent(), reloaded.name);
+  assert.ok(!reloaded.page.url().includes('token='), reloaded.page.url());
 });

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ARTIFACTS, MEDIA_TIMEOUT_MS, createHearingApi, openAndJoin, sleep, startHarness } from './harness.mjs';
+import { ARTIFACTS, MEDIA_TIMEOUT_MS, createHearingApi, inbound, of, openAndJoin, sleep, startHarness, waitDecodes } from './harness.mjs';
 
 const UI_TIMEOUT_MS = 15_000;
 /** How long a track must stay silent to count as "not received". */
@@ -69,38 +69,6 @@ async function until(who, what, expr, arg, ms = UI_TIMEOUT_MS) {
     throw new Error(`${who.role}: ${what} not within ${ms} ms: ${e.message}`);
   });
   return handle.jsonValue();
-}
-
-/** Per remote participant inbound counters, from the client's test hook. */
-function inbound(who) {
-  return who.page.evaluate(() => window.__openhearing.inbound());
-}
-
-const zero = { audio: { packetsReceived: 0, totalSamplesReceived: 0 }, video: { packetsReceived: 0, framesDecoded: 0 } };
-const of = (stats, id) => stats[id] ?? zero;
-
-/**
- * Waits until `who` decodes video and receives audio from each of `from`, both counters
- * growing between two samples (flowing now, not just earlier).
- */
-async function waitDecodes(who, from, ms = MEDIA_TIMEOUT_MS) {
-  const deadline = Date.now() + ms;
-  let first = await inbound(who);
-  for (;;) {
-    await sleep(700);
-    const last = await inbound(who);
-    const ok = from.every((o) => {
-      const a = of(first, o.id);
-      const b = of(last, o.id);
-      return b.video.framesDecoded > a.video.framesDecoded && b.audio.totalSamplesReceived > a.audio.totalSamplesReceived;
-    });
-    if (ok) return;
-    if (Date.now() > deadline) {
-      await shot(who, `timeout-${who.role}`);
-      assert.fail(`${who.role} does not decode ${from.map((o) => o.role).join(', ')} within ${ms} ms:\n${JSON.stringify({ first, last }, null, 2)}`);
-    }
-    first = last;
-  }
 }
 
 async function everyoneDecodesEveryone(all) {

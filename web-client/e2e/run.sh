@@ -40,4 +40,6 @@ if [ -n "$(ip -o addr show | grep -v ' lo ' || true)" ]; then
 fi
 
 mkdir -p e2e/artifacts
-exec node --test --test-concurrency=1 --test-reporter=spec e2e/
+# Arguments, when given, name test files to run instead of all of e2e/.
+[ $# -gt 0 ] || set -- e2e/
+exec node --test --test-concurrency=1 --test-reporter=spec "$@"

@@ -34,6 +34,37 @@ export function parseJoinLink(pathname: string, hash: string): JoinLink {
   return { hearingId, token: token && token.trim() ? token.trim() : null };
 }
 
+/** Where a tab keeps its join token once it is out of the address bar. */
+export interface TokenStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+const tokenKey = (hearingId: string) => `openhearing.token.${hearingId}`;
+
+/**
+ * The join token for this page: the one in the link if there is one (remembered for
+ * this tab, so a reload still joins once it has left the address bar), otherwise the
+ * one this tab remembered for the hearing. The address bar, the history and
+ * screenshots then never show it (`history.replaceState` in main.ts).
+ */
+export function takeToken(link: JoinLink, store: TokenStore | null): string | null {
+  if (!link.hearingId) return link.token;
+  if (link.token) {
+    try {
+      store?.setItem(tokenKey(link.hearingId), link.token);
+    } catch {
+      // Storage refused (private mode, quota): the token still works for this load.
+    }
+    return link.token;
+  }
+  try {
+    return store?.getItem(tokenKey(link.hearingId)) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** base64url → UTF-8 string; throws on invalid input. */
 export function base64UrlDecode(s: string): string {
   if (!/^[A-Za-z0-9_-]*$/.test(s)) throw new Error('not base64url');

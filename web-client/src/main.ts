@@ -6,7 +6,7 @@
 import './style.css';
 import { installHooks } from './hooks';
 import { initLang, type MessageKey } from './i18n';
-import { checkToken, parseJoinLink, signalingUrl } from './jwt';
+import { checkToken, parseJoinLink, signalingUrl, takeToken } from './jwt';
 import { stopStream } from './media';
 import { FINAL_CODES, type ErrorCode } from './protocol';
 import { renderEnd, renderFailed, renderFinal } from './screens/end';
@@ -21,6 +21,7 @@ import {
   renderHearing,
   showBanner,
   syncParticipants,
+  sampleLinks,
   tickRoomClocks,
   updateCourt,
   updateStatus,
@@ -53,6 +54,7 @@ function startSession(): void {
   const s = new HearingSession({
     url: signalingUrl(location.protocol, location.host, state.hearingId),
     token: state.token,
+    tab: state.tab,
     localStream: state.localStream,
     events: {
       opened(at) {
@@ -78,6 +80,10 @@ function startSession(): void {
       },
       welcome(w) {
         if (state.session !== s) return;
+        if (state.deviceWaiting) {
+          state.deviceWaiting = false;
+          showBanner();
+        }
         state.hearing = { case_number: w.hearing.case_number, title: w.hearing.title, scheduled_at: w.hearing.scheduled_at };
         state.hearingStatus = w.status;
         state.canPublish = w.canPublish;
@@ -110,6 +116,16 @@ function startSession(): void {
       recordingAlert(message) {
         if (state.session !== s) return;
         state.recordingAlert = message;
+        updateCourt();
+      },
+      deviceWaiting() {
+        if (state.session !== s) return;
+        state.deviceWaiting = true;
+        showBanner();
+      },
+      secondDevice(n) {
+        if (state.session !== s) return;
+        state.secondDevices.set(n.participantId, { event: n.event, userAgent: n.userAgent, at: n.at });
         updateCourt();
       },
       unmuteRequested() {
@@ -168,9 +184,40 @@ function leaveHearing(): void {
   renderEnd(onJoin);
 }
 
+/** This tab's own id for `join.tab`, kept in `sessionStorage` (a reload keeps it, a
+ * copied link does not carry it): the server lets this tab's reconnects take the seat
+ * back at once instead of waiting as a second device. */
+function tabId(store: Storage | null): string | undefined {
+  const KEY = 'openhearing.tab';
+  try {
+    const known = store?.getItem(KEY);
+    if (known) return known;
+    // getRandomValues, unlike randomUUID, also works on plain http (a test server).
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    const id = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    store?.setItem(KEY, id);
+    return id;
+  } catch {
+    return undefined;
+  }
+}
+
 function boot(): void {
   initLang();
-  const link = parseJoinLink(location.pathname, location.hash);
+  const parsed = parseJoinLink(location.pathname, location.hash);
+  let store: Storage | null = null;
+  try {
+    store = window.sessionStorage;
+  } catch {
+    store = null;
+  }
+  const link = { ...parsed, token: takeToken(parsed, store) };
+  state.tab = tabId(store);
+  if (parsed.token) {
+    // Out of the address bar, the history and screenshots once read; this tab
+    // remembers it (sessionStorage) so a reload still joins.
+    history.replaceState(null, '', location.pathname + location.search);
+  }
   if (!link.hearingId) {
     renderLinkProblem(link.token ? 'link.noHearing' : 'link.missing');
     return;
@@ -186,13 +233,12 @@ function boot(): void {
   state.token = check.token;
   state.hearingId = link.hearingId;
   state.me = { name: check.payload.name, role: check.payload.role, site: check.payload.site };
-  // Keep the token out of the address bar's history/screenshots? It must stay in the
-  // hash so that a reload still works; the hash is never sent to the server.
   renderPrejoin(check.payload, onJoin);
 }
 
 // Time in private rooms runs on the banners and badges.
 setInterval(tickRoomClocks, 1000);
+setInterval(() => void sampleLinks(), 2000);
 
 // Waiting times ("since 09:05 (12 min)") move on even when nothing else happens.
 setInterval(refreshWaitingTimes, 30_000);

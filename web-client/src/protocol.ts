@@ -1,5 +1,5 @@
-// Mirror of signaling/src/protocol.rs (the contract). JSON text frames with a
-// `type` tag, snake_case. Keep in step with the Rust file; tests/web_protocol_mirror.rs
+// Mirror of signaling/src/protocol/ (the contract). JSON text frames with a
+// `type` tag, snake_case. Keep in step with the Rust files; tests/web_protocol_mirror.rs
 // compares the lists below with the Rust ones.
 
 export const PROTOCOL_VERSION = 1;
@@ -190,7 +190,7 @@ export interface StateChange {
 }
 
 export type ClientMessage =
-  | { type: 'join'; v: number; token: string }
+  | { type: 'join'; v: number; token: string; tab?: string }
   | { type: 'offer'; sdp: string }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidate }
@@ -199,6 +199,8 @@ export type ClientMessage =
   | { type: 'leave' }
   | { type: 'admit'; participant_id: string }
   | { type: 'admit_all' }
+  | { type: 'admit_device'; participant_id: string }
+  | { type: 'refuse_device'; participant_id: string }
   | { type: 'deny'; participant_id: string; reason?: string }
   | { type: 'call_in'; participant_id: string }
   | { type: 'dismiss'; participant_id: string }
@@ -223,6 +225,8 @@ export type CourtCommand = Extract<
     type:
       | 'admit'
       | 'admit_all'
+      | 'admit_device'
+      | 'refuse_device'
       | 'deny'
       | 'call_in'
       | 'dismiss'
@@ -242,7 +246,7 @@ export type CourtCommand = Extract<
   }
 >;
 
-/** Every error code of the protocol (`ErrorCode::ALL` in signaling/src/protocol.rs), in order;
+/** Every error code of the protocol (`ErrorCode::ALL` in signaling/src/protocol/), in order;
  * tests/web_protocol_mirror.rs keeps the two in step. */
 export const ALL_ERROR_CODES = [
   'unsupported_version',
@@ -261,6 +265,7 @@ export const ALL_ERROR_CODES = [
   'message_too_large',
   'binary_not_supported',
   'rate_limited',
+  'join_rate_limited',
   'invalid_sdp',
   'invalid_candidate',
   'no_offer_pending',
@@ -268,6 +273,7 @@ export const ALL_ERROR_CODES = [
   'negotiation_timeout',
   'publish_not_allowed',
   'replaced',
+  'second_device_refused',
   'permission_denied',
   'invalid_transition',
   'reason_required',
@@ -276,9 +282,11 @@ export const ALL_ERROR_CODES = [
   'admission_denied',
   'removed',
   'link_revoked',
+  'link_not_yet_valid',
   'unknown_participant',
   'not_applicable',
   'server_shutdown',
+  'store_unavailable',
   'internal',
 ] as const;
 
@@ -298,8 +306,13 @@ export const NON_RETRYABLE_CODES: readonly ErrorCode[] = [
   'hearing_not_found',
   'participant_unknown',
   'replaced',
+  'second_device_refused',
+  'link_not_yet_valid',
   ...FINAL_CODES,
 ];
+
+/** What a second device on a participant's link did (`second_device.event`). */
+export type DeviceEvent = 'waiting' | 'replaced' | 'refused' | 'withdrawn';
 
 export type ParticipantLeftReason =
   | 'left'
@@ -331,6 +344,14 @@ export type ServerMessage =
   | { type: 'hearing_status'; status: HearingStatus }
   | { type: 'unmute_requested'; by: string }
   | { type: 'recording_alert'; message: string }
+  | { type: 'device_waiting'; message: string }
+  | {
+      type: 'second_device';
+      participant_id: string;
+      event: DeviceEvent;
+      user_agent?: string | null;
+      at: string;
+    }
   | { type: 'consultation_answered'; request_id: string; approved: boolean }
   | { type: 'room_ended'; room_id: string; kind: RoomKind; reason: RoomEndReason; by?: string | null }
   | { type: 'participant_joined'; participant: ParticipantInfo }
@@ -340,4 +361,4 @@ export type ServerMessage =
   | { type: 'offer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidate }
   | { type: 'pong'; id: number }
-  | { type: 'error'; code: ErrorCode | string; message: string; fatal: boolean };
+  | { type: 'error'; code: ErrorCode | string; message: string; fatal: boolean; retry_after_ms?: number };

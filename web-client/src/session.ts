@@ -6,6 +6,7 @@ import {
   type Action,
   type ClientMessage,
   type CourtCommand,
+  type DeviceEvent,
   type ErrorCode,
   type HearingInfo,
   type HearingStatus,
@@ -50,6 +51,10 @@ export interface SessionEvents {
   unmuteRequested(by: string): void;
   /** A recording problem the presiding judge must know about. */
   recordingAlert(message: string): void;
+  /** This device opened a link in use elsewhere and waits for the court (no welcome yet). */
+  deviceWaiting(): void;
+  /** For the court: a participant's link was used on a second device. */
+  secondDevice(notice: { participantId: string; event: DeviceEvent; userAgent: string | null; at: string }): void;
   /** A consultation request this participant is part of was approved or refused. */
   consultationAnswered(requestId: string, approved: boolean): void;
   /** The private room this participant was in ended; they are back in the hearing room. */
@@ -66,6 +71,8 @@ export interface SessionEvents {
 export interface SessionOptions {
   url: string;
   token: string;
+  /** This tab's own id (`join.tab`): its reconnects take the seat back at once. */
+  tab?: string;
   localStream: MediaStream | null;
   events: SessionEvents;
   pingIntervalMs?: number;
@@ -93,6 +100,8 @@ export class HearingSession {
   private pingId = 0;
   private attempt = 0;
   private fatal: ServerError | null = null;
+  /** `retry_after_ms` of the last `join_rate_limited`. */
+  private retryAfterMs: number | null = null;
   private closedByUs = false;
   private welcomed = false;
   private canPublish = false;
@@ -119,7 +128,12 @@ export class HearingSession {
     this.chain = Promise.resolve();
     ws.onopen = () => {
       this.opts.events.opened(performance.now());
-      this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.opts.token });
+      this.send({
+        type: 'join',
+        v: PROTOCOL_VERSION,
+        token: this.opts.token,
+        ...(this.opts.tab ? { tab: this.opts.tab } : {}),
+      });
       this.pingTimer = setInterval(
         () => this.send({ type: 'ping', id: ++this.pingId }),
         this.opts.pingIntervalMs ?? 20000,
@@ -247,6 +261,18 @@ export class HearingSession {
       return;
     }
     const max = this.opts.maxAutoReconnects ?? BACKOFF_MS.length;
+    // Too many joins: wait as long as the server says (at least), then try once more.
+    if (fatal?.code === 'join_rate_limited' && this.attempt < max) {
+      const delay = Math.max(this.retryAfterMs ?? 0, BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)]);
+      this.retryAfterMs = null;
+      this.attempt++;
+      this.setStatus('reconnecting', { attempt: this.attempt, error: fatal });
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        this.start();
+      }, delay);
+      return;
+    }
     // A socket that never got a welcome and closed without a reason is retried too:
     // the server may be restarting.
     if (fatal?.code !== 'rate_limited' && this.attempt < max) {
@@ -285,6 +311,19 @@ export class HearingSession {
         break;
       case 'recording_alert':
         this.opts.events.recordingAlert(msg.message);
+        break;
+      case 'device_waiting':
+        // Stays open and quiet until the court decides: `welcome`, or a fatal error.
+        this.attempt = 0;
+        this.opts.events.deviceWaiting();
+        break;
+      case 'second_device':
+        this.opts.events.secondDevice({
+          participantId: msg.participant_id,
+          event: msg.event,
+          userAgent: msg.user_agent ?? null,
+          at: msg.at,
+        });
         break;
       case 'consultation_answered':
         this.opts.events.consultationAnswered(msg.request_id, msg.approved);
@@ -328,6 +367,7 @@ export class HearingSession {
         break;
       case 'error': {
         const err: ServerError = { code: msg.code, message: msg.message, fatal: msg.fatal };
+        if (typeof msg.retry_after_ms === 'number') this.retryAfterMs = msg.retry_after_ms;
         console.info('[openhearing] server error', msg.code, msg.fatal ? '(fatal)' : '', msg.message);
         if (msg.fatal) this.fatal = err;
         else if (msg.code !== 'negotiation_conflict') this.opts.events.error(err);

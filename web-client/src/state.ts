@@ -5,12 +5,14 @@
 // they stay one step. The DOM handles of a screen are not here: they belong to the
 // screen that built them (screens/hearing.ts keeps its view, ui.ts the binders).
 import { acquireMedia, stopStream, type DeviceChoice, type LevelMeter } from './media';
-import type { Action, HearingStatus, ParticipantInfo, Role, RoomKind } from './protocol';
+import type { Action, DeviceEvent, HearingStatus, ParticipantInfo, Role, RoomKind } from './protocol';
 import type { HearingSession, ServerError, SessionStatus } from './session';
 
 export interface ClientState {
   // ---- the join link
   token: string;
+  /** This tab's own id (`join.tab`), from `sessionStorage`. */
+  tab: string | undefined;
   hearingId: string;
   /** Case number and title: from the token, then from `welcome`. */
   hearing: { case_number: string; title: string; scheduled_at?: string };
@@ -57,12 +59,17 @@ export interface ClientState {
   unmuteAccepted: boolean;
   /** The latest recording problem the server reported (shown to the presiding judge). */
   recordingAlert: string | null;
+  /** This device waits for the court: its link is in use on another device. */
+  deviceWaiting: boolean;
+  /** For the court: the latest second-device event per participant id. */
+  secondDevices: Map<string, { event: DeviceEvent; userAgent: string | null; at: string }>;
   /** The last private-room notice for this participant (room ended, request refused). */
   roomNotice: { reason: string; kind: RoomKind | null } | null;
 }
 
 export const state: ClientState = {
   token: '',
+  tab: undefined,
   hearingId: '',
   hearing: { case_number: '', title: '' },
   me: { name: '', role: 'observer', site: '' },
@@ -85,6 +92,8 @@ export const state: ClientState = {
   unmuteAsked: false,
   unmuteAccepted: false,
   recordingAlert: null,
+  deviceWaiting: false,
+  secondDevices: new Map(),
   roomNotice: null,
 };
 
@@ -117,6 +126,7 @@ export function resetConnection(): void {
   state.firstRemoteFrameAt = null;
   state.bannerError = null;
   state.bannerLost = false;
+  state.deviceWaiting = false;
   state.lastStatus = { status: 'connecting' };
   state.unmuteAsked = false;
   state.unmuteAccepted = false;

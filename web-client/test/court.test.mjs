@@ -1,10 +1,10 @@
 // Unit tests of the court-workflow logic (no browser): grouping by site, permission-
 // gated controls, lifecycle buttons, the state banner, and the client's knowledge of
-// every error code / role / lifecycle move declared in signaling/src/protocol.rs.
+// every error code / role / lifecycle move declared in signaling/src/protocol/*.rs.
 // `npm run test:unit` compiles src/ to build-unit/ first.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -43,7 +43,13 @@ import {
 } from '../build-unit/protocol.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const PROTOCOL_RS = readFileSync(join(REPO, 'signaling', 'src', 'protocol.rs'), 'utf8');
+// The protocol module's files (signaling/src/protocol/), read as one text.
+const PROTOCOL_DIR = join(REPO, 'signaling', 'src', 'protocol');
+const PROTOCOL_RS = readdirSync(PROTOCOL_DIR)
+  .filter((f) => f.endsWith('.rs'))
+  .sort()
+  .map((f) => readFileSync(join(PROTOCOL_DIR, f), 'utf8'))
+  .join('\n');
 const DEFAULT_TOML = readFileSync(join(REPO, 'config', 'default.toml'), 'utf8');
 
 const snake = (camel) => camel.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();

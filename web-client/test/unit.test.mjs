@@ -92,3 +92,61 @@ test('the camera is published as q/h/f simulcast layers, lowest resolution first
   assert.ok(plain.every((e) => !('scalabilityMode' in e)));
   assert.ok(cameraEncodings(true).every((e) => e.scalabilityMode === 'L1T3'));
 });
+
+test('the join token leaves the address bar but survives a reload in the same tab', async () => {
+  const { takeToken } = await import('../build-unit/jwt.js');
+  const mem = new Map();
+  const store = { getItem: (k) => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, v) };
+  const id = '67e55044-10b1-426f-9247-bb680e5fe0c8';
+  assert.equal(takeToken({ hearingId: id, token: 'a.b.c' }, store), 'a.b.c');
+  // Reloaded without the fragment: the tab's remembered token.
+  assert.equal(takeToken({ hearingId: id, token: null }, store), 'a.b.c');
+  // Another hearing's page gets nothing of it.
+  assert.equal(takeToken({ hearingId: 'other', token: null }, store), null);
+  // A refusing storage (private mode) still lets this load join.
+  const refusing = { getItem: () => { throw new Error('denied'); }, setItem: () => { throw new Error('denied'); } };
+  assert.equal(takeToken({ hearingId: id, token: 'x.y.z' }, refusing), 'x.y.z');
+  assert.equal(takeToken({ hearingId: id, token: null }, refusing), null);
+});
+
+test('link quality is graded from one window of inbound counters', async () => {
+  const { emptyCounters, grade } = await import('../build-unit/reception.js');
+  const both = { audio: true, video: true };
+  const at = (audioPackets, videoPackets, lost, frames, frozen = 0, concealed = 0) => {
+    const c = emptyCounters();
+    c.audio.packetsReceived = audioPackets;
+    c.audio.totalSamplesReceived = audioPackets * 960;
+    c.audio.concealedSamples = concealed;
+    c.video.packetsReceived = videoPackets;
+    c.video.packetsLost = lost;
+    c.video.framesDecoded = frames;
+    c.video.freezeSeconds = frozen;
+    return c;
+  };
+  const start = at(1000, 5000, 10, 600);
+  // 2 s: 100 audio and 400 video packets, 40 frames: 20 fps, clean.
+  assert.equal(grade(start, at(1100, 5400, 10, 640), 2, both).quality, 'good');
+  // 5 % of packets lost: unsteady.
+  const fair = grade(start, at(1100, 5400, 36, 640), 2, both);
+  assert.equal(fair.quality, 'fair');
+  assert.equal(Math.round(fair.lossPercent), 5);
+  // 3 fps: weak, whatever the loss.
+  assert.equal(grade(start, at(1100, 5400, 10, 606), 2, both).quality, 'poor');
+  // A second frozen: weak.
+  assert.equal(grade(start, at(1100, 5400, 10, 640, 1.2), 2, both).quality, 'poor');
+  // Nothing arrived although the camera is on: none; a camera that is off is not counted.
+  assert.equal(grade(start, at(1100, 5000, 10, 600), 2, both).quality, 'none');
+  assert.equal(grade(start, at(1100, 5000, 10, 600), 2, { audio: true, video: false }).quality, 'good');
+  // Counters that went backwards (a new receiver) never give negative figures.
+  const reset = grade(start, at(50, 100, 0, 5), 2, both);
+  assert.equal(reset.lossPercent, 0);
+  assert.equal(reset.quality, 'none');
+});
+
+test('every link-quality text exists in both languages', () => {
+  for (const lang of LANGS) {
+    for (const key of ['link.good', 'link.fair', 'link.poor', 'link.none', 'link.detail', 'link.fps']) {
+      assert.ok(MESSAGES[lang][key], `${lang}: ${key}`);
+    }
+  }
+});

@@ -5,15 +5,16 @@
 // court the console. It owns its DOM handles (`view`, null while another screen is
 // shown); the data is in state.ts. main.ts wires the session's events to the update
 // functions exported here. The private-room parts are rooms.ts's, the console console.ts's.
-import { byCourtOrder, CALL_IN_ROLES, consoleSections, roomsOf, stateBanner, waitingSince } from '../court';
+import { byCourtOrder, CALL_IN_ROLES, consoleSections, roomOf, roomsOf, stateBanner, waitingSince } from '../court';
 import { makeConsole, renderConsole, type ConsoleView } from '../console';
 import { h, icon } from '../dom';
 import { errorText, t, type MessageKey } from '../i18n';
-import { mediaFlows, type CourtCommand, type ParticipantInfo, type Role } from '../protocol';
+import { mediaFlows, type CourtCommand, type DeviceEvent, type ParticipantInfo, type Role } from '../protocol';
 import { makeRoomsView, tickDurations, updateRooms, type RoomsView } from '../rooms';
 import type { SessionStatus } from '../session';
 import { courtMuted, everyone, inLobby, state } from '../state';
 import { bind, header, mount, newScreen, relabel, tr } from '../ui';
+import { emptyCounters, grade, sampleInbound, type Expected, type InboundCounters } from '../reception';
 import { makeTile, type TileView } from './tile';
 
 interface HearingView {
@@ -325,7 +326,8 @@ export function showBanner(): void {
   } else if (err) {
     b.append(h('p', { testid: 'error-message', text: errorText(err.code, err.message) }));
   }
-  b.hidden = !state.bannerLost && !err;
+  if (state.deviceWaiting) b.append(h('p', { testid: 'device-waiting', text: t('device.waiting') }));
+  b.hidden = !state.bannerLost && !err && !state.deviceWaiting;
 }
 
 /** The state banner (everyone), lobby/room switch and media-wait note. */
@@ -363,7 +365,52 @@ function updateStateBanner(): void {
       }),
     );
   }
+  parts.push(...secondDeviceNotices());
   el.replaceChildren(...parts);
+}
+
+const DEVICE_NOTICE: Record<DeviceEvent, MessageKey> = {
+  waiting: 'device.noticeWaiting',
+  replaced: 'device.noticeReplaced',
+  refused: 'device.noticeRefused',
+  withdrawn: 'device.noticeWithdrawn',
+};
+
+/** For the court: a participant's link used on a second device, with admit/refuse
+ * while that device waits. */
+function secondDeviceNotices(): Node[] {
+  const mayAdmit = state.permissions.includes('admit');
+  const out: Node[] = [];
+  for (const [pid, n] of state.secondDevices) {
+    const who = everyone().find((p) => p.id === pid);
+    const text = t(DEVICE_NOTICE[n.event], {
+      name: who?.name ?? pid,
+      agent: n.userAgent ?? t('device.unknownAgent'),
+    });
+    const notice = h('span', { class: 'recording-alert', testid: 'second-device-notice', text });
+    notice.dataset.participant = pid;
+    notice.dataset.event = n.event;
+    if (n.event === 'waiting' && mayAdmit) {
+      const button = (what: 'admit' | 'refuse', msg: CourtCommand): HTMLElement => {
+        const b = h('button', {
+          class: 'btn',
+          testid: `second-device-${what}-${pid}`,
+          attrs: { type: 'button' },
+          on: { click: () => command(msg) },
+        });
+        b.textContent = t(what === 'admit' ? 'device.admit' : 'device.refuse');
+        return b;
+      };
+      notice.append(
+        ' ',
+        button('admit', { type: 'admit_device', participant_id: pid }),
+        ' ',
+        button('refuse', { type: 'refuse_device', participant_id: pid }),
+      );
+    }
+    out.push(notice);
+  }
+  return out;
 }
 
 function updateRoomVisibility(): void {
@@ -501,3 +548,42 @@ export function refreshWaitingTimes(): void {
   updateRoomVisibility();
 }
 
+
+/** The last link sample: counters per participant and when they were read. */
+let lastSample: { at: number; counters: Record<string, InboundCounters> } | null = null;
+
+/** What this page should be receiving from `p` now: what they send, when media flows
+ * and no private room stands between them and this page, and the court has not muted
+ * them. */
+function expectedFrom(p: ParticipantInfo): Expected {
+  const hs = state.hearingStatus;
+  const flows = !!hs && mediaFlows(hs.state) && p.present && p.admission === 'admitted';
+  const apart = (roomOf(hs, p.id)?.id ?? null) !== (roomOf(hs, state.session?.participantId ?? '')?.id ?? null);
+  const open = flows && !apart && !inLobby();
+  return { audio: open && p.audio && !p.muted, video: open && p.video };
+}
+
+/** Every ~2 s: grades what this page received from each remote participant since the
+ * last sample and shows it on their tile (reception.ts). */
+export async function sampleLinks(): Promise<void> {
+  const pc = state.session?.pc;
+  if (!view || !pc) {
+    lastSample = null;
+    return;
+  }
+  const counters = await sampleInbound(pc, state.session?.participantId ?? null);
+  const at = performance.now();
+  const prev = lastSample;
+  lastSample = { at, counters };
+  if (!view || !prev) return;
+  const seconds = (at - prev.at) / 1000;
+  for (const [id, tile] of view.tiles) {
+    const expected = expectedFrom(tile.info);
+    if (!expected.audio && !expected.video) {
+      tile.setLink(null);
+      continue;
+    }
+    const before = prev.counters[id] ?? emptyCounters();
+    tile.setLink(grade(before, counters[id] ?? emptyCounters(), seconds, expected));
+  }
+}

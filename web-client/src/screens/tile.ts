@@ -7,6 +7,7 @@ import { elapsedMs, formatDuration, roomOf } from '../court';
 import { h, icon } from '../dom';
 import { roleName, t, type MessageKey } from '../i18n';
 import type { ParticipantInfo } from '../protocol';
+import type { Grade } from '../reception';
 import { selfId, state } from '../state';
 
 export interface TileView {
@@ -16,6 +17,8 @@ export interface TileView {
   info: ParticipantInfo;
   update(p: ParticipantInfo): void;
   setTrack(kind: 'audio' | 'video', track: MediaStreamTrack | null): void;
+  /** Shows how well this page receives them (null: not graded yet). */
+  setLink(g: Grade | null): void;
 }
 
 export function makeTile(p: ParticipantInfo, self: boolean): TileView {
@@ -32,6 +35,9 @@ export function makeTile(p: ParticipantInfo, self: boolean): TileView {
   const meta = h('div', { class: 'tile-meta' });
   const micIcon = h('span', { class: 'state' });
   const camIcon = h('span', { class: 'state' });
+  // What this page receives from them (remote tiles only): a dot and, on hover, why.
+  const link = h('span', { class: 'link', testid: self ? undefined : `link-${p.id}`, attrs: { role: 'img' } });
+  link.hidden = true;
   const badge = h('div', { class: 'badge' });
   const floorBadge = h('div', { class: 'badge floor' });
   // Away in a private room (seen from outside it), or outside the viewer's private room.
@@ -43,7 +49,7 @@ export function makeTile(p: ParticipantInfo, self: boolean): TileView {
     'article',
     { class: 'tile' + (self ? ' self' : ''), testid: `tile-${idPart}` },
     h('div', { class: 'tile-media' }, initials, video, badge, floorBadge, away, audio),
-    h('div', { class: 'tile-caption' }, h('div', { class: 'tile-text' }, name, meta), h('div', { class: 'states' }, micIcon, camIcon)),
+    h('div', { class: 'tile-caption' }, h('div', { class: 'tile-text' }, name, meta), h('div', { class: 'states' }, link, micIcon, camIcon)),
   );
   let hasVideo = false;
   const tile: TileView = {
@@ -110,6 +116,21 @@ export function makeTile(p: ParticipantInfo, self: boolean): TileView {
       }
       away.hidden = !isAway && !outside;
       if (audio) audio.muted = isAway || outside;
+    },
+    setLink(g) {
+      link.hidden = self || g === null;
+      if (!g) {
+        delete link.dataset.quality;
+        return;
+      }
+      link.dataset.quality = g.quality;
+      const parts = [t(`link.${g.quality}` as MessageKey)];
+      if (g.quality !== 'none') {
+        parts.push(t('link.detail', { loss: Math.round(g.lossPercent) }));
+        if (g.fps !== null) parts.push(t('link.fps', { fps: Math.round(g.fps) }));
+      }
+      link.title = parts.join(' · ');
+      link.setAttribute('aria-label', link.title);
     },
     setTrack(kind, track) {
       const el = kind === 'video' ? video : audio;

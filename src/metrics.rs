@@ -1,0 +1,204 @@
+//! Metrics for the court's IT person: `GET /metrics` in the Prometheus text format,
+//! behind the admin key (Prometheus sends it with `authorization: {credentials: …}`).
+//!
+//! Built on the `metrics` crate: the parts of the server that count something call
+//! its macros through the handles here, and `metrics-exporter-prometheus` renders
+//! them. The recorder is installed once per process by [`install`], before anything
+//! counts (a handle taken earlier would count into nothing); the server does that
+//! when it prepares, and in a test process several servers share it.
+//!
+//! What is counted where it happens (cheap atomic adds, no lock, nothing the media
+//! path waits for):
+//! - `openhearing_rtp_packets_forwarded_total`, `…_bytes_forwarded_total`,
+//!   `…_packets_dropped_total` (a slow subscriber's queue was full), and the gauge
+//!   `openhearing_sfu_legs` — in `sfu/forward.rs`;
+//! - `openhearing_sessions{role}`: signaling sessions that were welcomed and have not
+//!   ended — in `api/ws.rs`;
+//! - `openhearing_admin_key_failures_total` — wrong admin keys.
+//!
+//! What is read when scraped ([`Snapshot`]): live hearings, media ports in use, and
+//! the process's resident memory, open file descriptors and CPU time (from
+//! `/proc/self`).
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// The process's Prometheus recorder.
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls return the same handle).
+/// `None` if another recorder was installed first by someone else.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new().install_recorder().ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_counter!(
+        PACKETS_FORWARDED,
+        "RTP packets handed to subscribers' connections"
+    );
+    describe_counter!(
+        BYTES_FORWARDED,
+        Unit::Bytes,
+        "RTP payload bytes handed to subscribers' connections"
+    );
+    describe_counter!(
+        PACKETS_DROPPED,
+        "RTP packets dropped because a subscriber's connection could not keep up"
+    );
+    describe_gauge!(
+        LEGS,
+        "Forwarding legs (one publisher track to one subscriber)"
+    );
+    describe_gauge!(
+        SESSIONS,
+        "Signaling sessions welcomed into a hearing and not ended, by role"
+    );
+    describe_counter!(
+        ADMIN_KEY_FAILURES,
+        "Requests to the admin API with a wrong key"
+    );
+    describe_gauge!(
+        HEARINGS_LIVE,
+        "Hearings with a live actor (someone connected recently)"
+    );
+    describe_gauge!(
+        MEDIA_PORTS,
+        "Media ports (UDP, and TCP for ICE-TCP) held by connections"
+    );
+    describe_gauge!(RSS, Unit::Bytes, "Resident memory of the server process");
+    describe_gauge!(FDS, "Open file descriptors of the server process");
+    describe_gauge!(
+        CPU,
+        Unit::Seconds,
+        "CPU time of the server process (user + system)"
+    );
+}
+
+pub const PACKETS_FORWARDED: &str = "openhearing_rtp_packets_forwarded_total";
+pub const BYTES_FORWARDED: &str = "openhearing_rtp_bytes_forwarded_total";
+pub const PACKETS_DROPPED: &str = "openhearing_rtp_packets_dropped_total";
+pub const LEGS: &str = "openhearing_sfu_legs";
+pub const SESSIONS: &str = "openhearing_sessions";
+pub const ADMIN_KEY_FAILURES: &str = "openhearing_admin_key_failures_total";
+pub const HEARINGS_LIVE: &str = "openhearing_hearings_live";
+pub const MEDIA_PORTS: &str = "openhearing_media_ports_in_use";
+pub const RSS: &str = "openhearing_process_resident_memory_bytes";
+pub const FDS: &str = "openhearing_process_open_fds";
+pub const CPU: &str = "openhearing_process_cpu_seconds";
+
+/// The media path's counters, taken once (after [`install`]).
+pub struct Media {
+    pub packets_forwarded: Counter,
+    pub bytes_forwarded: Counter,
+    pub packets_dropped: Counter,
+    pub legs: Gauge,
+}
+
+/// The media path's counters.
+pub fn media() -> &'static Media {
+    static MEDIA: OnceLock<Media> = OnceLock::new();
+    MEDIA.get_or_init(|| Media {
+        packets_forwarded: metrics::counter!(PACKETS_FORWARDED),
+        bytes_forwarded: metrics::counter!(BYTES_FORWARDED),
+        packets_dropped: metrics::counter!(PACKETS_DROPPED),
+        legs: metrics::gauge!(LEGS),
+    })
+}
+
+/// One session counted in `openhearing_sessions{role}` for as long as it lives.
+pub struct SessionCount(Gauge);
+
+impl SessionCount {
+    pub fn new(role: String) -> SessionCount {
+        let gauge = metrics::gauge!(SESSIONS, "role" => role);
+        gauge.increment(1.0);
+        SessionCount(gauge)
+    }
+}
+
+impl Drop for SessionCount {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// What is read at scrape time.
+pub struct Snapshot {
+    pub hearings_live: usize,
+    pub media_ports_in_use: usize,
+}
+
+/// The Prometheus text of every metric, with `snapshot` and the process's own
+/// figures set just before.
+pub fn render(handle: &PrometheusHandle, snapshot: Snapshot) -> String {
+    metrics::gauge!(HEARINGS_LIVE).set(snapshot.hearings_live as f64);
+    metrics::gauge!(MEDIA_PORTS).set(snapshot.media_ports_in_use as f64);
+    let process = Process::read();
+    if let Some(rss) = process.rss_bytes {
+        metrics::gauge!(RSS).set(rss as f64);
+    }
+    if let Some(fds) = process.open_fds {
+        metrics::gauge!(FDS).set(fds as f64);
+    }
+    if let Some(cpu) = process.cpu_seconds {
+        metrics::gauge!(CPU).set(cpu);
+    }
+    handle.render()
+}
+
+/// The process's figures from `/proc/self` (Linux; `None` elsewhere).
+#[derive(Debug, Default)]
+struct Process {
+    rss_bytes: Option<u64>,
+    open_fds: Option<usize>,
+    cpu_seconds: Option<f64>,
+}
+
+impl Process {
+    fn read() -> Process {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let rss_bytes = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024);
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count());
+        // Fields 14 and 15 of /proc/self/stat (after the command in parentheses)
+        // are user and system time in clock ticks, 100 a second on Linux.
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let cpu_seconds = stat.rsplit_once(')').and_then(|(_, rest)| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / 100.0)
+        });
+        Process {
+            rss_bytes,
+            open_fds,
+            cpu_seconds,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_figures_are_read_from_proc() {
+        let p = Process::read();
+        assert!(p.rss_bytes.is_some_and(|b| b > 1024 * 1024), "{p:?}");
+        assert!(p.open_fds.is_some_and(|n| n >= 3), "{p:?}");
+        assert!(p.cpu_seconds.is_some_and(|s| s >= 0.0), "{p:?}");
+    }
+}
