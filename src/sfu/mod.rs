@@ -15,6 +15,10 @@
 //!   [`budget`]: each connection's bandwidth estimate and allocation (issue 13).
 //! * [`ports`]: ports from the configured range (webrtc 0.21 binds a socket per
 //!   connection; it has no UDP mux).
+//! * [`pacer`]: paces each connection's video at a multiple of its estimate (audio
+//!   and RTCP unpaced), so keyframes do not overflow a thin link's buffer.
+//! * [`rid_ack`]: withholds reception reports about simulcast layers so browsers keep
+//!   labelling them with their rid (rtc 0.21 forgets a layer's SSRC on renegotiation).
 //! * [`rtcp`]: the interceptor that surfaces subscribers' keyframe requests.
 //! * [`sdp`]: the SDP inspection done before webrtc sees an offer.
 //!
@@ -27,8 +31,10 @@ pub mod budget;
 pub mod forward;
 pub mod layered;
 pub mod layers;
+pub mod pacer;
 pub mod peer;
 pub mod ports;
+pub mod rid_ack;
 pub mod rtcp;
 pub mod sdp;
 pub mod simulcast;
@@ -213,20 +219,29 @@ impl Sfu {
 
         let mut media =
             media_engine().map_err(|e| SfuError::WebRtc(format!("media engine: {e}")))?;
-        let budget = budget::Budget::new(self.settings.max_subscriber_bps);
+        let budget = budget::Budget::new(self.settings.max_subscriber_bps, Some(events.clone()));
         let registry = register_default_interceptors(Registry::new(), &mut media)
             .map_err(|e| SfuError::WebRtc(format!("interceptors: {e}")))?
             // Last in the chain: see rtcp.rs.
-            .with(Slot::from(14_000), rtcp::KeyframeRequestTap::default());
+            .with(Slot::from(14_000), rtcp::KeyframeRequestTap::default())
+            // Simulcast layers stay labelled with their rid: see rid_ack.rs.
+            .with(
+                rid_ack::WithholdRidAcks::slot(),
+                rid_ack::WithholdRidAcks::default(),
+            );
         // Send-side bandwidth estimation from the subscriber's transport-cc feedback
-        // (its header extension and feedback are registered above), without pacing:
-        // see budget.rs.
+        // (its header extension and feedback are registered above), and video paced at
+        // a multiple of it with audio never held: see budget.rs and pacer.rs.
         let registry = registry
             .with(
                 Slot::CongestionControl,
                 CongestionControlBuilder::new(budget.estimator()).build(),
             )
-            .with(Slot::TwccSender, TwccSenderBuilder::new().build());
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            .with(
+                Slot::Pacer,
+                pacer::VideoPacer::new(budget::INITIAL_ESTIMATE_BPS),
+            );
 
         let mut settings = SettingEngineBuilder::new()
             // Browsers' first connectivity check often arrives before their trickled
