@@ -688,6 +688,15 @@ impl Session {
             PeerEvent::TrackEnded(id) => {
                 self.hearing.track_ended(self.me, self.session, id);
             }
+            PeerEvent::VideoPaused { track, paused } => {
+                // A leg removed meanwhile: nothing to say about it.
+                if let Some(leg) = self.legs.get(&track) {
+                    self.out.send(ServerMessage::VideoPaused {
+                        participant_id: leg.source.publisher,
+                        paused,
+                    });
+                }
+            }
         }
         None
     }

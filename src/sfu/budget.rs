@@ -7,14 +7,12 @@
 //!   feedback: [`Budget::estimator`] is a [`BandwidthEstimator`] that delegates to
 //!   `Gcc` and publishes every new target into an atomic this budget reads, and it is
 //!   placed in the connection's interceptor chain by `Sfu::create_peer`. The chain is
-//!   that of `configure_congestion_control` **without its pacer**: the pacer would
-//!   meter every packet of the connection — audio and the video of plain
-//!   (non-simulcast) tracks too, which no allocator controls — to the estimate, so a
-//!   low or wrong estimate would queue audio (latency, then drops at its 4096-packet
-//!   limit) and costs a timer per connection. Without it the allocator is what keeps
-//!   the connection's rate below the estimate, by choosing layers. GCC groups packets
-//!   sent within 5 ms into one arrival group, so an unpaced frame burst is read as one
-//!   group, not as queueing.
+//!   that of `configure_congestion_control` with our own pacer (`pacer.rs`) in place of
+//!   rtc's: rtc's meters every packet of the connection first-in first-out at the
+//!   estimate itself, so audio would queue behind a keyframe; ours holds only video,
+//!   at 2.5 × the estimate, so a keyframe does not overflow a thin link's buffer while
+//!   audio leaves at once. The allocator, not the pacer, keeps the connection's
+//!   average rate below the estimate, by choosing layers.
 //! * **Start optimistic**: the estimate starts at [`INITIAL_ESTIMATE_BPS`] and falls on
 //!   evidence (delay growth or loss). GCC in webrtc 0.21 cannot probe (nothing sends
 //!   padding), so an estimate started low could only creep up by 8 % a second; started
@@ -34,14 +32,18 @@
 //! video. A simulcast track whose layers are not measured yet (its first half
 //! second) is left out, so its legs stay paused until the next round.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
 
+use tokio::sync::mpsc;
+
 use super::forward::{Downstream, PublishedTrack};
 use super::layers::{Allocator, AllocatorConfig, Target, TrackDemand, TrackKind};
+use super::peer::PeerEvent;
 use super::simulcast::LayerRates;
 use super::MediaKind;
 
@@ -101,6 +103,8 @@ struct Leg {
 struct State {
     allocator: Allocator<String>,
     legs: Vec<Leg>,
+    /// Tracks whose video this connection was told is paused for its bandwidth.
+    paused: HashSet<String>,
 }
 
 /// One subscriber connection's bandwidth and layer allocation.
@@ -108,6 +112,9 @@ pub struct Budget {
     estimate_bps: Arc<AtomicU64>,
     cap_bps: Option<u64>,
     state: Mutex<State>,
+    /// Where a pause or resume of a track's video for this connection is reported
+    /// ([`PeerEvent::VideoPaused`]), so its owner can tell the subscriber's page.
+    events: Option<mpsc::UnboundedSender<PeerEvent>>,
 }
 
 impl std::fmt::Debug for Budget {
@@ -120,15 +127,21 @@ impl std::fmt::Debug for Budget {
 }
 
 impl Budget {
-    /// A budget capped at `cap_bps` (none: the estimate alone).
-    pub fn new(cap_bps: Option<u64>) -> Arc<Budget> {
+    /// A budget capped at `cap_bps` (none: the estimate alone), reporting pauses to
+    /// `events`.
+    pub fn new(
+        cap_bps: Option<u64>,
+        events: Option<mpsc::UnboundedSender<PeerEvent>>,
+    ) -> Arc<Budget> {
         Arc::new(Budget {
             estimate_bps: Arc::new(AtomicU64::new(INITIAL_ESTIMATE_BPS)),
             cap_bps,
             state: Mutex::new(State {
                 allocator: Allocator::new(AllocatorConfig::default()),
                 legs: Vec::new(),
+                paused: HashSet::new(),
             }),
+            events,
         })
     }
 
@@ -186,13 +199,23 @@ impl Budget {
             .filter_map(|(leg, track)| demand(leg, track))
             .collect();
         let allocation = state.allocator.allocate(now, available, &demands);
-        drop(state);
         let mut changed = false;
+        let mut decided = Vec::new();
         for (leg, track) in &live {
             if let Some(decision) = allocation.get(&track.id) {
                 if leg.is_layered() {
-                    changed |= leg.set_target(Target::from(decision));
+                    let target = Target::from(decision);
+                    changed |= leg.set_target(target);
+                    decided.push((track.id.as_str(), target == Target::Paused));
                 }
+            }
+        }
+        let live_ids: HashSet<&str> = live.iter().map(|(_, t)| t.id.as_str()).collect();
+        let notices = pause_notices(&mut state.paused, &decided, &live_ids);
+        drop(state);
+        if let Some(events) = &self.events {
+            for (track, paused) in notices {
+                let _ = events.send(PeerEvent::VideoPaused { track, paused });
             }
         }
         if changed {
@@ -208,6 +231,31 @@ impl Budget {
             );
         }
     }
+}
+
+/// Which tracks' pause state changed for this connection, given the allocator's
+/// decisions (`(track, paused)` per simulcast leg it decided) and the tracks still
+/// live; `announced` (the tracks announced as paused) is brought up to date. Only
+/// decisions count: a leg waiting for its track's first measurement is not "paused for
+/// bandwidth", and a track that ended is forgotten without a notice.
+fn pause_notices(
+    announced: &mut HashSet<String>,
+    decided: &[(&str, bool)],
+    live: &HashSet<&str>,
+) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for &(track, paused) in decided {
+        if paused != announced.contains(track) {
+            if paused {
+                announced.insert(track.to_owned());
+            } else {
+                announced.remove(track);
+            }
+            out.push((track.to_owned(), paused));
+        }
+    }
+    announced.retain(|t| live.contains(t.as_str()));
+    out
 }
 
 /// What a leg's track costs, for the allocator; `None` for a simulcast track not
@@ -283,10 +331,36 @@ mod tests {
     }
 
     #[test]
+    fn pauses_and_resumes_are_announced_once_each() {
+        let mut announced = HashSet::new();
+        let live: HashSet<&str> = ["a", "b"].into();
+        // Forwarding from the start: nothing to say.
+        assert!(pause_notices(&mut announced, &[("a", false), ("b", false)], &live).is_empty());
+        // `a` paused: said once, not again while it stays paused.
+        assert_eq!(
+            pause_notices(&mut announced, &[("a", true), ("b", false)], &live),
+            vec![("a".to_owned(), true)]
+        );
+        assert!(pause_notices(&mut announced, &[("a", true)], &live).is_empty());
+        // A round that decided nothing about `a` (its layers unmeasured) changes nothing.
+        assert!(pause_notices(&mut announced, &[("b", false)], &live).is_empty());
+        // Resumed: said once.
+        assert_eq!(
+            pause_notices(&mut announced, &[("a", false)], &live),
+            vec![("a".to_owned(), false)]
+        );
+        // A paused track that ends is forgotten quietly.
+        pause_notices(&mut announced, &[("b", true)], &live);
+        let only_a: HashSet<&str> = ["a"].into();
+        assert!(pause_notices(&mut announced, &[], &only_a).is_empty());
+        assert!(announced.is_empty());
+    }
+
+    #[test]
     fn the_cap_bounds_the_estimate() {
-        let capped = Budget::new(Some(300_000));
+        let capped = Budget::new(Some(300_000), None);
         assert_eq!(capped.available_bps(), 300_000);
-        let free = Budget::new(None);
+        let free = Budget::new(None, None);
         assert_eq!(free.available_bps(), INITIAL_ESTIMATE_BPS);
         free.estimate_bps.store(700_000, Ordering::Relaxed);
         assert_eq!(free.available_bps(), 700_000);

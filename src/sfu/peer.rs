@@ -37,6 +37,9 @@ pub enum PeerEvent {
     TrackPublished(Arc<PublishedTrack>),
     /// A published track ended.
     TrackEnded(String),
+    /// This connection's bandwidth allocator paused (or resumed) the video of a
+    /// track it receives (`track`: the published track's id).
+    VideoPaused { track: String, paused: bool },
 }
 
 /// A forwarded track added to this peer's connection, waiting for the negotiation

@@ -16,6 +16,10 @@ interface OutboundLayer {
   keyFramesEncoded: number;
   /** Keyframe requests (PLI) the page received for this encoding. */
   pliCount: number;
+  /** Why the browser sends less than asked (`bandwidth`, `cpu`, `none`), if it says. */
+  qualityLimitationReason: string | null;
+  /** The encoder's target bitrate (bits/s; 0 when not sending this encoding). */
+  targetBitrate: number;
 }
 
 declare global {
@@ -60,6 +64,8 @@ async function outboundLayers(): Promise<OutboundLayer[]> {
         framesEncoded: n('framesEncoded'),
         keyFramesEncoded: n('keyFramesEncoded'),
         pliCount: n('pliCount'),
+        qualityLimitationReason: typeof r.qualityLimitationReason === 'string' ? r.qualityLimitationReason : null,
+        targetBitrate: n('targetBitrate'),
       });
     });
   }

@@ -18,6 +18,7 @@ import {
   refreshWaitingTimes,
   remoteGone,
   remoteTrack,
+  videoPaused,
   renderHearing,
   showBanner,
   syncParticipants,
@@ -146,6 +147,10 @@ function startSession(): void {
       },
       remoteTrack(pid, kind, track) {
         remoteTrack(pid, kind, track);
+      },
+      videoPaused(pid, paused) {
+        if (state.session !== s) return;
+        videoPaused(pid, paused);
       },
       participantLeft(pid) {
         remoteGone(pid);

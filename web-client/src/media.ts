@@ -37,13 +37,11 @@ export function cameraEncodings(temporalLayers: boolean): RTCRtpEncodingParamete
 }
 
 /**
- * Simulcast is opt-in for now (`?simulcast=1` in the join link): with webrtc 0.21 the
- * server loses some layers of a simulcast publisher after that publisher's connection
- * is renegotiated (see the SFU's src/sfu/simulcast.rs), so it stays off by default
- * until that is solved.
+ * Simulcast is on unless the join link says `?simulcast=0` (a diagnosis aid: the page
+ * then sends one encoding, as a browser without simulcast would).
  */
 export function simulcastEnabled(): boolean {
-  return typeof location !== 'undefined' && new URLSearchParams(location.search).get('simulcast') === '1';
+  return typeof location === 'undefined' || new URLSearchParams(location.search).get('simulcast') !== '0';
 }
 
 /** Whether this browser can send VP8 with three temporal layers (`L1T3`). */

@@ -343,6 +343,7 @@ export type ServerMessage =
     }
   | { type: 'hearing_status'; status: HearingStatus }
   | { type: 'unmute_requested'; by: string }
+  | { type: 'video_paused'; participant_id: string; paused: boolean }
   | { type: 'recording_alert'; message: string }
   | { type: 'device_waiting'; message: string }
   | {

@@ -51,6 +51,8 @@ export interface SessionEvents {
   unmuteRequested(by: string): void;
   /** A recording problem the presiding judge must know about. */
   recordingAlert(message: string): void;
+  /** The server paused (or resumed) a participant's video for this page's bandwidth. */
+  videoPaused(participantId: string, paused: boolean): void;
   /** This device opened a link in use elsewhere and waits for the court (no welcome yet). */
   deviceWaiting(): void;
   /** For the court: a participant's link was used on a second device. */
@@ -311,6 +313,9 @@ export class HearingSession {
         break;
       case 'recording_alert':
         this.opts.events.recordingAlert(msg.message);
+        break;
+      case 'video_paused':
+        this.opts.events.videoPaused(msg.participant_id, msg.paused);
         break;
       case 'device_waiting':
         // Stays open and quiet until the court decides: `welcome`, or a fatal error.

@@ -39,6 +39,8 @@ export interface ClientState {
   lastStatus: { status: SessionStatus; attempt?: number };
   /** The remote tracks by participant id (a track may come before its participant). */
   remoteTracks: Map<string, { audio: MediaStreamTrack | null; video: MediaStreamTrack | null }>;
+  /** Participants whose video the server paused for this page's bandwidth (`video_paused`). */
+  videoPaused: Set<string>;
   /** The error shown in the hearing's banner. */
   bannerError: ServerError | null;
   /** The connection is lost (reconnecting or given up): the banner offers a reconnect. */
@@ -83,6 +85,7 @@ export const state: ClientState = {
   firstRemoteFrameAt: null,
   lastStatus: { status: 'connecting' },
   remoteTracks: new Map(),
+  videoPaused: new Set(),
   bannerError: null,
   bannerLost: false,
   hearingStatus: null,
@@ -122,6 +125,7 @@ export function everyone(): ParticipantInfo[] {
 /** Forgets what belonged to the previous connection (before a new session starts). */
 export function resetConnection(): void {
   state.remoteTracks.clear();
+  state.videoPaused.clear();
   state.joinedAt = null;
   state.firstRemoteFrameAt = null;
   state.bannerError = null;

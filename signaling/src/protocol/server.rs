@@ -100,6 +100,10 @@ pub enum ServerMessage {
         /// `hearing_closed` or `link_revoked`.
         reason: String,
     },
+    /// The server stopped (`paused: true`) or resumed sending you a participant's
+    /// video because your connection cannot carry it (its bandwidth estimate is below
+    /// what the smallest layer needs after everyone's audio). Audio is never paused.
+    VideoPaused { participant_id: Uuid, paused: bool },
     /// The server's answer to the client's offer.
     Answer { sdp: String },
     /// A server-initiated offer (tracks added or removed); answer it with `answer`.
@@ -135,6 +139,7 @@ impl ServerMessage {
             ServerMessage::ParticipantJoined { .. } => "participant_joined",
             ServerMessage::ParticipantUpdated { .. } => "participant_updated",
             ServerMessage::ParticipantLeft { .. } => "participant_left",
+            ServerMessage::VideoPaused { .. } => "video_paused",
             ServerMessage::Answer { .. } => "answer",
             ServerMessage::Offer { .. } => "offer",
             ServerMessage::Candidate { .. } => "candidate",

@@ -489,6 +489,7 @@ export function syncParticipants(list: ParticipantInfo[]): void {
       const tracks = state.remoteTracks.get(p.id);
       if (tracks?.video) tile.setTrack('video', tracks.video);
       if (tracks?.audio) tile.setTrack('audio', tracks.audio);
+      tile.setPaused(state.videoPaused.has(p.id));
     }
   }
   for (const [id, tile] of view.tiles) {
@@ -514,9 +515,18 @@ export function remoteTrack(pid: string, kind: 'audio' | 'video', track: MediaSt
   view?.tiles.get(pid)?.setTrack(kind, track);
 }
 
+/** The server paused (or resumed) a participant's video for this page's bandwidth. */
+export function videoPaused(pid: string, paused: boolean): void {
+  if (paused) state.videoPaused.add(pid);
+  else state.videoPaused.delete(pid);
+  view?.tiles.get(pid)?.setPaused(paused);
+}
+
 /** A participant left: their tracks leave the tile. */
 export function remoteGone(pid: string): void {
   state.remoteTracks.delete(pid);
+  state.videoPaused.delete(pid);
+  view?.tiles.get(pid)?.setPaused(false);
   view?.tiles.get(pid)?.setTrack('audio', null);
   view?.tiles.get(pid)?.setTrack('video', null);
 }

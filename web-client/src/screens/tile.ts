@@ -1,7 +1,8 @@
 // One participant's tile on the hearing screen: video, audio, name, role, site, the
 // mic/camera state, the floor and "not connected" badges, and the away badge while a
 // private room separates the viewer from them (the video is hidden then, never a
-// frozen frame that looks live). A tile owns its elements and is updated in place
+// frozen frame that looks live), and the "weak network, video paused" badge while the
+// server pauses their video for this page's bandwidth (hidden the same way). A tile owns its elements and is updated in place
 // from a ParticipantInfo; screens/hearing.ts decides which tiles exist and in what order.
 import { elapsedMs, formatDuration, roomOf } from '../court';
 import { h, icon } from '../dom';
@@ -19,6 +20,8 @@ export interface TileView {
   setTrack(kind: 'audio' | 'video', track: MediaStreamTrack | null): void;
   /** Shows how well this page receives them (null: not graded yet). */
   setLink(g: Grade | null): void;
+  /** The server paused their video for this page's bandwidth: say so, hide the frame. */
+  setPaused(paused: boolean): void;
 }
 
 export function makeTile(p: ParticipantInfo, self: boolean): TileView {
@@ -45,10 +48,13 @@ export function makeTile(p: ParticipantInfo, self: boolean): TileView {
   const awayTime = h('span', { class: 'duration' });
   const away = h('div', { class: 'badge away', testid: self ? undefined : `away-${p.id}` }, awayLabel, awayTime);
   away.hidden = true;
+  // Their video paused by the server for this page's bandwidth (`video_paused`).
+  const paused = h('div', { class: 'badge paused', testid: self ? undefined : `paused-${p.id}` }, t('hearing.videoPaused'));
+  paused.hidden = true;
   const root = h(
     'article',
     { class: 'tile' + (self ? ' self' : ''), testid: `tile-${idPart}` },
-    h('div', { class: 'tile-media' }, initials, video, badge, floorBadge, away, audio),
+    h('div', { class: 'tile-media' }, initials, video, badge, floorBadge, away, paused, audio),
     h('div', { class: 'tile-caption' }, h('div', { class: 'tile-text' }, name, meta), h('div', { class: 'states' }, link, micIcon, camIcon)),
   );
   let hasVideo = false;
@@ -131,6 +137,11 @@ export function makeTile(p: ParticipantInfo, self: boolean): TileView {
       }
       link.title = parts.join(' · ');
       link.setAttribute('aria-label', link.title);
+    },
+    setPaused(on) {
+      paused.hidden = self || !on;
+      root.classList.toggle('video-paused', !self && on);
+      root.dataset.videoPaused = String(!self && on);
     },
     setTrack(kind, track) {
       const el = kind === 'video' ? video : audio;
