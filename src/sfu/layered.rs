@@ -220,6 +220,9 @@ pub struct SimulcastFanout {
     map: LayerMap,
     meter: LayerMeter,
     tap: LayerRewriter,
+    /// Layers that had packets in the last complete measuring window (bit `l`: layer
+    /// `l`); `None` until the first window completes.
+    arriving: Option<u8>,
     /// What the tap's rewriter adds to the timestamps of the layer it forwards, to
     /// translate that layer's sender reports: `(ssrc, delta)`; `None` while no tap is
     /// set (ssrc 0 until the tap forwarded its first packet).
@@ -234,12 +237,22 @@ impl SimulcastFanout {
             map: LayerMap::default(),
             meter: LayerMeter::new(meter_window),
             tap: LayerRewriter::new(config),
+            arriving: None,
             tap_clock: None,
         }
     }
 
+    /// The recorder keeps the best picture that arrives: the highest layer with packets
+    /// in the last measuring window (a publisher's browser turns its top layers off
+    /// when its own uplink is short, and the archive must not go dark then), else the
+    /// highest layer opened.
     fn tap_target(&self) -> Target {
-        match self.map.top() {
+        let arriving = self.arriving.and_then(|mask| {
+            (0..MAX_SPATIAL_LAYERS as u8)
+                .rev()
+                .find(|&l| mask & (1 << l) != 0 && self.map.ssrc_of(l).is_some())
+        });
+        match arriving.or(self.map.top()) {
             Some(top) => Target::Forward(LayerTarget {
                 spatial: top,
                 temporal: (MAX_TEMPORAL_LAYERS - 1) as u8,
@@ -274,6 +287,17 @@ impl SimulcastFanout {
         step.rates = self
             .meter
             .record(layer, parsed.temporal(), packet.payload.len(), now);
+        if let Some(rates) = &step.rates {
+            let mask = rates
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.iter().any(|&b| b > 0))
+                .fold(0u8, |m, (l, _)| m | (1 << l));
+            if self.arriving != Some(mask) {
+                self.arriving = Some(mask);
+                self.tap.set_target(self.tap_target());
+            }
+        }
         for leg in legs {
             if let Some(layer) = leg.offer_layered(&parsed) {
                 step.wanted |= 1 << layer;
@@ -506,6 +530,47 @@ mod tests {
         let step = fanout.packet(&later, Instant::now(), &legs, None);
         assert_eq!(step.wanted_keyframes().collect::<Vec<_>>(), vec![1]);
         assert!(sink.seqs().is_empty());
+    }
+
+    #[test]
+    fn the_tap_follows_the_top_layer_that_arrives() {
+        let mut fanout = SimulcastFanout::new(VIDEO, Format::Vp8, Duration::from_millis(500));
+        fanout.open(10, "q");
+        fanout.open(20, "h");
+        fanout.open(30, "f");
+        let keep = Arc::new(Keep::default());
+        let tap: Arc<dyn MediaTap> = keep.clone();
+        let t0 = Instant::now();
+        let at = |f: u16| t0 + Duration::from_millis(100 * u64::from(f));
+        // 10 frames of every layer (keyframes at frame 0): the tap records f.
+        for p in simulcast_frames(10) {
+            let f = p.header.timestamp as u16 / 3000;
+            fanout.packet(&p, at(f), &[], Some(&tap));
+        }
+        assert!(keep.ssrcs().iter().all(|&s| s == 30));
+        let before = keep.seqs().len();
+        // Then the publisher's browser stops sending f; h goes on, with a keyframe
+        // (the one the tap asks for) at frame 20.
+        let mut wanted = 0u8;
+        for f in 10..30u16 {
+            for i in 0..3u16 {
+                let key = f == 20 && i == 0;
+                let mut p = vp8_packet(20, 30_000 + f * 3 + i, u32::from(f) * 3000, f, key);
+                if i > 0 {
+                    p.payload = payload(false, f, 3, 0, false, false).into();
+                }
+                wanted |= fanout.packet(&p, at(f), &[], Some(&tap)).wanted;
+            }
+        }
+        assert_ne!(wanted & (1 << 1), 0, "the tap asked for h's keyframe");
+        let got = keep.ssrcs();
+        assert!(got.len() > before, "the archive goes on with h");
+        assert!(got[before..].iter().all(|&s| s == 20));
+        // Continuous numbers across the switch: one stream for the recorder.
+        let seqs = keep.seqs();
+        for w in seqs.windows(2) {
+            assert_eq!(w[1], w[0].wrapping_add(1), "{seqs:?}");
+        }
     }
 
     #[test]
