@@ -8,6 +8,13 @@ bench:
 bench-quick:
 	RUNS=1 WINDOW=5 OBSERVERS=10 HEARING_OBSERVERS=5 CONFERENCE=3 PROFILE=0 MICRO=0 scripts/bench.sh
 
+# `make netbench`: impaired-link scenarios (loss, a 600 kbit/s downlink, a 5 s cut),
+# OpenHearing beside a direct browser call over the same link (needs root; see
+# bench/netbench.sh and BENCHMARKS.md "Impaired links").
+.PHONY: netbench
+netbench:
+	bench/netbench.sh
+
 # `make fuzz`: every fuzz target for FUZZ_RUNS executions (default 10 M each), on
 # the stable toolchain (cargo-fuzz + libFuzzer; see FUZZING.md). `make fuzz
 # FUZZ_TARGETS="sdp_offer rtcp"` runs only those.

@@ -11,7 +11,7 @@
 /** Cumulative inbound counters of one remote participant. */
 export interface InboundCounters {
   audio: { packetsReceived: number; packetsLost: number; totalSamplesReceived: number; concealedSamples: number; bytesReceived: number };
-  video: { packetsReceived: number; packetsLost: number; framesDecoded: number; freezeSeconds: number; bytesReceived: number;
+  video: { packetsReceived: number; packetsLost: number; framesDecoded: number; freezeSeconds: number; freezeCount: number; bytesReceived: number;
     /** The width of the frames decoded last (0 before the first). */
     frameWidth: number };
 }
@@ -34,7 +34,7 @@ export interface Grade {
 export function emptyCounters(): InboundCounters {
   return {
     audio: { packetsReceived: 0, packetsLost: 0, totalSamplesReceived: 0, concealedSamples: 0, bytesReceived: 0 },
-    video: { packetsReceived: 0, packetsLost: 0, framesDecoded: 0, freezeSeconds: 0, bytesReceived: 0, frameWidth: 0 },
+    video: { packetsReceived: 0, packetsLost: 0, framesDecoded: 0, freezeSeconds: 0, freezeCount: 0, bytesReceived: 0, frameWidth: 0 },
   };
 }
 
@@ -66,6 +66,7 @@ export async function sampleInbound(pc: RTCPeerConnection, selfId: string | null
         c.video.packetsLost += Math.max(0, n('packetsLost'));
         c.video.framesDecoded += n('framesDecoded');
         c.video.freezeSeconds += n('totalFreezesDuration');
+        c.video.freezeCount += n('freezeCount');
         c.video.bytesReceived += n('bytesReceived');
         c.video.frameWidth = Math.max(c.video.frameWidth, n('frameWidth'));
       }
