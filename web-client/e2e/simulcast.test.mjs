@@ -5,6 +5,8 @@
 // and audio keep flowing. Asserts layers and growth, never timings.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ARTIFACTS, MEDIA_TIMEOUT_MS, createHearing, openAndJoin, sleep, startHarness } from './harness.mjs';
 
@@ -91,8 +93,6 @@ async function waitForLayer(judge, defendant, what, ok) {
   }
 }
 
-// Both tests are `todo` (they run and report, and do not fail the suite) until the
-// causes below are fixed; see the simulcast branch's report.
 test('no cap: the defendant decodes the judge at the top layer', {
   timeout: 180_000,
 }, async () => {
@@ -111,13 +111,11 @@ test('no cap: the defendant decodes the judge at the top layer', {
   h = null;
 });
 
-// Two known causes: webrtc 0.21 stops delivering some simulcast
-// layers of a publisher after that publisher's connection is renegotiated (their rid
-// is not re-learnt), and Chromium's fake camera is so cheap to encode that the full
-// layer at the base frame rate fits 300 kbit/s, which the allocator may rightly pick.
+// `todo`: Chromium's fake camera is so cheap to encode that the full layer at the base
+// frame rate can fit 300 kbit/s, which the allocator may rightly pick.
 test('300 kbit/s cap: the defendant decodes the judge at a lower layer, video and audio flowing', {
   timeout: 180_000,
-  todo: 'webrtc 0.21 loses simulcast layers after renegotiation; fake-camera layers are too cheap for the cap',
+  todo: 'fake-camera layers are so cheap that the full layer can fit 300 kbit/s, which the allocator may rightly pick',
 }, async () => {
   const { judge, defendant } = await courtroom('simulcast-capped', 'max_subscriber_kbps = 300');
   const half = (top) => Math.floor(top / 2);
@@ -155,6 +153,48 @@ test('a cap below the smallest layer: the video is paused, the tile says so, aud
     const diag = JSON.stringify({ prev, now });
     assert.ok(now.audio.totalSamplesReceived > prev.audio.totalSamplesReceived, `the judge's audio stopped while the video is paused: ${diag}`);
     prev = now;
+  }
+  await h.stop();
+  h = null;
+});
+
+/** The judge's recorded video segments (`<recordings>/<hearing>/<participant>/…video…webm`). */
+function recordedVideo(participantId) {
+  const root = join(h.tmp, 'data', 'recordings');
+  const out = [];
+  for (const hearing of existsSync(root) ? readdirSync(root) : []) {
+    const dir = join(root, hearing, participantId);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) continue;
+    for (const f of readdirSync(dir).sort()) if (f.includes('video') && f.endsWith('.webm')) out.push(join(dir, f));
+  }
+  return out;
+}
+
+function probe(file) {
+  try {
+    const out = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,width', '-of', 'json', file], { timeout: 10_000 });
+    return JSON.parse(out.toString()).streams?.[0] ?? null;
+  } catch {
+    return null; // still being written
+  }
+}
+
+// The archive keeps the best layer that arrives, as the publisher sent it: VP8 at the
+// width of the judge's widest encoded layer, not transcoded, not the subscriber's choice.
+test('a simulcast publisher is recorded at its top layer, without transcoding', { timeout: 180_000 }, async () => {
+  const { judge, defendant } = await courtroom('simulcast-rec', 'max_subscriber_kbps = 300');
+  await judge.page.locator(tid('state-start')).click({ timeout: UI_TIMEOUT_MS });
+  await waitForLayer(judge, defendant, 'any layer', (width) => width > 0);
+  const deadline = Date.now() + MEDIA_TIMEOUT_MS + 30_000;
+  let seen = [];
+  for (;;) {
+    await sleep(2000);
+    const top = (await sentLayers(judge)).top;
+    seen = recordedVideo(judge.id).map((f) => ({ file: f.split('/').pop(), top, stream: probe(f) }));
+    // A closed segment of the top layer: the recorder got what the judge sends best,
+    // while the capped defendant gets less.
+    if (top > 0 && seen.some((s) => s.stream?.codec_name === 'vp8' && s.stream.width === top)) break;
+    if (Date.now() > deadline) assert.fail(`no recorded segment of the judge at the top layer: ${JSON.stringify(seen)}`);
   }
   await h.stop();
   h = null;
