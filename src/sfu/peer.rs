@@ -259,6 +259,8 @@ async fn close_if_never_connected(
 impl Peer {
     /// A peer over `pc`; a connection that never completes is closed after
     /// `connect_timeout` and reported closed on `events`.
+    // Called once, from `Sfu::create_peer`, with what it built for the connection.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         id: PeerId,
         pc: Arc<dyn PeerConnection>,
