@@ -195,6 +195,7 @@ impl PublishedTrack {
     /// Returns when the remote track ended (publisher left or renegotiated it away).
     pub(crate) async fn run_reader(self: Arc<Self>) {
         let mut meter = LayerMeter::new(METER_WINDOW);
+        let mut red_seen = false;
         let mut simulcast = self.first_rid.clone().map(|rid| {
             let format = Format::of_mime(&self.codec.mime_type);
             let mut fanout = SimulcastFanout::new(self.rewriter_config(), format, METER_WINDOW);
@@ -230,6 +231,10 @@ impl PublishedTrack {
                     }
                     let red = self.kind == MediaKind::Audio
                         && formats.red == Some(packet.header.payload_type);
+                    if red && !red_seen {
+                        red_seen = true;
+                        tracing::info!(track = %self.id, payload_type = packet.header.payload_type, "audio arrives as RED");
+                    }
                     let tapped = if red {
                         // Malformed RED: nothing for plain legs and the tap.
                         let plain = super::red::primary(&packet).ok();
