@@ -27,6 +27,11 @@
 //!   path exactly: every packet to every leg, renumbered by nothing.
 //! * Each track measures the bitrate of each of its layers (audio and plain video as
 //!   layer 0) for the allocators; the reader publishes it into atomics twice a second.
+//! * Repair formats: a publisher's RTX reaches the reader already unwrapped into media
+//!   ([`super::rtx`]); a packet still carrying an RTX payload type is dropped, never
+//!   forwarded as media. A **RED** audio packet ([`super::red`]) goes as it is to legs
+//!   that accepted RED and as its primary Opus block to the others and to the tap, so
+//!   the recorder only ever sees plain Opus.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -45,6 +50,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::layered::{Format, LayeredLeg, Parsed, SimulcastFanout};
 use super::layers::{Priority, RewriterConfig, Target, MAX_SPATIAL_LAYERS};
+use super::sdp::RepairFormats;
 use super::simulcast::{LayerMeter, LayerRates, MAX_TEMPORAL_LAYERS};
 use super::MediaKind;
 
@@ -95,6 +101,8 @@ pub struct PublishedTrack {
     tap: ArcSwap<Option<Arc<dyn MediaTap>>>,
     /// One throttle per spatial layer (a plain track uses the first).
     keyframes: [KeyframeRequester; MAX_SPATIAL_LAYERS],
+    /// The publisher connection's negotiated RTX and RED payload types.
+    formats: Arc<ArcSwap<RepairFormats>>,
     ended: AtomicBool,
 }
 
@@ -109,6 +117,9 @@ impl std::fmt::Debug for PublishedTrack {
 }
 
 impl PublishedTrack {
+    // One argument per thing the publisher's connection knows of the track; a struct
+    // for them would only be unpacked here.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: String,
         publisher: PeerId,
@@ -117,6 +128,7 @@ impl PublishedTrack {
         opened: Opened,
         remote: Arc<dyn TrackRemote>,
         pli_throttle: Duration,
+        formats: Arc<ArcSwap<RepairFormats>>,
     ) -> Arc<Self> {
         let Opened { ssrc, rid } = opened;
         Arc::new(PublishedTrack {
@@ -133,6 +145,7 @@ impl PublishedTrack {
             downstreams: ArcSwap::from_pointee(Vec::new()),
             tap: ArcSwap::from_pointee(None),
             keyframes: std::array::from_fn(|_| KeyframeRequester::new(pli_throttle)),
+            formats,
             ended: AtomicBool::new(false),
         })
     }
@@ -182,6 +195,7 @@ impl PublishedTrack {
     /// Returns when the remote track ended (publisher left or renegotiated it away).
     pub(crate) async fn run_reader(self: Arc<Self>) {
         let mut meter = LayerMeter::new(METER_WINDOW);
+        let mut red_seen = false;
         let mut simulcast = self.first_rid.clone().map(|rid| {
             let format = Format::of_mime(&self.codec.mime_type);
             let mut fanout = SimulcastFanout::new(self.rewriter_config(), format, METER_WINDOW);
@@ -193,6 +207,12 @@ impl PublishedTrack {
                 TrackRemoteEvent::OnRtpPacket(mut packet) => {
                     strip_extensions(&mut packet);
                     let now = Instant::now();
+                    let formats = self.formats.load();
+                    if self.kind == MediaKind::Video && formats.is_rtx(packet.header.payload_type) {
+                        // A repair rtx.rs could not attribute: not media.
+                        tracing::trace!(track = %self.id, ssrc = packet.header.ssrc, "raw RTX packet dropped");
+                        continue;
+                    }
                     if let Some(fanout) = simulcast.as_mut() {
                         let tap = self.tap.load();
                         let legs = self.downstreams.load();
@@ -209,8 +229,22 @@ impl PublishedTrack {
                     if let Some(rates) = meter.record(0, 0, packet.payload.len(), now) {
                         self.publish_rates(&rates);
                     }
-                    forward(&self.downstreams.load(), &packet);
-                    if let Some(tap) = self.tap.load().as_ref() {
+                    let red = self.kind == MediaKind::Audio
+                        && formats.red == Some(packet.header.payload_type);
+                    if red && !red_seen {
+                        red_seen = true;
+                        tracing::info!(track = %self.id, payload_type = packet.header.payload_type, "audio arrives as RED");
+                    }
+                    let tapped = if red {
+                        // Malformed RED: nothing for plain legs and the tap.
+                        let plain = super::red::primary(&packet).ok();
+                        forward_red(&self.downstreams.load(), &packet, plain.as_ref());
+                        plain
+                    } else {
+                        forward(&self.downstreams.load(), &packet);
+                        Some(packet)
+                    };
+                    if let (Some(tap), Some(packet)) = (self.tap.load().as_ref(), tapped) {
                         tap.rtp(&packet, std::time::SystemTime::now());
                     }
                 }
@@ -407,6 +441,14 @@ pub fn forward(legs: &[Arc<Downstream>], packet: &rtp::Packet) {
     }
 }
 
+/// Hands a RED audio packet to every leg: as it is to those that accepted RED, as
+/// `plain` (its primary block; `None` when the RED payload is malformed) to the rest.
+pub fn forward_red(legs: &[Arc<Downstream>], packet: &rtp::Packet, plain: Option<&rtp::Packet>) {
+    for leg in legs {
+        leg.offer_red(packet, plain);
+    }
+}
+
 /// Removes RTP header extensions before the fan-out: their ids are negotiated per
 /// connection, and webrtc drops a packet carrying an id its leg did not negotiate.
 /// Public for the micro-benchmarks.
@@ -466,6 +508,8 @@ pub struct Downstream {
     sink: Arc<dyn LegSink>,
     ssrc: u32,
     payload_type: u8,
+    /// The subscriber's RED payload type, when this audio leg accepted RED.
+    red_payload_type: Option<u8>,
     dropped: AtomicU64,
     closed: AtomicBool,
     /// The layer selection of a simulcast track's leg; `None` for a plain track.
@@ -478,6 +522,7 @@ impl std::fmt::Debug for Downstream {
             .field("subscriber", &self.subscriber)
             .field("ssrc", &self.ssrc)
             .field("payload_type", &self.payload_type)
+            .field("red_payload_type", &self.red_payload_type)
             .field("layered", &self.layers.is_some())
             .finish()
     }
@@ -492,7 +537,19 @@ impl Downstream {
         ssrc: u32,
         payload_type: u8,
     ) -> Arc<Downstream> {
-        Self::with_layers(subscriber, sink, ssrc, payload_type, None)
+        Self::with_layers(subscriber, sink, ssrc, payload_type, None, None)
+    }
+
+    /// An audio leg: like [`Downstream::start`] (`payload_type` is the subscriber's
+    /// Opus); `red_payload_type` is its RED, when it accepted RED.
+    pub fn start_audio(
+        subscriber: PeerId,
+        sink: Arc<dyn LegSink>,
+        ssrc: u32,
+        payload_type: u8,
+        red_payload_type: Option<u8>,
+    ) -> Arc<Downstream> {
+        Self::with_layers(subscriber, sink, ssrc, payload_type, red_payload_type, None)
     }
 
     /// The leg of a simulcast track: like [`Downstream::start`], but every packet goes
@@ -506,7 +563,7 @@ impl Downstream {
         config: RewriterConfig,
     ) -> Arc<Downstream> {
         let layers = Some(LayeredLeg::new(config));
-        Self::with_layers(subscriber, sink, ssrc, payload_type, layers)
+        Self::with_layers(subscriber, sink, ssrc, payload_type, None, layers)
     }
 
     fn with_layers(
@@ -514,6 +571,7 @@ impl Downstream {
         sink: Arc<dyn LegSink>,
         ssrc: u32,
         payload_type: u8,
+        red_payload_type: Option<u8>,
         layers: Option<LayeredLeg>,
     ) -> Arc<Downstream> {
         crate::metrics::media().legs.increment(1.0);
@@ -522,6 +580,7 @@ impl Downstream {
             sink,
             ssrc,
             payload_type,
+            red_payload_type,
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             layers,
@@ -564,7 +623,29 @@ impl Downstream {
         if self.closed.load(Ordering::Relaxed) {
             return;
         }
-        self.write(packet.clone());
+        self.write(packet.clone(), self.payload_type);
+    }
+
+    /// A RED packet: as RED (its blocks renumbered to this subscriber's Opus) if the
+    /// leg accepted RED, else its primary block `plain`, else nothing.
+    fn offer_red(&self, packet: &rtp::Packet, plain: Option<&rtp::Packet>) {
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        match (self.red_payload_type, plain) {
+            (Some(red), Some(_)) => {
+                let Ok(payload) =
+                    super::red::with_block_payload_type(&packet.payload, self.payload_type)
+                else {
+                    return;
+                };
+                let mut packet = packet.clone();
+                packet.payload = payload;
+                self.write(packet, red);
+            }
+            (None, Some(plain)) => self.write(plain.clone(), self.payload_type),
+            (_, None) => {}
+        }
     }
 
     /// Offers a simulcast packet to the leg's rewriter and sends what it says;
@@ -579,14 +660,14 @@ impl Downstream {
             tracing::debug!(subscriber = %self.subscriber, ssrc = self.ssrc, layer, "leg switched layer");
         }
         if let Some(packet) = out.packet {
-            self.write(packet);
+            self.write(packet, self.payload_type);
         }
         out.wants_keyframe
     }
 
-    fn write(&self, mut packet: rtp::Packet) {
+    fn write(&self, mut packet: rtp::Packet, payload_type: u8) {
         packet.header.ssrc = self.ssrc;
-        packet.header.payload_type = self.payload_type;
+        packet.header.payload_type = payload_type;
         let bytes = packet.payload.len() as u64;
         let counters = crate::metrics::media();
         match self.sink.try_write(packet) {
@@ -817,6 +898,71 @@ mod tests {
         // One write saw the closed connection; after it the leg stops trying.
         assert_eq!(sink.calls.load(Ordering::Relaxed), 2);
         assert_eq!(leg.dropped(), 0);
+    }
+
+    /// A RED payload: one redundant block, then the primary (both Opus 111).
+    fn red_packet(seq: u16) -> rtp::Packet {
+        let mut p = packet(seq);
+        p.header.payload_type = 63;
+        p.payload = bytes::Bytes::from_static(&[
+            0x80 | 111,
+            0x0f,
+            0x00,
+            4,
+            111,
+            b'p',
+            b'r',
+            b'e',
+            b'v',
+            b'n',
+            b'o',
+            b'w',
+        ]);
+        p
+    }
+
+    #[test]
+    fn red_goes_as_red_to_red_legs_and_as_opus_to_the_others() {
+        let (red, plain) = (TestSink::new(10), TestSink::new(10));
+        let legs = vec![
+            Downstream::start_audio(Uuid::new_v4(), red.clone(), 0xAAAA, 109, Some(120)),
+            Downstream::start_audio(Uuid::new_v4(), plain.clone(), 0xBBBB, 111, None),
+        ];
+        let p = red_packet(5);
+        let primary = super::super::red::primary(&p).expect("well-formed");
+        forward_red(&legs, &p, Some(&primary));
+        let red = red.got.lock().expect("lock");
+        let plain = plain.got.lock().expect("lock");
+        assert_eq!(
+            (red[0].header.ssrc, red[0].header.payload_type),
+            (0xAAAA, 120)
+        );
+        // The blocks name this subscriber's Opus number.
+        let blocks = super::super::red::parse(&red[0].payload).expect("still RED");
+        assert!(blocks.iter().all(|b| b.payload_type == 109));
+        assert_eq!(&blocks[1].data[..], b"now");
+        assert_eq!(
+            (plain[0].header.ssrc, plain[0].header.payload_type),
+            (0xBBBB, 111)
+        );
+        assert_eq!(&plain[0].payload[..], b"now");
+        assert_eq!(plain[0].header.sequence_number, 5);
+    }
+
+    #[test]
+    fn malformed_red_reaches_nobody() {
+        let (red, plain) = (TestSink::new(10), TestSink::new(10));
+        let legs = vec![
+            Downstream::start_audio(Uuid::new_v4(), red.clone(), 1, 111, Some(63)),
+            Downstream::start_audio(Uuid::new_v4(), plain.clone(), 2, 111, None),
+        ];
+        let mut p = red_packet(1);
+        p.payload = bytes::Bytes::from_static(&[0x80 | 111, 0x0f]);
+        let primary = super::super::red::primary(&p).ok();
+        assert!(primary.is_none());
+        forward_red(&legs, &p, primary.as_ref());
+        assert!(red.got.lock().expect("lock").is_empty());
+        assert!(plain.got.lock().expect("lock").is_empty());
     }
 
     #[test]

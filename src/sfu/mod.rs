@@ -20,12 +20,28 @@
 //! * [`rid_ack`]: withholds reception reports about simulcast layers so browsers keep
 //!   labelling them with their rid (rtc 0.21 forgets a layer's SSRC on renegotiation).
 //! * [`rtcp`]: the interceptor that surfaces subscribers' keyframe requests.
-//! * [`sdp`]: the SDP inspection done before webrtc sees an offer.
+//! * [`rtx`]: publishers' retransmissions unwrapped into media before the NACK
+//!   generator and the fan-out see them.
+//! * [`red`]: RED audio read safely, its primary block for who did not accept RED.
+//! * [`sdp`]: the SDP inspection done before webrtc sees an offer, and the repair
+//!   formats a negotiation settled on.
 //!
-//! Codecs: Opus for audio; VP8 preferred and H.264 (constrained baseline,
-//! packetization-mode 1) negotiable for video. RTX is deliberately not offered, so
-//! retransmissions travel on the media SSRC and forwarding never has to tell repair
-//! packets from media.
+//! Codecs: Opus for audio (in-band FEC on, `useinbandfec=1`), with RED (RFC 2198,
+//! `red/48000/2`) where the browser offers it; VP8 preferred and H.264 (constrained
+//! baseline, packetization-mode 1) negotiable for video, each with RTX (RFC 4588,
+//! `video/rtx` with `apt=`). Loss repair in both directions:
+//! * *Subscriber side*: webrtc's NACK responder answers a subscriber's NACK from what
+//!   this connection sent, on the leg's RTX SSRC and payload type (each leg's own,
+//!   named in [`Peer::add_leg`] and negotiated with that subscriber).
+//! * *Publisher side*: the SFU NACKs the publisher for what did not arrive; its RTX
+//!   packets are unwrapped back into the media stream ([`rtx`]) before the fan-out, so
+//!   a late repair is forwarded like any late packet and a raw RTX packet never is.
+//! * *Audio*: RED is forwarded as it is to subscribers that accepted it; the others
+//!   and the recorder get plain Opus (the primary block). Opus FEC needs nothing from
+//!   the SFU: it is inside the Opus payload.
+//! * Keyframe requests to a publisher are throttled per track and per simulcast layer
+//!   (each layer has its own SSRC), whoever asks: subscribers, layer switches, the
+//!   recorder.
 
 pub mod budget;
 pub mod forward;
@@ -34,8 +50,10 @@ pub mod layers;
 pub mod pacer;
 pub mod peer;
 pub mod ports;
+pub mod red;
 pub mod rid_ack;
 pub mod rtcp;
+pub mod rtx;
 pub mod sdp;
 pub mod simulcast;
 
@@ -44,10 +62,16 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use arc_swap::ArcSwap;
+use rtc::interceptor::{
+    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, Registry, Slot,
+    TwccSenderBuilder,
+};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -220,15 +244,9 @@ impl Sfu {
         let mut media =
             media_engine().map_err(|e| SfuError::WebRtc(format!("media engine: {e}")))?;
         let budget = budget::Budget::new(self.settings.max_subscriber_bps, Some(events.clone()));
-        let registry = register_default_interceptors(Registry::new(), &mut media)
-            .map_err(|e| SfuError::WebRtc(format!("interceptors: {e}")))?
-            // Last in the chain: see rtcp.rs.
-            .with(Slot::from(14_000), rtcp::KeyframeRequestTap::default())
-            // Simulcast layers stay labelled with their rid: see rid_ack.rs.
-            .with(
-                rid_ack::WithholdRidAcks::slot(),
-                rid_ack::WithholdRidAcks::default(),
-            );
+        let formats = Arc::new(ArcSwap::from_pointee(sdp::RepairFormats::default()));
+        let registry = interceptors(&mut media, formats.clone())
+            .map_err(|e| SfuError::WebRtc(format!("interceptors: {e}")))?;
         // Send-side bandwidth estimation from the subscriber's transport-cc feedback
         // (its header extension and feedback are registered above), and video paced at
         // a multiple of it with audio never held: see budget.rs and pacer.rs.
@@ -267,6 +285,7 @@ impl Sfu {
             state_tx,
             pli_throttle: self.settings.pli_throttle,
             track_seq: self.track_seq.clone(),
+            formats: formats.clone(),
         });
         let mut builder = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
@@ -292,8 +311,34 @@ impl Sfu {
             peer::CONNECT_TIMEOUT,
             events,
             budget,
+            formats,
         ))
     }
+}
+
+/// webrtc's default interceptors (NACK, reports, TWCC receiver, simulcast header
+/// extensions), except that the NACK generator is fed repaired media (`rtx.rs`), and
+/// the keyframe-request tap last in the chain (`rtcp.rs`).
+fn interceptors(
+    media: &mut MediaEngine,
+    formats: Arc<ArcSwap<sdp::RepairFormats>>,
+) -> Result<Registry, webrtc::error::Error> {
+    // What `register_default_interceptors` does, with our generator; the NACK
+    // feedback it would register is in the codecs already (`media_engine`).
+    let generator = rtx::RepairingNackGenerator::new(NackGeneratorBuilder::new().build(), formats);
+    let registry = Registry::new()
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(Slot::NackGenerator, generator);
+    configure_simulcast_extension_headers(media)?;
+    let registry = configure_twcc_receiver_only(registry, media)?;
+    Ok(configure_rtcp_reports(registry)
+        // Last in the chain: see rtcp.rs.
+        .with(Slot::from(14_000), rtcp::KeyframeRequestTap::default())
+        // Simulcast layers stay labelled with their rid: see rid_ack.rs.
+        .with(
+            rid_ack::WithholdRidAcks::slot(),
+            rid_ack::WithholdRidAcks::default(),
+        ))
 }
 
 /// The only audio codec the SFU negotiates, so every published audio track is this.
@@ -307,13 +352,39 @@ pub(crate) fn audio_codec() -> RTCRtpCodec {
     }
 }
 
-/// The codecs the SFU negotiates. No RTX (see the module docs).
+/// The payload types the SFU numbers its own offers with (an answer takes the
+/// offer's). Chrome's numbers, so a subscriber that is also a publisher sees one
+/// numbering.
+const OPUS_PT: u8 = 111;
+const RED_PT: u8 = 63;
+const VP8_PT: u8 = 96;
+const VP8_RTX_PT: u8 = 97;
+const H264_PT: u8 = 102;
+const H264_RTX_PT: u8 = 103;
+
+/// RED carrying Opus, with the primary's payload type in its fmtp (RFC 2198 §5).
+pub(crate) const MIME_TYPE_RED: &str = "audio/red";
+
+/// The codecs the SFU negotiates (see the module docs).
 fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
     let mut media = MediaEngine::default();
     media.register_codec(
         RTCRtpCodecParameters {
             rtp_codec: audio_codec(),
-            payload_type: 111,
+            payload_type: OPUS_PT,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RED.to_owned(),
+                clock_rate: 48000,
+                channels: 2,
+                sdp_fmtp_line: format!("{OPUS_PT}/{OPUS_PT}"),
+                rtcp_feedback: vec![],
+            },
+            payload_type: RED_PT,
         },
         RtpCodecKind::Audio,
     )?;
@@ -342,7 +413,7 @@ fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
                 sdp_fmtp_line: String::new(),
                 rtcp_feedback: feedback(),
             },
-            payload_type: 96,
+            payload_type: VP8_PT,
         },
         RtpCodecKind::Video,
     )?;
@@ -357,10 +428,25 @@ fn media_engine() -> Result<MediaEngine, webrtc::error::Error> {
                         .to_owned(),
                 rtcp_feedback: feedback(),
             },
-            payload_type: 102,
+            payload_type: H264_PT,
         },
         RtpCodecKind::Video,
     )?;
+    for (payload_type, apt) in [(VP8_RTX_PT, VP8_PT), (H264_RTX_PT, H264_PT)] {
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_RTX.to_owned(),
+                    clock_rate: 90000,
+                    channels: 0,
+                    sdp_fmtp_line: format!("apt={apt}"),
+                    rtcp_feedback: vec![],
+                },
+                payload_type,
+            },
+            RtpCodecKind::Video,
+        )?;
+    }
     Ok(media)
 }
 

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
+    RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::{mpsc, watch};
@@ -24,6 +26,7 @@ use webrtc::rtp_transceiver::RtpSender;
 use super::budget::Budget;
 use super::forward::{relay_keyframe_requests, Downstream, Opened, PeerId, PublishedTrack};
 use super::ports::PortLease;
+use super::sdp::RepairFormats;
 use super::{Candidate, LinkState, MediaKind, SfuError};
 
 /// What a peer reports to its owner.
@@ -64,6 +67,9 @@ pub struct Peer {
     state: watch::Receiver<LinkState>,
     /// What this connection is sent of each simulcast track it receives.
     budget: Arc<Budget>,
+    /// The RTX and RED payload types its last answer settled on (read by the NACK
+    /// generator and this peer's published tracks).
+    formats: Arc<ArcSwap<RepairFormats>>,
     _ports: PortLease,
 }
 
@@ -79,6 +85,7 @@ pub(super) struct Handler {
     pub state_tx: watch::Sender<LinkState>,
     pub pli_throttle: Duration,
     pub track_seq: Arc<AtomicU64>,
+    pub formats: Arc<ArcSwap<RepairFormats>>,
 }
 
 #[async_trait::async_trait]
@@ -107,6 +114,7 @@ impl PeerConnectionEventHandler for Handler {
         let peer = self.peer;
         let events = self.events.clone();
         let throttle = self.pli_throttle;
+        let formats = self.formats.clone();
         let n = self.track_seq.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             // The track opens with its first RTP packet, which tells us the SSRC and so
@@ -142,6 +150,7 @@ impl PeerConnectionEventHandler for Handler {
                 },
                 track,
                 throttle,
+                formats,
             );
             tracing::info!(%peer, track = %id, codec = %published.codec.mime_type, simulcast = published.is_simulcast(), "track published");
             let _ = events.send(PeerEvent::TrackPublished(published.clone()));
@@ -159,10 +168,20 @@ impl PeerConnectionEventHandler for Handler {
 /// Audio can only be the one audio codec the SFU negotiates; under load the lookup
 /// was seen to fail for over a second, which lost a prosecutor's audio for a whole
 /// hearing in a test run.
+///
+/// An audio track whose first packet was RED is still an Opus track (RED only wraps
+/// it: see forward.rs).
 async fn resolve_codec(track: &dyn TrackRemote, kind: MediaKind, ssrc: u32) -> Option<RTCRtpCodec> {
+    let unwrapped = |c: RTCRtpCodec| {
+        if c.mime_type.eq_ignore_ascii_case(super::MIME_TYPE_RED) {
+            super::audio_codec()
+        } else {
+            c
+        }
+    };
     for _ in 0..50 {
         if let Some(c) = track.codec(ssrc).await {
-            return Some(c);
+            return Some(unwrapped(c));
         }
         if let Some(c) = track
             .codings()
@@ -171,7 +190,7 @@ async fn resolve_codec(track: &dyn TrackRemote, kind: MediaKind, ssrc: u32) -> O
             .map(|e| e.codec)
             .find(|c| !c.mime_type.is_empty())
         {
-            return Some(c);
+            return Some(unwrapped(c));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -243,6 +262,8 @@ async fn close_if_never_connected(
 impl Peer {
     /// A peer over `pc`; a connection that never completes is closed after
     /// `connect_timeout` and reported closed on `events`.
+    // Called once, from `Sfu::create_peer`, with what it built for the connection.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         id: PeerId,
         pc: Arc<dyn PeerConnection>,
@@ -251,6 +272,7 @@ impl Peer {
         connect_timeout: Duration,
         events: mpsc::UnboundedSender<PeerEvent>,
         budget: Arc<Budget>,
+        formats: Arc<ArcSwap<RepairFormats>>,
     ) -> Self {
         tokio::spawn(close_if_never_connected(
             id,
@@ -264,7 +286,17 @@ impl Peer {
             pc,
             state,
             budget,
+            formats,
             _ports: ports,
+        }
+    }
+
+    /// Records the repair formats an answer settled on. An answer webrtc accepted
+    /// parses; should it not, the formats stay as they were.
+    fn learn_formats(&self, answer: &str) {
+        match RepairFormats::of_answer(answer) {
+            Ok(formats) => self.formats.store(Arc::new(formats)),
+            Err(e) => tracing::debug!(peer = %self.id, "repair formats not read: {e}"),
         }
     }
 
@@ -294,7 +326,9 @@ impl Peer {
             .set_local_description(answer)
             .await
             .map_err(|e| SfuError::WebRtc(format!("set local answer: {e}")))?;
-        self.local_sdp().await
+        let sdp = self.local_sdp().await?;
+        self.learn_formats(&sdp);
+        Ok(sdp)
     }
 
     /// Creates a server offer (after tracks were added or removed).
@@ -313,12 +347,14 @@ impl Peer {
 
     /// Applies the client's answer to our offer.
     pub async fn apply_answer(&self, sdp: String) -> Result<(), SfuError> {
-        let answer =
-            RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let answer = RTCSessionDescription::answer(sdp.clone())
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         self.pc
             .set_remote_description(answer)
             .await
-            .map_err(|e| SfuError::InvalidSdp(e.to_string()))
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        self.learn_formats(&sdp);
+        Ok(())
     }
 
     async fn local_sdp(&self) -> Result<String, SfuError> {
@@ -357,6 +393,14 @@ impl Peer {
     /// only after [`Peer::activate`], once the negotiation carrying it completed.
     pub async fn add_leg(&self, source: Arc<PublishedTrack>) -> Result<PendingLeg, SfuError> {
         let ssrc = rand::random::<u32>() | 1;
+        // A video leg's retransmissions go on an RTX SSRC of its own. Named here
+        // because webrtc 0.21 binds the NACK responder from the track's codings while
+        // the SDP announces the sender's encodings: an RTX SSRC only webrtc minted
+        // would be announced but never used (repairs would go on the media SSRC). If
+        // the subscriber does not accept RTX, the responder repeats on the media SSRC.
+        let rtx = (source.kind == MediaKind::Video).then(|| RTCRtpRtxParameters {
+            ssrc: rand::random::<u32>() & !1,
+        });
         let kind = match source.kind {
             MediaKind::Audio => RtpCodecKind::Audio,
             MediaKind::Video => RtpCodecKind::Video,
@@ -371,6 +415,7 @@ impl Peer {
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
+                    rtx,
                     ..Default::default()
                 },
                 codec: source.codec.clone(),
@@ -417,23 +462,27 @@ impl Peer {
             .get_parameters()
             .await
             .map_err(|e| SfuError::WebRtc(format!("sender parameters: {e}")))?;
-        let mime = leg.source.codec.mime_type.to_ascii_lowercase();
-        let pt = params
-            .rtp_parameters
-            .codecs
-            .iter()
-            .find(|c| c.rtp_codec.mime_type.to_ascii_lowercase() == mime)
-            .map(|c| c.payload_type)
-            .ok_or_else(|| {
-                SfuError::CodecRejected(format!(
-                    "the subscriber did not accept {}",
-                    leg.source.codec.mime_type
-                ))
-            })?;
+        let payload_type_of = |mime: &str| {
+            params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+                .map(|c| c.payload_type)
+        };
+        let pt = payload_type_of(&leg.source.codec.mime_type).ok_or_else(|| {
+            SfuError::CodecRejected(format!(
+                "the subscriber did not accept {}",
+                leg.source.codec.mime_type
+            ))
+        })?;
         let sink = leg.local.clone();
         let downstream = if leg.source.is_simulcast() {
             let config = leg.source.rewriter_config();
             Downstream::start_layered(self.id, sink, leg.ssrc, pt, config)
+        } else if leg.source.kind == MediaKind::Audio {
+            let red = payload_type_of(super::MIME_TYPE_RED);
+            Downstream::start_audio(self.id, sink, leg.ssrc, pt, red)
         } else {
             Downstream::start(self.id, sink, leg.ssrc, pt)
         };

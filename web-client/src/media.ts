@@ -81,6 +81,30 @@ export function addVideoTrack(pc: RTCPeerConnection, track: MediaStreamTrack, st
 }
 
 /**
+ * Puts RED (RFC 2198, `audio/red`: each Opus frame repeated in the next packet) first
+ * in the codec preferences of `pc`'s audio transceivers when this browser offers it,
+ * so the server's answer leads with RED and the browser sends it: one lost packet
+ * then costs no audio. Opus itself stays next, with its in-band FEC. A browser
+ * without RED, or one that refuses the preferences, keeps its defaults.
+ */
+export function preferRed(pc: RTCPeerConnection): void {
+  const caps = typeof RTCRtpReceiver !== 'undefined' ? RTCRtpReceiver.getCapabilities?.('audio') : null;
+  const codecs = caps?.codecs ?? [];
+  const red = codecs.filter((c) => c.mimeType.toLowerCase() === 'audio/red');
+  if (red.length === 0) return;
+  const opus = codecs.filter((c) => c.mimeType.toLowerCase() === 'audio/opus');
+  const rest = codecs.filter((c) => !red.includes(c) && !opus.includes(c));
+  for (const t of pc.getTransceivers()) {
+    if (t.receiver.track.kind !== 'audio' || typeof t.setCodecPreferences !== 'function') continue;
+    try {
+      t.setCodecPreferences([...red, ...opus, ...rest]);
+    } catch {
+      // Keep the browser's defaults.
+    }
+  }
+}
+
+/**
  * Gets camera + microphone, falling back to whichever of the two works, and to the
  * default devices when a chosen device is gone.
  */

@@ -15,7 +15,7 @@ import {
   type RoomKind,
   type ServerMessage,
 } from './protocol';
-import { addVideoTrack } from './media';
+import { addVideoTrack, preferRed } from './media';
 
 export type SessionStatus =
   | 'connecting' // WebSocket opening / waiting for welcome
@@ -455,6 +455,7 @@ export class HearingSession {
       pc.addTransceiver('audio', { direction: 'recvonly' });
       pc.addTransceiver('video', { direction: 'recvonly' });
     }
+    preferRed(pc);
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.send({ type: 'offer', sdp: pc.localDescription?.sdp ?? offer.sdp ?? '' });
