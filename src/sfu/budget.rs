@@ -64,11 +64,32 @@ pub struct ReportingEstimator {
 }
 
 impl ReportingEstimator {
+    /// GCC's delay-based estimate, and its loss-based one only under heavy loss.
+    /// rtc 0.21's loss controller cuts the rate whenever the average loss is above
+    /// 10 %, and random loss on a site's radio or DSL line is not congestion: at 10 %
+    /// loss it took the estimate to its floor and the allocator paused every video,
+    /// where a browser calling directly keeps 20 fps. A thin link's overflow shows as
+    /// growing delay first (its buffer fills), which the delay-based half sees.
+    fn target(&self) -> f64 {
+        let delay = self.inner.delay_based_bitrate();
+        let loss = self.inner.loss_based_bitrate();
+        let heavy = self
+            .inner
+            .stats()
+            .packet_loss
+            .is_some_and(|l| l > HEAVY_LOSS);
+        let target = if heavy { delay.min(loss) } else { delay };
+        target.clamp(MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64)
+    }
+
     fn publish(&self) {
-        self.out
-            .store(self.inner.target_bitrate() as u64, Ordering::Relaxed);
+        self.out.store(self.target() as u64, Ordering::Relaxed);
     }
 }
+
+/// Average packet loss above which the loss-based estimate counts (see
+/// [`ReportingEstimator::target`]).
+const HEAVY_LOSS: f64 = 0.2;
 
 impl BandwidthEstimator for ReportingEstimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
@@ -77,7 +98,7 @@ impl BandwidthEstimator for ReportingEstimator {
     }
 
     fn target_bitrate(&self) -> f64 {
-        self.inner.target_bitrate()
+        self.target()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -354,6 +375,70 @@ mod tests {
         let only_a: HashSet<&str> = ["a"].into();
         assert!(pause_notices(&mut announced, &[], &only_a).is_empty());
         assert!(announced.is_empty());
+    }
+
+    /// Feedback for 10 packets sent 10 ms apart from `at`, arriving 20 ms later with
+    /// the same spacing (no queueing), the ones `lost` says not at all.
+    fn feedback(
+        first: u64,
+        at: Instant,
+        epoch: Instant,
+        lost: impl Fn(u64) -> bool,
+    ) -> Vec<PacketReport> {
+        (0..10u64)
+            .map(|i| {
+                let id = first + i;
+                let departure = at + Duration::from_millis(i * 10);
+                let sent_ms = departure.duration_since(epoch).as_millis() as u64;
+                PacketReport {
+                    ssrc: 1,
+                    id,
+                    rtp_sequence_number: id as u16,
+                    is_twcc: true,
+                    twcc_sequence_number: id as u16,
+                    size: 1200,
+                    arrived: !lost(id),
+                    departure,
+                    arrival: (!lost(id)).then(|| Duration::from_millis(sent_ms + 20)),
+                    ecn: Default::default(),
+                }
+            })
+            .collect()
+    }
+
+    fn estimator_after(lost: impl Fn(u64) -> bool) -> (f64, f64) {
+        let budget = Budget::new(None, None);
+        let mut e = budget.estimator();
+        let epoch = Instant::now();
+        for batch in 0..50u64 {
+            let at = epoch + Duration::from_millis(batch * 100);
+            e.on_reports(
+                at + Duration::from_millis(100),
+                &feedback(batch * 10, at, epoch, &lost),
+            );
+        }
+        (e.target_bitrate(), e.inner.target_bitrate())
+    }
+
+    #[test]
+    fn random_loss_is_not_congestion_but_heavy_loss_is() {
+        // Three packets in twenty lost at random, no queueing (a noisy line, as a
+        // 10 % loss link gives over a window): GCC's own target falls, ours holds.
+        let (ours, gcc) = estimator_after(|id| [3, 9, 16].contains(&(id % 20)));
+        assert!(
+            gcc < INITIAL_ESTIMATE_BPS as f64 * 0.6,
+            "GCC's loss half cuts: {gcc}"
+        );
+        assert!(
+            ours >= INITIAL_ESTIMATE_BPS as f64 * 0.9,
+            "15 % random loss kept: {ours}"
+        );
+        // Three in ten: now the loss counts.
+        let (ours, _) = estimator_after(|id| id % 10 < 3);
+        assert!(
+            ours < INITIAL_ESTIMATE_BPS as f64 * 0.6,
+            "30 % loss cuts: {ours}"
+        );
     }
 
     #[test]
