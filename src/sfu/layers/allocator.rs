@@ -131,8 +131,12 @@ pub struct AllocatorConfig {
     pub up_margin_percent: u64,
     /// ... continuously for this long.
     pub up_hold: Duration,
-    /// Below this budget for video (estimate minus audio), all video is paused.
+    /// Below this budget for video (estimate minus audio), all video is paused ...
     pub pause_below_bps: u64,
+    /// ... once it has stayed below for this long, when video is flowing: a dip of the
+    /// estimate (one delay spike on a loaded or lossy line) keeps the cheapest layers
+    /// rather than blanking every picture. A start below the threshold pauses at once.
+    pub pause_hold: Duration,
     /// After the estimate fell below what was being sent (the link could not carry
     /// it), nothing as costly is tried again for this long; each further failure
     /// within [`AllocatorConfig::retry_max`] doubles it, up to that.
@@ -146,6 +150,7 @@ impl Default for AllocatorConfig {
             up_margin_percent: 15,
             up_hold: Duration::from_secs(3),
             pause_below_bps: 100_000,
+            pause_hold: Duration::from_secs(3),
             retry_after: Duration::from_secs(5),
             retry_max: Duration::from_secs(60),
         }
@@ -255,6 +260,8 @@ pub struct Allocator<K> {
     ceiling: Option<(u64, Instant)>,
     /// The wait after the last failure and when it happened.
     backoff: (Duration, Option<Instant>),
+    /// Since when the budget for video is below the pause threshold.
+    low_since: Option<Instant>,
 }
 
 impl<K: Clone + Ord> Allocator<K> {
@@ -264,6 +271,7 @@ impl<K: Clone + Ord> Allocator<K> {
             better_since: None,
             ceiling: None,
             backoff: (config.retry_after, None),
+            low_since: None,
             config,
         }
     }
@@ -323,6 +331,19 @@ impl<K: Clone + Ord> Allocator<K> {
         });
 
         let pause = self.config.pause_below_bps;
+        if estimate_bps.saturating_sub(audio_bps) < pause {
+            self.low_since.get_or_insert(now);
+        } else {
+            self.low_since = None;
+        }
+        let flowing = self
+            .current
+            .iter()
+            .any(|(_, d)| matches!(d, Decision::Video(_)));
+        let holding = self
+            .low_since
+            .is_some_and(|since| now.saturating_duration_since(since) < self.config.pause_hold);
+        let pause = if flowing && holding { 0 } else { pause };
         let fit = plan(estimate_bps, audio_bps, &ladders, &order, pause);
         let with_margin = estimate_bps.saturating_mul(100) / (100 + self.config.up_margin_percent);
         let room = plan(with_margin, audio_bps, &ladders, &order, pause);
@@ -598,6 +619,30 @@ mod tests {
         // Even below the audio's own need, audio stays allocated.
         let a = alloc.allocate(Instant::now(), 20_000, &tracks(&COURT));
         assert_eq!(a.get(&"judge-audio".to_owned()), Some(Decision::Audio));
+    }
+
+    #[test]
+    fn a_short_dip_keeps_the_cheapest_layers_a_long_one_pauses() {
+        let config = AllocatorConfig::default();
+        let mut alloc = Allocator::new(config);
+        let t0 = Instant::now();
+        let people = tracks(&COURT);
+        assert_eq!(
+            video(&alloc.allocate(t0, 600_000, &people), "judge"),
+            layer(1, 1)
+        );
+        // The estimate dips under audio + the threshold: the cheapest layers that fit.
+        let dip = 3 * AUDIO + 70_000;
+        let a = alloc.allocate(t0 + Duration::from_millis(500), dip, &people);
+        assert_eq!(video(&a, "judge"), layer(0, 0));
+        assert!(a.audio_bps + a.video_bps <= dip);
+        // It stays there past the hold: now video pauses.
+        let a = alloc.allocate(
+            t0 + Duration::from_millis(500) + config.pause_hold,
+            dip,
+            &people,
+        );
+        assert_eq!(video(&a, "judge"), Decision::Paused);
     }
 
     #[test]
