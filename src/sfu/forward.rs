@@ -96,6 +96,8 @@ pub struct PublishedTrack {
     /// One throttle per spatial layer (a plain track uses the first).
     keyframes: [KeyframeRequester; MAX_SPATIAL_LAYERS],
     ended: AtomicBool,
+    /// RTP packets received from the publisher (the media-health sampler reads it).
+    received: AtomicU64,
 }
 
 impl std::fmt::Debug for PublishedTrack {
@@ -134,6 +136,7 @@ impl PublishedTrack {
             tap: ArcSwap::from_pointee(None),
             keyframes: std::array::from_fn(|_| KeyframeRequester::new(pli_throttle)),
             ended: AtomicBool::new(false),
+            received: AtomicU64::new(0),
         })
     }
 
@@ -191,6 +194,7 @@ impl PublishedTrack {
         while let Some(event) = self.remote.poll().await {
             match event {
                 TrackRemoteEvent::OnRtpPacket(mut packet) => {
+                    self.received.fetch_add(1, Ordering::Relaxed);
                     strip_extensions(&mut packet);
                     let now = Instant::now();
                     if let Some(fanout) = simulcast.as_mut() {
@@ -313,6 +317,20 @@ impl PublishedTrack {
             next
         });
         removed
+    }
+
+    /// RTP packets received from the publisher so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// The counters of every current leg, by subscriber.
+    pub fn leg_counters(&self) -> Vec<(PeerId, LegCounters)> {
+        self.downstreams
+            .load()
+            .iter()
+            .map(|d| (d.subscriber, d.counters()))
+            .collect()
     }
 
     /// The subscribers currently forwarded to.
@@ -467,6 +485,8 @@ pub struct Downstream {
     ssrc: u32,
     payload_type: u8,
     dropped: AtomicU64,
+    /// Packets handed to the subscriber's connection.
+    forwarded: AtomicU64,
     closed: AtomicBool,
     /// The layer selection of a simulcast track's leg; `None` for a plain track.
     layers: Option<LayeredLeg>,
@@ -523,6 +543,7 @@ impl Downstream {
             ssrc,
             payload_type,
             dropped: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             layers,
         })
@@ -591,6 +612,7 @@ impl Downstream {
         let counters = crate::metrics::media();
         match self.sink.try_write(packet) {
             SinkWrite::Queued => {
+                self.forwarded.fetch_add(1, Ordering::Relaxed);
                 counters.packets_forwarded.increment(1);
                 counters.bytes_forwarded.increment(bytes);
             }
@@ -609,6 +631,22 @@ impl Downstream {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// What this leg has forwarded and dropped so far (media health samples it).
+    pub fn counters(&self) -> LegCounters {
+        LegCounters {
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            dropped: self.dropped(),
+        }
+    }
+}
+
+/// A leg's packet counters since it started: handed to the subscriber's connection,
+/// and dropped because that connection could not keep up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegCounters {
+    pub forwarded: u64,
+    pub dropped: u64,
 }
 
 impl Drop for Downstream {
