@@ -178,12 +178,13 @@ impl DecodeError {
     }
 }
 
-const CLIENT_TYPES: [&str; 27] = [
+const CLIENT_TYPES: [&str; 28] = [
     "join",
     "offer",
     "answer",
     "candidate",
     "media_state",
+    "media_report",
     "ping",
     "leave",
     "admit",
