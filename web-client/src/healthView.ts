@@ -6,7 +6,7 @@
 import { h } from './dom';
 import { alertText, cellGrade, matrixLayout, ownReception, placeName, suspendReason } from './health';
 import { t } from './i18n';
-import type { CourtCommand, HealthGrade, Role } from './protocol';
+import type { CourtCommand, HealthGrade, IntegrityAlert, Role } from './protocol';
 import { everyone, selfId, state } from './state';
 
 const GRADE_TEXT: Record<HealthGrade | 'none', 'health.ok' | 'health.degraded' | 'health.lost' | 'health.none'> = {
@@ -54,17 +54,24 @@ export function healthMatrix(): HTMLElement {
   return table;
 }
 
-/** The raised alerts (and the last recovery), each with a one-click suspension for
- * whoever may suspend. */
+/** The raised alerts, one notice per party (and the last recovery), each with a
+ * one-click suspension for whoever may suspend. */
 export function integrityNotices(command: (msg: CourtCommand) => void): Node[] {
   const people = everyone();
   const maySuspend = state.permissions.includes('control_lifecycle') && state.hearingStatus?.state === 'in_session';
   const out: Node[] = [];
+  // One notice per party, naming everything lost between them and the judge.
+  const byParty = new Map<string, IntegrityAlert[]>();
   for (const a of state.integrityAlerts.values()) {
-    const notice = h('span', { class: 'recording-alert', testid: 'integrity-alert', text: alertText(a, people) });
-    notice.dataset.participant = a.participant_id;
-    notice.dataset.kind = a.kind;
-    notice.dataset.state = a.state;
+    byParty.set(a.participant_id, [...(byParty.get(a.participant_id) ?? []), a]);
+  }
+  for (const [party, list] of byParty) {
+    const a = list[0];
+    const text = list.map((x) => alertText(x, people)).join('; ');
+    const notice = h('span', { class: 'recording-alert', testid: 'integrity-alert', text });
+    notice.dataset.participant = party;
+    notice.dataset.kind = [...new Set(list.map((x) => x.kind))].sort().join(' ');
+    notice.dataset.state = 'raised';
     if (maySuspend) {
       const reason = suspendReason(a, people);
       const b = h('button', {
