@@ -244,38 +244,20 @@ impl Hearings {
         recording: Option<recording::RecordingSettings>,
         record_by_default: bool,
     ) -> Arc<Hearings> {
-        Hearings::with_joins(
-            idle,
-            store,
-            permissions,
-            recording,
-            record_by_default,
-            JoinPolicy::default(),
-        )
-    }
-
-    /// [`Hearings::new`] with a join policy of its own (second devices, when links
-    /// work, notice coalescing) instead of the default one.
-    pub fn with_joins(
-        idle: Duration,
-        store: Arc<dyn Store>,
-        permissions: Arc<Permissions>,
-        recording: Option<recording::RecordingSettings>,
-        record_by_default: bool,
-        joins: JoinPolicy,
-    ) -> Arc<Hearings> {
         Hearings::with_policies(
             idle,
             store,
             permissions,
             recording,
             record_by_default,
-            joins,
+            JoinPolicy::default(),
             health::Thresholds::default(),
         )
     }
 
-    /// [`Hearings::with_joins`] with media-health thresholds of its own.
+    /// [`Hearings::new`] with policies of its own instead of the defaults: joins
+    /// (second devices, when links work, notice coalescing) and media-health
+    /// thresholds (`[integrity]`).
     pub fn with_policies(
         idle: Duration,
         store: Arc<dyn Store>,
