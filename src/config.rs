@@ -40,6 +40,24 @@ pub struct Config {
     /// Role → what it may do. See [`crate::permissions`].
     pub permissions: BTreeMap<Role, Vec<Action>>,
     pub log: LogConfig,
+    pub integrity: IntegrityConfig,
+}
+
+/// Media health thresholds (`[integrity]`; see [`crate::hearing::health`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrityConfig {
+    pub sample_seconds: f64,
+    pub report_timeout_seconds: f64,
+    pub drop_ratio_degraded: f64,
+    pub concealment_degraded: f64,
+    pub concealment_lost: f64,
+    pub freeze_ratio_degraded: f64,
+    pub min_frames_per_second: f64,
+    pub report_slack_packets: u64,
+    pub alert_after_seconds: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_suspend_after_seconds: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -686,6 +704,57 @@ impl Config {
                     "workflow.call_in_roles",
                     format!("`{role}` is also in workflow.auto_admit; a role either waits to be called in or enters at once"),
                 ));
+            }
+        }
+        let i = &self.integrity;
+        for (key, v, min, max) in [
+            ("integrity.sample_seconds", i.sample_seconds, 0.1, 60.0),
+            (
+                "integrity.report_timeout_seconds",
+                i.report_timeout_seconds,
+                0.5,
+                600.0,
+            ),
+            (
+                "integrity.drop_ratio_degraded",
+                i.drop_ratio_degraded,
+                0.0,
+                1.0,
+            ),
+            (
+                "integrity.concealment_degraded",
+                i.concealment_degraded,
+                0.0,
+                1.0,
+            ),
+            ("integrity.concealment_lost", i.concealment_lost, 0.0, 1.0),
+            (
+                "integrity.freeze_ratio_degraded",
+                i.freeze_ratio_degraded,
+                0.0,
+                1.0,
+            ),
+            (
+                "integrity.min_frames_per_second",
+                i.min_frames_per_second,
+                0.0,
+                120.0,
+            ),
+            (
+                "integrity.alert_after_seconds",
+                i.alert_after_seconds,
+                0.0,
+                3600.0,
+            ),
+            (
+                "integrity.auto_suspend_after_seconds",
+                i.auto_suspend_after_seconds.unwrap_or(0.0),
+                0.0,
+                86400.0,
+            ),
+        ] {
+            if !(min..=max).contains(&v) {
+                return Err(err(key, format!("must be between {min} and {max}")));
             }
         }
         if self.log.keep_files == 0 {

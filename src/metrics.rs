@@ -14,7 +14,9 @@
 //!   `openhearing_sfu_legs` — in `sfu/forward.rs`;
 //! - `openhearing_sessions{role}`: signaling sessions that were welcomed and have not
 //!   ended — in `api/ws.rs`;
-//! - `openhearing_admin_key_failures_total` — wrong admin keys.
+//! - `openhearing_admin_key_failures_total` — wrong admin keys;
+//! - `openhearing_media_reports_flagged_total` — client media reports claiming more
+//!   than the server forwarded (`hearing/health.rs`), counted by the hearing actor.
 //!
 //! What is read when scraped ([`Snapshot`]): live hearings, media ports in use, and
 //! the process's resident memory, open file descriptors and CPU time (from
@@ -67,6 +69,10 @@ fn describe() {
         ADMIN_KEY_FAILURES,
         "Requests to the admin API with a wrong key"
     );
+    describe_counter!(
+        REPORTS_FLAGGED,
+        "Entries of clients' media reports not believed (more than the server forwarded)"
+    );
     describe_gauge!(
         HEARINGS_LIVE,
         "Hearings with a live actor (someone connected recently)"
@@ -90,6 +96,7 @@ pub const PACKETS_DROPPED: &str = "openhearing_rtp_packets_dropped_total";
 pub const LEGS: &str = "openhearing_sfu_legs";
 pub const SESSIONS: &str = "openhearing_sessions";
 pub const ADMIN_KEY_FAILURES: &str = "openhearing_admin_key_failures_total";
+pub const REPORTS_FLAGGED: &str = "openhearing_media_reports_flagged_total";
 pub const HEARINGS_LIVE: &str = "openhearing_hearings_live";
 pub const MEDIA_PORTS: &str = "openhearing_media_ports_in_use";
 pub const RSS: &str = "openhearing_process_resident_memory_bytes";
@@ -113,6 +120,11 @@ pub fn media() -> &'static Media {
         packets_dropped: metrics::counter!(PACKETS_DROPPED),
         legs: metrics::gauge!(LEGS),
     })
+}
+
+/// `openhearing_media_reports_flagged_total`.
+pub fn reports_flagged() -> Counter {
+    metrics::counter!(REPORTS_FLAGGED)
 }
 
 /// One session counted in `openhearing_sessions{role}` for as long as it lives.

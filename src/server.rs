@@ -159,13 +159,14 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
     } else {
         None
     };
-    let hearings = Hearings::with_joins(
+    let hearings = Hearings::with_policies(
         Duration::from_secs(60),
         store.clone(),
         Arc::new(config.permissions()),
         recording,
         config.recording.enabled_by_default,
         crate::hearing::JoinPolicy::from_config(config),
+        crate::hearing::health::Thresholds::from_config(&config.integrity),
     );
     // Sessions an unclean stop cut off are named in their hearing's audit trail,
     // before any hearing's actor can append to it.

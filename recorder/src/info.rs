@@ -1,4 +1,5 @@
-//! `archive info`: who was recorded, for how long, the gaps, and whether it verifies.
+//! `archive info`: who was recorded, for how long, the gaps, who could see and hear
+//! whom ([`crate::health`]), and whether it verifies.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use ed25519_dalek::VerifyingKey;
 
+use crate::health::{self, PairHealth};
 use crate::journal::{read_lines_lenient, GapRecord, JournalError, JOURNAL_FILE};
 use crate::manifest::{self, ManifestError, ParticipantSummary, TrackSummary};
 use crate::types::HearingMeta;
@@ -32,6 +34,8 @@ pub struct ArchiveInfo {
     pub participants: Vec<ParticipantSummary>,
     pub tracks: Vec<TrackSummary>,
     pub gaps: Vec<GapRecord>,
+    /// Per (publisher → subscriber, kind): share of in-session time `ok`, outages.
+    pub health: Vec<PairHealth>,
     pub journal_entries: u64,
     pub verification: VerifyReport,
 }
@@ -40,6 +44,7 @@ pub struct ArchiveInfo {
 pub fn info(dir: &Path, public_key: Option<&VerifyingKey>) -> Result<ArchiveInfo, InfoError> {
     let lines = read_lines_lenient(&dir.join(JOURNAL_FILE))?.lines;
     let m = manifest::build(&lines)?;
+    let health = health::summarize(&lines);
     Ok(ArchiveInfo {
         dir: dir.to_path_buf(),
         hearing: m.hearing,
@@ -50,6 +55,7 @@ pub fn info(dir: &Path, public_key: Option<&VerifyingKey>) -> Result<ArchiveInfo
         participants: m.participants,
         tracks: m.tracks,
         gaps: m.gaps,
+        health,
         journal_entries: m.journal.entries,
         verification: verify(dir, public_key),
     })
@@ -156,7 +162,50 @@ impl fmt::Display for ArchiveInfo {
             }
         }
         writeln!(f)?;
+        self.fmt_health(f)?;
+        writeln!(f)?;
         write!(f, "Verify    {}", self.verification)
+    }
+}
+
+impl ArchiveInfo {
+    /// The media-health section: one line per pair and kind, then its outages.
+    fn fmt_health(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.health.is_empty() {
+            return writeln!(f, "Health    no media-health events");
+        }
+        let name = |id: &str| {
+            self.participants
+                .iter()
+                .find(|p| p.participant_id == id)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| id.chars().take(8).collect())
+        };
+        writeln!(f, "Health    share of in-session time ok, per pair")?;
+        for p in &self.health {
+            writeln!(
+                f,
+                "  {:<24} → {:<24} {:<6} {:>6.1} % ok of {} ({} outages)",
+                truncate(&name(&p.publisher), 24),
+                truncate(&name(&p.subscriber), 24),
+                p.kind,
+                p.ok_percent(),
+                dur(p.judged_ms),
+                p.outages.len()
+            )?;
+            for o in p.outages.iter().take(20) {
+                writeln!(
+                    f,
+                    "      {:<8} {} → {} ({}) {}",
+                    o.grade,
+                    ts(&o.from),
+                    ts(&o.to),
+                    dur((o.to - o.from).num_milliseconds()),
+                    o.cause
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 

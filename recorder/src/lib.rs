@@ -148,6 +148,7 @@
 
 pub mod cli;
 pub mod depack;
+pub mod health;
 pub mod info;
 pub mod journal;
 pub mod key;

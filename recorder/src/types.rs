@@ -139,6 +139,9 @@ pub enum EventKind {
     Unmuted,
     PrivateRoomEntered,
     PrivateRoomExited,
+    /// A (publisher -> subscriber) pair's media health changed (`details`: publisher,
+    /// subscriber, kind, from, to, cause).
+    MediaHealth,
     /// Anything else the server wants in the record.
     Other(String),
 }

@@ -581,6 +581,9 @@ impl Session {
                 self.hearing
                     .media_state(self.me, self.session, audio, video);
             }
+            ClientMessage::MediaReport { remotes } => {
+                self.hearing.media_report(self.me, self.session, remotes);
+            }
             ClientMessage::Ping { id } => {
                 self.out.send(ServerMessage::Pong { id });
             }

@@ -79,7 +79,8 @@ pub enum ArchiveCommand {
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
     },
-    /// Participants, tracks, durations, gaps and verification status.
+    /// Participants, tracks, durations, gaps, media health (per pair: the share of
+    /// in-session time ok, and the outages) and verification status.
     Info {
         #[arg(value_name = "DIR")]
         dir: PathBuf,

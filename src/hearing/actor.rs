@@ -53,6 +53,7 @@ use super::core::{
     self as hearing_core, ArchiveOp, Effect, HearingCore, Input, Phase, Reply, RequestId,
     StoreAnswer, StoreCall, StoreFailed,
 };
+use super::health::TrackCounters;
 use super::recording::{self, ActiveRecording, RecorderNews, RecordingSettings};
 use super::writer::{WriteOp, Writer};
 use super::{
@@ -145,6 +146,10 @@ struct Actor {
     /// The open archive while the hearing is in session or suspended.
     active: Option<ActiveRecording>,
     news_tx: mpsc::UnboundedSender<RecorderNews>,
+    /// When the next media-health sample is due, while one is.
+    next_sample: Option<tokio::time::Instant>,
+    /// Flagged report entries already counted in `/metrics`.
+    flagged_counted: u64,
 }
 
 /// How long an actor waits when the core sets no idle timeout.
@@ -160,17 +165,36 @@ pub(super) fn spawn(
     recording: Option<Arc<RecordingSettings>>,
 ) {
     let joins = registry.upgrade().map(|r| r.joins).unwrap_or_default();
+    let integrity = registry
+        .upgrade()
+        .map(|r| r.integrity.clone())
+        .unwrap_or_default();
     tokio::spawn(async move {
         let loaded = store.get_hearing(handle.id).await;
         match loaded {
             Ok(Some(hearing)) => {
                 let (news_tx, mut news_rx) = mpsc::unbounded_channel();
-                let mut actor = Actor::new(hearing, store, perms, idle, recording, news_tx, joins);
+                let mut actor = Actor::new(
+                    hearing,
+                    store,
+                    perms,
+                    idle,
+                    recording,
+                    news_tx,
+                    (joins, integrity),
+                );
                 // A hearing that was in session when the server stopped records on.
                 let mut stop = actor.step(Input::Start).await;
                 while !stop {
                     let wait = actor.core.next_wakeup().unwrap_or(FOREVER);
                     let retry = actor.writer.retry_at();
+                    let sample = match actor.core.health_interval() {
+                        Some(interval) => Some(actor.sample_at(interval)),
+                        None => {
+                            actor.next_sample = None;
+                            None
+                        }
+                    };
                     stop = tokio::select! {
                         cmd = rx.recv() => match cmd {
                             Some(cmd) => actor.command(cmd).await,
@@ -182,6 +206,13 @@ pub(super) fn spawn(
                         {
                             actor.writer.retry().await;
                             false
+                        }
+                        _ = tokio::time::sleep_until(sample.unwrap_or_else(tokio::time::Instant::now)),
+                            if sample.is_some() =>
+                        {
+                            actor.next_sample = None;
+                            let counters = actor.counters();
+                            actor.step(Input::HealthSample(counters)).await
                         }
                         _ = tokio::time::sleep(wait) => actor.step(Input::Tick).await,
                     };
@@ -253,7 +284,7 @@ impl Actor {
         idle: Duration,
         recording: Option<Arc<RecordingSettings>>,
         news_tx: mpsc::UnboundedSender<RecorderNews>,
-        joins: hearing_core::JoinPolicy,
+        (joins, integrity): (hearing_core::JoinPolicy, super::health::Thresholds),
     ) -> Actor {
         let writer = Writer::new(hearing.id, store.clone());
         let settings = hearing_core::Settings {
@@ -266,6 +297,7 @@ impl Actor {
                 },
             },
             joins,
+            integrity,
         };
         Actor {
             core: HearingCore::new(hearing, settings, Utc::now()),
@@ -280,6 +312,46 @@ impl Actor {
             recording,
             active: None,
             news_tx,
+            next_sample: None,
+            flagged_counted: 0,
+        }
+    }
+
+    /// When the next health sample is due (`interval` after the last one). Kept
+    /// across loop turns so other inputs do not put it off.
+    fn sample_at(&mut self, interval: Duration) -> tokio::time::Instant {
+        *self
+            .next_sample
+            .get_or_insert_with(|| tokio::time::Instant::now() + interval)
+    }
+
+    /// The SFU's counters of every track the core knows.
+    fn counters(&self) -> Vec<TrackCounters> {
+        self.tracks
+            .values()
+            .filter(|t| !t.is_ended())
+            .map(|t| TrackCounters {
+                track: t.id.clone(),
+                publisher: t.publisher,
+                kind: match t.kind {
+                    crate::sfu::MediaKind::Audio => openhearing_signaling::MediaKind::Audio,
+                    crate::sfu::MediaKind::Video => openhearing_signaling::MediaKind::Video,
+                },
+                received: t.received(),
+                legs: t.leg_counters(),
+            })
+            .collect()
+    }
+
+    /// Counts report entries the core flagged since the last look, and logs them.
+    fn count_flags(&mut self, participant: uuid::Uuid) {
+        let total = self.core.flagged_reports();
+        let new = total.saturating_sub(self.flagged_counted);
+        if new > 0 {
+            tracing::warn!(hearing = %self.core.id(), %participant, entries = new,
+                "media report claims media the server did not forward: ignored");
+            crate::metrics::reports_flagged().increment(new);
+            self.flagged_counted = total;
         }
     }
 
@@ -341,6 +413,23 @@ impl Actor {
                     })
                     .await;
                 self.ready_leg = None;
+                return stop;
+            }
+            Command::Session(Input::MediaReport {
+                participant,
+                session,
+                remotes,
+                ..
+            }) => {
+                let counters = self.counters();
+                let input = Input::MediaReport {
+                    participant,
+                    session,
+                    remotes,
+                    counters,
+                };
+                let stop = self.step(input).await;
+                self.count_flags(participant);
                 return stop;
             }
             Command::Session(input) => input,

@@ -16,6 +16,7 @@
 pub mod actor;
 pub mod core;
 mod create;
+pub mod health;
 pub mod policy;
 pub mod recording;
 pub mod refusal;
@@ -170,6 +171,21 @@ impl HearingHandle {
         }));
     }
 
+    /// The client's `media_report` (the actor adds the SFU's counters).
+    pub fn media_report(
+        &self,
+        participant: Uuid,
+        session: u64,
+        remotes: Vec<openhearing_signaling::RemoteReception>,
+    ) {
+        self.send(Command::Session(Input::MediaReport {
+            participant,
+            session,
+            remotes,
+            counters: Vec::new(),
+        }));
+    }
+
     /// A court action (admit, mute, set_state, ...) from the participant's client.
     pub fn act(&self, participant: Uuid, session: u64, action: ClientMessage) {
         self.send(Command::Session(Input::Act {
@@ -206,6 +222,7 @@ pub struct Hearings {
     recording: Option<Arc<recording::RecordingSettings>>,
     record_by_default: bool,
     joins: JoinPolicy,
+    integrity: health::Thresholds,
 }
 
 impl std::fmt::Debug for Hearings {
@@ -227,25 +244,28 @@ impl Hearings {
         recording: Option<recording::RecordingSettings>,
         record_by_default: bool,
     ) -> Arc<Hearings> {
-        Hearings::with_joins(
+        Hearings::with_policies(
             idle,
             store,
             permissions,
             recording,
             record_by_default,
             JoinPolicy::default(),
+            health::Thresholds::default(),
         )
     }
 
-    /// [`Hearings::new`] with a join policy of its own (second devices, when links
-    /// work, notice coalescing) instead of the default one.
-    pub fn with_joins(
+    /// [`Hearings::new`] with policies of its own instead of the defaults: joins
+    /// (second devices, when links work, notice coalescing) and media-health
+    /// thresholds (`[integrity]`).
+    pub fn with_policies(
         idle: Duration,
         store: Arc<dyn Store>,
         permissions: Arc<Permissions>,
         recording: Option<recording::RecordingSettings>,
         record_by_default: bool,
         joins: JoinPolicy,
+        integrity: health::Thresholds,
     ) -> Arc<Hearings> {
         Arc::new(Hearings {
             live: Mutex::new(HashMap::new()),
@@ -257,6 +277,7 @@ impl Hearings {
             recording: recording.map(Arc::new),
             record_by_default,
             joins,
+            integrity,
         })
     }
 

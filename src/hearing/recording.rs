@@ -340,6 +340,7 @@ pub fn event_kind(action: &str) -> EventKind {
         "unmute_accepted" => EventKind::Unmuted,
         "room_entered" => EventKind::PrivateRoomEntered,
         "room_left" => EventKind::PrivateRoomExited,
+        "media_health" => EventKind::MediaHealth,
         other => EventKind::Other(other.to_owned()),
     }
 }
@@ -372,6 +373,7 @@ mod tests {
         assert_eq!(event_kind("mute"), EventKind::Muted);
         assert_eq!(event_kind("unmute_accepted"), EventKind::Unmuted);
         assert_eq!(event_kind("room_entered"), EventKind::PrivateRoomEntered);
+        assert_eq!(event_kind("media_health"), EventKind::MediaHealth);
         assert_eq!(event_kind("room_left"), EventKind::PrivateRoomExited);
         assert_eq!(event_kind("admit"), EventKind::Other("admit".into()));
     }

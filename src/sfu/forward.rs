@@ -104,6 +104,8 @@ pub struct PublishedTrack {
     /// The publisher connection's negotiated RTX and RED payload types.
     formats: Arc<ArcSwap<RepairFormats>>,
     ended: AtomicBool,
+    /// RTP packets received from the publisher (the media-health sampler reads it).
+    received: AtomicU64,
 }
 
 impl std::fmt::Debug for PublishedTrack {
@@ -147,6 +149,7 @@ impl PublishedTrack {
             keyframes: std::array::from_fn(|_| KeyframeRequester::new(pli_throttle)),
             formats,
             ended: AtomicBool::new(false),
+            received: AtomicU64::new(0),
         })
     }
 
@@ -205,6 +208,7 @@ impl PublishedTrack {
         while let Some(event) = self.remote.poll().await {
             match event {
                 TrackRemoteEvent::OnRtpPacket(mut packet) => {
+                    self.received.fetch_add(1, Ordering::Relaxed);
                     strip_extensions(&mut packet);
                     let now = Instant::now();
                     let formats = self.formats.load();
@@ -347,6 +351,20 @@ impl PublishedTrack {
             next
         });
         removed
+    }
+
+    /// RTP packets received from the publisher so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// The counters of every current leg, by subscriber.
+    pub fn leg_counters(&self) -> Vec<(PeerId, LegCounters)> {
+        self.downstreams
+            .load()
+            .iter()
+            .map(|d| (d.subscriber, d.counters()))
+            .collect()
     }
 
     /// The subscribers currently forwarded to.
@@ -511,6 +529,8 @@ pub struct Downstream {
     /// The subscriber's RED payload type, when this audio leg accepted RED.
     red_payload_type: Option<u8>,
     dropped: AtomicU64,
+    /// Packets handed to the subscriber's connection.
+    forwarded: AtomicU64,
     closed: AtomicBool,
     /// The layer selection of a simulcast track's leg; `None` for a plain track.
     layers: Option<LayeredLeg>,
@@ -582,6 +602,7 @@ impl Downstream {
             payload_type,
             red_payload_type,
             dropped: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             layers,
         })
@@ -672,6 +693,7 @@ impl Downstream {
         let counters = crate::metrics::media();
         match self.sink.try_write(packet) {
             SinkWrite::Queued => {
+                self.forwarded.fetch_add(1, Ordering::Relaxed);
                 counters.packets_forwarded.increment(1);
                 counters.bytes_forwarded.increment(bytes);
             }
@@ -690,6 +712,22 @@ impl Downstream {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// What this leg has forwarded and dropped so far (media health samples it).
+    pub fn counters(&self) -> LegCounters {
+        LegCounters {
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            dropped: self.dropped(),
+        }
+    }
+}
+
+/// A leg's packet counters since it started: handed to the subscriber's connection,
+/// and dropped because that connection could not keep up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegCounters {
+    pub forwarded: u64,
+    pub dropped: u64,
 }
 
 impl Drop for Downstream {

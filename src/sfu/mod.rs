@@ -82,7 +82,7 @@ use webrtc::peer_connection::{
     RTCIceCandidateType, RTCPeerConnectionState, SettingEngineBuilder,
 };
 
-pub use forward::{Downstream, MediaTap, PeerId, PublishedTrack};
+pub use forward::{Downstream, LegCounters, MediaTap, PeerId, PublishedTrack};
 pub use layers::{Priority, Target};
 pub use peer::{ActiveLeg, Peer, PeerEvent, PendingLeg};
 

@@ -21,6 +21,7 @@ import {
   type ParticipantControl,
 } from './court';
 import { h, icon } from './dom';
+import { healthMatrix } from './healthView';
 import { getLang, roleName, t, type MessageKey } from './i18n';
 import type { ParticipantInfo, RoomKind } from './protocol';
 import { makeRoomsConsole, renderRoomsConsole, type RoomsConsole, type Send } from './rooms';
@@ -39,6 +40,8 @@ export interface ConsoleView {
   admitAll: HTMLButtonElement | null;
   lobbyList: HTMLElement | null;
   participantList: HTMLElement;
+  /** Who sees and hears whom (healthView.ts). */
+  health: HTMLElement;
   rooms: RoomsConsole | null;
   /** What the lists show, to rebuild them only when that changes. */
   signature: string;
@@ -85,6 +88,7 @@ export function makeConsole(send: Send, dialog: HTMLElement): ConsoleView {
     admitAll: null,
     lobbyList: null,
     participantList: h('div', { class: 'site-groups', testid: 'participant-list' }),
+    health: h('div', { class: 'health' }),
     rooms: null,
     signature: '',
     send,
@@ -157,7 +161,14 @@ export function makeConsole(send: Send, dialog: HTMLElement): ConsoleView {
   }
 
   root.append(h('section', { class: 'console-section' }, tr(h('h3'), 'console.participants'), cv.participantList));
+  root.append(h('section', { class: 'console-section' }, tr(h('h3'), 'health.heading'), cv.health));
+  renderHealth(cv);
   return cv;
+}
+
+/** Redraws the media-health matrix from `state.health`. */
+export function renderHealth(cv: ConsoleView): void {
+  cv.health.replaceChildren(healthMatrix());
 }
 
 function lifecycleClick(cv: ConsoleView, c: LifecycleControl): void {

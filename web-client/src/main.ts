@@ -4,6 +4,7 @@
 // hearing screen's update functions. The screens are in screens/ (pre-join, hearing,
 // end), the court console in console.ts, the private rooms' UI in rooms.ts.
 import './style.css';
+import { applyAlert } from './health';
 import { installHooks } from './hooks';
 import { initLang, type MessageKey } from './i18n';
 import { checkToken, parseJoinLink, signalingUrl, takeToken } from './jwt';
@@ -14,6 +15,7 @@ import {
   applySelf,
   closeHearing,
   hearingShown,
+  refreshHealth,
   refreshRooms,
   refreshWaitingTimes,
   remoteGone,
@@ -118,6 +120,17 @@ function startSession(): void {
         if (state.session !== s) return;
         state.recordingAlert = message;
         updateCourt();
+      },
+      mediaHealth(cells) {
+        if (state.session !== s) return;
+        state.health = cells;
+        refreshHealth();
+      },
+      integrityAlert(alert) {
+        if (state.session !== s) return;
+        applyAlert(state.integrityAlerts, alert);
+        state.integrityCleared = alert.state === 'cleared' ? alert : null;
+        refreshHealth();
       },
       deviceWaiting() {
         if (state.session !== s) return;

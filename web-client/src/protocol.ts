@@ -189,12 +189,42 @@ export interface StateChange {
   adjourned_to?: string;
 }
 
+/** What this client receives of one remote participant, cumulative (`media_report`). */
+export interface RemoteReception {
+  participant_id: string;
+  audio?: { packets_received: number; samples_received: number; concealed_samples: number };
+  video?: { packets_received: number; frames_decoded: number; freeze_ms: number };
+}
+
+export type HealthGrade = 'ok' | 'degraded' | 'lost';
+
+/** The server's verdict on one (publisher → subscriber) pair; a kind is absent when
+ * none of it is expected. */
+export interface HealthCell {
+  publisher: string;
+  subscriber: string;
+  audio?: HealthGrade;
+  video?: HealthGrade;
+}
+
+/** A party and the presiding judge lost each other (`raised`) or no longer do. */
+export interface IntegrityAlert {
+  participant_id: string;
+  publisher: string;
+  subscriber: string;
+  kind: 'audio' | 'video';
+  state: 'raised' | 'cleared';
+  since: string;
+  cause: string;
+}
+
 export type ClientMessage =
   | { type: 'join'; v: number; token: string; tab?: string }
   | { type: 'offer'; sdp: string }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidate }
   | { type: 'media_state'; audio: boolean; video: boolean }
+  | { type: 'media_report'; remotes: RemoteReception[] }
   | { type: 'ping'; id: number }
   | { type: 'leave' }
   | { type: 'admit'; participant_id: string }
@@ -345,6 +375,8 @@ export type ServerMessage =
   | { type: 'unmute_requested'; by: string }
   | { type: 'video_paused'; participant_id: string; paused: boolean }
   | { type: 'recording_alert'; message: string }
+  | { type: 'media_health'; cells: HealthCell[] }
+  | ({ type: 'integrity_alert' } & IntegrityAlert)
   | { type: 'device_waiting'; message: string }
   | {
       type: 'second_device';

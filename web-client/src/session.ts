@@ -8,14 +8,18 @@ import {
   type CourtCommand,
   type DeviceEvent,
   type ErrorCode,
+  type HealthCell,
   type HearingInfo,
+  type IntegrityAlert,
   type HearingStatus,
   type ParticipantInfo,
+  type RemoteReception,
   type RoomEndReason,
   type RoomKind,
   type ServerMessage,
 } from './protocol';
 import { addVideoTrack, preferRed } from './media';
+import type { InboundCounters } from './reception';
 
 export type SessionStatus =
   | 'connecting' // WebSocket opening / waiting for welcome
@@ -53,6 +57,10 @@ export interface SessionEvents {
   recordingAlert(message: string): void;
   /** The server paused (or resumed) a participant's video for this page's bandwidth. */
   videoPaused(participantId: string, paused: boolean): void;
+  /** Who sees and hears whom (the bench: everyone; others: what they receive). */
+  mediaHealth(cells: HealthCell[]): void;
+  /** For the presiding judge and the clerk: a party and the judge lost each other. */
+  integrityAlert(alert: IntegrityAlert): void;
   /** This device opened a link in use elsewhere and waits for the court (no welcome yet). */
   deviceWaiting(): void;
   /** For the court: a participant's link was used on a second device. */
@@ -178,6 +186,26 @@ export class HearingSession {
     const audio = !!s?.getAudioTracks().some((t) => t.enabled && t.readyState === 'live');
     const video = !!s?.getVideoTracks().some((t) => t.enabled && t.readyState === 'live');
     this.send({ type: 'media_state', audio: this.canPublish && audio, video: this.canPublish && video });
+  }
+
+  /** Sends `media_report`: what this page receives of each remote participant
+   * (cumulative counters from reception.ts's `sampleInbound`), every ~2 s. */
+  sendMediaReport(counters: Record<string, InboundCounters>): void {
+    if (!this.welcomed) return;
+    const remotes: RemoteReception[] = Object.entries(counters).map(([id, c]) => ({
+      participant_id: id,
+      audio: {
+        packets_received: c.audio.packetsReceived,
+        samples_received: c.audio.totalSamplesReceived,
+        concealed_samples: c.audio.concealedSamples,
+      },
+      video: {
+        packets_received: c.video.packetsReceived,
+        frames_decoded: c.video.framesDecoded,
+        freeze_ms: Math.round(c.video.freezeSeconds * 1000),
+      },
+    }));
+    this.send({ type: 'media_report', remotes });
   }
 
   /** Sends a court-workflow command; false when there is no open connection. */
@@ -317,6 +345,14 @@ export class HearingSession {
       case 'video_paused':
         this.opts.events.videoPaused(msg.participant_id, msg.paused);
         break;
+      case 'media_health':
+        this.opts.events.mediaHealth(msg.cells);
+        break;
+      case 'integrity_alert': {
+        const { type: _type, ...alert } = msg;
+        this.opts.events.integrityAlert(alert);
+        break;
+      }
       case 'device_waiting':
         // Stays open and quiet until the court decides: `welcome`, or a fatal error.
         this.attempt = 0;

@@ -5,7 +5,17 @@
 // they stay one step. The DOM handles of a screen are not here: they belong to the
 // screen that built them (screens/hearing.ts keeps its view, ui.ts the binders).
 import { acquireMedia, stopStream, type DeviceChoice, type LevelMeter } from './media';
-import type { Action, DeviceEvent, HearingStatus, ParticipantInfo, Role, RoomKind } from './protocol';
+import type { OwnReception } from './health';
+import type {
+  Action,
+  DeviceEvent,
+  HealthCell,
+  HearingStatus,
+  IntegrityAlert,
+  ParticipantInfo,
+  Role,
+  RoomKind,
+} from './protocol';
 import type { HearingSession, ServerError, SessionStatus } from './session';
 
 export interface ClientState {
@@ -67,6 +77,14 @@ export interface ClientState {
   secondDevices: Map<string, { event: DeviceEvent; userAgent: string | null; at: string }>;
   /** The last private-room notice for this participant (room ended, request refused). */
   roomNotice: { reason: string; kind: RoomKind | null } | null;
+  /** The server's media-health cells (the bench: all of them; others: what they receive). */
+  health: HealthCell[];
+  /** For the presiding judge and the clerk: raised integrity alerts (health.ts `alertKey`). */
+  integrityAlerts: Map<string, IntegrityAlert>;
+  /** The last alert that cleared, said until the next alert changes. */
+  integrityCleared: IntegrityAlert | null;
+  /** What of the presiding judge this page's own counters say it does not get. */
+  localJudgeLoss: OwnReception;
 }
 
 export const state: ClientState = {
@@ -98,6 +116,10 @@ export const state: ClientState = {
   deviceWaiting: false,
   secondDevices: new Map(),
   roomNotice: null,
+  health: [],
+  integrityAlerts: new Map(),
+  integrityCleared: null,
+  localJudgeLoss: { cannotHear: false, cannotSee: false },
 };
 
 export function isObserver(): boolean {
@@ -135,6 +157,10 @@ export function resetConnection(): void {
   state.unmuteAsked = false;
   state.unmuteAccepted = false;
   state.roomNotice = null;
+  state.health = [];
+  state.integrityAlerts.clear();
+  state.integrityCleared = null;
+  state.localJudgeLoss = { cannotHear: false, cannotSee: false };
 }
 
 /** Closes the session without telling the server and forgets it. */

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ErrorCode, StateChange};
+use super::{ErrorCode, RemoteReception, StateChange};
 
 /// One ICE candidate, in the browser's `RTCIceCandidateInit` shape (camelCase on the
 /// wire so a browser can pass `candidate.toJSON()` straight through).
@@ -49,6 +49,9 @@ pub enum ClientMessage {
     Candidate { candidate: IceCandidate },
     /// The client's own microphone/camera state, shown to others.
     MediaState { audio: bool, video: bool },
+    /// What this client receives of each remote participant, cumulative, sent every
+    /// 2 s while media flows. The server checks it against what it forwarded.
+    MediaReport { remotes: Vec<RemoteReception> },
     /// Keep-alive; the server answers `pong` with the same `id`.
     Ping {
         #[serde(default)]
@@ -125,6 +128,7 @@ impl ClientMessage {
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::Candidate { .. } => "candidate",
             ClientMessage::MediaState { .. } => "media_state",
+            ClientMessage::MediaReport { .. } => "media_report",
             ClientMessage::Ping { .. } => "ping",
             ClientMessage::Leave => "leave",
             ClientMessage::Admit { .. } => "admit",
@@ -174,12 +178,13 @@ impl DecodeError {
     }
 }
 
-const CLIENT_TYPES: [&str; 27] = [
+const CLIENT_TYPES: [&str; 28] = [
     "join",
     "offer",
     "answer",
     "candidate",
     "media_state",
+    "media_report",
     "ping",
     "leave",
     "admit",
@@ -226,7 +231,7 @@ pub fn decode_client(text: &str) -> Result<ClientMessage, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::HearingState;
+    use crate::protocol::{AudioReception, HearingState};
 
     #[test]
     fn client_messages_round_trip() {
@@ -254,6 +259,17 @@ mod tests {
             ClientMessage::MediaState {
                 audio: true,
                 video: false,
+            },
+            ClientMessage::MediaReport {
+                remotes: vec![RemoteReception {
+                    participant_id: Uuid::nil(),
+                    audio: Some(AudioReception {
+                        packets_received: 100,
+                        samples_received: 96_000,
+                        concealed_samples: 480,
+                    }),
+                    video: None,
+                }],
             },
             ClientMessage::Ping { id: 7 },
             ClientMessage::Leave,

@@ -20,16 +20,23 @@
 //!   ([`HearingState`], [`HearingStatus`], [`ParticipantInfo`], private rooms).
 //! * `client`: [`ClientMessage`] and [`decode_client`], the one decoder of client frames.
 //! * `server`: [`ServerMessage`] and the [`Welcome`] it opens with.
+//! * `health`: the client's reception report and the server's media-health verdicts
+//!   ([`RemoteReception`], [`HealthCell`], [`IntegrityAlert`]).
 //! * `error`: [`ErrorCode`], the stable codes of every refusal and what each closes with.
 
 mod client;
 mod error;
+mod health;
 mod roles;
 mod server;
 mod state;
 
 pub use client::{decode_client, ClientMessage, DecodeError, IceCandidate};
 pub use error::ErrorCode;
+pub use health::{
+    AlertState, AudioReception, HealthCell, HealthGrade, IntegrityAlert, MediaKind,
+    RemoteReception, VideoReception,
+};
 pub use roles::{Action, Role, SiteKind, UnknownAction, UnknownRole, UnknownSiteKind};
 pub use server::{DeviceEvent, ServerMessage, Welcome};
 pub use state::{

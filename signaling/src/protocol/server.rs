@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    Action, ErrorCode, HearingInfo, HearingStatus, IceCandidate, ParticipantInfo, RoomKind,
+    Action, ErrorCode, HealthCell, HearingInfo, HearingStatus, IceCandidate, IntegrityAlert,
+    ParticipantInfo, RoomKind,
 };
 
 /// The body of `welcome`: the accepted join (boxed in [`ServerMessage`], being much
@@ -61,6 +62,14 @@ pub enum ServerMessage {
     /// recorder fell behind, recording could not start). Sent to participants whose
     /// role may `control_lifecycle`.
     RecordingAlert { message: String },
+    /// Who sees and hears whom: the presiding judge, judges, assessors and the clerk
+    /// get every cell; anyone else the cells of what they receive. Sent when a cell
+    /// changes (the whole list each time).
+    MediaHealth { cells: Vec<HealthCell> },
+    /// A party and the presiding judge have not seen or heard each other for longer
+    /// than `integrity.alert_after_seconds` (`raised`), or do again (`cleared`). Sent
+    /// to the presiding judge and the clerk.
+    IntegrityAlert(IntegrityAlert),
     /// This device opened a link that is in use on another device: it waits until the
     /// court admits it (then `welcome` follows) or refuses it (`second_device_refused`).
     /// Nothing else is sent to it meanwhile.
@@ -135,6 +144,8 @@ impl ServerMessage {
             ServerMessage::SecondDevice { .. } => "second_device",
             ServerMessage::ConsultationAnswered { .. } => "consultation_answered",
             ServerMessage::RecordingAlert { .. } => "recording_alert",
+            ServerMessage::MediaHealth { .. } => "media_health",
+            ServerMessage::IntegrityAlert(_) => "integrity_alert",
             ServerMessage::RoomEnded { .. } => "room_ended",
             ServerMessage::ParticipantJoined { .. } => "participant_joined",
             ServerMessage::ParticipantUpdated { .. } => "participant_updated",

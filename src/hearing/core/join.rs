@@ -208,6 +208,7 @@ impl HearingCore {
         if let Some(s) = session {
             self.emit(Effect::Release(s));
         }
+        self.health_disconnected(pid, reason);
         self.audit(
             "system",
             participant_subject(pid),

@@ -34,6 +34,8 @@
 //! * `floor.rs` — mute, mute all, request and accept unmute, lock, spotlight;
 //! * `rooms.rs` — consultations and deliberation;
 //! * `lifecycle.rs` — the state machine (open, start, suspend, resume, adjourn, close);
+//! * `health.rs` — media health: the cells expected, samples and client reports,
+//!   alerts to the bench (the verdicts are [`super::health`]'s);
 //! * `archive.rs` — opening, pausing and closing the archive, the recorder's news;
 //! * `admin.rs` — the operator's changes through the admin API;
 //! * `undo.rs` — taking back a decision whose changes the store did not take.
@@ -57,6 +59,7 @@ mod archive;
 mod devices;
 pub mod effect;
 mod floor;
+mod health;
 mod join;
 mod legs;
 mod lifecycle;
@@ -112,6 +115,8 @@ pub struct Settings {
     pub recording: Recording,
     /// Second devices, when links work, notice coalescing.
     pub joins: JoinPolicy,
+    /// Media health thresholds (`[integrity]`).
+    pub integrity: super::health::Thresholds,
 }
 
 /// Everything that can happen to a hearing.
@@ -185,6 +190,16 @@ pub enum Input {
     Recorder(RecorderNews),
     /// The server stops: close the archive, then answer once everything is stored.
     Shutdown { request: RequestId },
+    /// The SFU's counters of every published track (every
+    /// [`HearingCore::health_interval`]).
+    HealthSample(Vec<super::health::TrackCounters>),
+    /// A participant's `media_report`, with the SFU's counters taken when it came.
+    MediaReport {
+        participant: Uuid,
+        session: u64,
+        remotes: Vec<openhearing_signaling::RemoteReception>,
+        counters: Vec<super::health::TrackCounters>,
+    },
     /// The wait the core asked for ([`HearingCore::next_wakeup`]: a held notice is
     /// due, or the idle timeout) passed with no other input.
     Tick,
@@ -240,6 +255,8 @@ pub struct HearingCore {
     /// `Some` while the archive is open (in session or suspended).
     archive: Option<ArchiveState>,
     pending: Option<Pending>,
+    /// Media health of every pair (`health.rs`).
+    health: health::Health,
     /// The time of the input being handled.
     now: DateTime<Utc>,
     /// The effects of the input being handled, in decision order.
@@ -312,6 +329,7 @@ impl HearingCore {
             subscribed: HashSet::new(),
             archive: None,
             pending: None,
+            health: health::Health::new(settings.integrity),
             now,
             effects: Vec::new(),
         }
@@ -454,6 +472,13 @@ impl HearingCore {
                     reply: Reply::Stored,
                 });
             }
+            Input::HealthSample(counters) => self.health_sample(counters),
+            Input::MediaReport {
+                participant,
+                session,
+                remotes,
+                counters,
+            } => self.media_report(participant, session, remotes, counters),
             Input::Tick => {
                 if self.idle_timeout().is_some() {
                     self.emit(Effect::Stop);

@@ -6,7 +6,9 @@
 // shown); the data is in state.ts. main.ts wires the session's events to the update
 // functions exported here. The private-room parts are rooms.ts's, the console console.ts's.
 import { byCourtOrder, CALL_IN_ROLES, consoleSections, roomOf, roomsOf, stateBanner, waitingSince } from '../court';
-import { makeConsole, renderConsole, type ConsoleView } from '../console';
+import { makeConsole, renderConsole, renderHealth, type ConsoleView } from '../console';
+import { localLoss } from '../health';
+import { integrityNotices, receptionNotice } from '../healthView';
 import { h, icon } from '../dom';
 import { errorText, t, type MessageKey } from '../i18n';
 import { mediaFlows, type CourtCommand, type DeviceEvent, type ParticipantInfo, type Role } from '../protocol';
@@ -366,6 +368,9 @@ function updateStateBanner(): void {
     );
   }
   parts.push(...secondDeviceNotices());
+  parts.push(...integrityNotices(command));
+  const reception = receptionNotice();
+  if (reception) parts.push(reception);
   el.replaceChildren(...parts);
 }
 
@@ -429,6 +434,12 @@ function updateRoomVisibility(): void {
 /** The private-room banners, notice and request buttons (rooms.ts). */
 export function refreshRooms(): void {
   if (view) updateRooms(view.rooms);
+}
+
+/** Media health changed (cells, alerts, this page's own reception). */
+export function refreshHealth(): void {
+  updateStateBanner();
+  if (view?.console) renderHealth(view.console);
 }
 
 function refreshConsole(force = false): void {
@@ -582,18 +593,28 @@ export async function sampleLinks(): Promise<void> {
     return;
   }
   const counters = await sampleInbound(pc, state.session?.participantId ?? null);
+  state.session?.sendMediaReport(counters);
   const at = performance.now();
   const prev = lastSample;
   lastSample = { at, counters };
   if (!view || !prev) return;
   const seconds = (at - prev.at) / 1000;
+  const judgeLoss = { cannotHear: false, cannotSee: false };
   for (const [id, tile] of view.tiles) {
     const expected = expectedFrom(tile.info);
+    if (tile.info.role === 'presiding_judge') {
+      Object.assign(judgeLoss, localLoss(prev.counters[id] ?? emptyCounters(), counters[id] ?? emptyCounters(), expected));
+    }
     if (!expected.audio && !expected.video) {
       tile.setLink(null);
       continue;
     }
     const before = prev.counters[id] ?? emptyCounters();
     tile.setLink(grade(before, counters[id] ?? emptyCounters(), seconds, expected));
+  }
+  const was = state.localJudgeLoss;
+  if (was.cannotHear !== judgeLoss.cannotHear || was.cannotSee !== judgeLoss.cannotSee) {
+    state.localJudgeLoss = judgeLoss;
+    refreshHealth();
   }
 }

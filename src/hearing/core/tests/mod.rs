@@ -4,6 +4,7 @@
 
 mod admin;
 mod floor;
+mod health;
 mod join;
 mod lifecycle;
 mod links;
@@ -127,6 +128,7 @@ impl Court {
             idle: Duration::from_secs(30),
             recording,
             joins,
+            integrity: Default::default(),
         };
         let mut court = Court {
             core: HearingCore::new(hearing, settings, t0()),
