@@ -11,7 +11,8 @@
 //! path waits for):
 //! - `openhearing_rtp_packets_forwarded_total`, `…_bytes_forwarded_total`,
 //!   `…_packets_dropped_total` (a slow subscriber's queue was full), and the gauge
-//!   `openhearing_sfu_legs` — in `sfu/forward.rs`;
+//!   `openhearing_sfu_legs` and `openhearing_sfu_simulcast_legs{layer}` — in
+//!   `sfu/forward.rs`;
 //! - `openhearing_sessions{role}`: signaling sessions that were welcomed and have not
 //!   ended — in `api/ws.rs`;
 //! - `openhearing_admin_key_failures_total` — wrong admin keys;
@@ -81,6 +82,10 @@ fn describe() {
         MEDIA_PORTS,
         "Media ports (UDP, and TCP for ICE-TCP) held by connections"
     );
+    describe_gauge!(
+        SIMULCAST_LEGS,
+        "Simulcast video legs by the spatial layer each subscriber's allocator chose (0 = lowest) or paused"
+    );
     describe_gauge!(RSS, Unit::Bytes, "Resident memory of the server process");
     describe_gauge!(FDS, "Open file descriptors of the server process");
     describe_gauge!(
@@ -95,6 +100,7 @@ pub const BYTES_FORWARDED: &str = "openhearing_rtp_bytes_forwarded_total";
 pub const PACKETS_DROPPED: &str = "openhearing_rtp_packets_dropped_total";
 pub const LEGS: &str = "openhearing_sfu_legs";
 pub const SESSIONS: &str = "openhearing_sessions";
+pub const SIMULCAST_LEGS: &str = "openhearing_sfu_simulcast_legs";
 pub const ADMIN_KEY_FAILURES: &str = "openhearing_admin_key_failures_total";
 pub const REPORTS_FLAGGED: &str = "openhearing_media_reports_flagged_total";
 pub const HEARINGS_LIVE: &str = "openhearing_hearings_live";
@@ -109,7 +115,12 @@ pub struct Media {
     pub bytes_forwarded: Counter,
     pub packets_dropped: Counter,
     pub legs: Gauge,
+    /// Simulcast legs by the layer the allocator chose: `[q, h, f, paused]`.
+    pub simulcast_legs: [Gauge; 4],
 }
+
+/// The label of [`Media::simulcast_legs`]`[i]`.
+pub const SIMULCAST_LAYERS: [&str; 4] = ["0", "1", "2", "paused"];
 
 /// The media path's counters.
 pub fn media() -> &'static Media {
@@ -119,6 +130,7 @@ pub fn media() -> &'static Media {
         bytes_forwarded: metrics::counter!(BYTES_FORWARDED),
         packets_dropped: metrics::counter!(PACKETS_DROPPED),
         legs: metrics::gauge!(LEGS),
+        simulcast_legs: SIMULCAST_LAYERS.map(|l| metrics::gauge!(SIMULCAST_LEGS, "layer" => l)),
     })
 }
 

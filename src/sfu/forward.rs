@@ -534,6 +534,18 @@ pub struct Downstream {
     closed: AtomicBool,
     /// The layer selection of a simulcast track's leg; `None` for a plain track.
     layers: Option<LayeredLeg>,
+    /// Which `openhearing_sfu_simulcast_legs` gauge counts this leg (index into
+    /// `metrics::SIMULCAST_LAYERS`; `NO_LAYER` until the allocator chose).
+    counted: std::sync::atomic::AtomicU8,
+}
+
+const NO_LAYER: u8 = u8::MAX;
+
+fn layer_gauge(target: Target) -> u8 {
+    match target {
+        Target::Forward(t) => t.spatial.min(2),
+        Target::Paused => 3,
+    }
 }
 
 impl std::fmt::Debug for Downstream {
@@ -605,6 +617,7 @@ impl Downstream {
             forwarded: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             layers,
+            counted: std::sync::atomic::AtomicU8::new(NO_LAYER),
         })
     }
 
@@ -624,6 +637,15 @@ impl Downstream {
     pub fn set_target(&self, target: Target) -> bool {
         let changed = self.layers.as_ref().is_some_and(|l| l.set_target(target));
         if changed {
+            let gauges = &crate::metrics::media().simulcast_legs;
+            let now = layer_gauge(target);
+            let was = self.counted.swap(now, Ordering::Relaxed);
+            if was != now {
+                if let Some(g) = gauges.get(usize::from(was)) {
+                    g.decrement(1.0);
+                }
+                gauges[usize::from(now)].increment(1.0);
+            }
             tracing::debug!(subscriber = %self.subscriber, ssrc = self.ssrc, ?target, "layer target changed");
         }
         changed
@@ -733,6 +755,13 @@ pub struct LegCounters {
 impl Drop for Downstream {
     fn drop(&mut self) {
         crate::metrics::media().legs.decrement(1.0);
+        let counted = self.counted.load(Ordering::Relaxed);
+        if let Some(g) = crate::metrics::media()
+            .simulcast_legs
+            .get(usize::from(counted))
+        {
+            g.decrement(1.0);
+        }
         // The operator's sign that a site's link or machine could not keep up (and
         // `openhearing_rtp_packets_dropped_total`).
         let dropped = self.dropped();

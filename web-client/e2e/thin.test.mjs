@@ -8,7 +8,7 @@
 // Real server binary + Chromium; run through e2e/run.sh (as root: it makes namespaces).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ARTIFACTS, MEDIA_TIMEOUT_MS, createHearing, inbound, of, openAndJoin, sleep, startHarness, waitDecodes } from './harness.mjs';
+import { ADMIN_KEY, ARTIFACTS, MEDIA_TIMEOUT_MS, createHearing, inbound, of, openAndJoin, sleep, startHarness, waitDecodes } from './harness.mjs';
 import { createSite } from './netns.mjs';
 import { join } from 'node:path';
 
@@ -40,6 +40,14 @@ async function topSent(who) {
   const b = await sample();
   const grew = b.filter((l) => l.kind === 'video' && l.framesEncoded > (a.find((x) => x.rid === l.rid)?.framesEncoded ?? 0));
   return Math.max(0, ...grew.map((l) => l.frameWidth));
+}
+
+/** The server's simulcast legs by chosen layer (`/metrics`): `{ '0': n, '1': n, '2': n, paused: n }`. */
+async function serverLayers() {
+  const r = await fetch(`${h.baseUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` }, signal: AbortSignal.timeout(5000) });
+  const out = {};
+  for (const m of (await r.text()).matchAll(/^openhearing_sfu_simulcast_legs\{layer="(\w+)"\} (\S+)$/gm)) out[m[1]] = Number(m[2]);
+  return out;
 }
 
 /**
@@ -94,6 +102,11 @@ test(`${DOWNLINK_KBIT} kbit/s downlink: the site gets lower layers and keeps pla
     });
   }
 
+  // The server says so too: some simulcast legs are below the top layer (the
+  // defendant's), some on it (the judge's and the counsel's views of each other).
+  const layers = await serverLayers();
+  assert.ok((layers['0'] ?? 0) + (layers['1'] ?? 0) > 0, `no leg below the top layer in the server's stats: ${JSON.stringify(layers)}`);
+
   // And it keeps playing: every window, video frames and audio samples of both grow.
   const concealed = [];
   let last = await inbound(defendant);
@@ -113,5 +126,5 @@ test(`${DOWNLINK_KBIT} kbit/s downlink: the site gets lower layers and keeps pla
   }
   const widths = [judge, counsel].map((f) => of(last, f.id).video.frameWidth);
   const pct = concealed.map((c) => (100 * c).toFixed(1));
-  console.log(`thin: ${DOWNLINK_KBIT} kbit/s: the defendant decodes judge/counsel at widths ${widths}; audio concealed per window ${pct} %`);
+  console.log(`thin: ${DOWNLINK_KBIT} kbit/s: the defendant decodes judge/counsel at widths ${widths}; audio concealed per window ${pct} %; server legs by layer ${JSON.stringify(layers)}`);
 });

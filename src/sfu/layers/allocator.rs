@@ -149,7 +149,7 @@ impl Default for AllocatorConfig {
         AllocatorConfig {
             up_margin_percent: 15,
             up_hold: Duration::from_secs(3),
-            pause_below_bps: 100_000,
+            pause_below_bps: 50_000,
             pause_hold: Duration::from_secs(3),
             retry_after: Duration::from_secs(5),
             retry_max: Duration::from_secs(60),
@@ -607,8 +607,9 @@ mod tests {
             assert_eq!(video(&a, name), Decision::Paused);
         }
         assert_eq!(a.video_bps, 0);
-        // Resuming needs the pause threshold over the audio, plus the margin.
-        let target = (3 * AUDIO + 100_000) * 115 / 100;
+        // Resuming needs the cheapest layer (above the pause threshold) over the
+        // audio, plus the margin.
+        let target = (3 * AUDIO + 60_000) * 115 / 100;
         assert_eq!(
             a.probe,
             Some(Probe {
@@ -623,7 +624,10 @@ mod tests {
 
     #[test]
     fn a_short_dip_keeps_the_cheapest_layers_a_long_one_pauses() {
-        let config = AllocatorConfig::default();
+        let config = AllocatorConfig {
+            pause_below_bps: 100_000,
+            ..AllocatorConfig::default()
+        };
         let mut alloc = Allocator::new(config);
         let t0 = Instant::now();
         let people = tracks(&COURT);
