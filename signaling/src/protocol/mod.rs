@@ -31,7 +31,7 @@ mod state;
 pub use client::{decode_client, ClientMessage, DecodeError, IceCandidate};
 pub use error::ErrorCode;
 pub use roles::{Action, Role, SiteKind, UnknownAction, UnknownRole, UnknownSiteKind};
-pub use server::{DeviceEvent, ServerMessage, Welcome};
+pub use server::{DeviceEvent, ResumeTicket, ServerMessage, Welcome};
 pub use state::{
     Admission, Connection, ConsultationRequest, HearingInfo, HearingState, HearingStatus,
     ParticipantInfo, RoomInfo, RoomKind, StateChange, UnknownState,
