@@ -85,6 +85,15 @@ async fn joins_of(server: &TestServer, hearing: Uuid, id: Uuid) -> usize {
         .count()
 }
 
+async fn judge_and_defendant(server: &TestServer) -> CreatedHearing {
+    server
+        .create_hearing(&[
+            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
+            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
+        ])
+        .await
+}
+
 fn left(id: Uuid) -> impl FnMut(&ServerMessage) -> bool {
     move |m| matches!(m, ServerMessage::ParticipantLeft { participant_id, .. } if *participant_id == id)
 }
@@ -92,12 +101,7 @@ fn left(id: Uuid) -> impl FnMut(&ServerMessage) -> bool {
 #[tokio::test]
 async fn a_broken_socket_is_resumed_without_a_join_and_gets_what_it_missed() {
     let server = TestServer::start(47000, 47019).await;
-    let h = server
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
-        ])
-        .await;
+    let h = judge_and_defendant(&server).await;
     let url = server.ws_url(h.hearing_id);
     let judge_p = h.by_role("presiding_judge");
     let def_p = h.by_role("defendant");
@@ -173,12 +177,7 @@ async fn a_broken_socket_is_resumed_without_a_join_and_gets_what_it_missed() {
 #[tokio::test]
 async fn a_clean_close_ends_at_once_and_bad_resumes_are_refused() {
     let server = TestServer::start(47020, 47039).await;
-    let h = server
-        .create_hearing(&[
-            ("Nguyễn Văn A", "presiding_judge", "Phòng xử án 1"),
-            ("Trần Văn B", "defendant", "Trại tạm giam số 1"),
-        ])
-        .await;
+    let h = judge_and_defendant(&server).await;
     let url = server.ws_url(h.hearing_id);
     let mut judge = SignalingClient::connect(&url).await.expect("connect");
     let w = judge

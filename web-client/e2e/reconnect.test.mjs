@@ -92,23 +92,30 @@ async function framesAgain(who, from, since, ms = 60_000) {
   }
 }
 
-/** Whether the judge's page shows participant `id` present. */
-const presentOnJudge = (judge, id) => judge.page.locator(tid(`tile-${id}`)).getAttribute('data-present');
-
-test('a 5 s cut and restore: the same connection comes back by ICE restart, no new join, media both ways', { timeout: 240_000 }, async () => {
-  const created = await createHearing(h, 'HS-13-R1/2026', 'Phiên tòa trực tuyến từ trại tạm giam', [
+/** A hearing with the judge here and the defendant at the site, open, admitted and
+ * exchanging media both ways. */
+async function convened(caseNumber) {
+  const created = await createHearing(h, caseNumber, 'Phiên tòa trực tuyến từ trại tạm giam', [
     'Nguyễn Văn A:presiding_judge:Phòng xử án 1',
     'Trần Văn B:defendant:Trại tạm giam số 1',
   ]);
   const p = Object.fromEntries(created.participants.map((x) => [x.role, x]));
   const judge = await openAndJoin(h, p.presiding_judge);
   const defendant = await openAndJoin(h, p.defendant, { browser: siteBrowser });
+  await click(judge, 'state-open');
+  await click(judge, 'admit-all');
+  await defendant.page.locator(tid('lobby-screen')).waitFor({ state: 'hidden', timeout: UI_TIMEOUT_MS });
+  await waitDecodes(defendant, [judge]);
+  await waitDecodes(judge, [defendant]);
+  return { created, judge, defendant };
+}
+
+/** Whether the judge's page shows participant `id` present. */
+const presentOnJudge = (judge, id) => judge.page.locator(tid(`tile-${id}`)).getAttribute('data-present');
+
+test('a 5 s cut and restore: the same connection comes back by ICE restart, no new join, media both ways', { timeout: 240_000 }, async () => {
+  const { created, judge, defendant } = await convened('HS-13-R1/2026');
   try {
-    await click(judge, 'state-open');
-    await click(judge, 'admit-all');
-    await defendant.page.locator(tid('lobby-screen')).waitFor({ state: 'hidden', timeout: UI_TIMEOUT_MS });
-    await waitDecodes(defendant, [judge]);
-    await waitDecodes(judge, [defendant]);
     const pair = await selectedPair(defendant.page);
     assert.equal(pair?.local.address, site.siteAddr, `the defendant's media does not cross the veth: ${JSON.stringify(pair)}`);
     const joinsBefore = await joinsOf(created.hearing_id, defendant.id);
@@ -155,19 +162,8 @@ test('a 5 s cut and restore: the same connection comes back by ICE restart, no n
 });
 
 test('a 35 s cut: ICE fails on both ends, and the same connection still comes back, without a join', { timeout: 300_000 }, async () => {
-  const created = await createHearing(h, 'HS-13-R3/2026', 'Phiên tòa trực tuyến từ trại tạm giam', [
-    'Nguyễn Văn A:presiding_judge:Phòng xử án 1',
-    'Trần Văn B:defendant:Trại tạm giam số 1',
-  ]);
-  const p = Object.fromEntries(created.participants.map((x) => [x.role, x]));
-  const judge = await openAndJoin(h, p.presiding_judge);
-  const defendant = await openAndJoin(h, p.defendant, { browser: siteBrowser });
+  const { created, judge, defendant } = await convened('HS-13-R3/2026');
   try {
-    await click(judge, 'state-open');
-    await click(judge, 'admit-all');
-    await defendant.page.locator(tid('lobby-screen')).waitFor({ state: 'hidden', timeout: UI_TIMEOUT_MS });
-    await waitDecodes(defendant, [judge]);
-    await waitDecodes(judge, [defendant]);
     await watchStates(defendant);
     await site.impair({ cut: true });
     await sleep(35_000);
