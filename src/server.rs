@@ -193,10 +193,14 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
                 burst: s.rate_limit_burst,
                 join_timeout: Duration::from_secs(s.join_timeout_seconds),
                 answer_timeout: Duration::from_secs(20),
+                // PROTOCOL.md, *Resuming a session*: long enough for a browser's
+                // backoff to find the server again after a short outage.
+                resume_window: Duration::from_secs(20),
             },
             joins: Arc::new(crate::api::join_limit::JoinLimiter::from_config(
                 &config.signaling,
             )),
+            resumes: crate::api::ws::Resumes::new(),
             shutdown: shutdown_rx,
         },
     };

@@ -124,6 +124,7 @@ async fn fake_server(
                                 max_message_bytes: 65536,
                                 can_publish: true,
                                 permissions: vec![Action::PublishAudio, Action::PublishVideo, Action::Subscribe],
+                                resume: None,
                             })));
                         }
                         ClientMessage::Offer { sdp } => {

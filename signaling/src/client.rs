@@ -41,6 +41,8 @@ pub struct SignalingClient {
     out_tx: mpsc::UnboundedSender<Message>,
     in_rx: mpsc::UnboundedReceiver<ServerMessage>,
     close: Arc<Mutex<Option<(u16, String)>>>,
+    /// `join.resumable`: ask the server to keep the session for a `resume`.
+    resumable: bool,
 }
 
 impl SignalingClient {
@@ -113,7 +115,36 @@ impl SignalingClient {
             out_tx,
             in_rx,
             close,
+            resumable: false,
         })
+    }
+
+    /// Whether the next `join` asks the server to keep the session for a `resume`.
+    pub fn set_resumable(&mut self, resumable: bool) {
+        self.resumable = resumable;
+    }
+
+    /// Sends `resume` (the token of `welcome.resume`, `received` messages seen after
+    /// `welcome`) and waits for `resumed`; returns how many messages the server replays
+    /// (they follow). A refusal is [`ClientError::Refused`].
+    pub async fn resume(
+        &mut self,
+        token: &str,
+        received: u64,
+        timeout: Duration,
+    ) -> Result<u64, ClientError> {
+        self.send(&ClientMessage::Resume {
+            v: PROTOCOL_VERSION,
+            resume: token.to_owned(),
+            received,
+        })?;
+        match self.recv_timeout(timeout).await? {
+            ServerMessage::Resumed { replayed } => Ok(replayed),
+            ServerMessage::Error { code, message, .. } => {
+                Err(ClientError::Refused { code, message })
+            }
+            other => Err(ClientError::Unexpected(other.kind().to_owned())),
+        }
     }
 
     /// Sends `join` and waits (up to `timeout`) for `welcome`. Other messages that
@@ -135,6 +166,7 @@ impl SignalingClient {
             v: PROTOCOL_VERSION,
             token: token.to_owned(),
             tab: tab.map(str::to_owned),
+            resumable: self.resumable,
         })?;
         match self.recv_timeout(timeout).await? {
             ServerMessage::Welcome(w) => Ok(*w),

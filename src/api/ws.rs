@@ -16,21 +16,28 @@
 //! authentication failures close only this socket. Joins are rate limited per source
 //! address and per participant ([`JoinLimiter`]) before anything is spent on them.
 //!
-//! The session carries its [`Device`] (peer address, `User-Agent`) into the hearing,
-//! which audits it. A second device on a link in use may have to wait for the court
-//! (`device_waiting`): the session then holds the socket with no PeerConnection
-//! until the hearing seats it (a `welcome` arrives) or closes it.
+//! The session carries its [`Device`](crate::hearing::Device) (peer address,
+//! `User-Agent`) into the hearing, which audits it. A second device on a link in use
+//! may have to wait for the court (`device_waiting`): the session then holds the
+//! socket with no PeerConnection until the hearing seats it (a `welcome` arrives) or
+//! closes it.
+//!
+//! Outages keep the seat (issue 13): a connection that was up and went `failed` waits
+//! [`ICE_RESTART_WINDOW`] for the client's ICE-restart offer, and a resumable session
+//! whose socket broke parks until a new socket resumes it (`park.rs`, `resume.rs`);
+//! `socket.rs` is a socket's own task, which joins or resumes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod join;
+mod outbox;
+mod park;
+mod resume;
+mod socket;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRef, Path, State};
-use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use axum::extract::ws::{Message, WebSocket};
 use openhearing_signaling::{
     decode_client, ClientMessage, Connection, ErrorCode, IceCandidate, ServerMessage,
 };
@@ -38,12 +45,13 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 pub use self::join::SeenDevice;
-use self::join::{await_join, fill_welcome, wait_for_seat, Authenticated, JoinRefused};
+use self::join::{fill_welcome, wait_for_seat, Authenticated};
+use self::outbox::{Out, Outbox};
+use self::resume::Registration;
+pub use self::resume::Resumes;
 use super::join_limit::{JoinLimiter, TokenBucket};
 use crate::auth::JoinTokens;
-use crate::hearing::{
-    Device, HearingHandle, Hearings, JoinRequest, Refusal, SessionCommand, SessionLink,
-};
+use crate::hearing::{HearingHandle, Hearings, JoinRequest, Refusal, SessionCommand, SessionLink};
 use crate::sfu::{ActiveLeg, Candidate, LinkState, Peer, PeerEvent, PendingLeg, Sfu, SfuError};
 use crate::store::Store;
 
@@ -56,6 +64,9 @@ pub struct SignalingLimits {
     pub join_timeout: Duration,
     /// How long the client may take to answer a server offer.
     pub answer_timeout: Duration,
+    /// How long a resumable session whose socket dropped keeps its seat for a
+    /// `resume` (PROTOCOL.md, *Resuming a session*).
+    pub resume_window: Duration,
 }
 
 /// What the signaling endpoint needs from the application.
@@ -68,34 +79,26 @@ pub struct SignalingState {
     pub limits: SignalingLimits,
     /// Join rate limits per source address and per participant.
     pub joins: Arc<JoinLimiter>,
+    /// The sessions a new socket can `resume`.
+    pub resumes: Arc<Resumes>,
     /// Turns `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Queue of frames waiting to be written to one client; a client that lets it fill
-/// up is too slow to follow the hearing and is disconnected.
-const OUTBOX: usize = 1024;
+/// The reading half of a client's socket.
+type SocketStream = futures_util::stream::SplitStream<WebSocket>;
+
+/// The close code of a client abandoning a stalled socket to resume on a new one.
+const RESUMING_CLOSE_CODE: u16 = 4000;
+
 /// Candidates accepted before the client's offer was applied.
 const EARLY_CANDIDATES: usize = 64;
+/// How long a connection that was up may stay `failed` before the session ends: the
+/// client restarts ICE on it meanwhile (PROTOCOL.md, *ICE restart*), and its restarts
+/// are spaced 4 s apart, four at most.
+const ICE_RESTART_WINDOW: Duration = Duration::from_secs(30);
 
-pub async fn handler<S>(
-    ws: WebSocketUpgrade,
-    Path(hearing): Path<String>,
-    SeenDevice(device): SeenDevice,
-    State(state): State<S>,
-) -> Response
-where
-    SignalingState: FromRef<S>,
-{
-    let st = SignalingState::from_ref(&state);
-    // Frames up to 4x the protocol limit are read so that an oversize message gets a
-    // clear `message_too_large` instead of a dropped connection; beyond that the
-    // WebSocket layer closes with 1009.
-    let cap = st.limits.max_message_bytes.saturating_mul(4).max(64 * 1024);
-    ws.max_message_size(cap)
-        .max_frame_size(cap)
-        .on_upgrade(move |socket| run_session(socket, hearing, device, st))
-}
+pub use self::socket::handler;
 
 /// A trickled candidate from the wire, as the SFU takes it.
 fn to_sfu(c: IceCandidate) -> Candidate {
@@ -124,146 +127,6 @@ fn is_oversize(e: &axum::Error) -> bool {
     text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
 }
 
-enum Out {
-    Msg(ServerMessage),
-    Close(u16, String),
-}
-
-#[derive(Clone)]
-struct Outbox(mpsc::Sender<Out>, Arc<std::sync::atomic::AtomicBool>);
-
-impl Outbox {
-    /// Queues a message; false when the client is not keeping up (or gone).
-    fn send(&self, m: ServerMessage) -> bool {
-        self.0.try_send(Out::Msg(m)).is_ok()
-    }
-    fn error(&self, code: ErrorCode, message: impl Into<String>) -> bool {
-        self.send(ServerMessage::error(code, message))
-    }
-    /// Closes the socket with 1009 ("message too big"), as PROTOCOL.md documents for
-    /// frames beyond what the WebSocket layer reads (4x `max_message_bytes`).
-    fn close_too_big(&self) {
-        self.1.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = self
-            .0
-            .try_send(Out::Close(1009, "message_too_large".to_owned()));
-    }
-
-    /// Reports a fatal error and closes the socket.
-    fn fatal(&self, code: ErrorCode, message: impl Into<String>) {
-        self.fatal_retry(code, message, None);
-    }
-
-    /// [`Outbox::fatal`] with a hint when to try again.
-    fn fatal_retry(&self, code: ErrorCode, message: impl Into<String>, retry: Option<Duration>) {
-        let _ = self.0.try_send(Out::Msg(ServerMessage::Error {
-            code,
-            message: message.into(),
-            fatal: true,
-            // Rounded up: a hint of 0 ms would invite an immediate retry.
-            retry_after_ms: retry.map(|d| {
-                u64::try_from(d.as_micros().div_ceil(1000))
-                    .unwrap_or(u64::MAX)
-                    .max(1)
-            }),
-        }));
-        let _ = self
-            .0
-            .try_send(Out::Close(code.close_code(), code.to_string()));
-    }
-}
-
-async fn run_session(socket: WebSocket, hearing: String, device: Device, st: SignalingState) {
-    let (mut sink, mut stream) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Out>(OUTBOX);
-    let out = Outbox(out_tx, Arc::new(std::sync::atomic::AtomicBool::new(false)));
-    let linger = out.1.clone();
-    let writer = tokio::spawn(async move {
-        while let Some(o) = out_rx.recv().await {
-            match o {
-                Out::Msg(m) => {
-                    let text = match serde_json::to_string(&m) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            tracing::error!("cannot encode {}: {e}", m.kind());
-                            continue;
-                        }
-                    };
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Out::Close(code, reason) => {
-                    let _ = sink
-                        .send(Message::Close(Some(CloseFrame {
-                            code,
-                            reason: reason.into(),
-                        })))
-                        .await;
-                    break;
-                }
-            }
-        }
-        let _ = sink.close().await;
-    });
-
-    let joined = match tokio::time::timeout(
-        st.limits.join_timeout,
-        await_join(&mut stream, &hearing, &st, &out, device),
-    )
-    .await
-    {
-        Ok(Ok(j)) => Some(j),
-        Ok(Err(JoinRefused(r, retry))) => {
-            out.fatal_retry(r.code, r.message, retry);
-            None
-        }
-        Err(_) => {
-            out.fatal(
-                ErrorCode::JoinTimeout,
-                format!(
-                    "no join message within {} s",
-                    st.limits.join_timeout.as_secs()
-                ),
-            );
-            None
-        }
-    };
-    if let Some(auth) = joined {
-        let session = Session::start(auth, &mut stream, &st, out.clone()).await;
-        match session {
-            Ok(mut s) => {
-                let reason = s.run(&mut stream, &st).await;
-                s.finish(reason).await;
-            }
-            Err(Some(r)) => out.fatal(r.code, r.message),
-            Err(None) => {} // told already (kicked while waiting, or gone)
-        }
-    }
-    drop(out);
-    // Let the writer flush the last error and close frame while we keep reading
-    // (and discarding) what the client still sends: dropping a socket with unread
-    // input makes the kernel answer with a reset, and the client would lose the
-    // error it is being told. Bounded, so a client that never closes cannot hold us.
-    let drain = async {
-        while let Some(Ok(m)) = stream.next().await {
-            if matches!(m, Message::Close(_)) {
-                break;
-            }
-        }
-        if linger.load(std::sync::atomic::Ordering::Relaxed) {
-            // The stream failed on an oversize frame and cannot be read any further:
-            // give the client a moment to read our close frame before the socket
-            // goes and its unread input turns into a reset that would discard it.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        let _ = tokio::join!(writer, drain);
-    })
-    .await;
-}
-
 fn too_large(len: usize, max: usize) -> String {
     format!("message of {len} bytes exceeds the limit of {max} bytes")
 }
@@ -273,6 +136,8 @@ fn too_large(len: usize, max: usize) -> String {
 enum EndReason {
     Left,
     ConnectionLost,
+    /// The socket broke (no close frame): a resumable session parks instead of ending.
+    SocketLost,
     /// The hearing closed the session (replaced, denied, removed, closed, revoked).
     Kicked(ErrorCode),
     Shutdown,
@@ -282,7 +147,9 @@ impl EndReason {
     fn as_str(self) -> &'static str {
         match self {
             EndReason::Left => "left",
-            EndReason::ConnectionLost | EndReason::Shutdown => "connection_lost",
+            EndReason::ConnectionLost | EndReason::SocketLost | EndReason::Shutdown => {
+                "connection_lost"
+            }
             EndReason::Kicked(ErrorCode::Replaced) => "replaced",
             EndReason::Kicked(ErrorCode::AdmissionDenied) => "denied",
             EndReason::Kicked(ErrorCode::Removed) => "removed",
@@ -312,9 +179,28 @@ struct Session {
     /// Legs carried by the outstanding offer.
     inflight: Vec<PendingLeg>,
     legs: HashMap<String, ActiveLeg>,
+    /// The tracks this participant publishes now.
+    published: Vec<Arc<crate::sfu::PublishedTrack>>,
     early_candidates: Vec<Candidate>,
     connected_once: bool,
+    /// The connection is down (`disconnected` or `failed` after being up) since then.
+    link_down_since: Option<Instant>,
+    /// Its ICE gave up (`failed`) then: only the client's ICE restart brings it back.
+    link_failed_since: Option<Instant>,
     bucket: TokenBucket,
+    /// The connection's last state.
+    link: LinkState,
+    /// Resumable sessions (`join.resumable`): their entry in [`Resumes`].
+    registration: Option<Registration>,
+    resume_window: Duration,
+    /// The socket dropped: since when, and the queue its messages wait in.
+    parked: Option<(Instant, mpsc::Receiver<Out>)>,
+    /// The socket of the last `resume`, and where its stream goes back.
+    resumed: Option<(SocketStream, tokio::sync::oneshot::Sender<SocketStream>)>,
+    /// The join's own socket was replaced by a resumed one: never read again.
+    first_socket_gone: bool,
+    /// Journal number of the outstanding server offer.
+    offer_seq: u64,
     /// This session in `openhearing_sessions{role}` while it lives.
     _counted: crate::metrics::SessionCount,
 }
@@ -325,7 +211,7 @@ impl Session {
     /// already told why not (or is gone).
     async fn start(
         auth: Authenticated,
-        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+        stream: &mut SocketStream,
         st: &SignalingState,
         out: Outbox,
     ) -> Result<Session, Option<Refusal>> {
@@ -377,12 +263,25 @@ impl Session {
             }
         };
         let may_publish = fill_welcome(&mut welcome, st);
+        // A client that can resume gets its ticket, and from here on every message is
+        // numbered for a replay.
+        let registration = auth.resumable.then(|| st.resumes.register());
+        let mut out = out;
+        if let (Some(reg), ServerMessage::Welcome(w)) = (&registration, &mut welcome) {
+            w.resume = Some(openhearing_signaling::ResumeTicket {
+                token: reg.token.clone(),
+                window_ms: u64::try_from(st.limits.resume_window.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
         let mut role = String::from("unknown");
         if let ServerMessage::Welcome(w) = &welcome {
             role = w.you.role.to_string();
             tracing::info!(participant = %w.you.id, role = %w.you.role, hearing = %hearing.id, "joined");
         }
         out.send(welcome);
+        if registration.is_some() {
+            out = out.journaled(Default::default());
+        }
         let mut s = Session {
             may_publish,
             me: auth.participant,
@@ -398,9 +297,19 @@ impl Session {
             pending: Vec::new(),
             inflight: Vec::new(),
             legs: HashMap::new(),
+            published: Vec::new(),
             early_candidates: Vec::new(),
             connected_once: false,
+            link_down_since: None,
+            link_failed_since: None,
             bucket: TokenBucket::new(f64::from(st.limits.rate_per_second), st.limits.burst),
+            link: LinkState::New,
+            registration,
+            resume_window: st.limits.resume_window,
+            parked: None,
+            resumed: None,
+            first_socket_gone: false,
+            offer_seq: 0,
             _counted: crate::metrics::SessionCount::new(role),
         };
         for cmd in early {
@@ -412,69 +321,127 @@ impl Session {
         Ok(s)
     }
 
-    async fn run(
-        &mut self,
-        stream: &mut futures_util::stream::SplitStream<WebSocket>,
-        st: &SignalingState,
-    ) -> EndReason {
+    async fn run(&mut self, stream: &mut SocketStream, st: &SignalingState) -> EndReason {
         let mut shutdown = st.shutdown.clone();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            tokio::select! {
-                frame = stream.next() => {
-                    let text = match frame {
-                        Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Binary(_))) => {
-                            if !self.charge() { return EndReason::ConnectionLost; }
-                            self.out.error(ErrorCode::BinaryNotSupported, "binary frames are not part of the protocol; send JSON text");
-                            continue;
-                        }
-                        Some(Ok(Message::Close(_))) | None => return EndReason::ConnectionLost,
-                        Some(Err(e)) => {
-                            tracing::debug!(participant = %self.me, "websocket error: {e}");
-                            if is_oversize(&e) {
-                                self.out.close_too_big();
-                            }
-                            return EndReason::ConnectionLost;
-                        }
-                        Some(Ok(_)) => continue,
-                    };
-                    if !self.charge() { return EndReason::ConnectionLost; }
-                    if text.len() > st.limits.max_message_bytes {
-                        self.out.error(ErrorCode::MessageTooLarge, too_large(text.len(), st.limits.max_message_bytes));
-                        continue;
-                    }
-                    match decode_client(&text) {
-                        Ok(msg) => {
-                            if let Some(end) = self.on_client(msg).await { return end; }
-                        }
-                        Err(e) => { self.out.error(e.code(), e.to_string()); }
-                    }
+            let end = tokio::select! {
+                frame = park::next_frame(self.parked.is_some(), self.first_socket_gone, &mut self.resumed, stream) => {
+                    self.on_frame(frame, st).await
                 }
-                Some(cmd) = self.commands.recv() => {
-                    if let Some(end) = self.on_command(cmd).await { return end; }
+                Some(r) = park::next_resumption(&mut self.registration) => {
+                    self.on_resume(r).await;
+                    None
                 }
-                Some(ev) = self.peer_events.recv() => {
-                    if let Some(end) = self.on_peer(ev) { return end; }
-                }
-                _ = tick.tick() => {
-                    if let Some(t) = self.offer_sent_at {
-                        if t.elapsed() > st.limits.answer_timeout {
-                            self.out.fatal(ErrorCode::NegotiationTimeout, format!(
-                                "no answer to the server's offer within {} s", st.limits.answer_timeout.as_secs()));
-                            return EndReason::ConnectionLost;
-                        }
-                    }
-                }
+                Some(cmd) = self.commands.recv() => self.on_command(cmd).await,
+                Some(ev) = self.peer_events.recv() => self.on_peer(ev),
+                _ = tick.tick() => self.on_tick(st),
                 _ = shutdown.changed() => {
                     self.out.fatal(ErrorCode::ServerShutdown, "the server is shutting down; rejoin in a moment");
-                    return EndReason::Shutdown;
+                    Some(EndReason::Shutdown)
                 }
-            }
-            if self.out.0.is_closed() {
-                return EndReason::ConnectionLost;
+            };
+            let end = match end {
+                None if self.out.is_closed() => Some(EndReason::SocketLost),
+                end => end,
+            };
+            match end {
+                None => {}
+                Some(EndReason::SocketLost) => {
+                    if let Some(end) = self.socket_lost() {
+                        return end;
+                    }
+                }
+                Some(end) => return end,
             }
         }
+    }
+
+    /// One frame of the client's socket (`None`: the socket ended).
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, axum::Error>>,
+        st: &SignalingState,
+    ) -> Option<EndReason> {
+        let text = match frame {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Binary(_))) => {
+                if !self.charge() {
+                    return Some(EndReason::ConnectionLost);
+                }
+                self.out.error(
+                    ErrorCode::BinaryNotSupported,
+                    "binary frames are not part of the protocol; send JSON text",
+                );
+                return None;
+            }
+            // A client dropping a socket it found stalled, to resume on a new one
+            // (PROTOCOL.md, *Resuming a session*): as if it had broken.
+            Some(Ok(Message::Close(Some(f)))) if f.code == RESUMING_CLOSE_CODE => {
+                return Some(EndReason::SocketLost)
+            }
+            // A clean close is the client going away on purpose (a closed tab): no park.
+            Some(Ok(Message::Close(_))) => return Some(EndReason::ConnectionLost),
+            None => return Some(EndReason::SocketLost),
+            Some(Err(e)) => {
+                tracing::debug!(participant = %self.me, "websocket error: {e}");
+                if is_oversize(&e) {
+                    self.out.close_too_big();
+                    return Some(EndReason::ConnectionLost);
+                }
+                return Some(EndReason::SocketLost);
+            }
+            Some(Ok(_)) => return None,
+        };
+        if !self.charge() {
+            return Some(EndReason::ConnectionLost);
+        }
+        if text.len() > st.limits.max_message_bytes {
+            self.out.error(
+                ErrorCode::MessageTooLarge,
+                too_large(text.len(), st.limits.max_message_bytes),
+            );
+            return None;
+        }
+        match decode_client(&text) {
+            Ok(msg) => self.on_client(msg).await,
+            Err(e) => {
+                self.out.error(e.code(), e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The once-a-second checks: a failed connection not restarted, a parked session
+    /// not resumed, an offer not answered.
+    fn on_tick(&mut self, st: &SignalingState) -> Option<EndReason> {
+        if let Some(t) = self.link_failed_since {
+            if t.elapsed() > ICE_RESTART_WINDOW {
+                tracing::info!(participant = %self.me, "connection failed and not restarted within {} s", ICE_RESTART_WINDOW.as_secs());
+                return Some(EndReason::ConnectionLost);
+            }
+        }
+        if let Some((since, _)) = &self.parked {
+            if since.elapsed() > self.resume_window {
+                tracing::info!(participant = %self.me, "socket not resumed within {} s", self.resume_window.as_secs());
+                return Some(EndReason::ConnectionLost);
+            }
+            // No answer can come while there is no socket: the clock restarts on resume.
+            return None;
+        }
+        if let Some(t) = self.offer_sent_at {
+            if t.elapsed() > st.limits.answer_timeout {
+                self.out.fatal(
+                    ErrorCode::NegotiationTimeout,
+                    format!(
+                        "no answer to the server's offer within {} s",
+                        st.limits.answer_timeout.as_secs()
+                    ),
+                );
+                return Some(EndReason::ConnectionLost);
+            }
+        }
+        None
     }
 
     /// Rate limit: false (and the socket is being closed) when the client floods.
@@ -491,7 +458,7 @@ impl Session {
 
     async fn on_client(&mut self, msg: ClientMessage) -> Option<EndReason> {
         match msg {
-            ClientMessage::Join { .. } => {
+            ClientMessage::Join { .. } | ClientMessage::Resume { .. } => {
                 self.out.error(
                     ErrorCode::AlreadyJoined,
                     "this connection has already joined",
@@ -620,7 +587,7 @@ impl Session {
         match cmd {
             SessionCommand::Send(m) => {
                 if !self.out.send(m) {
-                    return Some(EndReason::ConnectionLost);
+                    return Some(EndReason::SocketLost);
                 }
             }
             SessionCommand::Subscribe(track) => match self.peer.add_leg(track).await {
@@ -662,9 +629,16 @@ impl Session {
             }
             PeerEvent::State(s) => {
                 tracing::debug!(participant = %self.me, "connection {s}");
+                self.link = s;
                 let reported = match s {
                     LinkState::Connected => Some(Connection::Connected),
                     LinkState::Disconnected => Some(Connection::Unstable),
+                    // A connection that was up and failed waits for the client's ICE
+                    // restart: the participant keeps the seat, on an unstable link.
+                    LinkState::Failed if self.connected_once => Some(Connection::Unstable),
+                    LinkState::New | LinkState::Connecting if self.link_down_since.is_some() => {
+                        Some(Connection::Unstable)
+                    }
                     LinkState::New | LinkState::Connecting => Some(Connection::Connecting),
                     _ => None,
                 };
@@ -672,12 +646,34 @@ impl Session {
                     self.hearing.connection(self.me, self.session, c);
                 }
                 match s {
-                    LinkState::Connected if !self.connected_once => {
-                        self.connected_once = true;
-                        // Keyframes requested before the connection was up were lost.
-                        for leg in self.legs.values() {
-                            leg.source.request_keyframe();
+                    LinkState::Connected => {
+                        if !self.connected_once || self.link_down_since.is_some() {
+                            // Keyframes requested before the connection was (back) up
+                            // were lost, and a decoder that missed packets needs one.
+                            for leg in self.legs.values() {
+                                leg.source.request_keyframe();
+                            }
                         }
+                        if self.link_down_since.is_some() {
+                            // And everyone receiving this participant missed packets
+                            // of theirs: a keyframe now, not at their next PLI.
+                            for t in &self.published {
+                                t.request_keyframe();
+                            }
+                        }
+                        if let Some(t) = self.link_down_since.take() {
+                            tracing::info!(participant = %self.me, restarted = self.link_failed_since.is_some(), "connection back after {} ms", t.elapsed().as_millis());
+                        }
+                        self.connected_once = true;
+                        self.link_failed_since = None;
+                    }
+                    LinkState::Disconnected if self.connected_once => {
+                        self.link_down_since.get_or_insert_with(Instant::now);
+                    }
+                    LinkState::Failed if self.connected_once => {
+                        tracing::info!(participant = %self.me, "connection failed; waiting up to {} s for the client's ICE restart", ICE_RESTART_WINDOW.as_secs());
+                        self.link_down_since.get_or_insert_with(Instant::now);
+                        self.link_failed_since.get_or_insert_with(Instant::now);
                     }
                     LinkState::Failed | LinkState::Closed => {
                         return Some(EndReason::ConnectionLost);
@@ -686,9 +682,11 @@ impl Session {
                 }
             }
             PeerEvent::TrackPublished(t) => {
+                self.published.push(t.clone());
                 self.hearing.track_published(self.me, self.session, t);
             }
             PeerEvent::TrackEnded(id) => {
+                self.published.retain(|t| t.id != id);
                 self.hearing.track_ended(self.me, self.session, id);
             }
             PeerEvent::VideoPaused { track, paused } => {
@@ -716,6 +714,7 @@ impl Session {
                 self.inflight.append(&mut self.pending);
                 self.offer_sent_at = Some(Instant::now());
                 self.out.send(ServerMessage::Offer { sdp });
+                self.offer_seq = self.out.sent();
             }
             Err(e) => {
                 tracing::error!(participant = %self.me, "cannot create offer: {e}");
@@ -743,8 +742,13 @@ impl Session {
         }
     }
 
-    async fn finish(self, reason: EndReason) {
+    async fn finish(mut self, reason: EndReason) {
         tracing::info!(participant = %self.me, reason = reason.as_str(), "session ended");
+        // No resume can take the session any more.
+        self.registration = None;
+        if let Some((stream, done)) = self.resumed.take() {
+            let _ = done.send(stream);
+        }
         self.hearing.leave(self.me, self.session, reason.as_str());
         self.peer.close().await;
     }

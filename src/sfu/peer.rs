@@ -199,13 +199,16 @@ async fn resolve_codec(track: &dyn TrackRemote, kind: MediaKind, ssrc: u32) -> O
 
 /// How long a connection may stay `connecting` before the server gives it up.
 ///
-/// On a lossy link (issue 13: 10 % loss both ways) some joins never complete: ICE
-/// connects, but the DTLS handshake (webrtc 0.21 is the DTLS client) does not finish
-/// and the connection stays `connecting` for good, with no error and no `failed`, while
-/// the browser, the DTLS server, waits without a timeout of its own. Closing it
-/// ends the participant's session as a lost connection, and the web client rejoins at
-/// once with a fresh connection. Healthy joins connect within a few seconds even over
-/// ICE-TCP; ICE itself gives up on a dead path well before this.
+/// On a lossy link (issue 13: 10 % loss both ways) one join in four used to stall:
+/// ICE connected, but the DTLS handshake (webrtc 0.21 is the DTLS client) never
+/// finished. The cause was rtc-dtls disarming its retransmit timer when the browser
+/// repeated its flight 4 after part of our flight 5 was lost; the workspace builds a
+/// fixed copy (`vendor/rtc-dtls/PATCHED.md`, `tests/dtls_loss.rs`). This watchdog
+/// stays as the net under anything else that leaves a connection `connecting` with
+/// no error and no `failed`: closing it ends the participant's session as a lost
+/// connection, and the web client rejoins at once with a fresh connection. Healthy
+/// joins connect within a few seconds even over ICE-TCP; ICE itself gives up on a
+/// dead path well before this.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Closes `pc` if, once `connecting`, it does not reach `connected` within `limit`, and
@@ -357,7 +360,9 @@ impl Peer {
         Ok(())
     }
 
-    async fn local_sdp(&self) -> Result<String, SfuError> {
+    /// The local description in force: the outstanding offer while one waits for
+    /// its answer (a resumed session sends it again when the answer was lost).
+    pub async fn local_sdp(&self) -> Result<String, SfuError> {
         self.pc
             .local_description()
             .await

@@ -36,6 +36,12 @@ declare global {
       room: () => RoomInfo | null;
       inbound: () => Promise<Record<string, InboundCounters>>;
       outbound: () => Promise<OutboundLayer[]>;
+      /** RTCPeerConnections the current session created (1 while the seat is kept). */
+      pcsCreated: () => number;
+      /** ICE restarts done on the current connection. */
+      iceRestarts: () => number;
+      /** WebSocket resumes of the current session (no new join). */
+      resumes: () => number;
     };
   }
 }
@@ -88,5 +94,8 @@ export function installHooks(): void {
     },
     inbound: inboundCounters,
     outbound: outboundLayers,
+    pcsCreated: () => state.session?.pcsCreated ?? 0,
+    iceRestarts: () => state.session?.iceRestarts ?? 0,
+    resumes: () => state.session?.resumes ?? 0,
   };
 }

@@ -219,7 +219,8 @@ export interface IntegrityAlert {
 }
 
 export type ClientMessage =
-  | { type: 'join'; v: number; token: string; tab?: string }
+  | { type: 'join'; v: number; token: string; tab?: string; resumable?: boolean }
+  | { type: 'resume'; v: number; resume: string; received: number }
   | { type: 'offer'; sdp: string }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidate }
@@ -318,6 +319,7 @@ export const ALL_ERROR_CODES = [
   'server_shutdown',
   'store_unavailable',
   'internal',
+  'resume_failed',
 ] as const;
 
 export type ErrorCode = (typeof ALL_ERROR_CODES)[number];
@@ -370,6 +372,8 @@ export type ServerMessage =
       max_message_bytes: number;
       can_publish: boolean;
       permissions: Action[];
+      /** How to take this session back over a new socket (`resume`). */
+      resume?: { token: string; window_ms: number };
     }
   | { type: 'hearing_status'; status: HearingStatus }
   | { type: 'unmute_requested'; by: string }
@@ -394,4 +398,5 @@ export type ServerMessage =
   | { type: 'offer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidate }
   | { type: 'pong'; id: number }
+  | { type: 'resumed'; replayed: number }
   | { type: 'error'; code: ErrorCode | string; message: string; fatal: boolean; retry_after_ms?: number };

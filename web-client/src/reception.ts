@@ -1,6 +1,9 @@
 // What this page receives from each remote participant, from the connection's
 // getStats(), and how good that is: the link-quality dot on each tile, the test
-// hooks' inbound counters, and (later) the media report the server asks for.
+// hooks' inbound counters, and (later) the media report the server asks for. And the
+// other way: how well this page's own media reaches the server (the self view's
+// uplink dot), from the server's receiver reports (`remote-inbound-rtp`) and the
+// encoder's own `qualityLimitationReason`.
 //
 // A receiver is attributed to the participant whose id is the `a=msid` stream id of
 // its transceiver's m-section in the current remote description (what the server
@@ -113,4 +116,68 @@ export function grade(prev: InboundCounters, cur: InboundCounters, seconds: numb
     quality = 'fair';
   }
   return { quality, lossPercent, fps, concealedPercent };
+}
+
+/** Cumulative outbound counters of this page (all its senders together). */
+export interface OutboundCounters {
+  packetsSent: number;
+  /** Packets the server reported lost (`remote-inbound-rtp.packetsLost`). */
+  packetsLost: number;
+  /** The latest round-trip time the server's reports gave, in seconds (null: none yet). */
+  roundTripTime: number | null;
+  /** Why the encoder holds back (`bandwidth`, `cpu`, `other`, `none`), the worst of the senders. */
+  limitation: string;
+}
+
+/** One window's uplink figures and their grade. */
+export interface UplinkGrade {
+  quality: Quality;
+  lossPercent: number;
+  rttMs: number | null;
+  limitation: string;
+}
+
+export function emptyOutbound(): OutboundCounters {
+  return { packetsSent: 0, packetsLost: 0, roundTripTime: null, limitation: 'none' };
+}
+
+const LIMITATION_RANK: Record<string, number> = { none: 0, other: 1, cpu: 2, bandwidth: 3 };
+
+/** This page's outbound counters, summed over the senders that carry a track. */
+export async function sampleOutbound(pc: RTCPeerConnection): Promise<OutboundCounters> {
+  const out = emptyOutbound();
+  for (const sender of pc.getSenders()) {
+    if (!sender.track) continue;
+    const stats = await sender.getStats();
+    stats.forEach((r: { type: string; [k: string]: unknown }) => {
+      const n = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : 0);
+      if (r.type === 'outbound-rtp') {
+        out.packetsSent += n('packetsSent');
+        const why = typeof r.qualityLimitationReason === 'string' ? r.qualityLimitationReason : 'none';
+        if ((LIMITATION_RANK[why] ?? 1) > (LIMITATION_RANK[out.limitation] ?? 0)) out.limitation = why;
+      } else if (r.type === 'remote-inbound-rtp') {
+        out.packetsLost += Math.max(0, n('packetsLost'));
+        if (typeof r.roundTripTime === 'number') out.roundTripTime = Math.max(out.roundTripTime ?? 0, r.roundTripTime);
+      }
+    });
+  }
+  return out;
+}
+
+/**
+ * Grades this page's uplink between two samples. Thresholds as for the downlink where
+ * they compare: loss under 2 %, a round trip under 400 ms and an encoder not held
+ * back by bandwidth is good; loss under 10 % and a round trip under 1 s is fair;
+ * worse is poor; nothing sent although this page publishes is none.
+ */
+export function gradeUplink(prev: OutboundCounters, cur: OutboundCounters): UplinkGrade {
+  const sent = Math.max(0, cur.packetsSent - prev.packetsSent);
+  const lost = Math.max(0, cur.packetsLost - prev.packetsLost);
+  const lossPercent = sent + lost > 0 ? (100 * lost) / (sent + lost) : 0;
+  const rttMs = cur.roundTripTime === null ? null : cur.roundTripTime * 1000;
+  let quality: Quality = 'good';
+  if (sent === 0) quality = 'none';
+  else if (lossPercent >= 10 || (rttMs ?? 0) >= 1000) quality = 'poor';
+  else if (lossPercent >= 2 || (rttMs ?? 0) >= 400 || cur.limitation === 'bandwidth') quality = 'fair';
+  return { quality, lossPercent, rttMs, limitation: cur.limitation };
 }

@@ -20,6 +20,7 @@ import {
 } from './protocol';
 import { addVideoTrack, preferRed } from './media';
 import type { InboundCounters } from './reception';
+import { IceRecovery } from './recovery';
 
 export type SessionStatus =
   | 'connecting' // WebSocket opening / waiting for welcome
@@ -90,6 +91,10 @@ export interface SessionOptions {
 }
 
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000];
+/** Delays of the `resume` attempts after a socket broke (bounded also by the window). */
+const RESUME_BACKOFF_MS = [0, 500, 1000, 2000, 3000, 4000, 4000, 4000, 4000, 4000, 4000, 4000, 4000];
+/** A resume socket not open by then is given up and tried afresh (its SYN may be lost). */
+const RESUME_CONNECT_MS = 3000;
 
 export class HearingSession {
   pc: RTCPeerConnection | null = null;
@@ -116,6 +121,26 @@ export class HearingSession {
   private welcomed = false;
   private canPublish = false;
   private hearingState: HearingStatus['state'] | null = null;
+  /** ICE restarts of the current connection through outages (recovery.ts). */
+  private recovery: IceRecovery | null = null;
+  /** An ICE-restart offer is due as soon as negotiation allows (a server offer first). */
+  private restartWanted = false;
+  /** RTCPeerConnections this session created (test hook: a kept seat keeps one). */
+  pcsCreated = 0;
+  /** `welcome.resume`: how to take this session back over a new socket. */
+  private resumeTicket: { token: string; window_ms: number } | null = null;
+  /** Messages received after `welcome` (not counting `resumed`): what `resume` reports. */
+  private received = 0;
+  /** The current socket's messages count towards `received` (after welcome/resumed). */
+  private counting = false;
+  /** When the socket of a resumable session broke (null: it did not). */
+  private socketLostAt: number | null = null;
+  private resumeAttempt = 0;
+  /** Sessions resumed on a new socket (test hook). */
+  resumes = 0;
+  /** When the current socket last brought a message (performance.now()). */
+  private lastHeardAt = 0;
+  private stallTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private opts: SessionOptions) {}
 
@@ -123,7 +148,15 @@ export class HearingSession {
     this.closedByUs = false;
     this.fatal = null;
     this.welcomed = false;
+    this.resumeTicket = null;
+    this.socketLostAt = null;
+    this.resumeAttempt = 0;
     this.setStatus(this.attempt > 0 ? 'reconnecting' : 'connecting');
+    this.open('join');
+  }
+
+  /** Opens a socket that joins, or resumes this session (keeping its connection). */
+  private open(mode: 'join' | 'resume'): void {
     let ws: WebSocket;
     try {
       ws = new WebSocket(this.opts.url);
@@ -136,26 +169,50 @@ export class HearingSession {
     // never settle (operations on a closed RTCPeerConnection are abandoned, not rejected).
     const gen = ++this.generation;
     this.chain = Promise.resolve();
+    this.counting = false;
+    if (mode === 'resume') {
+      setTimeout(() => {
+        if (this.ws !== ws || ws.readyState !== WebSocket.CONNECTING) return;
+        ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
+        ws.close();
+        this.onSocketClosed();
+      }, RESUME_CONNECT_MS);
+    }
     ws.onopen = () => {
-      this.opts.events.opened(performance.now());
-      this.send({
-        type: 'join',
-        v: PROTOCOL_VERSION,
-        token: this.opts.token,
-        ...(this.opts.tab ? { tab: this.opts.tab } : {}),
-      });
+      if (mode === 'join') {
+        this.opts.events.opened(performance.now());
+        this.send({
+          type: 'join',
+          v: PROTOCOL_VERSION,
+          token: this.opts.token,
+          ...(this.opts.tab ? { tab: this.opts.tab } : {}),
+          resumable: true,
+        });
+      } else {
+        this.send({ type: 'resume', v: PROTOCOL_VERSION, resume: this.resumeTicket?.token ?? '', received: this.received });
+      }
       this.pingTimer = setInterval(
         () => this.send({ type: 'ping', id: ++this.pingId }),
         this.opts.pingIntervalMs ?? 20000,
       );
     };
     ws.onmessage = (ev) => {
+      this.lastHeardAt = performance.now();
       if (typeof ev.data !== 'string') return;
       let msg: ServerMessage;
       try {
         msg = JSON.parse(ev.data) as ServerMessage;
       } catch {
         return;
+      }
+      // Counted on arrival, in the server's order (PROTOCOL.md, *Resuming a session*).
+      if (msg.type === 'welcome') {
+        this.received = 0;
+        this.counting = true;
+      } else if (msg.type === 'resumed') {
+        this.counting = true;
+      } else if (this.counting) {
+        this.received++;
       }
       // Handle in order; SDP operations are asynchronous.
       this.chain = this.chain
@@ -245,6 +302,8 @@ export class HearingSession {
 
   private teardown(): void {
     this.closedByUs = true;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
     this.generation++; // queued messages of this socket are dropped
     if (this.pingTimer) clearInterval(this.pingTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
@@ -264,6 +323,9 @@ export class HearingSession {
   }
 
   private closePc(): void {
+    this.recovery?.stop();
+    this.recovery = null;
+    this.restartWanted = false;
     if (this.pc) {
       this.pc.onicecandidate = this.pc.ontrack = this.pc.onconnectionstatechange = null;
       this.pc.close();
@@ -279,8 +341,24 @@ export class HearingSession {
     this.pingTimer = null;
     this.ws = null;
     if (this.closedByUs) return;
+    if (this.resumable()) {
+      // Keep the connection and the seat: a new socket takes the session back.
+      const delay = RESUME_BACKOFF_MS[this.resumeAttempt++];
+      this.setStatus('reconnecting', { attempt: this.resumeAttempt });
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        this.open('resume');
+      }, delay);
+      return;
+    }
     this.closePc();
     let fatal = this.fatal;
+    // The server no longer keeps the session: join again at once.
+    if (fatal?.code === 'resume_failed') {
+      this.fatal = null;
+      this.start();
+      return;
+    }
     // The server announces `closed` and then closes the socket with `hearing_closed`;
     // should that error be lost, the closed state alone ends the session for good.
     if (!fatal && this.hearingState === 'closed') {
@@ -318,10 +396,41 @@ export class HearingSession {
     this.setStatus('lost', { error: fatal ?? undefined });
   }
 
+  /** Whether a broken socket is resumed (rather than a new join), within bounds. */
+  private resumable(): boolean {
+    const ticket = this.resumeTicket;
+    if (!ticket || !this.welcomed || !this.pc || this.fatal || this.hearingState === 'closed') return false;
+    const now = performance.now();
+    this.socketLostAt ??= now;
+    // Bounded in count (about 40 s in all). Past the server's window (`window_ms` after
+    // it saw the socket break) the resume is refused and the client joins at once.
+    return this.resumeAttempt < RESUME_BACKOFF_MS.length && now - this.socketLostAt < Math.max(ticket.window_ms, 40_000);
+  }
+
+  /** The session was taken back on this socket; the replayed messages follow. */
+  private async onResumed(): Promise<void> {
+    this.resumes++;
+    this.socketLostAt = null;
+    this.resumeAttempt = 0;
+    this.attempt = 0;
+    const pc = this.pc;
+    if (!pc) return;
+    this.setStatus(pc.connectionState === 'connected' ? 'connected' : 'media');
+    // Our offer may have been lost with the old socket: start that negotiation over.
+    if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
+    // Candidates sent meanwhile may be lost too: a connection that is not up restarts
+    // ICE now rather than at its next retry.
+    if (pc.connectionState !== 'connected') this.restartIce(pc);
+    if (this.canPublish) this.sendMediaState();
+  }
+
   private async handle(msg: ServerMessage): Promise<void> {
     switch (msg.type) {
       case 'welcome':
         await this.onWelcome(msg);
+        break;
+      case 'resumed':
+        await this.onResumed();
         break;
       case 'participant_joined':
       case 'participant_updated':
@@ -392,11 +501,15 @@ export class HearingSession {
       case 'offer': {
         const pc = this.pc;
         if (!pc) return;
+        // Our ICE-restart offer crossed this one and was refused (`negotiation_conflict`):
+        // the server's goes first, ours is sent again right after.
+        if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
         await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         await this.flushCandidates();
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         this.send({ type: 'answer', sdp: pc.localDescription?.sdp ?? answer.sdp ?? '' });
+        if (this.restartWanted) await this.sendRestartOffer(pc);
         break;
       }
       case 'candidate':
@@ -411,7 +524,10 @@ export class HearingSession {
         if (typeof msg.retry_after_ms === 'number') this.retryAfterMs = msg.retry_after_ms;
         console.info('[openhearing] server error', msg.code, msg.fatal ? '(fatal)' : '', msg.message);
         if (msg.fatal) this.fatal = err;
-        else if (msg.code !== 'negotiation_conflict') this.opts.events.error(err);
+        else if (msg.code === 'negotiation_conflict') {
+          // Only an ICE-restart offer can conflict (the first offer never does).
+          if (this.pc && this.recovery?.recovering) this.restartWanted = true;
+        } else this.opts.events.error(err);
         break;
       }
     }
@@ -440,6 +556,7 @@ export class HearingSession {
     const canPublish = w.can_publish;
     this.welcomed = true;
     this.attempt = 0;
+    this.resumeTicket = w.resume ?? null;
     this.participantId = you.id;
     this.canPublish = canPublish;
     this.hearingState = w.status.state;
@@ -457,6 +574,25 @@ export class HearingSession {
     this.closePc();
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     this.pc = pc;
+    this.pcsCreated++;
+    const recovery = new IceRecovery({
+      restart: (attempt) => {
+        console.info('[openhearing] connection', pc.connectionState, '- ICE restart', attempt);
+        this.restartIce(pc);
+      },
+      giveUp: () => {
+        if (this.pc !== pc) return;
+        // The same connection did not come back: start over with a fresh socket and
+        // peer connection, as before ICE restarts existed.
+        console.info('[openhearing] ICE restarts did not bring the connection back; rejoining');
+        this.teardown();
+        this.closedByUs = false;
+        this.onSocketClosed();
+      },
+      recovered: (restarts, ms) =>
+        console.info('[openhearing] connection back after', Math.round(ms), 'ms and', restarts, 'ICE restart(s)'),
+    });
+    this.recovery = recovery;
     pc.onicecandidate = (ev) => {
       if (ev.candidate && ev.candidate.candidate) {
         this.send({ type: 'candidate', candidate: ev.candidate.toJSON() as never });
@@ -466,12 +602,8 @@ export class HearingSession {
       if (this.pc !== pc) return;
       const s = pc.connectionState;
       if (s === 'connected') this.setStatus('connected');
-      else if (s === 'failed') {
-        // Media path is dead: start over with a fresh socket and peer connection.
-        this.teardown();
-        this.closedByUs = false;
-        this.onSocketClosed();
-      }
+      // `disconnected` / `failed`: restart ICE on this connection, bounded (recovery.ts).
+      recovery.onState(s);
     };
     pc.ontrack = (ev) => this.onTrack(ev);
 
@@ -496,6 +628,64 @@ export class HearingSession {
     await pc.setLocalDescription(offer);
     this.send({ type: 'offer', sdp: pc.localDescription?.sdp ?? offer.sdp ?? '' });
     if (canPublish) this.sendMediaState();
+  }
+
+  /** Queues an ICE restart of `pc` behind the messages being handled. */
+  private restartIce(pc: RTCPeerConnection): void {
+    if (this.pc !== pc) return;
+    this.checkSocket();
+    this.restartWanted = true;
+    this.chain = this.chain
+      .then(() => this.sendRestartOffer(pc))
+      .catch((e) => console.warn('[openhearing] ICE restart', e));
+  }
+
+  /**
+   * During an outage the socket may be as dead as the media path while the browser
+   * still calls it open (TCP retransmits with backoff for minutes): what is sent on it
+   * then arrives long after the link is back. A socket silent for 4 s is asked for a
+   * `pong`; no answer within 2 s and it is dropped, so the session is resumed on a
+   * fresh connection (`resume`), where the restart offer is sent again.
+   */
+  private checkSocket(): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !this.resumeTicket || this.stallTimer) return;
+    if (performance.now() - this.lastHeardAt < 4000) return;
+    this.send({ type: 'ping', id: ++this.pingId });
+    const asked = performance.now();
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      if (this.ws !== ws || this.lastHeardAt >= asked) return;
+      console.info('[openhearing] the signaling socket is silent; resuming on a new one');
+      ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
+      try {
+        // 4000: "resuming elsewhere", so that this close, should it still arrive, does
+        // not end the session as a closed tab would (PROTOCOL.md).
+        ws.close(4000, 'resuming');
+      } catch {
+        /* already closing */
+      }
+      this.onSocketClosed();
+    }, 2000);
+  }
+
+  /** Sends the ICE-restart offer if one is due and negotiation allows it now. */
+  private async sendRestartOffer(pc: RTCPeerConnection): Promise<void> {
+    if (this.pc !== pc || !this.restartWanted || !this.welcomed) return;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    // An earlier restart offer still waits for its answer: that answer brings the new
+    // credentials; a second offer now would race it.
+    if (pc.signalingState !== 'stable') return;
+    this.restartWanted = false;
+    pc.restartIce();
+    const offer = await pc.createOffer({ iceRestart: true });
+    await pc.setLocalDescription(offer);
+    this.send({ type: 'offer', sdp: pc.localDescription?.sdp ?? offer.sdp ?? '' });
+  }
+
+  /** ICE restarts done over the current connection (test hook). */
+  get iceRestarts(): number {
+    return this.recovery?.totalRestarts ?? 0;
   }
 
   private onTrack(ev: RTCTrackEvent): void {

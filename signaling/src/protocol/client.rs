@@ -33,15 +33,28 @@ pub enum ClientMessage {
     /// `tab`: an unguessable id the client chose for itself and keeps across its own
     /// reconnects (a browser tab: `sessionStorage`); a rejoin with the `tab` of the
     /// seated session takes the seat back without waiting as a second device.
+    /// `resumable`: the client can `resume` this session over a new socket, so the
+    /// server keeps it for a while when its socket drops (PROTOCOL.md, *Resuming*).
     Join {
         v: u32,
         token: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tab: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resumable: bool,
+    },
+    /// Instead of `join`, as the first message of a new socket: takes the session
+    /// whose `welcome.resume.token` this is back, with its PeerConnection, without a
+    /// new join. `received`: how many messages the client got after `welcome` (not
+    /// counting `resumed`); the server replays the rest.
+    Resume {
+        v: u32,
+        resume: String,
+        received: u64,
     },
     /// The client's SDP offer (its own tracks). Sent once after `welcome`; may be sent
-    /// again to change what the client publishes, but only when no server offer is
-    /// outstanding.
+    /// again to change what the client publishes or to restart ICE, but only when no
+    /// server offer is outstanding.
     Offer { sdp: String },
     /// The client's answer to a server `offer`.
     Answer { sdp: String },
@@ -124,6 +137,7 @@ impl ClientMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             ClientMessage::Join { .. } => "join",
+            ClientMessage::Resume { .. } => "resume",
             ClientMessage::Offer { .. } => "offer",
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::Candidate { .. } => "candidate",
@@ -178,7 +192,7 @@ impl DecodeError {
     }
 }
 
-const CLIENT_TYPES: [&str; 28] = [
+const CLIENT_TYPES: [&str; 29] = [
     "join",
     "offer",
     "answer",
@@ -207,6 +221,7 @@ const CLIENT_TYPES: [&str; 28] = [
     "end_consultation",
     "start_deliberation",
     "end_deliberation",
+    "resume",
 ];
 
 /// Parses a client frame, telling apart bad JSON, an unknown type and bad fields so
@@ -240,11 +255,13 @@ mod tests {
                 v: 1,
                 token: "t".into(),
                 tab: None,
+                resumable: false,
             },
             ClientMessage::Join {
                 v: 1,
                 token: "t".into(),
                 tab: Some("0123456789abcdef0123".into()),
+                resumable: true,
             },
             ClientMessage::Offer { sdp: "v=0".into() },
             ClientMessage::Answer { sdp: "v=0".into() },
@@ -328,6 +345,11 @@ mod tests {
             },
             ClientMessage::StartDeliberation,
             ClientMessage::EndDeliberation,
+            ClientMessage::Resume {
+                v: 1,
+                resume: "ab".repeat(32),
+                received: 17,
+            },
         ];
         assert_eq!(
             msgs.len(),

@@ -94,11 +94,14 @@ pub enum ErrorCode {
     StoreUnavailable,
     /// Something failed inside the server; the message says what.
     Internal,
+    /// A `resume` names no session the server still keeps (it ended, its window
+    /// passed, or it missed more messages than the server keeps); join again.
+    ResumeFailed,
 }
 
 impl ErrorCode {
     /// Every error code, in declaration order (the web client mirrors this list).
-    pub const ALL: [ErrorCode; 39] = [
+    pub const ALL: [ErrorCode; 40] = [
         ErrorCode::UnsupportedVersion,
         ErrorCode::TokenMissing,
         ErrorCode::TokenMalformed,
@@ -138,6 +141,7 @@ impl ErrorCode {
         ErrorCode::ServerShutdown,
         ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
+        ErrorCode::ResumeFailed,
     ];
 
     /// Whether the server closes the socket after reporting this error.
@@ -165,6 +169,7 @@ impl ErrorCode {
                 | ErrorCode::LinkRevoked
                 | ErrorCode::LinkNotYetValid
                 | ErrorCode::ServerShutdown
+                | ErrorCode::ResumeFailed
         )
     }
 
@@ -184,7 +189,7 @@ impl ErrorCode {
             | ErrorCode::LinkRevoked => 4401,
             ErrorCode::AdmissionDenied | ErrorCode::Removed => 4403,
             ErrorCode::HearingClosed => 4410,
-            ErrorCode::HearingNotFound => 4404,
+            ErrorCode::HearingNotFound | ErrorCode::ResumeFailed => 4404,
             ErrorCode::JoinTimeout | ErrorCode::NegotiationTimeout => 4408,
             ErrorCode::RateLimited | ErrorCode::JoinRateLimited => 4429,
             ErrorCode::Replaced | ErrorCode::SecondDeviceRefused => 4409,
@@ -269,6 +274,7 @@ mod tests {
                 ErrorCode::ServerShutdown => 36,
                 ErrorCode::StoreUnavailable => 37,
                 ErrorCode::Internal => 38,
+                ErrorCode::ResumeFailed => 39,
             }
         }
         for (i, c) in ErrorCode::ALL.into_iter().enumerate() {

@@ -28,6 +28,19 @@ pub struct Welcome {
     /// What this participant's role may do (from the permission table), so the
     /// client shows only the controls that will work. The server checks anyway.
     pub permissions: Vec<Action>,
+    /// How to take this session back over a new socket if this one drops (`resume`).
+    /// Absent: the server keeps no session for a reconnect; join again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeTicket>,
+}
+
+/// What a client needs to resume its session (`welcome.resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeTicket {
+    /// The secret that names the session: 64 hex digits, never logged or stored.
+    pub token: String,
+    /// How long the server keeps the session after its socket dropped.
+    pub window_ms: u64,
 }
 
 /// What happened with a second device on one participant's link, as
@@ -121,6 +134,9 @@ pub enum ServerMessage {
     Candidate { candidate: IceCandidate },
     /// Reply to `ping`.
     Pong { id: u64 },
+    /// The session was resumed on this socket (reply to `resume`); the `replayed`
+    /// messages the client had missed follow, in their order.
+    Resumed { replayed: u64 },
     /// Something the client sent was refused. When `fatal` is true the server closes
     /// the socket right after this message.
     Error {
@@ -155,6 +171,7 @@ impl ServerMessage {
             ServerMessage::Offer { .. } => "offer",
             ServerMessage::Candidate { .. } => "candidate",
             ServerMessage::Pong { .. } => "pong",
+            ServerMessage::Resumed { .. } => "resumed",
             ServerMessage::Error { .. } => "error",
         }
     }

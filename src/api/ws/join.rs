@@ -1,6 +1,7 @@
 //! The join phase of a signaling session: what the upgrade request says about the
 //! device, reading and checking the `join` message (join rate limits first, then
-//! the token), and a second device's wait for the court.
+//! the token) or a `resume` of a kept session, and a second device's wait for the
+//! court.
 //!
 //! Apart from `ws.rs` because it is everything that happens before a session has a
 //! PeerConnection: a join refused here (rate limited, bad token) or left waiting
@@ -19,6 +20,7 @@ use openhearing_signaling::{
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::resume::Resumption;
 use super::{is_oversize, too_large, EndReason, Outbox, SignalingState};
 use crate::api::join_limit::TokenBucket;
 use crate::hearing::{Device, Refusal, SessionCommand};
@@ -46,6 +48,19 @@ pub(super) struct Authenticated {
     pub participant: Uuid,
     pub link_version: u32,
     pub device: Device,
+    /// `join.resumable`: keep the session for a `resume` when its socket breaks.
+    pub resumable: bool,
+}
+
+/// What the first message asked for.
+pub(super) enum Opening {
+    /// A verified join.
+    Join(Authenticated),
+    /// A kept session to take over, and how many of its messages the client has.
+    Resume {
+        target: mpsc::Sender<Resumption>,
+        received: u64,
+    },
 }
 
 /// Why no join: the refusal, and for a rate limit when to try again.
@@ -76,7 +91,7 @@ pub(super) async fn await_join(
     st: &SignalingState,
     out: &Outbox,
     mut device: Device,
-) -> Result<Authenticated, JoinRefused> {
+) -> Result<Opening, JoinRefused> {
     // Every attempt from an address counts, whatever its token: checked before the
     // token is even read.
     let ip = device
@@ -123,10 +138,27 @@ pub(super) async fn await_join(
         )
         .into());
     }
-    let (v, token) = match decode_client(&text) {
-        Ok(ClientMessage::Join { v, token, tab }) => {
+    let (v, token, resumable) = match decode_client(&text) {
+        Ok(ClientMessage::Join {
+            v,
+            token,
+            tab,
+            resumable,
+        }) => {
             device = device.with_tab(tab);
-            (v, token)
+            (v, token, resumable)
+        }
+        Ok(ClientMessage::Resume {
+            v,
+            resume,
+            received,
+        }) => {
+            check_version(v)?;
+            let target = st
+                .resumes
+                .claim(&resume)
+                .map_err(|e| Refusal::new(ErrorCode::ResumeFailed, e.to_string()))?;
+            return Ok(Opening::Resume { target, received });
         }
         Ok(other) => {
             return Err(Refusal::new(
@@ -137,13 +169,7 @@ pub(super) async fn await_join(
         }
         Err(e) => return Err(Refusal::new(e.code(), e.to_string()).into()),
     };
-    if v != PROTOCOL_VERSION {
-        return Err(Refusal::new(
-            ErrorCode::UnsupportedVersion,
-            format!("this server speaks protocol version {PROTOCOL_VERSION}, the client sent {v}"),
-        )
-        .into());
-    }
+    check_version(v)?;
     if token.trim().is_empty() {
         return Err(
             Refusal::new(ErrorCode::TokenMissing, "the join message carries no token").into(),
@@ -172,12 +198,24 @@ pub(super) async fn await_join(
     }
     // Whether the hearing exists, the participant is still part of it, the link is
     // current and the hearing open to joins is the hearing actor's decision.
-    Ok(Authenticated {
+    Ok(Opening::Join(Authenticated {
         hearing_id,
         participant: claims.sub,
         link_version: claims.ver,
         device,
-    })
+        resumable,
+    }))
+}
+
+fn check_version(v: u32) -> Result<(), JoinRefused> {
+    if v != PROTOCOL_VERSION {
+        return Err(Refusal::new(
+            ErrorCode::UnsupportedVersion,
+            format!("this server speaks protocol version {PROTOCOL_VERSION}, the client sent {v}"),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Fills in what the hearing cannot know (the message limit); returns whether the

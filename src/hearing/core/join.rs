@@ -176,6 +176,7 @@ impl HearingCore {
             max_message_bytes: 0, // filled in by the signaling layer, which knows the limit
             can_publish: self.perms.may_publish_any(me.p.role),
             permissions: self.perms.actions(me.p.role),
+            resume: None, // filled in by the signaling layer, which keeps the session
         })))
     }
 

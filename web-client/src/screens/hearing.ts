@@ -16,7 +16,17 @@ import { makeRoomsView, tickDurations, updateRooms, type RoomsView } from '../ro
 import type { SessionStatus } from '../session';
 import { courtMuted, everyone, inLobby, state } from '../state';
 import { bind, header, mount, newScreen, relabel, tr } from '../ui';
-import { emptyCounters, grade, sampleInbound, type Expected, type InboundCounters } from '../reception';
+import {
+  emptyCounters,
+  emptyOutbound,
+  grade,
+  gradeUplink,
+  sampleInbound,
+  sampleOutbound,
+  type Expected,
+  type InboundCounters,
+  type OutboundCounters,
+} from '../reception';
 import { makeTile, type TileView } from './tile';
 
 interface HearingView {
@@ -570,8 +580,9 @@ export function refreshWaitingTimes(): void {
 }
 
 
-/** The last link sample: counters per participant and when they were read. */
-let lastSample: { at: number; counters: Record<string, InboundCounters> } | null = null;
+/** The last link sample: counters per participant, this page's own outbound ones, and
+ * when they were read. */
+let lastSample: { at: number; counters: Record<string, InboundCounters>; outbound: OutboundCounters } | null = null;
 
 /** What this page should be receiving from `p` now: what they send, when media flows
  * and no private room stands between them and this page, and the court has not muted
@@ -594,10 +605,16 @@ export async function sampleLinks(): Promise<void> {
   }
   const counters = await sampleInbound(pc, state.session?.participantId ?? null);
   state.session?.sendMediaReport(counters);
+  const outbound = await sampleOutbound(pc);
   const at = performance.now();
   const prev = lastSample;
-  lastSample = { at, counters };
+  lastSample = { at, counters, outbound };
   if (!view || !prev) return;
+  // The own uplink, while this page publishes something.
+  const s = state.localStream;
+  const publishing =
+    state.canPublish && !!s?.getTracks().some((t) => t.enabled && t.readyState === 'live') && !inLobby();
+  view.self.setUplink(publishing ? gradeUplink(prev.outbound ?? emptyOutbound(), outbound) : null);
   const seconds = (at - prev.at) / 1000;
   const judgeLoss = { cannotHear: false, cannotSee: false };
   for (const [id, tile] of view.tiles) {

@@ -8,7 +8,7 @@ import { elapsedMs, formatDuration, roomOf } from '../court';
 import { h, icon } from '../dom';
 import { roleName, t, type MessageKey } from '../i18n';
 import type { ParticipantInfo } from '../protocol';
-import type { Grade } from '../reception';
+import type { Grade, UplinkGrade } from '../reception';
 import { selfId, state } from '../state';
 
 export interface TileView {
@@ -22,6 +22,8 @@ export interface TileView {
   setLink(g: Grade | null): void;
   /** The server paused their video for this page's bandwidth: say so, hide the frame. */
   setPaused(paused: boolean): void;
+  /** The self view only: how well this page's own media reaches the server. */
+  setUplink(g: UplinkGrade | null): void;
 }
 
 export function makeTile(p: ParticipantInfo, self: boolean): TileView {
@@ -38,8 +40,9 @@ export function makeTile(p: ParticipantInfo, self: boolean): TileView {
   const meta = h('div', { class: 'tile-meta' });
   const micIcon = h('span', { class: 'state' });
   const camIcon = h('span', { class: 'state' });
-  // What this page receives from them (remote tiles only): a dot and, on hover, why.
-  const link = h('span', { class: 'link', testid: self ? undefined : `link-${p.id}`, attrs: { role: 'img' } });
+  // What this page receives from them (remote tiles): a dot and, on hover, why. On the
+  // self view: how well this page's own media reaches the server.
+  const link = h('span', { class: 'link', testid: self ? 'uplink-quality' : `link-${p.id}`, attrs: { role: 'img' } });
   link.hidden = true;
   const badge = h('div', { class: 'badge' });
   const floorBadge = h('div', { class: 'badge floor' });
@@ -142,6 +145,23 @@ export function makeTile(p: ParticipantInfo, self: boolean): TileView {
       paused.hidden = self || !on;
       root.classList.toggle('video-paused', !self && on);
       root.dataset.videoPaused = String(!self && on);
+    },
+    setUplink(g) {
+      if (!self) return;
+      link.hidden = g === null;
+      if (!g) {
+        delete link.dataset.quality;
+        return;
+      }
+      link.dataset.quality = g.quality;
+      const parts = [t('uplink.label'), t(`link.${g.quality}` as MessageKey)];
+      if (g.quality !== 'none') {
+        parts.push(t('link.detail', { loss: Math.round(g.lossPercent) }));
+        if (g.rttMs !== null) parts.push(t('uplink.rtt', { ms: Math.round(g.rttMs) }));
+        if (g.limitation === 'bandwidth') parts.push(t('uplink.bandwidth'));
+      }
+      link.title = parts.join(' · ');
+      link.setAttribute('aria-label', link.title);
     },
     setTrack(kind, track) {
       const el = kind === 'video' ? video : audio;
