@@ -49,8 +49,14 @@ use super::MediaKind;
 
 /// Where every subscriber's estimate starts (bits/s).
 pub const INITIAL_ESTIMATE_BPS: u64 = 2_500_000;
-/// The estimate never goes below this, nor above [`MAX_ESTIMATE_BPS`].
-pub const MIN_ESTIMATE_BPS: u64 = 100_000;
+/// The estimate never goes below this, nor above [`MAX_ESTIMATE_BPS`]. GCC cannot
+/// rise above what is sent (nothing here sends probe padding) and its delay-based
+/// half falls to 0.85 × what was received, so an estimate that once fell under what
+/// the audio and the cheapest video layers need paused the video and never climbed
+/// back: seen on loaded machines, where a server's late reads look like queueing. The
+/// floor keeps those layers sendable; a link thinner than this (below the issue's
+/// 600 kbit/s sites) needs `media.max_subscriber_kbps` to be served well.
+pub const MIN_ESTIMATE_BPS: u64 = 300_000;
 pub const MAX_ESTIMATE_BPS: u64 = 50_000_000;
 /// How often each subscriber's allocation is re-run.
 pub const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
