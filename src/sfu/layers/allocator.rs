@@ -33,7 +33,8 @@
 //! and the audio suffers with the video. So when the estimate falls below what was
 //! being sent, that total is remembered as a ceiling, and no allocation within 10 %
 //! of it is tried again for [`AllocatorConfig::retry_after`], doubling with each
-//! further failure up to [`AllocatorConfig::retry_max`].
+//! further failure up to [`AllocatorConfig::retry_max`]; an estimate at twice the
+//! ceiling lifts it at once (that failure was a cut or a stall, not the link).
 //!
 //! Probing: the estimate of a send-side estimator cannot rise much above what is
 //! sent. When the next upgrade needs more than the estimate, [`Allocation::probe`]
@@ -152,7 +153,7 @@ impl Default for AllocatorConfig {
             pause_below_bps: 50_000,
             pause_hold: Duration::from_secs(3),
             retry_after: Duration::from_secs(5),
-            retry_max: Duration::from_secs(60),
+            retry_max: Duration::from_secs(20),
         }
     }
 }
@@ -289,11 +290,15 @@ impl<K: Clone + Ord> Allocator<K> {
         self.ceiling = Some((failed_bps, now + wait));
     }
 
-    /// Whether an allocation costing `bps` (audio included) may be tried now.
-    fn may_try(&self, now: Instant, bps: u64) -> bool {
+    /// Whether an allocation costing `bps` (audio included) may be tried now, with the
+    /// estimate at `estimate_bps`. An estimate at twice what failed says the failure
+    /// was a passing one (a cut, a stalled machine), not the link's capacity.
+    fn may_try(&self, now: Instant, bps: u64, estimate_bps: u64) -> bool {
         match self.ceiling {
-            // A little under what failed counts as what failed.
-            Some((ceiling, until)) if now < until => bps < ceiling.saturating_mul(90) / 100,
+            Some((ceiling, until)) if now < until && estimate_bps < ceiling.saturating_mul(2) => {
+                // A little under what failed counts as what failed.
+                bps < ceiling.saturating_mul(90) / 100
+            }
             _ => true,
         }
     }
@@ -387,7 +392,9 @@ impl<K: Clone + Ord> Allocator<K> {
             }
             self.better_since = None;
             fit
-        } else if improves(&room, &previous, &order) && self.may_try(now, audio_bps + cost(&room)) {
+        } else if improves(&room, &previous, &order)
+            && self.may_try(now, audio_bps + cost(&room), estimate_bps)
+        {
             let since = *self.better_since.get_or_insert(now);
             if now.saturating_duration_since(since) >= self.config.up_hold {
                 self.better_since = None;
