@@ -59,13 +59,16 @@ export async function sampleInbound(pc: RTCPeerConnection, selfId: string | null
       if (r.type !== 'inbound-rtp') return;
       const n = (k: string) => (typeof r[k] === 'number' ? (r[k] as number) : 0);
       if (r.kind === 'audio') {
-        c.audio.packetsReceived += n('packetsReceived');
+        // Originals only: Chrome counts repairs (RTX) in packetsReceived too, and the
+        // server compares this with the packets it forwarded (a probe or an answered NACK
+        // is a second copy of one of those).
+        c.audio.packetsReceived += Math.max(0, n('packetsReceived') - n('retransmittedPacketsReceived'));
         c.audio.packetsLost += Math.max(0, n('packetsLost'));
         c.audio.totalSamplesReceived += n('totalSamplesReceived');
         c.audio.concealedSamples += n('concealedSamples');
         c.audio.bytesReceived += n('bytesReceived');
       } else if (r.kind === 'video') {
-        c.video.packetsReceived += n('packetsReceived');
+        c.video.packetsReceived += Math.max(0, n('packetsReceived') - n('retransmittedPacketsReceived'));
         c.video.packetsLost += Math.max(0, n('packetsLost'));
         c.video.framesDecoded += n('framesDecoded');
         c.video.freezeSeconds += n('totalFreezesDuration');

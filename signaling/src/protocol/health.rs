@@ -52,7 +52,10 @@ impl MediaKind {
 /// A client's reception of one remote participant's audio, cumulative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AudioReception {
-    /// RTP packets received (`inbound-rtp.packetsReceived`).
+    /// RTP packets of the forwarded stream received, repairs not counted
+    /// (`inbound-rtp.packetsReceived − retransmittedPacketsReceived`): the server
+    /// compares it with the packets it forwarded, and a retransmission is a second
+    /// copy of one of those.
     pub packets_received: u64,
     /// Audio samples played out (`totalSamplesReceived`).
     pub samples_received: u64,
@@ -63,7 +66,10 @@ pub struct AudioReception {
 /// A client's reception of one remote participant's camera, cumulative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct VideoReception {
-    /// RTP packets received (`inbound-rtp.packetsReceived`).
+    /// RTP packets of the forwarded stream received, repairs not counted
+    /// (`inbound-rtp.packetsReceived − retransmittedPacketsReceived`): the server
+    /// compares it with the packets it forwarded, and a retransmission is a second
+    /// copy of one of those.
     pub packets_received: u64,
     /// Frames decoded (`framesDecoded`).
     pub frames_decoded: u64,
