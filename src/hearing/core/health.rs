@@ -207,19 +207,24 @@ impl HearingCore {
                     from,
                     to,
                     cause,
-                } => self.audit(
-                    "system",
-                    participant_subject(key.subscriber),
-                    "media_health",
-                    json!({
-                        "publisher": key.publisher,
-                        "subscriber": key.subscriber,
-                        "kind": kind_name(key.kind),
-                        "from": from.map(HealthGrade::as_str),
-                        "to": to.map(HealthGrade::as_str),
-                        "cause": cause,
-                    }),
-                ),
+                } => {
+                    tracing::debug!(publisher = %key.publisher, subscriber = %key.subscriber,
+                        kind = kind_name(key.kind), from = from.map(HealthGrade::as_str),
+                        to = to.map(HealthGrade::as_str), cause, "media health changed");
+                    self.audit(
+                        "system",
+                        participant_subject(key.subscriber),
+                        "media_health",
+                        json!({
+                            "publisher": key.publisher,
+                            "subscriber": key.subscriber,
+                            "kind": kind_name(key.kind),
+                            "from": from.map(HealthGrade::as_str),
+                            "to": to.map(HealthGrade::as_str),
+                            "cause": cause,
+                        }),
+                    )
+                }
                 Change::Alert {
                     key,
                     raised,
@@ -270,6 +275,11 @@ impl HearingCore {
             return;
         };
         self.health.flagged += flags.len() as u64;
+        for f in &flags {
+            tracing::debug!(publisher = %f.key.publisher, subscriber = %pid,
+                kind = kind_name(f.key.kind), why = f.why, claimed_packets = f.claimed_packets,
+                forwarded = f.forwarded, "media report entry flagged");
+        }
         if self.health.flagged_sessions.insert(session) {
             // A modified client (or a broken one): evidence for the record, once.
             let details = json!({
