@@ -50,7 +50,9 @@ pub mod layers;
 pub mod pacer;
 pub mod peer;
 pub mod ports;
+pub mod probe;
 pub mod red;
+pub mod repair_streams;
 pub mod rid_ack;
 pub mod rtcp;
 pub mod rtx;
@@ -243,7 +245,8 @@ impl Sfu {
 
         let mut media =
             media_engine().map_err(|e| SfuError::WebRtc(format!("media engine: {e}")))?;
-        let budget = budget::Budget::new(self.settings.max_subscriber_bps, Some(events.clone()));
+        let budget = budget::Budget::new(self.settings.max_subscriber_bps, Some(events.clone()))
+            .for_peer(id);
         let formats = Arc::new(ArcSwap::from_pointee(sdp::RepairFormats::default()));
         let registry = interceptors(&mut media, formats.clone())
             .map_err(|e| SfuError::WebRtc(format!("interceptors: {e}")))?;
@@ -253,12 +256,17 @@ impl Sfu {
         let registry = registry
             .with(
                 Slot::CongestionControl,
-                CongestionControlBuilder::new(budget.estimator()).build(),
+                repair_streams::WithRepairStreams(
+                    CongestionControlBuilder::new(budget.estimator()).build(),
+                ),
             )
-            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            .with(
+                Slot::TwccSender,
+                repair_streams::WithRepairStreams(TwccSenderBuilder::new().build()),
+            )
             .with(
                 Slot::Pacer,
-                pacer::VideoPacer::new(budget::INITIAL_ESTIMATE_BPS),
+                pacer::VideoPacer::new(budget::INITIAL_ESTIMATE_BPS).with_prober(budget.prober()),
             );
 
         let mut settings = SettingEngineBuilder::new()
