@@ -13,11 +13,16 @@
 //!   at 2.5 × the estimate, so a keyframe does not overflow a thin link's buffer while
 //!   audio leaves at once. The allocator, not the pacer, keeps the connection's
 //!   average rate below the estimate, by choosing layers.
-//! * **Start optimistic**: the estimate starts at [`INITIAL_ESTIMATE_BPS`] and falls on
-//!   evidence (delay growth or loss). GCC in webrtc 0.21 cannot probe (nothing sends
-//!   padding), so an estimate started low could only creep up by 8 % a second; started
-//!   high, a good link shows the best layer at once and a thin one loses it within a
-//!   second or two of feedback.
+//! * **Start low, then probe**: the estimate starts at [`INITIAL_ESTIMATE_BPS`] (the
+//!   floor: audio and the cheapest layers), and as soon as the connection carries
+//!   video a probe (`probe.rs`: a burst of RTX
+//!   copies whose arrival spacing shows the bottleneck) measures the link: a thin
+//!   site's estimate falls to its link's rate within a second, before its buffer
+//!   overflows with the judge's full picture; a good link's rises to the probe's rate.
+//!   Afterwards, whenever the allocator would take a layer the estimate does not
+//!   allow, a probe at 1.5 × its need is sent, and a confirmed rate re-seeds GCC
+//!   ([`ReportingEstimator`]): GCC alone climbs 8 % a second, half a minute from a
+//!   thin start to a full picture.
 //! * **The cap** (`media.max_subscriber_kbps`) bounds what one subscriber is sent:
 //!   the allocator gets `min(estimate, cap)`.
 //! * **When**: on every leg added ([`Budget::add_leg`]) and every
@@ -44,11 +49,12 @@ use tokio::sync::mpsc;
 use super::forward::{Downstream, PublishedTrack};
 use super::layers::{Allocator, AllocatorConfig, Target, TrackDemand, TrackKind};
 use super::peer::PeerEvent;
+use super::probe::{ProbeConfig, Prober, Sample};
 use super::simulcast::LayerRates;
 use super::MediaKind;
 
 /// Where every subscriber's estimate starts (bits/s).
-pub const INITIAL_ESTIMATE_BPS: u64 = 2_500_000;
+pub const INITIAL_ESTIMATE_BPS: u64 = MIN_ESTIMATE_BPS;
 /// The estimate never goes below this, nor above [`MAX_ESTIMATE_BPS`]. GCC cannot
 /// rise above what is sent (nothing here sends probe padding) and its delay-based
 /// half falls to 0.85 × what was received, so an estimate that once fell under what
@@ -63,11 +69,22 @@ pub const REALLOCATE_EVERY: Duration = Duration::from_millis(500);
 /// What an audio track is counted at before its rate was measured.
 const NOMINAL_AUDIO_BPS: u64 = 40_000;
 
-/// GCC, publishing its target for the budget to read.
+/// GCC, publishing its target for the budget to read, re-seeded by probes.
 pub struct ReportingEstimator {
     inner: Gcc,
     out: Arc<AtomicU64>,
+    prober: Arc<Prober>,
+    /// The connection's participant, for the log.
+    peer: Arc<str>,
+    /// What was published last, and when (see [`ReportingEstimator::update`]).
+    published: Option<(f64, Instant)>,
 }
+
+/// How fast a published estimate may rise without a probe: GCC's own multiplicative
+/// increase (8 % a second) plus its additive one near a known ceiling (one
+/// 1,500-byte packet per 200 ms).
+const RISE_PER_SECOND: f64 = 1.08;
+const RISE_ADDITIVE_BPS_PER_SECOND: f64 = 60_000.0;
 
 impl ReportingEstimator {
     /// GCC's delay-based estimate, and its loss-based one only under heavy loss.
@@ -76,7 +93,7 @@ impl ReportingEstimator {
     /// loss it took the estimate to its floor and the allocator paused every video,
     /// where a browser calling directly keeps 20 fps. A thin link's overflow shows as
     /// growing delay first (its buffer fills), which the delay-based half sees.
-    fn target(&self) -> f64 {
+    fn gcc_target(&self) -> f64 {
         let delay = self.inner.delay_based_bitrate();
         let loss = self.inner.loss_based_bitrate();
         let heavy = self
@@ -88,8 +105,30 @@ impl ReportingEstimator {
         target.clamp(MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64)
     }
 
-    fn publish(&self) {
-        self.out.store(self.target() as u64, Ordering::Relaxed);
+    /// The estimate: GCC's, risen no faster than GCC's own increase allows. rtc
+    /// 0.21's GCC backs off to 0.85 × the rate it measured received, and measured
+    /// from feedback that comes bunched after a stall (a loaded server, a radio link
+    /// holding packets) that "received rate" can be several times the link's: its
+    /// *decrease* then raised a 600 kbit/s site's estimate to 2.2 Mbit/s at once, and
+    /// the allocator flooded the link. Only a probe ([`Self::take_probes`]) may lift
+    /// the estimate faster.
+    fn target(&self) -> f64 {
+        self.published.map_or_else(|| self.gcc_target(), |(v, _)| v)
+    }
+
+    fn update(&mut self, now: Instant) {
+        let raw = self.gcc_target();
+        let value = match self.published {
+            Some((last, at)) => {
+                let dt = now.saturating_duration_since(at).as_secs_f64().min(1.0);
+                let allowed = last * RISE_PER_SECOND.powf(dt) + RISE_ADDITIVE_BPS_PER_SECOND * dt;
+                raw.min(allowed)
+            }
+            None => raw,
+        }
+        .clamp(MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64);
+        self.published = Some((value, now));
+        self.out.store(value as u64, Ordering::Relaxed);
     }
 }
 
@@ -97,10 +136,63 @@ impl ReportingEstimator {
 /// [`ReportingEstimator::target`]).
 const HEAVY_LOSS: f64 = 0.2;
 
+impl ReportingEstimator {
+    /// Hands the probe packets' feedback to the prober; a probe's result re-seeds GCC
+    /// there (the first either way, later ones only upwards). GCC in rtc 0.21 has no
+    /// way to take an estimate from outside, and a fresh one starting at the measured
+    /// rate is what libwebrtc's delay-based estimator does with a probe: it goes on
+    /// from the measurement, backing off from what is received if the link says so.
+    fn take_probes(&mut self, now: Instant, reports: &[PacketReport]) {
+        let samples = reports.iter().map(|r| {
+            (
+                r.ssrc,
+                r.rtp_sequence_number,
+                Sample {
+                    departure: r.departure,
+                    arrival: r.arrival.filter(|_| r.arrived),
+                    size: r.size,
+                },
+            )
+        });
+        let Some(judged) = self.prober.observe(now, samples) else {
+            return;
+        };
+        let current = self.target();
+        tracing::debug!(
+            peer = %self.peer,
+            cluster = judged.cluster.id,
+            rate_bps = judged.cluster.rate_bps,
+            sent = judged.sent,
+            reported = judged.reported,
+            outcome = ?judged.outcome,
+            estimate_bps = current as u64,
+            "probe judged"
+        );
+        let Some(result) = judged.result else {
+            return;
+        };
+        // The first probe replaces the starting guess either way (a thin site learns
+        // its rate at once); a later one only raises the estimate.
+        if result.initial || result.bps > current {
+            tracing::debug!(
+                peer = %self.peer,
+                from_bps = current as u64,
+                to_bps = result.bps as u64,
+                initial = result.initial,
+                "estimate set by a probe"
+            );
+            self.inner = Gcc::new(result.bps, MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64);
+            self.published = Some((result.bps, now));
+            self.out.store(result.bps as u64, Ordering::Relaxed);
+        }
+    }
+}
+
 impl BandwidthEstimator for ReportingEstimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         self.inner.on_reports(now, reports);
-        self.publish();
+        self.update(now);
+        self.take_probes(now, reports);
     }
 
     fn target_bitrate(&self) -> f64 {
@@ -109,7 +201,7 @@ impl BandwidthEstimator for ReportingEstimator {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.inner.handle_timeout(now);
-        self.publish();
+        self.update(now);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -138,6 +230,10 @@ struct State {
 pub struct Budget {
     estimate_bps: Arc<AtomicU64>,
     cap_bps: Option<u64>,
+    /// Probes the link for the allocator's next layer (`probe.rs`).
+    prober: Arc<Prober>,
+    /// The connection's participant, for the log.
+    peer: Arc<str>,
     state: Mutex<State>,
     /// Where a pause or resume of a track's video for this connection is reported
     /// ([`PeerEvent::VideoPaused`]), so its owner can tell the subscriber's page.
@@ -163,6 +259,8 @@ impl Budget {
         Arc::new(Budget {
             estimate_bps: Arc::new(AtomicU64::new(INITIAL_ESTIMATE_BPS)),
             cap_bps,
+            prober: Arc::new(Prober::new(ProbeConfig::default())),
+            peer: Arc::from(""),
             state: Mutex::new(State {
                 allocator: Allocator::new(AllocatorConfig::default()),
                 legs: Vec::new(),
@@ -181,7 +279,23 @@ impl Budget {
                 MAX_ESTIMATE_BPS as f64,
             ),
             out: self.estimate_bps.clone(),
+            prober: self.prober.clone(),
+            peer: self.peer.clone(),
+            published: None,
         }
+    }
+
+    /// Names the connection's participant in this budget's log lines.
+    pub fn for_peer(mut self: Arc<Self>, peer: impl std::fmt::Display) -> Arc<Self> {
+        if let Some(b) = Arc::get_mut(&mut self) {
+            b.peer = Arc::from(peer.to_string());
+        }
+        self
+    }
+
+    /// The prober, for the connection's pacer to send its clusters.
+    pub fn prober(&self) -> Arc<Prober> {
+        self.prober.clone()
     }
 
     /// What the allocator may spend: the estimate, within the cap.
@@ -226,6 +340,13 @@ impl Budget {
             .filter_map(|(leg, track)| demand(leg, track))
             .collect();
         let allocation = state.allocator.allocate(now, available, &demands);
+        // Probe for the next layer, never beyond the operator's cap.
+        self.prober.want(
+            allocation
+                .probe
+                .map(|p| p.target_bps)
+                .filter(|&t| self.cap_bps.is_none_or(|cap| t <= cap)),
+        );
         let mut changed = false;
         let mut decided = Vec::new();
         for (leg, track) in &live {
@@ -250,6 +371,7 @@ impl Budget {
             let costs: Vec<(&str, &TrackKind)> =
                 demands.iter().map(|d| (d.key.as_str(), &d.kind)).collect();
             tracing::debug!(
+                peer = %self.peer,
                 available_bps = available,
                 audio_bps = allocation.audio_bps,
                 video_bps = allocation.video_bps,
@@ -412,9 +534,13 @@ mod tests {
             .collect()
     }
 
+    const START_BPS: f64 = 2_500_000.0;
+
     fn estimator_after(lost: impl Fn(u64) -> bool) -> (f64, f64) {
         let budget = Budget::new(None, None);
         let mut e = budget.estimator();
+        // Started well above the floor, as after a probe, so a cut can show.
+        e.inner = Gcc::new(START_BPS, MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64);
         let epoch = Instant::now();
         for batch in 0..50u64 {
             let at = epoch + Duration::from_millis(batch * 100);
@@ -431,20 +557,84 @@ mod tests {
         // Three packets in twenty lost at random, no queueing (a noisy line, as a
         // 10 % loss link gives over a window): GCC's own target falls, ours holds.
         let (ours, gcc) = estimator_after(|id| [3, 9, 16].contains(&(id % 20)));
-        assert!(
-            gcc < INITIAL_ESTIMATE_BPS as f64 * 0.6,
-            "GCC's loss half cuts: {gcc}"
-        );
-        assert!(
-            ours >= INITIAL_ESTIMATE_BPS as f64 * 0.9,
-            "15 % random loss kept: {ours}"
-        );
+        assert!(gcc < START_BPS * 0.6, "GCC's loss half cuts: {gcc}");
+        assert!(ours >= START_BPS * 0.9, "15 % random loss kept: {ours}");
         // Three in ten: now the loss counts.
         let (ours, _) = estimator_after(|id| id % 10 < 3);
-        assert!(
-            ours < INITIAL_ESTIMATE_BPS as f64 * 0.6,
-            "30 % loss cuts: {ours}"
+        assert!(ours < START_BPS * 0.6, "30 % loss cuts: {ours}");
+    }
+
+    /// Feedback for a probe cluster of 20 packets of 1200 bytes that left 2.4 ms
+    /// apart (4 Mbit/s) and arrived `spacing` apart.
+    fn probe_feedback(budget: &Budget, e: &mut ReportingEstimator, at: Instant, spacing: Duration) {
+        let prober = budget.prober();
+        let cluster = prober.start(at).expect("a probe is due");
+        let reports: Vec<PacketReport> = (0..20u16)
+            .map(|i| {
+                let departure = at + Duration::from_micros(2400) * u32::from(i);
+                prober.sent(cluster.id, 7, 1000 + i, departure);
+                PacketReport {
+                    ssrc: 7,
+                    id: u64::from(i),
+                    rtp_sequence_number: 1000 + i,
+                    is_twcc: true,
+                    twcc_sequence_number: i,
+                    size: 1200,
+                    arrived: true,
+                    departure,
+                    arrival: Some(Duration::from_millis(20) + spacing * u32::from(i)),
+                    ecn: Default::default(),
+                }
+            })
+            .collect();
+        e.on_reports(at + Duration::from_millis(400), &reports);
+    }
+
+    #[test]
+    fn a_probe_sets_a_thin_links_estimate_at_once_and_raises_a_good_ones() {
+        // A 600 kbit/s link spreads the cluster 16 ms apart: the estimate (1 Mbit/s
+        // to start) is that at once, not after seconds of GCC backing off.
+        let budget = Budget::new(None, None);
+        let mut e = budget.estimator();
+        probe_feedback(&budget, &mut e, Instant::now(), Duration::from_millis(16));
+        let thin = budget.available_bps();
+        assert!((550_000..=650_000).contains(&thin), "{thin}");
+        // A fast link: the first probe shows the rate it was sent at, and raises.
+        let budget = Budget::new(None, None);
+        let mut e = budget.estimator();
+        probe_feedback(&budget, &mut e, Instant::now(), Duration::from_micros(2400));
+        let fast = budget.available_bps();
+        assert!(fast > 3_500_000, "{fast}");
+        // The operator's cap still bounds what is spent.
+        let capped = Budget::new(Some(800_000), None);
+        let mut e = capped.estimator();
+        probe_feedback(&capped, &mut e, Instant::now(), Duration::from_micros(2400));
+        assert_eq!(capped.available_bps(), 800_000);
+    }
+
+    #[test]
+    fn the_estimate_rises_no_faster_than_gcc_increases_without_a_probe() {
+        let budget = Budget::new(None, None);
+        let mut e = budget.estimator();
+        let t0 = Instant::now();
+        e.published = Some((600_000.0, t0));
+        // GCC jumps (a back-off from a "received rate" measured on bunched feedback).
+        e.inner = Gcc::new(
+            2_200_000.0,
+            MIN_ESTIMATE_BPS as f64,
+            MAX_ESTIMATE_BPS as f64,
         );
+        e.handle_timeout(t0 + Duration::from_millis(100));
+        let after = budget.available_bps();
+        assert!((600_000..620_000).contains(&after), "{after}");
+        // A second later, 8 % and 60 kbit/s more at most.
+        e.handle_timeout(t0 + Duration::from_millis(1100));
+        let later = budget.available_bps();
+        assert!(later < 725_000, "{later}");
+        // Falling is immediate.
+        e.inner = Gcc::new(400_000.0, MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64);
+        e.handle_timeout(t0 + Duration::from_millis(1200));
+        assert_eq!(budget.available_bps(), 400_000);
     }
 
     #[test]

@@ -17,6 +17,14 @@
 //! a stream is kept; the allocator, not the pacer, keeps the average rate below the
 //! estimate by choosing layers).
 //!
+//! # Retransmissions and probes
+//!
+//! NACK answers (RTX, from the responder wire-ward of the application) may use
+//! [`REPAIR_SHARE`] of the estimate; beyond it they are dropped, so a congested link
+//! is not sent its losses twice over. Probe clusters (`probe.rs`) are sent from here
+//! as RTX copies of recent video at the cluster's own rate, outside the video bucket;
+//! this numbers every packet of a repair stream, answers and probes alike.
+//!
 //! # Where
 //!
 //! At `Slot::Pacer`: application-ward of the TWCC sender and the congestion
@@ -25,13 +33,20 @@
 //! estimate arrives on the read leg as `Attribute::TargetBitrateChanged`, attached by
 //! the congestion controller to the feedback that produced it.
 
-use std::collections::{HashSet, VecDeque};
-use std::time::Instant;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Attribute, Interceptor, Pacer, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, AttributedPacket, Interceptor, Pacer, Packet, StreamInfo, TaggedPacket,
+};
+use rtc::rtp;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
+use rtc::shared::TransportContext;
+
+use super::probe::{Cluster, Prober};
 
 /// Video leaves at this multiple of the estimate (libwebrtc's pacing factor).
 pub const PACING_FACTOR: f64 = 2.5;
@@ -41,6 +56,33 @@ pub const MIN_PACING_BPS: f64 = 250_000.0;
 /// Video packets held at most; an arrival beyond is refused (the receiver's NACK
 /// recovers it) rather than delaying everything behind it further.
 pub const QUEUE_LIMIT: usize = 2048;
+/// Recent video packets kept to copy into probe packets.
+const PROBE_SOURCES: usize = 16;
+/// Retransmissions may use at most this share of the estimate; beyond, a NACK answer
+/// is dropped (the receiver asks again or gives up on that frame). On a thin link
+/// whose buffer overflowed, answering every NACK doubled what was sent into it and
+/// starved the audio: libwebrtc caps its retransmissions by its estimate too.
+pub const REPAIR_SHARE: f64 = 0.3;
+/// ... with this much of it usable at once (seconds' worth), for the burst of NACKs a
+/// loss burst brings.
+const REPAIR_BURST_SECONDS: f64 = 0.5;
+/// The repair budget never goes below this (bits/s).
+const MIN_REPAIR_BPS: f64 = 64_000.0;
+
+/// A repair stream of one outgoing video stream.
+#[derive(Debug, Clone, Copy)]
+struct Repair {
+    ssrc: u32,
+    payload_type: u8,
+}
+
+/// The probe cluster being sent.
+#[derive(Debug, Clone, Copy)]
+struct Sending {
+    cluster: Cluster,
+    left: u32,
+    next_at: Instant,
+}
 
 /// See the module docs.
 pub struct VideoPacer {
@@ -52,6 +94,21 @@ pub struct VideoPacer {
     released: VecDeque<TaggedPacket>,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
+    /// Probing (`probe.rs`): each video stream's repair stream, the sequence
+    /// numbers of every repair stream (the NACK responder's retransmissions and the
+    /// probes share them, so this numbers both), recent video to copy, and the
+    /// cluster on its way.
+    prober: Option<Arc<Prober>>,
+    repairs: HashMap<u32, Repair>,
+    repair_seq: HashMap<u32, u16>,
+    sources: VecDeque<rtp::Packet>,
+    sending: Option<Sending>,
+    /// The retransmission budget: bits available now, when last refilled, and the
+    /// estimate it is a share of.
+    repair_bits: f64,
+    repair_refilled: Option<Instant>,
+    estimate_bps: f64,
+    repairs_dropped: u64,
 }
 
 fn pacing_rate(estimate_bps: f64) -> f64 {
@@ -69,6 +126,125 @@ impl VideoPacer {
             released: VecDeque::new(),
             read_queue: VecDeque::new(),
             write_queue: VecDeque::new(),
+            prober: None,
+            repairs: HashMap::new(),
+            repair_seq: HashMap::new(),
+            sources: VecDeque::new(),
+            sending: None,
+            repair_bits: 0.0,
+            repair_refilled: None,
+            estimate_bps: initial_estimate_bps as f64,
+            repairs_dropped: 0,
+        }
+    }
+
+    /// Retransmissions dropped because they were beyond [`REPAIR_SHARE`].
+    pub fn repairs_dropped(&self) -> u64 {
+        self.repairs_dropped
+    }
+
+    /// Whether a retransmission of `bits` fits the repair budget at `now` (and takes
+    /// it from the budget if so).
+    fn afford_repair(&mut self, now: Instant, bits: f64) -> bool {
+        let rate = (self.estimate_bps * REPAIR_SHARE).max(MIN_REPAIR_BPS);
+        let cap = rate * REPAIR_BURST_SECONDS;
+        let elapsed = self.repair_refilled.map_or(REPAIR_BURST_SECONDS, |t| {
+            now.saturating_duration_since(t).as_secs_f64()
+        });
+        self.repair_bits = (self.repair_bits + elapsed * rate).min(cap);
+        self.repair_refilled = Some(now);
+        if self.repair_bits < bits {
+            return false;
+        }
+        self.repair_bits -= bits;
+        true
+    }
+
+    /// Sends the probe clusters `prober` asks for (see `probe.rs`).
+    pub fn with_prober(mut self, prober: Arc<Prober>) -> Self {
+        self.prober = Some(prober);
+        self
+    }
+
+    /// Keeps a video packet to copy into probes, and gives a repair stream's packet
+    /// (a NACK answer) the next number of that stream.
+    fn note_outgoing(&mut self, msg: &mut TaggedPacket) {
+        let Packet::Rtp(rtp) = &mut msg.message.packet else {
+            return;
+        };
+        let ssrc = rtp.header.ssrc;
+        if let Some(seq) = self.repair_seq.get_mut(&ssrc) {
+            rtp.header.sequence_number = *seq;
+            *seq = seq.wrapping_add(1);
+        } else if self.prober.is_some()
+            && self.repairs.contains_key(&ssrc)
+            && !rtp.payload.is_empty()
+        {
+            if self.sources.len() >= PROBE_SOURCES {
+                self.sources.pop_front();
+            }
+            self.sources.push_back(rtp.clone());
+        }
+    }
+
+    /// Starts a cluster if one is due and there is video to copy.
+    fn maybe_start_probe(&mut self, now: Instant) {
+        if self.sending.is_some() || self.sources.is_empty() {
+            return;
+        }
+        let Some(cluster) = self.prober.as_ref().and_then(|p| p.start(now)) else {
+            return;
+        };
+        self.sending = Some(Sending {
+            cluster,
+            left: cluster.packets,
+            next_at: now,
+        });
+    }
+
+    /// Sends the probe packets due by `now`.
+    fn send_probes(&mut self, now: Instant) {
+        let Some(prober) = self.prober.clone() else {
+            return;
+        };
+        while let Some(sending) = self.sending.as_mut() {
+            if sending.next_at > now {
+                return;
+            }
+            let id = sending.cluster.id;
+            let rate = sending.cluster.rate_bps.max(1) as f64;
+            // Newest first, round the kept packets: a probe never copies a stream
+            // whose leg has gone (its packets were dropped when it was unbound).
+            let index = (sending.cluster.packets - sending.left) as usize;
+            let source = self
+                .sources
+                .len()
+                .checked_sub(1 + index % self.sources.len().max(1))
+                .and_then(|i| self.sources.get(i).cloned());
+            let built = source.and_then(|src| {
+                let repair = *self.repairs.get(&src.header.ssrc)?;
+                let seq = self.repair_seq.entry(repair.ssrc).or_insert(0);
+                let number = *seq;
+                *seq = seq.wrapping_add(1);
+                Some((repair.ssrc, number, probe_packet(&src, repair, number)))
+            });
+            let Some((ssrc, number, packet)) = built else {
+                prober.finished(id, now);
+                self.sending = None;
+                return;
+            };
+            let bits = (packet.marshal_size() * 8) as f64;
+            prober.sent(id, ssrc, number, now);
+            self.released.push_back(TaggedPacket {
+                now,
+                transport: TransportContext::default(),
+                message: AttributedPacket::new(Packet::Rtp(packet)).with(Attribute::Retransmission),
+            });
+            sending.left -= 1;
+            sending.next_at += Duration::from_secs_f64(bits / rate);
+            if sending.left == 0 {
+                self.sending = None;
+            }
         }
     }
 
@@ -99,6 +275,26 @@ impl VideoPacer {
     }
 }
 
+/// An RTX copy (RFC 4588) of `src` on `repair`, numbered `seq`: what the NACK
+/// responder would send for it, so the receiver treats it as a repair it did not need.
+fn probe_packet(src: &rtp::Packet, repair: Repair, seq: u16) -> rtp::Packet {
+    let mut payload = Vec::with_capacity(2 + src.payload.len());
+    payload.extend_from_slice(&src.header.sequence_number.to_be_bytes());
+    payload.extend_from_slice(&src.payload);
+    rtp::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            ssrc: repair.ssrc,
+            payload_type: repair.payload_type,
+            sequence_number: seq,
+            timestamp: src.header.timestamp,
+            marker: src.header.marker,
+            ..Default::default()
+        },
+        payload: payload.into(),
+    }
+}
+
 impl Protocol<TaggedPacket, TaggedPacket, ()> for VideoPacer {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
@@ -114,6 +310,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for VideoPacer {
         {
             self.bucket
                 .set_target_bitrate(pacing_rate(*bits_per_second));
+            self.estimate_bps = *bits_per_second;
         }
         self.read_queue.push_back(msg);
         Ok(())
@@ -123,7 +320,18 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for VideoPacer {
         self.read_queue.pop_front()
     }
 
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        let repair = matches!(&msg.message.packet,
+            Packet::Rtp(rtp) if self.repair_seq.contains_key(&rtp.header.ssrc));
+        if repair && !self.afford_repair(msg.now, Self::bits(&msg)) {
+            self.repairs_dropped += 1;
+            return Ok(());
+        }
+        self.note_outgoing(&mut msg);
+        if self.prober.is_some() {
+            self.maybe_start_probe(msg.now);
+            self.send_probes(msg.now);
+        }
         if !self.is_paced(&msg) {
             self.write_queue.push_back(msg);
             return Ok(());
@@ -163,12 +371,24 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for VideoPacer {
                 self.released.push_back(packet);
             }
         }
+        if self.prober.is_some() {
+            self.maybe_start_probe(now);
+            self.send_probes(now);
+        }
         Ok(())
     }
 
     fn poll_timeout(&mut self) -> Option<Self::Time> {
-        let head = self.queue.front()?;
-        self.bucket.releasable_at(Self::bits(head))
+        let probe = self.sending.map(|s| s.next_at);
+        let head = self
+            .queue
+            .front()
+            .map(Self::bits)
+            .and_then(|bits| self.bucket.releasable_at(bits));
+        match (head, probe) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -178,14 +398,27 @@ impl Interceptor for VideoPacer {
             self.video.insert(info.ssrc);
             if let Some(rtx) = info.ssrc_rtx {
                 self.video.insert(rtx);
+                if let Some(payload_type) = info.payload_type_rtx {
+                    self.repairs.insert(
+                        info.ssrc,
+                        Repair {
+                            ssrc: rtx,
+                            payload_type,
+                        },
+                    );
+                    self.repair_seq.entry(rtx).or_insert(0);
+                }
             }
         }
     }
 
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.video.remove(&info.ssrc);
+        self.repairs.remove(&info.ssrc);
+        self.sources.retain(|p| p.header.ssrc != info.ssrc);
         if let Some(rtx) = info.ssrc_rtx {
             self.video.remove(&rtx);
+            self.repair_seq.remove(&rtx);
         }
     }
 
@@ -272,6 +505,95 @@ mod tests {
             "paced over ~290 ms, took {took:?}"
         );
         assert_eq!(p.queued(), 0);
+    }
+
+    #[test]
+    fn probes_are_rtx_copies_at_the_clusters_rate_numbered_with_the_nack_answers() {
+        use crate::sfu::probe::{ProbeConfig, Prober};
+        let prober = Arc::new(Prober::new(ProbeConfig {
+            initial_bps: 1_000_000,
+            packets: 5,
+            ..ProbeConfig::default()
+        }));
+        let mut p = VideoPacer::new(2_000_000).with_prober(prober.clone());
+        p.bind_local_stream(&StreamInfo {
+            ssrc_rtx: Some(2),
+            payload_type: 96,
+            payload_type_rtx: Some(97),
+            ..video_info(1)
+        });
+        let t0 = Instant::now();
+        // No video yet: nothing to copy, no probe.
+        assert_eq!(p.poll_timeout(), None);
+        // A NACK answer (RTX from the responder, numbered 0 by it).
+        p.handle_write(rtp(t0, 2, 0, 500)).expect("write");
+        assert_eq!(drain(&mut p), vec![(2, 0)]);
+        // The first video packet: it leaves, and the cluster starts with it.
+        p.handle_write(rtp(t0, 1, 40, 1000)).expect("write");
+        let mut out: Vec<rtc::rtp::Packet> = Vec::new();
+        let mut now = t0;
+        for _ in 0..50 {
+            while let Some(m) = p.poll_write() {
+                if let Packet::Rtp(r) = m.message.packet {
+                    out.push(r);
+                }
+            }
+            let Some(at) = p.poll_timeout() else { break };
+            now = at.max(now);
+            p.handle_timeout(now).expect("timeout");
+        }
+        let probes: Vec<&rtc::rtp::Packet> = out.iter().filter(|r| r.header.ssrc == 2).collect();
+        assert_eq!(probes.len(), 5, "the whole cluster");
+        for (i, r) in probes.iter().enumerate() {
+            assert_eq!(
+                r.header.sequence_number,
+                1 + i as u16,
+                "after the NACK answer's 0"
+            );
+            assert_eq!(r.header.payload_type, 97);
+            assert_eq!(
+                &r.payload[..2],
+                &40u16.to_be_bytes(),
+                "the copied packet's number"
+            );
+            assert_eq!(r.payload.len(), 1002);
+        }
+        // Five ~1 kB packets at 1 Mbit/s: the last leaves ~32 ms after the first.
+        let took = now - t0;
+        assert!(
+            took > Duration::from_millis(25) && took < Duration::from_millis(60),
+            "{took:?}"
+        );
+        // The next NACK answer goes on from the probes' numbers.
+        p.handle_write(rtp(now, 2, 1, 500)).expect("write");
+        assert_eq!(drain(&mut p), vec![(2, 6)]);
+    }
+
+    #[test]
+    fn retransmissions_beyond_their_share_of_the_estimate_are_dropped() {
+        // 600 kbit/s: repairs may use 180 kbit/s, 90 kbit at once.
+        let mut p = VideoPacer::new(600_000);
+        p.bind_local_stream(&StreamInfo {
+            ssrc_rtx: Some(2),
+            payload_type_rtx: Some(97),
+            ..video_info(1)
+        });
+        let t0 = Instant::now();
+        // A NACK for 40 packets at once: about nine of 1.2 kB fit.
+        for seq in 0..40 {
+            p.handle_write(rtp(t0, 2, seq, 1188)).expect("write");
+        }
+        let sent = drain(&mut p);
+        assert!((8..=10).contains(&sent.len()), "{}", sent.len());
+        assert_eq!(p.repairs_dropped(), 40 - sent.len() as u64);
+        // Numbered without gaps: a dropped answer takes no number.
+        let seqs: Vec<u16> = sent.iter().map(|s| s.1).collect();
+        assert_eq!(seqs, (0..sent.len() as u16).collect::<Vec<_>>());
+        // A second later the budget is back; media was never touched.
+        let t1 = t0 + Duration::from_secs(1);
+        p.handle_write(rtp(t1, 2, 99, 1188)).expect("write");
+        p.handle_write(rtp(t1, 1, 5, 1188)).expect("write");
+        assert_eq!(drain(&mut p).len(), 2);
     }
 
     #[test]
