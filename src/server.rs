@@ -201,6 +201,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
                 &config.signaling,
             )),
             resumes: crate::api::ws::Resumes::new(),
+            self_tests: crate::api::ws::SelfTests::new(),
             shutdown: shutdown_rx,
         },
     };

@@ -88,6 +88,13 @@ pub enum Command {
     /// The server stops: close the open archive (signed, reason `server_stopped`)
     /// and store the writer's backlog, then answer.
     Shutdown(oneshot::Sender<()>),
+    /// May a pre-join self-test run for this participant's link? Answered at once
+    /// by the core's join checks; changes nothing.
+    SelfTest {
+        participant: Uuid,
+        link_version: u32,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
     /// An operator's change through the admin API.
     Admin {
         op: AdminOp,
@@ -238,6 +245,9 @@ pub(super) fn spawn(
                 Command::Join { reply, .. } => {
                     let _ = reply.send(Err(JoinError::Restarting));
                 }
+                Command::SelfTest { reply, .. } => {
+                    let _ = reply.send(Err(JoinError::Restarting));
+                }
                 Command::Admin { reply, .. } => {
                     let _ = reply.send(Err(Refusal::new(
                         ErrorCode::Internal,
@@ -258,6 +268,9 @@ fn refuse_all(rx: &mut mpsc::UnboundedReceiver<Command>, why: JoinError) {
     while let Ok(cmd) = rx.try_recv() {
         match cmd {
             Command::Join { reply, .. } => {
+                let _ = reply.send(Err(why.clone()));
+            }
+            Command::SelfTest { reply, .. } => {
                 let _ = reply.send(Err(why.clone()));
             }
             Command::Admin { reply, .. } => {
@@ -440,6 +453,18 @@ impl Actor {
             Command::Admin { op, actor, reply } => {
                 let request = self.request(Waiting::Admin(reply));
                 Input::Admin { request, op, actor }
+            }
+            Command::SelfTest {
+                participant,
+                link_version,
+                reply,
+            } => {
+                let allowed = self
+                    .core
+                    .self_test_allowed(Utc::now(), participant, link_version)
+                    .map_err(JoinError::Refused);
+                let _ = reply.send(allowed);
+                return false;
             }
         };
         self.step(input).await
