@@ -157,6 +157,29 @@ struct Actor {
     next_sample: Option<tokio::time::Instant>,
     /// Flagged report entries already counted in `/metrics`.
     flagged_counted: u64,
+    /// This hearing's shares of the `/metrics` gauges (withdrawn when it stops).
+    gauges: Gauges,
+}
+
+/// A hearing's shares of the gauges `/metrics` sums over hearings, and what of the
+/// open archive's drop counter was counted already (its directory, its count).
+struct Gauges {
+    health_cells: crate::metrics::Contribution,
+    participants: crate::metrics::Contribution,
+    recorder_queue: crate::metrics::Contribution,
+    recorder_dropped: Option<(std::path::PathBuf, u64)>,
+}
+
+impl Gauges {
+    fn new() -> Gauges {
+        use crate::metrics::{Contribution, HEALTH_CELLS, PARTICIPANTS, RECORDER_QUEUE};
+        Gauges {
+            health_cells: Contribution::new(HEALTH_CELLS),
+            participants: Contribution::new(PARTICIPANTS),
+            recorder_queue: Contribution::new(RECORDER_QUEUE),
+            recorder_dropped: None,
+        }
+    }
 }
 
 /// How long an actor waits when the core sets no idle timeout.
@@ -223,6 +246,7 @@ pub(super) fn spawn(
                         }
                         _ = tokio::time::sleep(wait) => actor.step(Input::Tick).await,
                     };
+                    actor.publish_gauges();
                 }
                 if let Some(active) = actor.active.take() {
                     let _ = active.close("server_stopped", false).await;
@@ -327,6 +351,7 @@ impl Actor {
             news_tx,
             next_sample: None,
             flagged_counted: 0,
+            gauges: Gauges::new(),
         }
     }
 
@@ -474,6 +499,56 @@ impl Actor {
         let RecorderNews::Alert(alert) = &news;
         tracing::warn!(hearing = %self.core.id(), "recorder: {}", alert.message);
         self.step(Input::Recorder(news)).await
+    }
+
+    /// Sets this hearing's shares of the `/metrics` gauges from what it holds now
+    /// (after every command, sample and tick: a few dozen entries to count).
+    fn publish_gauges(&mut self) {
+        let labelled = |pairs: Vec<(crate::metrics::Labels, usize)>| {
+            pairs
+                .into_iter()
+                .map(|(l, n)| (l, n as f64))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let cells = self
+            .core
+            .health_cells()
+            .into_iter()
+            .map(|((kind, state), n)| {
+                (
+                    vec![("kind", kind.to_owned()), ("state", state.to_owned())],
+                    n,
+                )
+            })
+            .collect();
+        self.gauges.health_cells.set(labelled(cells));
+        let people = self
+            .core
+            .participant_states()
+            .into_iter()
+            .map(|((role, state), n)| {
+                (
+                    vec![("role", role.to_owned()), ("state", state.to_owned())],
+                    n,
+                )
+            })
+            .collect();
+        self.gauges.participants.set(labelled(people));
+        let queued = self.active.as_ref().map_or(0, |a| a.queued());
+        self.gauges
+            .recorder_queue
+            .set(labelled(vec![(Vec::new(), queued)]));
+        if let Some(a) = &self.active {
+            let dropped = a.dropped_queue_full();
+            let before = match &self.gauges.recorder_dropped {
+                Some((dir, n)) if *dir == a.dir => *n,
+                _ => 0,
+            };
+            if dropped > before {
+                crate::metrics::recorder_dropped().increment(dropped - before);
+            }
+            self.gauges.recorder_dropped = Some((a.dir.clone(), dropped));
+        }
     }
 
     /// Tells the core which tracks the SFU has seen end, so its next decision skips
