@@ -18,6 +18,14 @@
 //! - `openhearing_admin_key_failures_total` — wrong admin keys;
 //! - `openhearing_media_reports_flagged_total` — client media reports claiming more
 //!   than the server forwarded (`hearing/health.rs`), counted by the hearing actor.
+//! - `openhearing_media_health_cells{kind,state}`, `openhearing_participants{role,state}`
+//!   and `openhearing_recorder_queue_packets`: what each live hearing's actor holds,
+//!   set after every step it takes as that hearing's [`Contribution`] (its share of
+//!   the gauge, withdrawn when the actor stops), so the gauges add up over hearings;
+//!   `openhearing_recorder_gaps_total{cause}` where the actor journals a gap, and
+//!   `openhearing_recorder_packets_dropped_total` from the recorder's own counter;
+//! - `openhearing_store_seconds{op}` (histogram) and `openhearing_store_errors_total{op}`
+//!   — every database call, timed by [`crate::store::Timed`].
 //!
 //! What is read when scraped ([`Snapshot`]): live hearings, media ports in use, and
 //! the process's resident memory, open file descriptors and CPU time (from
@@ -36,7 +44,18 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new().install_recorder().ok()?;
+            // Database calls take from under a millisecond to seconds on a failing disk.
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(STORE_SECONDS.to_owned()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0,
+                    ],
+                )
+                .ok()?
+                .install_recorder()
+                .ok()?;
             describe();
             Some(handle)
         })
@@ -44,7 +63,7 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 fn describe() {
-    use metrics::{describe_counter, describe_gauge, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         PACKETS_FORWARDED,
         "RTP packets handed to subscribers' connections"
@@ -86,6 +105,32 @@ fn describe() {
         SIMULCAST_LEGS,
         "Simulcast video legs by the spatial layer each subscriber's allocator chose (0 = lowest) or paused"
     );
+    describe_gauge!(
+        HEALTH_CELLS,
+        "Media-health cells (publisher to subscriber, per kind) of live hearings, by kind and state"
+    );
+    describe_gauge!(
+        PARTICIPANTS,
+        "Participants of live hearings by role and state (absent, lobby, admitted, in_room)"
+    );
+    describe_gauge!(
+        RECORDER_QUEUE,
+        "RTP packets waiting in the recorders' queues of live hearings"
+    );
+    describe_counter!(
+        RECORDER_GAPS,
+        "Gaps journaled in archives (time missing from the record), by cause"
+    );
+    describe_counter!(
+        RECORDER_DROPPED,
+        "RTP packets a recorder dropped because its queue was full"
+    );
+    describe_histogram!(
+        STORE_SECONDS,
+        Unit::Seconds,
+        "Duration of database calls, by operation"
+    );
+    describe_counter!(STORE_ERRORS, "Failed database calls, by operation");
     describe_gauge!(RSS, Unit::Bytes, "Resident memory of the server process");
     describe_gauge!(FDS, "Open file descriptors of the server process");
     describe_gauge!(
@@ -105,9 +150,41 @@ pub const ADMIN_KEY_FAILURES: &str = "openhearing_admin_key_failures_total";
 pub const REPORTS_FLAGGED: &str = "openhearing_media_reports_flagged_total";
 pub const HEARINGS_LIVE: &str = "openhearing_hearings_live";
 pub const MEDIA_PORTS: &str = "openhearing_media_ports_in_use";
+pub const HEALTH_CELLS: &str = "openhearing_media_health_cells";
+pub const PARTICIPANTS: &str = "openhearing_participants";
+pub const RECORDER_QUEUE: &str = "openhearing_recorder_queue_packets";
+pub const RECORDER_GAPS: &str = "openhearing_recorder_gaps_total";
+pub const RECORDER_DROPPED: &str = "openhearing_recorder_packets_dropped_total";
+pub const STORE_SECONDS: &str = "openhearing_store_seconds";
+pub const STORE_ERRORS: &str = "openhearing_store_errors_total";
 pub const RSS: &str = "openhearing_process_resident_memory_bytes";
 pub const FDS: &str = "openhearing_process_open_fds";
 pub const CPU: &str = "openhearing_process_cpu_seconds";
+
+/// Every metric the server exports (`packaging/grafana-openhearing.json` uses only
+/// these; tests/metrics.rs checks it).
+pub const ALL: [&str; 20] = [
+    PACKETS_FORWARDED,
+    BYTES_FORWARDED,
+    PACKETS_DROPPED,
+    LEGS,
+    SESSIONS,
+    SIMULCAST_LEGS,
+    ADMIN_KEY_FAILURES,
+    REPORTS_FLAGGED,
+    HEARINGS_LIVE,
+    MEDIA_PORTS,
+    HEALTH_CELLS,
+    PARTICIPANTS,
+    RECORDER_QUEUE,
+    RECORDER_GAPS,
+    RECORDER_DROPPED,
+    STORE_SECONDS,
+    STORE_ERRORS,
+    RSS,
+    FDS,
+    CPU,
+];
 
 /// The media path's counters, taken once (after [`install`]).
 pub struct Media {
@@ -153,6 +230,74 @@ impl SessionCount {
 impl Drop for SessionCount {
     fn drop(&mut self) {
         self.0.decrement(1.0);
+    }
+}
+
+/// The labels of one series of a gauge, e.g. `[("kind", "audio"), ("state", "ok")]`.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// One hearing's share of a labelled gauge: [`Contribution::set`] gives its current
+/// counts, and the gauge moves by the difference to what it gave before, so the
+/// shares of all live hearings add up. Dropping it (the actor stops) withdraws the
+/// share.
+pub struct Contribution {
+    name: &'static str,
+    current: std::collections::BTreeMap<Labels, f64>,
+}
+
+impl Contribution {
+    pub fn new(name: &'static str) -> Contribution {
+        Contribution {
+            name,
+            current: Default::default(),
+        }
+    }
+
+    fn gauge(&self, labels: &Labels) -> Gauge {
+        let labels: Vec<metrics::Label> = labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, v.clone()))
+            .collect();
+        metrics::gauge!(self.name, labels)
+    }
+
+    /// This hearing's counts now (series it no longer has count 0).
+    pub fn set(&mut self, next: std::collections::BTreeMap<Labels, f64>) {
+        let keys: std::collections::BTreeSet<Labels> =
+            self.current.keys().chain(next.keys()).cloned().collect();
+        for k in keys {
+            let was = self.current.get(&k).copied().unwrap_or(0.0);
+            let now = next.get(&k).copied().unwrap_or(0.0);
+            if now != was {
+                self.gauge(&k).increment(now - was);
+            }
+        }
+        self.current = next.into_iter().filter(|(_, v)| *v != 0.0).collect();
+    }
+}
+
+impl Drop for Contribution {
+    fn drop(&mut self) {
+        self.set(Default::default());
+    }
+}
+
+/// `openhearing_recorder_gaps_total{cause}`.
+pub fn recorder_gap(cause: &str) {
+    metrics::counter!(RECORDER_GAPS, "cause" => cause.to_owned()).increment(1);
+}
+
+/// `openhearing_recorder_packets_dropped_total`.
+pub fn recorder_dropped() -> Counter {
+    metrics::counter!(RECORDER_DROPPED)
+}
+
+/// Times one database call: `openhearing_store_seconds{op}`, and
+/// `openhearing_store_errors_total{op}` when it failed.
+pub fn store_call(op: &'static str, elapsed: std::time::Duration, failed: bool) {
+    metrics::histogram!(STORE_SECONDS, "op" => op).record(elapsed.as_secs_f64());
+    if failed {
+        metrics::counter!(STORE_ERRORS, "op" => op).increment(1);
     }
 }
 

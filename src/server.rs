@@ -132,7 +132,10 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
     })?;
     // Counters count from here on (`GET /metrics`).
     crate::metrics::install();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_url()).await?);
+    // Every call timed for `/metrics` (openhearing_store_seconds / _errors_total).
+    let store: Arc<dyn Store> = Arc::new(crate::store::Timed(Arc::new(
+        SqliteStore::open(&config.database_url()).await?,
+    )));
     let secret = auth::load_or_create_secret(dir)?;
     let tokens = Arc::new(JoinTokens::new(
         &secret,
@@ -201,6 +204,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
                 &config.signaling,
             )),
             resumes: crate::api::ws::Resumes::new(),
+            self_tests: crate::api::ws::SelfTests::new(),
             shutdown: shutdown_rx,
         },
     };

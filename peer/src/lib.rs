@@ -28,11 +28,13 @@ pub mod hash;
 pub mod media_peer;
 pub mod participant;
 pub mod sdp;
+pub mod selftest;
 pub mod stats;
 
 pub use fixtures::{MediaFixtures, VideoFrame};
 pub use media_peer::{MediaKind, MediaPeer, ReceiveOptions, RtpTap, RtpWriter};
 pub use participant::{JoinOptions, JoinTiming, Participant};
+pub use selftest::{run_self_test, SelfTestOutcome};
 pub use stats::{EndSignal, KindStats, ReceiveStats, StreamStats};
 
 use std::time::Duration;

@@ -306,7 +306,7 @@ impl Drop for Participant {
     }
 }
 
-fn to_wire(c: RTCIceCandidateInit) -> IceCandidate {
+pub(crate) fn to_wire(c: RTCIceCandidateInit) -> IceCandidate {
     IceCandidate {
         candidate: c.candidate,
         // webrtc 0.21 reports `sdpMid: ""`; that is no mid at all, say so.
@@ -316,7 +316,7 @@ fn to_wire(c: RTCIceCandidateInit) -> IceCandidate {
     }
 }
 
-fn from_wire(c: IceCandidate) -> RTCIceCandidateInit {
+pub(crate) fn from_wire(c: IceCandidate) -> RTCIceCandidateInit {
     RTCIceCandidateInit {
         candidate: c.candidate,
         sdp_mid: c.sdp_mid,

@@ -343,6 +343,11 @@ impl HearingRecorder {
         &self.front.stats
     }
 
+    /// Packets waiting in the queue to the writer thread now.
+    pub fn queued(&self) -> usize {
+        self.front.queued.load(Ordering::Relaxed)
+    }
+
     fn ctl(&self, c: Ctl) -> Result<(), RecorderError> {
         self.tx
             .as_ref()

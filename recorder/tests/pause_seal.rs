@@ -159,6 +159,7 @@ fn pause_resume_events_and_a_private_room_gap_are_journaled_and_rendered() {
             height: 240,
             fps: 10,
             progress: Progress::Hidden,
+            health_strip: false,
         },
     )
     .expect("render");

@@ -153,6 +153,7 @@ fn white_frame_and_tone_burst_stay_within_40_ms_after_render() {
             height: 240,
             fps: 30,
             progress: Progress::Hidden,
+            health_strip: false,
         },
     )
     .expect("render");

@@ -177,6 +177,29 @@ impl SignalingClient {
         }
     }
 
+    /// Sends `self_test` instead of `join` (a pre-join network test lasting `seconds`)
+    /// and waits for `self_test_ready`; returns the seconds the server granted. A
+    /// refusal is [`ClientError::Refused`].
+    pub async fn self_test(
+        &mut self,
+        token: &str,
+        seconds: Option<u32>,
+        timeout: Duration,
+    ) -> Result<u32, ClientError> {
+        self.send(&ClientMessage::SelfTest {
+            v: PROTOCOL_VERSION,
+            token: token.to_owned(),
+            seconds,
+        })?;
+        match self.recv_timeout(timeout).await? {
+            ServerMessage::SelfTestReady { seconds } => Ok(seconds),
+            ServerMessage::Error { code, message, .. } => {
+                Err(ClientError::Refused { code, message })
+            }
+            other => Err(ClientError::Unexpected(other.kind().to_owned())),
+        }
+    }
+
     /// Sends one typed message.
     pub fn send(&self, msg: &ClientMessage) -> Result<(), ClientError> {
         let text =

@@ -25,7 +25,8 @@
 //! Outages keep the seat (issue 13): a connection that was up and went `failed` waits
 //! [`ICE_RESTART_WINDOW`] for the client's ICE-restart offer, and a resumable session
 //! whose socket broke parks until a new socket resumes it (`park.rs`, `resume.rs`);
-//! `socket.rs` is a socket's own task, which joins or resumes.
+//! `socket.rs` is a socket's own task, which joins or resumes, or runs a pre-join
+//! self-test (`selftest.rs`: a loopback through the SFU, outside the hearing).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ mod join;
 mod outbox;
 mod park;
 mod resume;
+mod selftest;
 mod socket;
 
 use axum::extract::ws::{Message, WebSocket};
@@ -49,6 +51,7 @@ use self::join::{fill_welcome, wait_for_seat, Authenticated};
 use self::outbox::{Out, Outbox};
 use self::resume::Registration;
 pub use self::resume::Resumes;
+pub use self::selftest::SelfTests;
 use super::join_limit::{JoinLimiter, TokenBucket};
 use crate::auth::JoinTokens;
 use crate::hearing::{HearingHandle, Hearings, JoinRequest, Refusal, SessionCommand, SessionLink};
@@ -81,6 +84,8 @@ pub struct SignalingState {
     pub joins: Arc<JoinLimiter>,
     /// The sessions a new socket can `resume`.
     pub resumes: Arc<Resumes>,
+    /// The pre-join self-tests running now (one per participant).
+    pub self_tests: Arc<SelfTests>,
     /// Turns `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -458,7 +463,9 @@ impl Session {
 
     async fn on_client(&mut self, msg: ClientMessage) -> Option<EndReason> {
         match msg {
-            ClientMessage::Join { .. } | ClientMessage::Resume { .. } => {
+            ClientMessage::Join { .. }
+            | ClientMessage::Resume { .. }
+            | ClientMessage::SelfTest { .. } => {
                 self.out.error(
                     ErrorCode::AlreadyJoined,
                     "this connection has already joined",

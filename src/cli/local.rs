@@ -33,10 +33,12 @@ pub(super) fn run_archive(cmd: ArchiveCommand) -> ExitCode {
             output,
             width,
             height,
+            health_strip,
         } => {
             let opts = openhearing_recorder::render::RenderOptions {
                 width,
                 height,
+                health_strip,
                 ..Default::default()
             };
             rc::render_command(&dir, &output, &opts, &mut out)

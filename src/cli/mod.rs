@@ -99,6 +99,11 @@ pub enum ArchiveCommand {
         width: u32,
         #[arg(long, default_value_t = 720)]
         height: u32,
+        /// Burn a strip under the grid showing, over time, who could see and hear
+        /// whom: per pair and kind ok (green) / degraded (amber) / lost (red), from
+        /// the journal's media_health entries.
+        #[arg(long)]
+        health_strip: bool,
     },
 }
 

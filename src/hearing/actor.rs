@@ -88,6 +88,13 @@ pub enum Command {
     /// The server stops: close the open archive (signed, reason `server_stopped`)
     /// and store the writer's backlog, then answer.
     Shutdown(oneshot::Sender<()>),
+    /// May a pre-join self-test run for this participant's link? Answered at once
+    /// by the core's join checks; changes nothing.
+    SelfTest {
+        participant: Uuid,
+        link_version: u32,
+        reply: oneshot::Sender<Result<(), JoinError>>,
+    },
     /// An operator's change through the admin API.
     Admin {
         op: AdminOp,
@@ -150,6 +157,29 @@ struct Actor {
     next_sample: Option<tokio::time::Instant>,
     /// Flagged report entries already counted in `/metrics`.
     flagged_counted: u64,
+    /// This hearing's shares of the `/metrics` gauges (withdrawn when it stops).
+    gauges: Gauges,
+}
+
+/// A hearing's shares of the gauges `/metrics` sums over hearings, and what of the
+/// open archive's drop counter was counted already (its directory, its count).
+struct Gauges {
+    health_cells: crate::metrics::Contribution,
+    participants: crate::metrics::Contribution,
+    recorder_queue: crate::metrics::Contribution,
+    recorder_dropped: Option<(std::path::PathBuf, u64)>,
+}
+
+impl Gauges {
+    fn new() -> Gauges {
+        use crate::metrics::{Contribution, HEALTH_CELLS, PARTICIPANTS, RECORDER_QUEUE};
+        Gauges {
+            health_cells: Contribution::new(HEALTH_CELLS),
+            participants: Contribution::new(PARTICIPANTS),
+            recorder_queue: Contribution::new(RECORDER_QUEUE),
+            recorder_dropped: None,
+        }
+    }
 }
 
 /// How long an actor waits when the core sets no idle timeout.
@@ -216,6 +246,7 @@ pub(super) fn spawn(
                         }
                         _ = tokio::time::sleep(wait) => actor.step(Input::Tick).await,
                     };
+                    actor.publish_gauges();
                 }
                 if let Some(active) = actor.active.take() {
                     let _ = active.close("server_stopped", false).await;
@@ -238,6 +269,9 @@ pub(super) fn spawn(
                 Command::Join { reply, .. } => {
                     let _ = reply.send(Err(JoinError::Restarting));
                 }
+                Command::SelfTest { reply, .. } => {
+                    let _ = reply.send(Err(JoinError::Restarting));
+                }
                 Command::Admin { reply, .. } => {
                     let _ = reply.send(Err(Refusal::new(
                         ErrorCode::Internal,
@@ -258,6 +292,9 @@ fn refuse_all(rx: &mut mpsc::UnboundedReceiver<Command>, why: JoinError) {
     while let Ok(cmd) = rx.try_recv() {
         match cmd {
             Command::Join { reply, .. } => {
+                let _ = reply.send(Err(why.clone()));
+            }
+            Command::SelfTest { reply, .. } => {
                 let _ = reply.send(Err(why.clone()));
             }
             Command::Admin { reply, .. } => {
@@ -314,6 +351,7 @@ impl Actor {
             news_tx,
             next_sample: None,
             flagged_counted: 0,
+            gauges: Gauges::new(),
         }
     }
 
@@ -441,6 +479,18 @@ impl Actor {
                 let request = self.request(Waiting::Admin(reply));
                 Input::Admin { request, op, actor }
             }
+            Command::SelfTest {
+                participant,
+                link_version,
+                reply,
+            } => {
+                let allowed = self
+                    .core
+                    .self_test_allowed(Utc::now(), participant, link_version)
+                    .map_err(JoinError::Refused);
+                let _ = reply.send(allowed);
+                return false;
+            }
         };
         self.step(input).await
     }
@@ -449,6 +499,56 @@ impl Actor {
         let RecorderNews::Alert(alert) = &news;
         tracing::warn!(hearing = %self.core.id(), "recorder: {}", alert.message);
         self.step(Input::Recorder(news)).await
+    }
+
+    /// Sets this hearing's shares of the `/metrics` gauges from what it holds now
+    /// (after every command, sample and tick: a few dozen entries to count).
+    fn publish_gauges(&mut self) {
+        let labelled = |pairs: Vec<(crate::metrics::Labels, usize)>| {
+            pairs
+                .into_iter()
+                .map(|(l, n)| (l, n as f64))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let cells = self
+            .core
+            .health_cells()
+            .into_iter()
+            .map(|((kind, state), n)| {
+                (
+                    vec![("kind", kind.to_owned()), ("state", state.to_owned())],
+                    n,
+                )
+            })
+            .collect();
+        self.gauges.health_cells.set(labelled(cells));
+        let people = self
+            .core
+            .participant_states()
+            .into_iter()
+            .map(|((role, state), n)| {
+                (
+                    vec![("role", role.to_owned()), ("state", state.to_owned())],
+                    n,
+                )
+            })
+            .collect();
+        self.gauges.participants.set(labelled(people));
+        let queued = self.active.as_ref().map_or(0, |a| a.queued());
+        self.gauges
+            .recorder_queue
+            .set(labelled(vec![(Vec::new(), queued)]));
+        if let Some(a) = &self.active {
+            let dropped = a.dropped_queue_full();
+            let before = match &self.gauges.recorder_dropped {
+                Some((dir, n)) if *dir == a.dir => *n,
+                _ => 0,
+            };
+            if dropped > before {
+                crate::metrics::recorder_dropped().increment(dropped - before);
+            }
+            self.gauges.recorder_dropped = Some((a.dir.clone(), dropped));
+        }
     }
 
     /// Tells the core which tracks the SFU has seen end, so its next decision skips

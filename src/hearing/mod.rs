@@ -377,6 +377,32 @@ impl Hearings {
         Err(JoinError::Unavailable)
     }
 
+    /// Whether `participant` may run a pre-join self-test with a link at
+    /// `link_version`: the hearing's join checks, without joining (see
+    /// `api::ws::selftest`).
+    pub async fn self_test_allowed(
+        self: &Arc<Self>,
+        hearing: Uuid,
+        participant: Uuid,
+        link_version: u32,
+    ) -> Result<(), JoinError> {
+        for _ in 0..2 {
+            let handle = self.get_or_spawn(hearing);
+            let (reply, rx) = oneshot::channel();
+            handle.send(Command::SelfTest {
+                participant,
+                link_version,
+                reply,
+            });
+            match rx.await {
+                Ok(Err(JoinError::Restarting)) => continue,
+                Ok(r) => return r,
+                Err(_) => return Err(JoinError::Unavailable),
+            }
+        }
+        Err(JoinError::Unavailable)
+    }
+
     /// Waits (up to `timeout`) until every live hearing has closed its archive and
     /// stored what it queued; called at shutdown so no audit entry, state change or
     /// recorded segment is lost.

@@ -19,6 +19,18 @@
 //!    members and is received only by them — not by the judge, not by observers, not
 //!    by the recorder, and not by a subscriber who was receiving the track before the
 //!    room opened (the actor removes that leg the moment membership changes).
+//!
+//! **Outside the policy: the pre-join self-test** (`api::ws::selftest`,
+//! `sfu::loopback`). A participant testing their network before joining publishes a
+//! test stream on a connection of its own, and the SFU sends it straight back to that
+//! connection — an exception to rule 1 that is not a hearing decision at all: the
+//! test's tracks are never announced to the hearing actor, so this function is never
+//! asked about them, no other participant can be given a leg of them and no recorder
+//! taps them; the participant is not present (rule 2 does not apply to anyone else
+//! because nobody else is involved). The loopback carries only the participant's own
+//! media to the participant's own connection, which is why it needs no decision
+//! here; it is bounded in time (15 s) and to one test per participant, and the link
+//! must pass the same checks as a join.
 
 use openhearing_recorder::GapCause;
 use openhearing_signaling::{Action, Admission, HearingState, Role};

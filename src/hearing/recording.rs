@@ -212,6 +212,7 @@ impl ActiveRecording {
                 }
             };
             if let Some((from, cause)) = state.gap.take() {
+                crate::metrics::recorder_gap(cause.as_str());
                 let _ = self.recorder.gap(GapRecord {
                     track_id: Some(track.id.clone()),
                     from,
@@ -246,6 +247,7 @@ impl ActiveRecording {
             let _ = self.recorder.remove_track(track_id, reason);
         }
         if let Some((from, cause)) = state.gap {
+            crate::metrics::recorder_gap(cause.as_str());
             let _ = self.recorder.gap(GapRecord {
                 track_id: Some(track_id.to_owned()),
                 from,
@@ -254,6 +256,19 @@ impl ActiveRecording {
                 count: 0,
             });
         }
+    }
+
+    /// Packets waiting in the recorder's queue now.
+    pub fn queued(&self) -> usize {
+        self.recorder.queued()
+    }
+
+    /// Packets the recorder dropped so far because its queue was full.
+    pub fn dropped_queue_full(&self) -> u64 {
+        self.recorder
+            .stats()
+            .packets_dropped_queue_full
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Ids of the tracks known to the archive.

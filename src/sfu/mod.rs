@@ -25,6 +25,8 @@
 //! * [`red`]: RED audio read safely, its primary block for who did not accept RED.
 //! * [`sdp`]: the SDP inspection done before webrtc sees an offer, and the repair
 //!   formats a negotiation settled on.
+//! * [`loopback`]: a self-test connection, whose own tracks come straight back to it
+//!   (the pre-join network test; no hearing involved).
 //!
 //! Codecs: Opus for audio (in-band FEC on, `useinbandfec=1`), with RED (RFC 2198,
 //! `red/48000/2`) where the browser offers it; VP8 preferred and H.264 (constrained
@@ -47,6 +49,7 @@ pub mod budget;
 pub mod forward;
 pub mod layered;
 pub mod layers;
+pub mod loopback;
 pub mod pacer;
 pub mod peer;
 pub mod ports;
@@ -86,6 +89,7 @@ use webrtc::peer_connection::{
 
 pub use forward::{Downstream, LegCounters, MediaTap, PeerId, PublishedTrack};
 pub use layers::{Priority, Target};
+pub use loopback::{Loopback, LoopbackCounters};
 pub use peer::{ActiveLeg, Peer, PeerEvent, PendingLeg};
 
 /// An ICE candidate as the SFU exchanges it with its owner: the fields of the

@@ -30,6 +30,9 @@ use crate::model::{
 
 pub mod readiness;
 mod sqlite;
+mod timed;
+
+pub use timed::Timed;
 
 /// What the store's and its users' tests share.
 #[cfg(test)]

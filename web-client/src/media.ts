@@ -6,6 +6,22 @@ export const INSECURE_CONTEXT = 'insecure-context';
 export interface DeviceChoice {
   cameraId?: string;
   micId?: string;
+  /** The loudspeaker or headset (audio output) picked in the speaker test. */
+  speakerId?: string;
+}
+
+/**
+ * Plays `el` through the output device `id` where the browser can choose one
+ * (`setSinkId`); elsewhere, and for the default device, the system's output.
+ */
+export async function useSpeaker(el: HTMLMediaElement, id: string | undefined): Promise<void> {
+  const sink = el as HTMLMediaElement & { setSinkId?: (id: string) => Promise<void> };
+  if (!id || typeof sink.setSinkId !== 'function') return;
+  try {
+    await sink.setSinkId(id);
+  } catch {
+    // A device gone since it was picked: the default output plays.
+  }
 }
 
 export interface AcquireResult {
@@ -159,14 +175,16 @@ export function stopStream(stream: MediaStream | null): void {
 export interface DeviceLists {
   cameras: MediaDeviceInfo[];
   mics: MediaDeviceInfo[];
+  speakers: MediaDeviceInfo[];
 }
 
 export async function listDevices(): Promise<DeviceLists> {
-  if (!navigator.mediaDevices?.enumerateDevices) return { cameras: [], mics: [] };
+  if (!navigator.mediaDevices?.enumerateDevices) return { cameras: [], mics: [], speakers: [] };
   const all = await navigator.mediaDevices.enumerateDevices();
   return {
     cameras: all.filter((d) => d.kind === 'videoinput'),
     mics: all.filter((d) => d.kind === 'audioinput'),
+    speakers: all.filter((d) => d.kind === 'audiooutput'),
   };
 }
 

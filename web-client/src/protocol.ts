@@ -208,6 +208,22 @@ export interface HealthCell {
 }
 
 /** A party and the presiding judge lost each other (`raised`) or no longer do. */
+/** What the server received of one self-test track and sent back (`self_test_report`). */
+export interface SelfTestTrack {
+  kind: 'audio' | 'video';
+  received_packets: number;
+  forwarded_packets: number;
+  dropped_packets: number;
+}
+
+/** The end of a pre-join self-test (PROTOCOL.md, *Self-test*). */
+export interface SelfTestReport {
+  duration_ms: number;
+  connected: boolean;
+  connect_ms?: number | null;
+  tracks: SelfTestTrack[];
+}
+
 export interface IntegrityAlert {
   participant_id: string;
   publisher: string;
@@ -221,6 +237,7 @@ export interface IntegrityAlert {
 export type ClientMessage =
   | { type: 'join'; v: number; token: string; tab?: string; resumable?: boolean }
   | { type: 'resume'; v: number; resume: string; received: number }
+  | { type: 'self_test'; v: number; token: string; seconds?: number }
   | { type: 'offer'; sdp: string }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: IceCandidate }
@@ -320,6 +337,7 @@ export const ALL_ERROR_CODES = [
   'store_unavailable',
   'internal',
   'resume_failed',
+  'self_test_busy',
 ] as const;
 
 export type ErrorCode = (typeof ALL_ERROR_CODES)[number];
@@ -399,4 +417,6 @@ export type ServerMessage =
   | { type: 'candidate'; candidate: IceCandidate }
   | { type: 'pong'; id: number }
   | { type: 'resumed'; replayed: number }
+  | { type: 'self_test_ready'; seconds: number }
+  | ({ type: 'self_test_report' } & SelfTestReport)
   | { type: 'error'; code: ErrorCode | string; message: string; fatal: boolean; retry_after_ms?: number };

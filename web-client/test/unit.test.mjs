@@ -150,3 +150,76 @@ test('every link-quality text exists in both languages', () => {
     }
   }
 });
+
+// ---------------------------------------------------------------- pre-join self-test
+
+import { judge, LIMITS, measure, percent } from '../build-unit/selftest.js';
+
+const report = (received, forwarded, connected = true) => ({
+  duration_ms: 8000,
+  connected,
+  connect_ms: 300,
+  tracks: [{ kind: 'video', received_packets: received, forwarded_packets: forwarded, dropped_packets: 0 }],
+});
+/** Samples every 500 ms over 8 s at `kbps`, `sent`/`received` packets at the end. */
+const samples = (kbps, sent, received, rttMs = 20) =>
+  Array.from({ length: 17 }, (_, i) => ({
+    at: i * 500,
+    sent: Math.round((sent * i) / 16),
+    received: Math.round((received * i) / 16),
+    bytes: (kbps * 1000 * (i * 500)) / 8000,
+    rttMs,
+  }));
+
+test('self-test: the loss of each half of the loop and the bitrate of the last seconds', () => {
+  const m = measure(report(970, 960), samples(1200, 1000, 912));
+  assert.equal(m.connected, true);
+  assert.equal(m.rttMs, 20);
+  assert.ok(Math.abs(m.upLoss - 0.03) < 1e-9, String(m.upLoss));
+  assert.ok(Math.abs(m.downLoss - 0.05) < 1e-9, String(m.downLoss));
+  assert.equal(m.kbps, 1200);
+  assert.equal(percent(m.downLoss), '5.0 %');
+  assert.equal(percent(null), '—');
+  // Samples after the page stopped sending count for loss, not for the bitrate.
+  const flowing = samples(1200, 1000, 900);
+  const end = flowing[flowing.length - 1];
+  const stopped = [...flowing, { ...end, at: end.at + 500, received: 912, bytes: end.bytes + 10, stopped: true }];
+  const s = measure(report(970, 960), stopped);
+  assert.equal(s.kbps, 1200);
+  assert.ok(Math.abs(s.downLoss - 0.05) < 1e-9, String(s.downLoss));
+  // Sequence gaps, where the browser has them, win over the counts.
+  const gaps = [...flowing.slice(0, -1), { ...end, sent: 1000, received: 990, lost: 10, remoteLost: 20 }];
+  const g = measure(report(900, 800), gaps);
+  assert.ok(Math.abs(g.upLoss - 0.02) < 1e-9, String(g.upLoss));
+  assert.ok(Math.abs(g.downLoss - 0.01) < 1e-9, String(g.downLoss));
+});
+
+test('self-test verdicts: good, weak and failing, with the reasons', () => {
+  const good = judge({ connected: true, rttMs: 40, upLoss: 0, downLoss: 0.01, kbps: 1500, estimateKbps: null });
+  // Little came back but the link carries more (a still picture): not weak for that.
+  assert.equal(judge({ connected: true, rttMs: 40, upLoss: 0, downLoss: 0, kbps: 200, estimateKbps: 2000 }).verdict, 'good');
+  assert.deepEqual(good, { verdict: 'good', advice: 'selftest.advice.good', reasons: [] });
+  const weak = judge({ connected: true, rttMs: 40, upLoss: 0.05, downLoss: 0, kbps: 1500 });
+  assert.equal(weak.verdict, 'weak');
+  assert.equal(weak.advice, 'selftest.advice.weak');
+  assert.deepEqual(weak.reasons, ['selftest.reason.loss']);
+  assert.equal(judge({ connected: true, rttMs: LIMITS.weak.rttMs + 1, upLoss: 0, downLoss: 0, kbps: 900 }).verdict, 'weak');
+  const failing = judge({ connected: true, rttMs: 1200, upLoss: 0, downLoss: 0, kbps: LIMITS.weak.kbps - 1 });
+  assert.equal(failing.verdict, 'failing');
+  assert.deepEqual(failing.reasons, ['selftest.reason.rtt', 'selftest.reason.bitrate']);
+  assert.equal(judge({ connected: true, rttMs: 40, upLoss: 0, downLoss: 0, kbps: 50 }).verdict, 'failing');
+  // Nothing came back: failing, whatever else was measured.
+  const none = judge(measure(report(0, 0, false), []));
+  assert.deepEqual(none, { verdict: 'failing', advice: 'selftest.advice.noConnection', reasons: [] });
+  const connectedButNothingBack = measure(report(500, 0), samples(0, 600, 0));
+  assert.equal(connectedButNothingBack.connected, false);
+});
+
+test('self-test advice exists in both languages', () => {
+  for (const lang of LANGS) {
+    for (const k of ['selftest.advice.good', 'selftest.advice.weak', 'selftest.advice.failing', 'selftest.advice.noConnection', 'selftest.verdict.good', 'selftest.verdict.weak', 'selftest.verdict.failing']) {
+      assert.ok(MESSAGES[lang][k], `${lang} ${k}`);
+    }
+  }
+  assert.equal(MESSAGES.vi['selftest.advice.weak'], 'Mạng yếu: hãy dùng dây mạng hoặc tắt camera.');
+});

@@ -11,14 +11,17 @@ use ffmpeg_next as ff;
 
 use super::layout::{Cell, Grid};
 use super::slate::TextFiles;
+use super::strip::HealthStrip;
 use super::{ffe, RenderError};
 
 /// The video graph: one `buffer` source `v{i}` per grid slot, each cell's label drawn
-/// on its source, all stacked into the sink `vout`.
+/// on its source, all stacked into the sink `vout`; with a health strip, its source
+/// `strip` (rows labelled here) stacked under the grid.
 pub(super) fn video_graph(
     grid: &Grid,
     fps: u32,
     cells: &[Cell],
+    strip: Option<&HealthStrip>,
     font: &str,
     texts: &mut TextFiles,
 ) -> Result<ff::filter::Graph, RenderError> {
@@ -40,7 +43,19 @@ pub(super) fn video_graph(
         vg.add(&buffer, &format!("v{i}"), &vargs)
             .map_err(ffe("video source"))?;
     }
+    if let Some(s) = strip {
+        let sargs = format!(
+            "video_size={}x{}:pix_fmt={}:time_base=1/{fps}:pixel_aspect=1/1",
+            s.w,
+            s.height(),
+            ff::ffi::AVPixelFormat::AV_PIX_FMT_YUV420P as i32
+        );
+        vg.add(&buffer, "strip", &sargs)
+            .map_err(ffe("strip source"))?;
+    }
     vg.add(&buffersink, "vout", "").map_err(ffe("video sink"))?;
+    // The grid's own output: the sink, or the strip's stack.
+    let grid_out = if strip.is_some() { "grid" } else { "vout" };
     let mut spec = String::new();
     let fs = (ch / 16).max(10);
     for i in 0..slots {
@@ -55,7 +70,7 @@ pub(super) fn video_graph(
         }
     }
     if slots == 1 {
-        spec.push_str("[c0]format=yuv420p[vout]");
+        spec.push_str(&format!("[c0]format=yuv420p[{grid_out}]"));
     } else {
         let layout: Vec<String> = (0..slots as u32)
             .map(|i| format!("{}_{}", (i % cols) * cw, (i / cols) * ch))
@@ -64,14 +79,29 @@ pub(super) fn video_graph(
             spec.push_str(&format!("[c{i}]"));
         }
         spec.push_str(&format!(
-            "xstack=inputs={slots}:layout={},format=yuv420p[vout]",
+            "xstack=inputs={slots}:layout={},format=yuv420p[{grid_out}]",
             layout.join("|")
         ));
+    }
+    if let Some(s) = strip {
+        spec.push_str(";[strip]");
+        let fs = (HealthStrip::row_height() - 3).max(8);
+        for (i, row) in s.rows.iter().enumerate() {
+            let tf = texts.file(&row.label)?;
+            let y = HealthStrip::row_y(i) + 1;
+            spec.push_str(&format!(
+                "drawtext=fontfile='{font}':textfile='{tf}':expansion=none:fontcolor=white:fontsize={fs}:x=6:y={y},"
+            ));
+        }
+        spec.push_str("null[st];[grid][st]vstack=inputs=2,format=yuv420p[vout]");
     }
     {
         let mut p = vg.output("v0", 0).map_err(ffe("video graph"))?;
         for i in 1..slots {
             p = p.output(&format!("v{i}"), 0).map_err(ffe("video graph"))?;
+        }
+        if strip.is_some() {
+            p = p.output("strip", 0).map_err(ffe("video graph"))?;
         }
         p.input("vout", 0)
             .and_then(|p| p.parse(&spec))

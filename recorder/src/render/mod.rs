@@ -16,12 +16,15 @@
 //! The module is split along that pipeline: `layout` (the journal's time line, the
 //! cells and the grid), `decode` (segment readers, one thread per cell), `slate` (what
 //! a cell shows without video, and the label font), `encode` (the filter graphs and the
-//! encoders); [`render`] here steps the time line and feeds them.
+//! encoders), `strip` (the optional health strip under the grid: who could see and
+//! hear whom, from the journal's `media_health` events); [`render`] here steps the
+//! time line and feeds them.
 
 mod decode;
 mod encode;
 mod layout;
 mod slate;
+pub mod strip;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,6 +90,10 @@ pub struct RenderOptions {
     pub height: u32,
     pub fps: u32,
     pub progress: Progress,
+    /// Burn the health strip under the grid (`--health-strip`): per pair and kind,
+    /// `ok` / `degraded` / `lost` over time, from the journal's `media_health`
+    /// events. An archive without such events renders without it.
+    pub health_strip: bool,
 }
 
 impl Default for RenderOptions {
@@ -96,6 +103,7 @@ impl Default for RenderOptions {
             height: 720,
             fps: 30,
             progress: Progress::Auto,
+            health_strip: false,
         }
     }
 }
@@ -110,6 +118,11 @@ pub struct RenderReport {
     pub video_encoder: String,
     /// Wall time (µs since epoch) of the output's first frame.
     pub start_us: WallUs,
+    /// The health strip drawn under the grid, if any: its rows, from the picture's
+    /// row `grid_height` on.
+    pub strip: Option<strip::HealthStrip>,
+    /// Height of the grid (the picture above the strip).
+    pub grid_height: u32,
 }
 
 /// Renders the archive in `dir` to `out` (MP4).
@@ -145,8 +158,21 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
     let grid = Grid::new(cells.len(), opts.width, opts.height);
     let (cw, ch, w, h, slots) = (grid.cw, grid.ch, grid.w, grid.h, grid.slots);
 
+    let strip = if opts.health_strip {
+        let names: HashMap<String, String> = tl
+            .tracks
+            .iter()
+            .map(|t| (t.participant_id.clone(), t.name.clone()))
+            .collect();
+        let t_end = t0 + ticks * 1_000_000 / i64::from(fps);
+        strip::HealthStrip::from_lines(&lines, &names, w, t0, t_end)
+    } else {
+        None
+    };
+    let strip_h = strip.as_ref().map_or(0, |s| s.height());
+
     let mut texts = TextFiles::new()?;
-    let mut vg = encode::video_graph(&grid, fps, &cells, font, &mut texts)?;
+    let mut vg = encode::video_graph(&grid, fps, &cells, strip.as_ref(), font, &mut texts)?;
     let na = audio_tracks.len();
     let mut ag = encode::audio_graph(na)?;
     let Encoders {
@@ -155,7 +181,7 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
         vname,
         vidx,
         mut aenc_opt,
-    } = Encoders::open(out, w, h, fps, na > 0)?;
+    } = Encoders::open(out, w, h + strip_h, fps, na > 0)?;
     octx.write_header().map_err(ffe("write header"))?;
     let vst_tb = octx
         .stream(vidx)
@@ -280,6 +306,13 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
                     push_ref(&mut src, &empty_cell).map_err(ffe("push video"))?;
                 }
             }
+            if let Some(s) = &strip {
+                let mut f = s.frame(t);
+                f.set_pts(Some(k));
+                if let Some(mut src) = vg.get("strip") {
+                    push_ref(&mut src, &f).map_err(ffe("push strip"))?;
+                }
+            }
             if let Some(mut sink) = vg.get("vout") {
                 let mut f = frame::Video::empty();
                 while sink.sink().frame(&mut f).is_ok() {
@@ -322,6 +355,9 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
                 let _ = src.source().flush();
             }
         }
+        if let Some(mut src) = vg.get("strip") {
+            let _ = src.source().flush();
+        }
         if let Some(mut sink) = vg.get("vout") {
             let mut f = frame::Video::empty();
             while sink.sink().frame(&mut f).is_ok() {
@@ -358,5 +394,7 @@ pub fn render(dir: &Path, out: &Path, opts: &RenderOptions) -> Result<RenderRepo
         audio_tracks: na,
         video_encoder: vname.to_string(),
         start_us: t0,
+        strip,
+        grid_height: h,
     })
 }

@@ -52,6 +52,18 @@ pub enum ClientMessage {
         resume: String,
         received: u64,
     },
+    /// Instead of `join`, as the first message of a new socket: a pre-join network
+    /// test (PROTOCOL.md, *Self-test*). The same token and checks as `join`, but the
+    /// participant does not enter the hearing: the server answers `self_test_ready`,
+    /// the client offers a test stream, the server sends it straight back on the same
+    /// connection and after `seconds` (1 to 15, default 8) sends `self_test_report`
+    /// and closes the socket.
+    SelfTest {
+        v: u32,
+        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seconds: Option<u32>,
+    },
     /// The client's SDP offer (its own tracks). Sent once after `welcome`; may be sent
     /// again to change what the client publishes or to restart ICE, but only when no
     /// server offer is outstanding.
@@ -138,6 +150,7 @@ impl ClientMessage {
         match self {
             ClientMessage::Join { .. } => "join",
             ClientMessage::Resume { .. } => "resume",
+            ClientMessage::SelfTest { .. } => "self_test",
             ClientMessage::Offer { .. } => "offer",
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::Candidate { .. } => "candidate",
@@ -192,7 +205,7 @@ impl DecodeError {
     }
 }
 
-const CLIENT_TYPES: [&str; 29] = [
+const CLIENT_TYPES: [&str; 30] = [
     "join",
     "offer",
     "answer",
@@ -222,6 +235,7 @@ const CLIENT_TYPES: [&str; 29] = [
     "start_deliberation",
     "end_deliberation",
     "resume",
+    "self_test",
 ];
 
 /// Parses a client frame, telling apart bad JSON, an unknown type and bad fields so
@@ -349,6 +363,11 @@ mod tests {
                 v: 1,
                 resume: "ab".repeat(32),
                 received: 17,
+            },
+            ClientMessage::SelfTest {
+                v: 1,
+                token: "t".into(),
+                seconds: Some(5),
             },
         ];
         assert_eq!(

@@ -97,11 +97,13 @@ pub enum ErrorCode {
     /// A `resume` names no session the server still keeps (it ended, its window
     /// passed, or it missed more messages than the server keeps); join again.
     ResumeFailed,
+    /// A self-test of this participant is already running; wait for its report.
+    SelfTestBusy,
 }
 
 impl ErrorCode {
     /// Every error code, in declaration order (the web client mirrors this list).
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 41] = [
         ErrorCode::UnsupportedVersion,
         ErrorCode::TokenMissing,
         ErrorCode::TokenMalformed,
@@ -142,6 +144,7 @@ impl ErrorCode {
         ErrorCode::StoreUnavailable,
         ErrorCode::Internal,
         ErrorCode::ResumeFailed,
+        ErrorCode::SelfTestBusy,
     ];
 
     /// Whether the server closes the socket after reporting this error.
@@ -170,12 +173,13 @@ impl ErrorCode {
                 | ErrorCode::LinkNotYetValid
                 | ErrorCode::ServerShutdown
                 | ErrorCode::ResumeFailed
+                | ErrorCode::SelfTestBusy
         )
     }
 
     /// The WebSocket close code the server uses after a fatal error of this kind.
     /// 4401: authentication, 4404: not found, 4408: timeout, 4400: protocol, 4429:
-    /// rate limit, 4409: replaced or second device refused, 4403: refused or removed
+    /// rate limit, 4409: replaced, second device refused or a self-test running, 4403: refused or removed
     /// by the court, 4410: hearing closed, 4425: link not yet valid (too early), 1001:
     /// going away, 1013: try again later, 1011: internal.
     pub fn close_code(self) -> u16 {
@@ -192,7 +196,7 @@ impl ErrorCode {
             ErrorCode::HearingNotFound | ErrorCode::ResumeFailed => 4404,
             ErrorCode::JoinTimeout | ErrorCode::NegotiationTimeout => 4408,
             ErrorCode::RateLimited | ErrorCode::JoinRateLimited => 4429,
-            ErrorCode::Replaced | ErrorCode::SecondDeviceRefused => 4409,
+            ErrorCode::Replaced | ErrorCode::SecondDeviceRefused | ErrorCode::SelfTestBusy => 4409,
             ErrorCode::LinkNotYetValid => 4425,
             ErrorCode::ServerShutdown => 1001,
             ErrorCode::StoreUnavailable => 1013,
@@ -275,6 +279,7 @@ mod tests {
                 ErrorCode::StoreUnavailable => 37,
                 ErrorCode::Internal => 38,
                 ErrorCode::ResumeFailed => 39,
+                ErrorCode::SelfTestBusy => 40,
             }
         }
         for (i, c) in ErrorCode::ALL.into_iter().enumerate() {

@@ -38,7 +38,9 @@ pub use health::{
     RemoteReception, VideoReception,
 };
 pub use roles::{Action, Role, SiteKind, UnknownAction, UnknownRole, UnknownSiteKind};
-pub use server::{DeviceEvent, ResumeTicket, ServerMessage, Welcome};
+pub use server::{
+    DeviceEvent, ResumeTicket, SelfTestReport, SelfTestTrack, ServerMessage, Welcome,
+};
 pub use state::{
     Admission, Connection, ConsultationRequest, HearingInfo, HearingState, HearingStatus,
     ParticipantInfo, RoomInfo, RoomKind, StateChange, UnknownState,

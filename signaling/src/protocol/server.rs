@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     Action, ErrorCode, HealthCell, HearingInfo, HearingStatus, IceCandidate, IntegrityAlert,
-    ParticipantInfo, RoomKind,
+    MediaKind, ParticipantInfo, RoomKind,
 };
 
 /// The body of `welcome`: the accepted join (boxed in [`ServerMessage`], being much
@@ -58,6 +58,33 @@ pub enum DeviceEvent {
     Refused,
     /// The waiting device went away (closed, or replaced by yet another device).
     Withdrawn,
+}
+
+/// What the server saw of one test track in a self-test (`self_test_report`): the
+/// packets it received from the client, and those it sent back (forwarded) or could
+/// not (dropped, the connection's queue was full). The client compares them with its
+/// own `getStats()` counters: sent by it vs received here is the upstream loss,
+/// forwarded here vs received by it the downstream loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfTestTrack {
+    pub kind: MediaKind,
+    pub received_packets: u64,
+    pub forwarded_packets: u64,
+    pub dropped_packets: u64,
+}
+
+/// The end of a self-test (`self_test_report`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfTestReport {
+    /// From `self_test_ready` to this report.
+    pub duration_ms: u64,
+    /// Whether the test connection's ICE and DTLS came up at all.
+    pub connected: bool,
+    /// From the client's offer to the connection being up, when it came up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
+    /// Every track the client published on the test connection.
+    pub tracks: Vec<SelfTestTrack>,
 }
 
 /// Messages the server sends.
@@ -134,6 +161,12 @@ pub enum ServerMessage {
     Candidate { candidate: IceCandidate },
     /// Reply to `ping`.
     Pong { id: u64 },
+    /// The `self_test` was accepted: offer the test stream now; the server reports
+    /// after `seconds` and closes the socket.
+    SelfTestReady { seconds: u32 },
+    /// The self-test's end: what the server received and sent back. The socket
+    /// closes right after it (1000).
+    SelfTestReport(SelfTestReport),
     /// The session was resumed on this socket (reply to `resume`); the `replayed`
     /// messages the client had missed follow, in their order.
     Resumed { replayed: u64 },
@@ -171,6 +204,8 @@ impl ServerMessage {
             ServerMessage::Offer { .. } => "offer",
             ServerMessage::Candidate { .. } => "candidate",
             ServerMessage::Pong { .. } => "pong",
+            ServerMessage::SelfTestReady { .. } => "self_test_ready",
+            ServerMessage::SelfTestReport(_) => "self_test_report",
             ServerMessage::Resumed { .. } => "resumed",
             ServerMessage::Error { .. } => "error",
         }

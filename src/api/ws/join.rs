@@ -56,6 +56,8 @@ pub(super) struct Authenticated {
 pub(super) enum Opening {
     /// A verified join.
     Join(Authenticated),
+    /// A verified `self_test` (the same checks as a join so far), for `seconds`.
+    SelfTest { auth: Authenticated, seconds: u32 },
     /// A kept session to take over, and how many of its messages the client has.
     Resume {
         target: mpsc::Sender<Resumption>,
@@ -138,7 +140,8 @@ pub(super) async fn await_join(
         )
         .into());
     }
-    let (v, token, resumable) = match decode_client(&text) {
+    // `Some(seconds)`: a self-test rather than a join.
+    let (v, token, resumable, self_test) = match decode_client(&text) {
         Ok(ClientMessage::Join {
             v,
             token,
@@ -146,8 +149,14 @@ pub(super) async fn await_join(
             resumable,
         }) => {
             device = device.with_tab(tab);
-            (v, token, resumable)
+            (v, token, resumable, None)
         }
+        Ok(ClientMessage::SelfTest { v, token, seconds }) => (
+            v,
+            token,
+            false,
+            Some(super::selftest::granted_seconds(seconds)),
+        ),
         Ok(ClientMessage::Resume {
             v,
             resume,
@@ -163,7 +172,10 @@ pub(super) async fn await_join(
         Ok(other) => {
             return Err(Refusal::new(
                 ErrorCode::NotJoined,
-                format!("the first message must be `join`, not `{}`", other.kind()),
+                format!(
+                    "the first message must be `join` (or `resume`, `self_test`), not `{}`",
+                    other.kind()
+                ),
             )
             .into())
         }
@@ -198,13 +210,17 @@ pub(super) async fn await_join(
     }
     // Whether the hearing exists, the participant is still part of it, the link is
     // current and the hearing open to joins is the hearing actor's decision.
-    Ok(Opening::Join(Authenticated {
+    let auth = Authenticated {
         hearing_id,
         participant: claims.sub,
         link_version: claims.ver,
         device,
         resumable,
-    }))
+    };
+    Ok(match self_test {
+        Some(seconds) => Opening::SelfTest { auth, seconds },
+        None => Opening::Join(auth),
+    })
 }
 
 fn check_version(v: u32) -> Result<(), JoinRefused> {

@@ -100,6 +100,12 @@ impl Outbox {
             .try_send(Out::Close(1009, "message_too_large".to_owned()));
     }
 
+    /// Closes the socket normally (1000) after what is queued, e.g. once a self-test
+    /// sent its report.
+    pub(super) fn close_normal(&self, reason: &str) {
+        let _ = self.tx.try_send(Out::Close(1000, reason.to_owned()));
+    }
+
     /// Reports a fatal error and closes the socket.
     pub(super) fn fatal(&self, code: ErrorCode, message: impl Into<String>) {
         self.fatal_retry(code, message, None);

@@ -112,6 +112,12 @@ async fn run_session(socket: WebSocket, hearing: String, device: Device, st: Sig
                 stream = Some(socket);
             }
         }
+        Some(Opening::SelfTest { auth, seconds }) => {
+            if let Some(mut socket) = stream.take() {
+                super::selftest::run(auth, seconds, &mut socket, &st, &out).await;
+                stream = Some(socket);
+            }
+        }
         Some(Opening::Resume { target, received }) => {
             // The session takes this socket over; it hands the stream back when it is
             // done with it, for the drain below.

@@ -102,6 +102,15 @@ impl HearingCore {
             .map(|(_, g)| g)
     }
 
+    /// Graded cells by (kind, grade), for `/metrics`.
+    pub fn health_cells(&self) -> BTreeMap<(&'static str, &'static str), usize> {
+        let mut out = BTreeMap::new();
+        for (key, grade) in self.health.matrix.grades() {
+            *out.entry((key.kind.as_str(), grade.as_str())).or_insert(0) += 1;
+        }
+        out
+    }
+
     /// Report entries flagged so far (see [`crate::hearing::health::Flag`]).
     pub fn flagged_reports(&self) -> u64 {
         self.health.flagged

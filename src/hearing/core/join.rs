@@ -28,32 +28,8 @@ impl HearingCore {
         session: u64,
         device: Device,
     ) -> Result<ServerMessage, JoinError> {
-        let refuse = |code, msg: &str| Err(JoinError::Refused(Refusal::new(code, msg)));
-        if self.status.state == HearingState::Closed {
-            return refuse(
-                ErrorCode::HearingClosed,
-                "this hearing is closed; its links no longer work",
-            );
-        }
-        let Some(member) = self.members.get(&pid) else {
-            return refuse(
-                ErrorCode::ParticipantUnknown,
-                "you are no longer a participant of this hearing",
-            );
-        };
-        if member.p.admission == Admission::Removed {
-            return refuse(
-                ErrorCode::Removed,
-                "the court removed you from this hearing",
-            );
-        }
-        if link_version != member.p.link_version {
-            return refuse(
-                ErrorCode::LinkRevoked,
-                "this join link was revoked; ask the court for a new one",
-            );
-        }
-        self.link_window().map_err(JoinError::Refused)?;
+        self.admissible(pid, link_version)
+            .map_err(JoinError::Refused)?;
         if let Some(reply) = self.second_device(pid, session, &device) {
             return reply;
         }
@@ -70,6 +46,50 @@ impl HearingCore {
         let welcome = self.welcome(pid).ok_or(JoinError::NotFound);
         self.tell_waiting_devices(pid);
         welcome
+    }
+
+    /// Whether `pid`'s link (at `link_version`) may be used now: the hearing is not
+    /// closed, the participant is still part of it and not removed, the link is
+    /// current and its time window open. What a join checks before seating anyone,
+    /// and all a pre-join self-test checks (`api::ws::selftest`).
+    fn admissible(&self, pid: Uuid, link_version: u32) -> Result<(), Refusal> {
+        if self.status.state == HearingState::Closed {
+            return Err(Refusal::new(
+                ErrorCode::HearingClosed,
+                "this hearing is closed; its links no longer work",
+            ));
+        }
+        let Some(member) = self.members.get(&pid) else {
+            return Err(Refusal::new(
+                ErrorCode::ParticipantUnknown,
+                "you are no longer a participant of this hearing",
+            ));
+        };
+        if member.p.admission == Admission::Removed {
+            return Err(Refusal::new(
+                ErrorCode::Removed,
+                "the court removed you from this hearing",
+            ));
+        }
+        if link_version != member.p.link_version {
+            return Err(Refusal::new(
+                ErrorCode::LinkRevoked,
+                "this join link was revoked; ask the court for a new one",
+            ));
+        }
+        self.link_window()
+    }
+
+    /// A pre-join self-test may run for `pid` at `now`: the checks of a join, and
+    /// nothing changes (no seat, no audit, no notice: the participant is not present).
+    pub fn self_test_allowed(
+        &mut self,
+        now: DateTime<Utc>,
+        pid: Uuid,
+        link_version: u32,
+    ) -> Result<(), Refusal> {
+        self.now = now;
+        self.admissible(pid, link_version)
     }
 
     /// Refuses joins before the links of a scheduled or adjourned hearing open:

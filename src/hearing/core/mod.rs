@@ -77,7 +77,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use openhearing_signaling::{
-    Action, ClientMessage, Connection, ErrorCode, HearingInfo, Role, ServerMessage,
+    Action, Admission, ClientMessage, Connection, ErrorCode, HearingInfo, Role, ServerMessage,
 };
 use uuid::Uuid;
 
@@ -393,6 +393,25 @@ impl HearingCore {
 
     pub fn status(&self) -> &Status {
         &self.status
+    }
+
+    /// Participants by (role, state), for `/metrics`: `absent` when not connected,
+    /// else `lobby`, `in_room` (admitted, in a private room) or `admitted`.
+    pub fn participant_states(&self) -> BTreeMap<(&'static str, &'static str), usize> {
+        let mut out = BTreeMap::new();
+        for (id, m) in &self.members {
+            let state = if m.session.is_none() {
+                "absent"
+            } else if m.p.admission != Admission::Admitted {
+                m.p.admission.as_str()
+            } else if self.room_of(*id).is_some() {
+                "in_room"
+            } else {
+                "admitted"
+            };
+            *out.entry((m.p.role.as_str(), state)).or_insert(0) += 1;
+        }
+        out
     }
 
     pub fn member(&self, id: Uuid) -> Option<&Member> {

@@ -8,6 +8,7 @@ import type { TokenPayload } from '../jwt';
 import { INSECURE_CONTEXT, LevelMeter, listDevices, type DeviceChoice } from '../media';
 import { acquireLocalMedia, isObserver, releaseMedia, state, stopMeter, streamEnded } from '../state';
 import { bind, header, joinButton, mount, newScreen, relabel, tr } from '../ui';
+import { selfTestPanel } from './selftestPanel';
 
 export function renderLinkProblem(key: MessageKey): void {
   newScreen();
@@ -118,7 +119,7 @@ export function renderPrejoin(payload: TokenPayload, onJoin: () => void): void {
       put(micSel, mics, cur('audio'));
     };
     const reacquire = async () => {
-      state.choice = { cameraId: camSel.value || undefined, micId: micSel.value || undefined };
+      state.choice = { ...state.choice, cameraId: camSel.value || undefined, micId: micSel.value || undefined };
       saveChoice(state.choice);
       releaseMedia();
       joinBtn.disabled = true;
@@ -159,6 +160,7 @@ export function renderPrejoin(payload: TokenPayload, onJoin: () => void): void {
       tr(h('h1'), 'prejoin.heading'),
       h('div', { class: 'prejoin-grid' }, mediaCol, h('section', { class: 'info-col' }, info, expires,
         tr(h('p', { class: 'rules' }), 'prejoin.rules'), joinBtn)),
+      selfTestPanel(saveChoice),
     ),
   );
   relabel();
@@ -180,11 +182,15 @@ function saveChoice(c: DeviceChoice): void {
 async function loadChoice(): Promise<DeviceChoice> {
   try {
     const saved = JSON.parse(localStorage.getItem(CHOICE_KEY) ?? '{}') as DeviceChoice;
-    const { cameras, mics } = await listDevices();
+    const { cameras, mics, speakers } = await listDevices();
     // Before permission, deviceIds may be empty: keep the saved ids then.
     const known = (id: string | undefined, list: MediaDeviceInfo[]) =>
       id && (list.every((d) => !d.deviceId) || list.some((d) => d.deviceId === id)) ? id : undefined;
-    return { cameraId: known(saved.cameraId, cameras), micId: known(saved.micId, mics) };
+    return {
+      cameraId: known(saved.cameraId, cameras),
+      micId: known(saved.micId, mics),
+      speakerId: known(saved.speakerId, speakers),
+    };
   } catch {
     return {};
   }

@@ -8,6 +8,7 @@ import { elapsedMs, formatDuration, roomOf } from '../court';
 import { h, icon } from '../dom';
 import { roleName, t, type MessageKey } from '../i18n';
 import type { ParticipantInfo } from '../protocol';
+import { useSpeaker } from '../media';
 import type { Grade, UplinkGrade } from '../reception';
 import { selfId, state } from '../state';
 
@@ -35,6 +36,8 @@ export function makeTile(p: ParticipantInfo, self: boolean): TileView {
   video.muted = true;
   if (!self) video.dataset.testid = `video-${p.id}`;
   const audio = self ? null : h('audio', { testid: `audio-${p.id}`, attrs: { autoplay: '' } });
+  // The output picked in the pre-join speaker test.
+  if (audio) void useSpeaker(audio, state.choice.speakerId);
   const initials = h('div', { class: 'placeholder', attrs: { 'aria-hidden': 'true' } });
   const name = h('div', { class: 'tile-name' });
   const meta = h('div', { class: 'tile-meta' });
