@@ -121,7 +121,6 @@ fn recovered(p: &Participant, publisher: Uuid, subscriber: Uuid, kind: MediaKind
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "since the subscriber estimate floor became 300 kbit/s (b9902a0) the defendant's republished media does not reach the judge within 45 s; passes with a 100 kbit/s floor, which fails the browser tests instead — open in issue 15"]
 async fn the_bench_is_alerted_when_a_party_and_the_judge_lose_each_other_and_when_it_recovers() {
     let server = TestServer::start_with(47100, 47199, INTEGRITY).await;
     let hearing = server.hearing_of(&[JUDGE, DEFENDANT, COUNSEL, CLERK]).await;
