@@ -50,6 +50,8 @@ pub struct IntegrityConfig {
     pub sample_seconds: f64,
     pub report_timeout_seconds: f64,
     pub drop_ratio_degraded: f64,
+    pub receiver_loss_degraded: f64,
+    pub receiver_jitter_degraded_ms: f64,
     pub concealment_degraded: f64,
     pub concealment_lost: f64,
     pub freeze_ratio_degraded: f64,
@@ -720,6 +722,18 @@ impl Config {
                 i.drop_ratio_degraded,
                 0.0,
                 1.0,
+            ),
+            (
+                "integrity.receiver_loss_degraded",
+                i.receiver_loss_degraded,
+                0.0,
+                1.0,
+            ),
+            (
+                "integrity.receiver_jitter_degraded_ms",
+                i.receiver_jitter_degraded_ms,
+                0.0,
+                10_000.0,
             ),
             (
                 "integrity.concealment_degraded",

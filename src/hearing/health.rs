@@ -7,8 +7,11 @@
 //!
 //! * **the SFU's own counters** ([`Matrix::absorb`]): per published track, RTP
 //!   packets received from the publisher; per leg, packets forwarded to the
-//!   subscriber's connection and dropped because it could not keep up. The actor
-//!   samples them every `integrity.sample_seconds` and whenever a report arrives;
+//!   subscriber's connection and dropped because it could not keep up, and the loss
+//!   and jitter the subscriber's WebRTC stack last reported on it in RTCP
+//!   (`sfu/reception.rs`: sent by the browser on its own, so not the page's word).
+//!   The actor samples them every `integrity.sample_seconds` and whenever a report
+//!   arrives;
 //! * **the subscriber's own report** ([`Matrix::report`]), sent by the web client
 //!   every 2 s from `getStats()`: per remote participant, packets, decoded frames and
 //!   freeze time, audio samples and concealment. The browser is untrusted: a report
@@ -48,6 +51,12 @@ pub struct Thresholds {
     pub report_timeout: Duration,
     /// Share of a leg's packets the SFU dropped above which the cell is `degraded`.
     pub drop_degraded: f64,
+    /// Loss the subscriber's RTCP reports on a leg above which the cell is
+    /// `degraded`.
+    pub receiver_loss_degraded: f64,
+    /// Jitter (ms) the subscriber's RTCP reports on a leg above which the cell is
+    /// `degraded`.
+    pub receiver_jitter_degraded_ms: f64,
     /// Share of concealed audio samples above which audio is `degraded`.
     pub concealment_degraded: f64,
     /// ... and above which it is `lost`.
@@ -71,6 +80,8 @@ impl Default for Thresholds {
             sample: Duration::from_secs(2),
             report_timeout: Duration::from_secs(6),
             drop_degraded: 0.05,
+            receiver_loss_degraded: 0.15,
+            receiver_jitter_degraded_ms: 150.0,
             concealment_degraded: 0.10,
             concealment_lost: 0.90,
             freeze_degraded: 0.20,
@@ -88,6 +99,8 @@ impl Thresholds {
             sample: Duration::from_millis((c.sample_seconds * 1000.0) as u64),
             report_timeout: Duration::from_millis((c.report_timeout_seconds * 1000.0) as u64),
             drop_degraded: c.drop_ratio_degraded,
+            receiver_loss_degraded: c.receiver_loss_degraded,
+            receiver_jitter_degraded_ms: c.receiver_jitter_degraded_ms,
             concealment_degraded: c.concealment_degraded,
             concealment_lost: c.concealment_lost,
             freeze_degraded: c.freeze_ratio_degraded,
@@ -122,7 +135,7 @@ pub struct Expected {
 }
 
 /// The SFU's counters of one published track at one instant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrackCounters {
     pub track: String,
     pub publisher: Uuid,
@@ -145,6 +158,10 @@ pub enum Cause {
     NotForwarded,
     /// The SFU dropped packets for the leg (the subscriber's link is short).
     SfuDropped,
+    /// The subscriber's own RTCP reports heavy loss on the leg.
+    ReceiverLoss,
+    /// ... or heavy jitter.
+    ReceiverJitter,
     /// The subscriber, who reported before, stopped reporting.
     ReportsStopped,
     /// The subscriber reports receiving nothing.
@@ -165,6 +182,8 @@ impl Cause {
             Cause::NoLeg => "no_leg",
             Cause::NotForwarded => "not_forwarded",
             Cause::SfuDropped => "sfu_dropped",
+            Cause::ReceiverLoss => "receiver_loss",
+            Cause::ReceiverJitter => "receiver_jitter",
             Cause::ReportsStopped => "reports_stopped",
             Cause::NotReceived => "not_received",
             Cause::NotDecoded => "not_decoded",
@@ -569,6 +588,15 @@ fn server_verdict(
     }
     if dropped as f64 / (forwarded + dropped) as f64 > t.drop_degraded {
         return (HealthGrade::Degraded, Cause::SfuDropped);
+    }
+    if leg.reported_loss.is_some_and(|l| l > t.receiver_loss_degraded) {
+        return (HealthGrade::Degraded, Cause::ReceiverLoss);
+    }
+    if leg
+        .reported_jitter_ms
+        .is_some_and(|j| j > t.receiver_jitter_degraded_ms)
+    {
+        return (HealthGrade::Degraded, Cause::ReceiverJitter);
     }
     (HealthGrade::Ok, Cause::Flowing)
 }

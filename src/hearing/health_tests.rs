@@ -40,7 +40,16 @@ fn counters(kind: MediaKind, received: u64, leg: Option<(u64, u64)>) -> TrackCou
         kind,
         received,
         legs: leg
-            .map(|(forwarded, dropped)| (SUB, LegCounters { forwarded, dropped }))
+            .map(|(forwarded, dropped)| {
+                (
+                    SUB,
+                    LegCounters {
+                        forwarded,
+                        dropped,
+                        ..LegCounters::default()
+                    },
+                )
+            })
             .into_iter()
             .collect(),
     }
@@ -96,6 +105,48 @@ fn the_first_sample_is_a_baseline_and_flowing_media_is_ok() {
     );
     // No change, no transition.
     assert!(feed(&mut m, 4, &[(300, Some((300, 0)))]).is_empty());
+}
+
+#[test]
+fn the_subscribers_own_rtcp_reports_of_loss_and_jitter_degrade_a_flowing_pair() {
+    let mut m = Matrix::new(Thresholds::default());
+    let e = [expected(MediaKind::Audio)];
+    let with = |received: u64, loss: Option<f64>, jitter: Option<f64>| {
+        let mut c = counters(MediaKind::Audio, received, Some((received, 0)));
+        c.legs[0].1.reported_loss = loss;
+        c.legs[0].1.reported_jitter_ms = jitter;
+        [c]
+    };
+    m.sample(at(0), &e, &with(100, None, None));
+    let c = m.sample(at(2), &e, &with(200, Some(0.02), Some(20.0)));
+    assert_eq!(
+        transitions(&c),
+        vec![(None, Some(HealthGrade::Ok), "flowing")]
+    );
+    // The site's stack reports 30 % loss on the leg: degraded, from the server's view.
+    let c = m.sample(at(4), &e, &with(300, Some(0.3), Some(20.0)));
+    assert_eq!(
+        transitions(&c),
+        vec![(
+            Some(HealthGrade::Ok),
+            Some(HealthGrade::Degraded),
+            "receiver_loss"
+        )]
+    );
+    // Loss gone, jitter of 400 ms: still degraded, for another cause.
+    let c = m.sample(at(6), &e, &with(400, Some(0.0), Some(400.0)));
+    assert!(transitions(&c).is_empty(), "the grade stays: {c:?}");
+    assert_eq!(grade_of(&m, MediaKind::Audio), Some(HealthGrade::Degraded));
+    // No fresh report (an older stack, or reports stopped): the counters alone.
+    let c = m.sample(at(8), &e, &with(500, None, None));
+    assert_eq!(
+        transitions(&c),
+        vec![(
+            Some(HealthGrade::Degraded),
+            Some(HealthGrade::Ok),
+            "flowing"
+        )]
+    );
 }
 
 #[test]

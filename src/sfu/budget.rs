@@ -50,6 +50,7 @@ use super::forward::{Downstream, PublishedTrack};
 use super::layers::{Allocator, AllocatorConfig, Target, TrackDemand, TrackKind};
 use super::peer::PeerEvent;
 use super::probe::{ProbeConfig, Prober, Sample};
+use super::reception::ReceptionReports;
 use super::simulcast::LayerRates;
 use super::MediaKind;
 
@@ -234,6 +235,8 @@ pub struct Budget {
     prober: Arc<Prober>,
     /// The connection's participant, for the log.
     peer: Arc<str>,
+    /// What the subscriber reports receiving of each stream (`reception.rs`).
+    reception: Arc<ReceptionReports>,
     state: Mutex<State>,
     /// Where a pause or resume of a track's video for this connection is reported
     /// ([`PeerEvent::VideoPaused`]), so its owner can tell the subscriber's page.
@@ -261,6 +264,7 @@ impl Budget {
             cap_bps,
             prober: Arc::new(Prober::new(ProbeConfig::default())),
             peer: Arc::from(""),
+            reception: Arc::default(),
             state: Mutex::new(State {
                 allocator: Allocator::new(AllocatorConfig::default()),
                 legs: Vec::new(),
@@ -296,6 +300,12 @@ impl Budget {
     /// The prober, for the connection's pacer to send its clusters.
     pub fn prober(&self) -> Arc<Prober> {
         self.prober.clone()
+    }
+
+    /// The subscriber's reception reports, for the RTCP tap to record and each leg to
+    /// read (media health).
+    pub fn reception(&self) -> Arc<ReceptionReports> {
+        self.reception.clone()
     }
 
     /// What the allocator may spend: the estimate, within the cap.

@@ -537,6 +537,10 @@ pub struct Downstream {
     /// Which `openhearing_sfu_simulcast_legs` gauge counts this leg (index into
     /// `metrics::SIMULCAST_LAYERS`; `NO_LAYER` until the allocator chose).
     counted: std::sync::atomic::AtomicU8,
+    /// The subscriber connection's reception reports, once attached.
+    reception: std::sync::OnceLock<Arc<super::reception::ReceptionReports>>,
+    /// The clock rate of this leg's media, for its reported jitter.
+    clock_rate: std::sync::atomic::AtomicU32,
 }
 
 const NO_LAYER: u8 = u8::MAX;
@@ -618,6 +622,8 @@ impl Downstream {
             closed: AtomicBool::new(false),
             layers,
             counted: std::sync::atomic::AtomicU8::new(NO_LAYER),
+            reception: std::sync::OnceLock::new(),
+            clock_rate: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -735,21 +741,46 @@ impl Downstream {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// What this leg has forwarded and dropped so far (media health samples it).
+    /// Reads the subscriber's reception reports about this leg from `reception`
+    /// (its connection's), for [`Downstream::counters`].
+    pub fn attach_reception(&self, reception: Arc<super::reception::ReceptionReports>) {
+        let _ = self.reception.set(reception);
+    }
+
+    /// The clock rate of the leg's media (its reported jitter is in its units).
+    pub fn set_clock_rate(&self, hz: u32) {
+        self.clock_rate.store(hz, Ordering::Relaxed);
+    }
+
+    /// What this leg has forwarded and dropped so far (media health samples it), and
+    /// what the subscriber last reported about it.
     pub fn counters(&self) -> LegCounters {
+        let reported = self
+            .reception
+            .get()
+            .and_then(|r| r.latest(self.ssrc, std::time::Instant::now()));
+        let hz = self.clock_rate.load(Ordering::Relaxed);
         LegCounters {
             forwarded: self.forwarded.load(Ordering::Relaxed),
             dropped: self.dropped(),
+            reported_loss: reported.map(|r| r.fraction_lost),
+            reported_jitter_ms: reported
+                .filter(|_| hz > 0)
+                .map(|r| f64::from(r.jitter) * 1000.0 / f64::from(hz)),
         }
     }
 }
 
 /// A leg's packet counters since it started: handed to the subscriber's connection,
-/// and dropped because that connection could not keep up.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// and dropped because that connection could not keep up; and what the subscriber's
+/// latest fresh RTCP report said of it (loss since its previous report, 0 to 1, and
+/// jitter in milliseconds), if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LegCounters {
     pub forwarded: u64,
     pub dropped: u64,
+    pub reported_loss: Option<f64>,
+    pub reported_jitter_ms: Option<f64>,
 }
 
 impl Drop for Downstream {

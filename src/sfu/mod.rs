@@ -54,6 +54,7 @@ pub mod pacer;
 pub mod peer;
 pub mod ports;
 pub mod probe;
+pub mod reception;
 pub mod red;
 pub mod repair_streams;
 pub mod rid_ack;
@@ -252,7 +253,7 @@ impl Sfu {
         let budget = budget::Budget::new(self.settings.max_subscriber_bps, Some(events.clone()))
             .for_peer(id);
         let formats = Arc::new(ArcSwap::from_pointee(sdp::RepairFormats::default()));
-        let registry = interceptors(&mut media, formats.clone())
+        let registry = interceptors(&mut media, formats.clone(), budget.reception())
             .map_err(|e| SfuError::WebRtc(format!("interceptors: {e}")))?;
         // Send-side bandwidth estimation from the subscriber's transport-cc feedback
         // (its header extension and feedback are registered above), and video paced at
@@ -334,6 +335,7 @@ impl Sfu {
 fn interceptors(
     media: &mut MediaEngine,
     formats: Arc<ArcSwap<sdp::RepairFormats>>,
+    reception: Arc<reception::ReceptionReports>,
 ) -> Result<Registry, webrtc::error::Error> {
     // What `register_default_interceptors` does, with our generator; the NACK
     // feedback it would register is in the codecs already (`media_engine`).
@@ -345,7 +347,10 @@ fn interceptors(
     let registry = configure_twcc_receiver_only(registry, media)?;
     Ok(configure_rtcp_reports(registry)
         // Last in the chain: see rtcp.rs.
-        .with(Slot::from(14_000), rtcp::KeyframeRequestTap::default())
+        .with(
+            Slot::from(14_000),
+            rtcp::KeyframeRequestTap::recording(reception),
+        )
         // Simulcast layers stay labelled with their rid: see rid_ack.rs.
         .with(
             rid_ack::WithholdRidAcks::slot(),

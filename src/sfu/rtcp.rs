@@ -6,14 +6,19 @@
 //! subscriber is about media the SFU relays, so only the application can answer it (by
 //! asking the publisher). A publisher's sender report maps its RTP clock to wall-clock
 //! time, which the recorder needs to align tracks. Everything else inbound — receiver
-//! reports, NACKs, TWCC — is the interceptors' business and is consumed here.
+//! reports, NACKs, TWCC — is the interceptors' business and is consumed here, but the
+//! reception report blocks a subscriber sends (in its receiver and sender reports) are
+//! recorded on the way ([`super::reception`]): media health reads each leg's loss and
+//! jitter from them.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -25,6 +30,35 @@ use rtc::shared::error::Error;
 pub struct KeyframeRequestTap {
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
+    /// Where the subscriber's reception reports are recorded, if anywhere.
+    reception: Option<Arc<super::reception::ReceptionReports>>,
+}
+
+impl KeyframeRequestTap {
+    /// Records the reception report blocks of inbound RTCP in `reception`.
+    pub fn recording(reception: Arc<super::reception::ReceptionReports>) -> Self {
+        KeyframeRequestTap {
+            reception: Some(reception),
+            ..KeyframeRequestTap::default()
+        }
+    }
+
+    fn record(&self, now: Instant, packet: &dyn rtc::rtcp::Packet) {
+        let Some(reception) = &self.reception else {
+            return;
+        };
+        let any = packet.as_any();
+        let blocks = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+            &rr.reports
+        } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+            &sr.reports
+        } else {
+            return;
+        };
+        for block in blocks {
+            reception.record(now, block);
+        }
+    }
 }
 
 fn is_for_application(packet: &dyn rtc::rtcp::Packet) -> bool {
@@ -41,6 +75,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
+            for p in packets {
+                self.record(msg.now, p.as_ref());
+            }
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
                 .filter(|p| is_for_application(p.as_ref()))

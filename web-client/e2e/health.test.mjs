@@ -108,12 +108,16 @@ test('the site is cut: the bench sees who lost whom, suspends in one click, sees
   await waitDecodes(defendant, [judge, counsel]);
   await waitDecodes(judge, [defendant, counsel]);
 
-  // Everything flows: the judge's matrix says ok both ways, no alert.
+  // Everything flows: the judge's matrix says ok both ways, no alert open. (With this
+  // test's 2 s threshold, a camera that took longer than that to start when the
+  // session began may have raised one and cleared it: that is the alert doing its job.)
   await judge.page.locator(tid('health-matrix')).waitFor({ state: 'visible', timeout: UI_TIMEOUT_MS });
   await cellIs(judge, judge.id, defendant.id, 'ok');
   await cellIs(judge, defendant.id, judge.id, 'ok');
   await cellIs(judge, counsel.id, judge.id, 'ok');
-  assert.deepEqual(await judge.page.evaluate(readAlerts), []);
+  const early = await judge.page.evaluate(readAlerts);
+  assert.ok(early.every((a) => a.state === 'cleared'), `an alert is open while media flows: ${JSON.stringify(early)}`);
+  if (early.length) console.log(`health: an alert raised and cleared as the session started: ${JSON.stringify(early)}`);
 
   // Cut the site.
   await site.impair({ cut: true });

@@ -58,6 +58,7 @@ impl Sfu {
                         LegCounters {
                             forwarded,
                             dropped: 0,
+                            ..LegCounters::default()
                         },
                     )
                 })
