@@ -589,7 +589,10 @@ fn server_verdict(
     if dropped as f64 / (forwarded + dropped) as f64 > t.drop_degraded {
         return (HealthGrade::Degraded, Cause::SfuDropped);
     }
-    if leg.reported_loss.is_some_and(|l| l > t.receiver_loss_degraded) {
+    if leg
+        .reported_loss
+        .is_some_and(|l| l > t.receiver_loss_degraded)
+    {
         return (HealthGrade::Degraded, Cause::ReceiverLoss);
     }
     if leg

@@ -99,7 +99,11 @@ mod tests {
         );
         // A newer one replaces it; an old one is not believed.
         r.record(t0 + Duration::from_secs(1), &block(1, 0, 30));
-        assert_eq!(r.latest(1, t0 + Duration::from_secs(1)).map(|x| x.fraction_lost), Some(0.0));
+        assert_eq!(
+            r.latest(1, t0 + Duration::from_secs(1))
+                .map(|x| x.fraction_lost),
+            Some(0.0)
+        );
         assert_eq!(r.latest(2, t0 + FRESH_FOR), None);
     }
 
