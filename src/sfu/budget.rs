@@ -79,11 +79,21 @@ pub struct ReportingEstimator {
     peer: Arc<str>,
     /// What was published last, and when (see [`ReportingEstimator::update`]).
     published: Option<(f64, Instant)>,
+    /// The link's rate as a probe the link limited measured it, and when: the
+    /// estimate stays within [`CAPACITY_HEADROOM`] of it until a probe shows more or
+    /// it is [`CAPACITY_FOR`] old.
+    capacity: Option<(f64, Instant)>,
 }
 
+/// How far above a measured capacity the estimate may go (GCC's own climb past it
+/// overflowed a 600 kbit/s site's buffer within seconds, twice a minute).
+const CAPACITY_HEADROOM: f64 = 1.1;
+/// How long a measured capacity bounds the estimate without being measured again.
+const CAPACITY_FOR: Duration = Duration::from_secs(60);
+
 /// How fast a published estimate may rise without a probe: GCC's own multiplicative
-/// increase (8 % a second) plus its additive one near a known ceiling (one
-/// 1,500-byte packet per 200 ms).
+/// increase (8 % a second), or its additive one near a known ceiling (one
+/// 1,500-byte packet per 200 ms), whichever is more.
 const RISE_PER_SECOND: f64 = 1.08;
 const RISE_ADDITIVE_BPS_PER_SECOND: f64 = 60_000.0;
 
@@ -122,12 +132,19 @@ impl ReportingEstimator {
         let value = match self.published {
             Some((last, at)) => {
                 let dt = now.saturating_duration_since(at).as_secs_f64().min(1.0);
-                let allowed = last * RISE_PER_SECOND.powf(dt) + RISE_ADDITIVE_BPS_PER_SECOND * dt;
+                let allowed =
+                    (last * RISE_PER_SECOND.powf(dt)).max(last + RISE_ADDITIVE_BPS_PER_SECOND * dt);
                 raw.min(allowed)
             }
             None => raw,
-        }
-        .clamp(MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64);
+        };
+        let capped = match self.capacity {
+            Some((c, at)) if now.saturating_duration_since(at) < CAPACITY_FOR => {
+                value.min(c * CAPACITY_HEADROOM)
+            }
+            _ => value,
+        };
+        let value = capped.clamp(MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64);
         self.published = Some((value, now));
         self.out.store(value as u64, Ordering::Relaxed);
     }
@@ -139,7 +156,7 @@ const HEAVY_LOSS: f64 = 0.2;
 
 impl ReportingEstimator {
     /// Hands the probe packets' feedback to the prober; a probe's result re-seeds GCC
-    /// there (the first either way, later ones only upwards). GCC in rtc 0.21 has no
+    /// there (one the link limited, or the first, either way; others only upwards). GCC in rtc 0.21 has no
     /// way to take an estimate from outside, and a fresh one starting at the measured
     /// rate is what libwebrtc's delay-based estimator does with a probe: it goes on
     /// from the measurement, backing off from what is received if the link says so.
@@ -172,9 +189,16 @@ impl ReportingEstimator {
         let Some(result) = judged.result else {
             return;
         };
-        // The first probe replaces the starting guess either way (a thin site learns
-        // its rate at once); a later one only raises the estimate.
-        if result.initial || result.bps > current {
+        // A probe the link spread out measured the link: the estimate goes to that
+        // rate, up or down, and stays near it (`capacity`). Otherwise the link
+        // carried the whole burst: the first probe replaces the starting guess, a
+        // later one raises the estimate if it shows more.
+        if result.limited {
+            self.capacity = Some((result.bps, now));
+        } else if result.bps > self.capacity.map_or(0.0, |(c, _)| c) {
+            self.capacity = None;
+        }
+        if result.limited || result.initial || result.bps > current {
             tracing::debug!(
                 peer = %self.peer,
                 from_bps = current as u64,
@@ -286,6 +310,7 @@ impl Budget {
             prober: self.prober.clone(),
             peer: self.peer.clone(),
             published: None,
+            capacity: None,
         }
     }
 
@@ -609,6 +634,19 @@ mod tests {
         probe_feedback(&budget, &mut e, Instant::now(), Duration::from_millis(16));
         let thin = budget.available_bps();
         assert!((550_000..=650_000).contains(&thin), "{thin}");
+        // GCC climbing on (its 8 % a second, or a back-off from bunched feedback) stays
+        // within a tenth of the measured rate.
+        let t = Instant::now() + Duration::from_secs(10);
+        e.inner = Gcc::new(
+            2_200_000.0,
+            MIN_ESTIMATE_BPS as f64,
+            MAX_ESTIMATE_BPS as f64,
+        );
+        for i in 0..20u32 {
+            e.handle_timeout(t + Duration::from_millis(500) * i);
+        }
+        let later = budget.available_bps();
+        assert!(later <= thin * 11 / 10 + 1, "{later} vs {thin}");
         // A fast link: the first probe shows the rate it was sent at, and raises.
         let budget = Budget::new(None, None);
         let mut e = budget.estimator();

@@ -128,8 +128,11 @@ pub struct Sample {
     pub size: usize,
 }
 
-/// The rate a cluster shows (see the module docs).
-pub fn evaluate(sent: u32, samples: &[Sample]) -> Outcome {
+/// The rate a cluster shows (see the module docs). `others` are the arrivals (on the
+/// receiver's clock) and sizes of the connection's other packets reported meanwhile:
+/// when the link limited the cluster, it carried those in the same time too, so they
+/// count towards its rate.
+pub fn evaluate(sent: u32, samples: &[Sample], others: &[(Duration, usize)]) -> Outcome {
     if sent < 4 || samples.len() < (sent as usize * 4).div_ceil(5) {
         return Outcome::Inconclusive;
     }
@@ -158,8 +161,25 @@ pub fn evaluate(sent: u32, samples: &[Sample]) -> Outcome {
         (send_bps, false)
     } else {
         let recv_bps = recv_bytes as f64 * 8.0 / recv_interval;
-        let limited = half_send_bps.is_some_and(|sent| recv_bps < 0.8 * sent);
-        (send_bps.min(recv_bps), limited)
+        // Spread out by the link: the tail arrived slower than it left, or than the
+        // cluster as a whole left (a sender that fell behind on the tail, as a busy
+        // server does, would hide the link otherwise).
+        let limited = recv_bps < 0.8 * half_send_bps.unwrap_or(send_bps).max(send_bps);
+        if limited {
+            // The link's rate: everything it delivered in that window.
+            let (from, to) = (half[0].0, half[half.len() - 1].0);
+            let other_bytes: usize = others
+                .iter()
+                .filter(|&&(a, _)| a > from && a <= to)
+                .map(|&(_, size)| size)
+                .sum();
+            (
+                (recv_bytes + other_bytes) as f64 * 8.0 / recv_interval,
+                true,
+            )
+        } else {
+            (send_bps.min(recv_bps), false)
+        }
     };
     if received * 5 < sent as usize * 4 {
         Outcome::Saturated(bps)
@@ -282,7 +302,12 @@ struct InFlight {
     sent: u32,
     last_sent: Option<Instant>,
     samples: Vec<Sample>,
+    /// The other packets' arrivals and sizes reported while it is in flight.
+    others: Vec<(Duration, usize)>,
 }
+
+/// Other packets' reports kept per cluster at most.
+const MAX_OTHERS: usize = 4096;
 
 #[derive(Debug)]
 struct State {
@@ -331,6 +356,7 @@ impl Prober {
             sent: 0,
             last_sent: None,
             samples: Vec::new(),
+            others: Vec::new(),
         });
         Some(cluster)
     }
@@ -368,6 +394,10 @@ impl Prober {
         for (ssrc, seq, sample) in reports {
             if state.packets.remove(&(ssrc, seq)) {
                 flight.samples.push(sample);
+            } else if let Some(arrival) = sample.arrival {
+                if flight.others.len() < MAX_OTHERS {
+                    flight.others.push((arrival, sample.size));
+                }
             }
         }
         let complete =
@@ -380,7 +410,7 @@ impl Prober {
         }
         let flight = state.in_flight.take()?;
         state.packets.clear();
-        let outcome = evaluate(flight.sent, &flight.samples);
+        let outcome = evaluate(flight.sent, &flight.samples, &flight.others);
         Some(Judged {
             cluster: flight.cluster,
             sent: flight.sent,
@@ -438,7 +468,7 @@ mod tests {
     #[test]
     fn a_fast_link_shows_the_rate_the_cluster_was_sent_at() {
         let s = through_link(20, 1200, 4e6, 100e6, 0, |_| false);
-        let (bps, limited) = measured(evaluate(20, &s));
+        let (bps, limited) = measured(evaluate(20, &s, &[]));
         assert!((bps - 4e6).abs() < 0.05 * 4e6, "{bps}");
         assert!(!limited);
     }
@@ -448,7 +478,7 @@ mod tests {
         // 600 kbit/s behind a 10 kB token burst, probed at 4 Mbit/s: the first
         // eight packets arrive at once, the rest at the link's rate.
         let s = through_link(20, 1200, 4e6, 600e3, 10_000, |_| false);
-        let (bps, limited) = measured(evaluate(20, &s));
+        let (bps, limited) = measured(evaluate(20, &s, &[]));
         assert!((bps - 600e3).abs() < 0.1 * 600e3, "{bps}");
         assert!(limited);
         // Judged over all arrivals it would have said half as much again.
@@ -462,11 +492,41 @@ mod tests {
     }
 
     #[test]
+    fn media_arriving_between_a_limited_clusters_packets_counts_towards_the_link() {
+        // The link carries 600 kbit/s; the probe got half of it, media the other half
+        // (arriving in between): the link's rate is the sum.
+        let t0 = Instant::now();
+        let probe: Vec<Sample> = (0..20u32)
+            .map(|i| Sample {
+                departure: t0 + Duration::from_micros(2400) * i,
+                arrival: Some(Duration::from_millis(32) * i),
+                size: 1200,
+            })
+            .collect();
+        let media: Vec<(Duration, usize)> = (0..20u32)
+            .map(|i| {
+                (
+                    Duration::from_millis(32) * i + Duration::from_millis(16),
+                    1200,
+                )
+            })
+            .collect();
+        let (alone, limited) = measured(evaluate(20, &probe, &[]));
+        assert!(limited && (alone - 300e3).abs() < 0.05 * 300e3, "{alone}");
+        let (link, limited) = measured(evaluate(20, &probe, &media));
+        assert!(limited && (link - 600e3).abs() < 0.1 * 600e3, "{link}");
+        // A cluster the link did not limit is not credited with the media.
+        let fast = through_link(20, 1200, 4e6, 100e6, 0, |_| false);
+        let (bps, limited) = measured(evaluate(20, &fast, &media));
+        assert!(!limited && (bps - 4e6).abs() < 0.05 * 4e6, "{bps}");
+    }
+
+    #[test]
     fn heavy_loss_in_a_cluster_is_saturation_and_too_little_feedback_is_nothing() {
         let s = through_link(20, 1200, 4e6, 600e3, 0, |i| i % 3 == 0);
-        assert!(matches!(evaluate(20, &s), Outcome::Saturated(_)));
-        assert_eq!(evaluate(20, &s[..10]), Outcome::Inconclusive);
-        assert_eq!(evaluate(2, &s[..2]), Outcome::Inconclusive);
+        assert!(matches!(evaluate(20, &s, &[]), Outcome::Saturated(_)));
+        assert_eq!(evaluate(20, &s[..10], &[]), Outcome::Inconclusive);
+        assert_eq!(evaluate(2, &s[..2], &[]), Outcome::Inconclusive);
         // All arriving at the same instant, sent over time: the send rate.
         let t0 = Instant::now();
         let same: Vec<Sample> = (0..10)
@@ -476,7 +536,7 @@ mod tests {
                 size: 1000,
             })
             .collect();
-        let (bps, limited) = measured(evaluate(10, &same));
+        let (bps, limited) = measured(evaluate(10, &same, &[]));
         assert!((bps - 9.0 * 8000.0 / 0.009).abs() < 1.0, "{bps}");
         assert!(!limited);
     }

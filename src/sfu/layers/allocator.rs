@@ -14,7 +14,9 @@
 //!    headroom and shows little.
 //! 3. Every video track gets its cheapest layer, in priority order
 //!    ([`Priority::Bench`], then [`Priority::Floor`], then [`Priority::Normal`]); a
-//!    track whose cheapest layer no longer fits is paused.
+//!    track whose cheapest layer no longer fits is paused — if it was flowing, only
+//!    once that lasted [`AllocatorConfig::pause_hold`] (it stays on its cheapest layer
+//!    meanwhile: a dip or a keyframe's spike is no reason to blank a picture).
 //! 4. The rest is spent on upgrades, tier by tier in the same order; inside a tier
 //!    one step per track per round, so equals share fairly.
 //!
@@ -263,6 +265,8 @@ pub struct Allocator<K> {
     backoff: (Duration, Option<Instant>),
     /// Since when the budget for video is below the pause threshold.
     low_since: Option<Instant>,
+    /// Tracks kept on their cheapest layer although it does not fit, since when.
+    starved: Vec<(K, Instant)>,
 }
 
 impl<K: Clone + Ord> Allocator<K> {
@@ -273,6 +277,7 @@ impl<K: Clone + Ord> Allocator<K> {
             ceiling: None,
             backoff: (config.retry_after, None),
             low_since: None,
+            starved: Vec::new(),
             config,
         }
     }
@@ -387,7 +392,12 @@ impl<K: Clone + Ord> Allocator<K> {
             || sending > estimate_bps
             || (video_budget < pause && previous.iter().any(Option::is_some))
         {
-            if !unknown && sending > estimate_bps && previous.iter().any(Option::is_some) {
+            // (A track held on a layer that does not fit is no failure of the link.)
+            if !unknown
+                && sending > estimate_bps
+                && previous.iter().any(Option::is_some)
+                && self.starved.is_empty()
+            {
                 self.failed(now, sending);
             }
             self.better_since = None;
@@ -400,12 +410,13 @@ impl<K: Clone + Ord> Allocator<K> {
                 self.better_since = None;
                 room
             } else {
-                previous
+                previous.clone()
             }
         } else {
             self.better_since = None;
-            previous
+            previous.clone()
         };
+        let chosen = self.hold_starved(now, chosen, &previous, &videos, self.low_since.is_none());
 
         let video_bps = cost(&chosen);
         let probe = self.probe(
@@ -436,6 +447,41 @@ impl<K: Clone + Ord> Allocator<K> {
             video_bps,
             probe,
         }
+    }
+
+    /// A video that was flowing and that the plan pauses because its cheapest layer
+    /// no longer fits (a higher-priority track took the room) stays on its cheapest
+    /// layer for [`AllocatorConfig::pause_hold`] first: the estimate dips with one
+    /// delay spike, and a layer's measured rate jumps while a keyframe passes, and
+    /// neither is a reason to blank a participant's picture — pausing takes a keyframe
+    /// to undo. Not while all video is paused for too small a budget (that has its own
+    /// hold), nor for a track that was not flowing.
+    fn hold_starved(
+        &mut self,
+        now: Instant,
+        mut chosen: Vec<Option<usize>>,
+        previous: &[Option<usize>],
+        videos: &[&TrackDemand<K>],
+        some_video: bool,
+    ) -> Vec<Option<usize>> {
+        let mut still = Vec::new();
+        for (i, t) in videos.iter().enumerate() {
+            let starving = some_video && chosen[i].is_none() && previous[i].is_some();
+            if !starving {
+                continue;
+            }
+            let since = self
+                .starved
+                .iter()
+                .find(|(k, _)| *k == t.key)
+                .map_or(now, |&(_, at)| at);
+            if now.saturating_duration_since(since) < self.config.pause_hold {
+                chosen[i] = Some(0);
+                still.push((t.key.clone(), since));
+            }
+        }
+        self.starved = still;
+        chosen
     }
 
     /// The probe for the next upgrade (the first track by priority that has one),
@@ -704,8 +750,62 @@ mod tests {
         let a = alloc.allocate(t0, 600_000, &people);
         assert_eq!(video(&a, "judge"), layer(1, 1));
         assert!(a.audio_bps + a.video_bps <= 600_000);
+        // Too little for the judge's cheapest layer beside the audio: it is kept there
+        // through a short dip, paused when the dip lasts.
         let a = alloc.allocate(t0, 150_000, &people);
+        assert_eq!(video(&a, "judge"), layer(0, 0));
+        let a = alloc.allocate(t0 + Duration::from_secs(1), 150_000, &people);
+        assert_eq!(video(&a, "judge"), layer(0, 0));
+        let later = t0 + AllocatorConfig::default().pause_hold;
+        let a = alloc.allocate(later, 150_000, &people);
         assert_eq!(video(&a, "judge"), Decision::Paused);
+        // Back up: a new hold starts only once it flows again.
+        alloc.allocate(later + Duration::from_secs(1), 600_000, &people);
+    }
+
+    #[test]
+    fn a_lower_priority_video_is_not_blanked_by_a_spike_of_a_higher_ones_cost() {
+        let mut alloc = Allocator::new(AllocatorConfig::default());
+        let t0 = Instant::now();
+        let court = |judge_cheapest: u64| {
+            vec![
+                TrackDemand {
+                    key: "judge-video".to_owned(),
+                    priority: Priority::Bench,
+                    kind: TrackKind::Video {
+                        layers: vec![vec![judge_cheapest, judge_cheapest + 100_000]],
+                    },
+                },
+                TrackDemand {
+                    key: "counsel-video".to_owned(),
+                    priority: Priority::Normal,
+                    kind: TrackKind::Video {
+                        layers: vec![vec![50_000, 100_000]],
+                    },
+                },
+            ]
+        };
+        let flows = |d: Decision| matches!(d, Decision::Video(_));
+        let a = alloc.allocate(t0, 300_000, &court(50_000));
+        assert!(flows(video(&a, "counsel")));
+        // A keyframe makes the judge's cheapest layer measure 260 kbit/s for a moment:
+        // the counsel's picture stays, on its cheapest layer.
+        let spike = t0 + Duration::from_millis(500);
+        let a = alloc.allocate(spike, 300_000, &court(260_000));
+        assert_eq!(video(&a, "judge"), layer(0, 0));
+        assert_eq!(video(&a, "counsel"), layer(0, 0));
+        let a = alloc.allocate(spike + Duration::from_millis(500), 300_000, &court(50_000));
+        assert!(flows(video(&a, "counsel")));
+        // A shortfall that lasts pauses it.
+        let mut last = a;
+        for i in 1..=8u32 {
+            last = alloc.allocate(
+                spike + Duration::from_millis(500) * (i + 1),
+                300_000,
+                &court(260_000),
+            );
+        }
+        assert_eq!(video(&last, "counsel"), Decision::Paused);
     }
 
     #[test]
