@@ -479,8 +479,10 @@ impl Session {
                     );
                     return None;
                 }
+                let offered = sdp.clone();
                 match self.peer.answer_offer(sdp, self.may_publish).await {
                     Ok(answer) => {
+                        self.end_withdrawn(&offered).await;
                         self.out.send(ServerMessage::Answer { sdp: answer });
                         self.initial_done = true;
                         for c in std::mem::take(&mut self.early_candidates) {
@@ -710,6 +712,29 @@ impl Session {
     }
 
     /// Sends a server offer now if negotiation allows, else remembers to.
+    /// Ends the published tracks this participant's offer no longer sends (a screen
+    /// share stopped): webrtc 0.21 would keep them open, silent, for the connection's
+    /// life, and the receivers would keep an empty tile.
+    async fn end_withdrawn(&mut self, offer: &str) {
+        let Ok(Some(sent)) = crate::sfu::sdp::sent_track_ids(offer) else {
+            return;
+        };
+        let mut gone = Vec::new();
+        for t in &self.published {
+            let id = t.remote_track_id().await;
+            if !id.is_empty() && !sent.contains(&id) {
+                gone.push(t.clone());
+            }
+        }
+        for t in gone {
+            tracing::info!(participant = %self.me, track = %t.id, "track withdrawn by the publisher's offer");
+            t.withdraw();
+            self.published.retain(|p| p.id != t.id);
+            self.hearing
+                .track_ended(self.me, self.session, t.id.clone());
+        }
+    }
+
     async fn offer(&mut self) {
         if !self.initial_done || self.offer_sent_at.is_some() {
             self.renegotiate = true;

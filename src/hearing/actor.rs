@@ -679,6 +679,8 @@ impl Actor {
             Effect::Send { session, message } => self.tell(session, SessionCommand::Send(message)),
             Effect::Subscribe { session, track } => {
                 if let Some(t) = self.tracks.get(&track).cloned() {
+                    // Before the session adds the leg, which names it after this.
+                    t.set_screen(self.core.is_screen(&track));
                     self.tell(session, SessionCommand::Subscribe(t));
                 }
             }

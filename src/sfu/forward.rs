@@ -96,6 +96,8 @@ pub struct PublishedTrack {
     rates: [[AtomicU64; MAX_TEMPORAL_LAYERS]; MAX_SPATIAL_LAYERS],
     /// The allocators' [`Priority`] of this track, set by the hearing.
     priority: AtomicU8,
+    /// A screen share (its publisher's second video track), as the hearing decided.
+    screen: AtomicBool,
     downstreams: ArcSwap<Vec<Arc<Downstream>>>,
     /// The recorder's tap, when the policy lets it record this track now.
     tap: ArcSwap<Option<Arc<dyn MediaTap>>>,
@@ -144,6 +146,7 @@ impl PublishedTrack {
             layer_ssrcs: Default::default(),
             rates: Default::default(),
             priority: AtomicU8::new(priority_code(Priority::Normal)),
+            screen: AtomicBool::new(false),
             downstreams: ArcSwap::from_pointee(Vec::new()),
             tap: ArcSwap::from_pointee(None),
             keyframes: std::array::from_fn(|_| KeyframeRequester::new(pli_throttle)),
@@ -171,6 +174,17 @@ impl PublishedTrack {
     pub fn set_priority(&self, priority: Priority) {
         self.priority
             .store(priority_code(priority), Ordering::Relaxed);
+    }
+
+    /// Marks the track as a screen share. The SFU forwards it as any plain video;
+    /// only its legs' names say what it is (see `Peer::add_leg`),
+    /// so that a receiver tells it from the publisher's camera.
+    pub fn set_screen(&self, screen: bool) {
+        self.screen.store(screen, Ordering::Relaxed);
+    }
+
+    pub fn is_screen(&self) -> bool {
+        self.screen.load(Ordering::Relaxed)
     }
 
     pub fn priority(&self) -> Priority {
@@ -208,6 +222,9 @@ impl PublishedTrack {
         while let Some(event) = self.remote.poll().await {
             match event {
                 TrackRemoteEvent::OnRtpPacket(mut packet) => {
+                    if self.is_ended() {
+                        break; // withdrawn
+                    }
                     self.received.fetch_add(1, Ordering::Relaxed);
                     strip_extensions(&mut packet);
                     let now = Instant::now();
@@ -312,6 +329,20 @@ impl PublishedTrack {
     /// Whether a tap receives this track now.
     pub fn is_tapped(&self) -> bool {
         self.tap.load().is_some()
+    }
+
+    /// The publisher's own id of the track (its `a=msid` track id).
+    pub async fn remote_track_id(&self) -> String {
+        self.remote.track_id().await
+    }
+
+    /// The publisher stopped sending this track in a renegotiation (see
+    /// [`super::sdp::sent_track_ids`]): it ends as if the remote track had, and its
+    /// reader stops at its next packet, if any comes.
+    pub fn withdraw(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.downstreams.store(Arc::new(Vec::new()));
+        self.tap.store(Arc::new(None));
     }
 
     /// Whether the publisher's track has ended.

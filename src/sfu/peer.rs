@@ -411,11 +411,19 @@ impl Peer {
             MediaKind::Video => RtpCodecKind::Video,
         };
         // The stream id is the publisher's participant id: that is how a client knows
-        // whose media a track carries.
+        // whose media a track carries. The track id says what it is: `audio-<id>`,
+        // `video-<id>` (the camera) or `screen-<id>` (a screen share, a second video
+        // track), so a receiver shows a shared screen apart from the camera.
+        let what = if source.is_screen() {
+            "screen"
+        } else {
+            source.kind.as_str()
+        };
+        let label = format!("{what}-{}", source.publisher);
         let track = MediaStreamTrack::new(
             source.publisher.to_string(),
-            format!("{}-{}", source.kind.as_str(), source.publisher),
-            format!("{}-{}", source.kind.as_str(), source.publisher),
+            label.clone(),
+            label,
             kind,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {

@@ -23,22 +23,61 @@ use rtc::sdp::SessionDescription;
 pub fn offer_sends_media(sdp: &str) -> Result<bool, String> {
     let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
         .map_err(|e| e.to_string())?;
-    Ok(parsed.media_descriptions.iter().any(|m| {
-        let kind = m.media_name.media.as_str();
-        if (kind != "audio" && kind != "video") || m.media_name.port.value == 0 {
-            return false;
+    Ok(parsed.media_descriptions.iter().any(section_sends))
+}
+
+/// Whether an audio/video m-section sends: not rejected, and its first direction
+/// attribute (none means `sendrecv`) is `sendrecv` or `sendonly`.
+fn section_sends(m: &rtc::sdp::MediaDescription) -> bool {
+    let kind = m.media_name.media.as_str();
+    if (kind != "audio" && kind != "video") || m.media_name.port.value == 0 {
+        return false;
+    }
+    let first = m
+        .attributes
+        .iter()
+        .map(|a| RTCRtpTransceiverDirection::from(a.key.as_str()))
+        .find(|d| *d != RTCRtpTransceiverDirection::Unspecified);
+    matches!(
+        first,
+        None | Some(RTCRtpTransceiverDirection::Sendrecv)
+            | Some(RTCRtpTransceiverDirection::Sendonly)
+    )
+}
+
+/// The track ids (`a=msid:<stream> <track>`, or the `a=ssrc:<n> msid:` form) an
+/// offer still sends. `None` when some sending section names no track: then what it
+/// withdrew cannot be told, and nothing is taken as withdrawn.
+///
+/// webrtc 0.21 never ends a remote track when a renegotiation stops it (the browser
+/// removed the track: its section turns `recvonly`, or is rejected), so the session
+/// compares its published tracks with this after each offer (a stopped screen share).
+pub fn sent_track_ids(sdp: &str) -> Result<Option<Vec<String>>, String> {
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for m in parsed
+        .media_descriptions
+        .iter()
+        .filter(|m| section_sends(m))
+    {
+        let msid = m.attributes.iter().find_map(|a| {
+            let v = a.value.as_deref()?;
+            match a.key.as_str() {
+                "msid" => v.split_whitespace().nth(1),
+                "ssrc" => {
+                    let rest = v.split_once(' ')?.1.strip_prefix("msid:")?;
+                    rest.split_whitespace().nth(1)
+                }
+                _ => None,
+            }
+        });
+        match msid {
+            Some(id) => out.push(id.to_owned()),
+            None => return Ok(None),
         }
-        let first = m
-            .attributes
-            .iter()
-            .map(|a| RTCRtpTransceiverDirection::from(a.key.as_str()))
-            .find(|d| *d != RTCRtpTransceiverDirection::Unspecified);
-        matches!(
-            first,
-            None | Some(RTCRtpTransceiverDirection::Sendrecv)
-                | Some(RTCRtpTransceiverDirection::Sendonly)
-        )
-    }))
+    }
+    Ok(Some(out))
 }
 
 /// The repair formats of one connection, as its last answer settled them. Payload
@@ -116,6 +155,42 @@ impl RepairFormats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn offer(sections: &[&str]) -> String {
+        let mut s = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n".to_owned();
+        for m in sections {
+            s.push_str(m);
+        }
+        s
+    }
+
+    const CAM: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\na=msid:s cam-id\r\n";
+    const MIC: &str = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\na=ssrc:7 msid:s mic-id\r\n";
+    const SCREEN: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sendonly\r\na=msid:s screen-id\r\n";
+
+    #[test]
+    fn sent_track_ids_lists_what_still_sends() {
+        let ids = |sections: &[&str]| sent_track_ids(&offer(sections)).unwrap();
+        assert_eq!(
+            ids(&[MIC, CAM, SCREEN]),
+            Some(vec!["mic-id".into(), "cam-id".into(), "screen-id".into()])
+        );
+        // The screen removed: its section turned receive-only, or was rejected.
+        let recvonly = SCREEN.replace("a=sendonly", "a=recvonly");
+        assert_eq!(
+            ids(&[MIC, CAM, &recvonly]),
+            Some(vec!["mic-id".into(), "cam-id".into()])
+        );
+        let rejected = SCREEN.replace("m=video 9", "m=video 0");
+        assert_eq!(
+            ids(&[MIC, CAM, &rejected]),
+            Some(vec!["mic-id".into(), "cam-id".into()])
+        );
+        // A sending section without a track id: nothing can be told withdrawn.
+        let anonymous = CAM.replace("a=msid:s cam-id\r\n", "");
+        assert_eq!(ids(&[MIC, &anonymous]), None);
+        assert!(sent_track_ids("not sdp").is_err());
+    }
 
     const RECV: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=recvonly\r\n";
 

@@ -103,6 +103,9 @@ const vi = {
   'controls.camOff': 'Tắt camera',
   'controls.camOn': 'Bật camera',
   'controls.leave': 'Rời phiên tòa',
+  'controls.shareScreen': 'Chia sẻ màn hình',
+  'controls.stopShareScreen': 'Dừng chia sẻ màn hình',
+  'hearing.screenOf': 'Màn hình của {name}',
 
   'left.heading': 'Bạn đã rời phiên tòa',
   'left.body': 'Nếu rời nhầm hoặc được mời vào lại, hãy bấm “Tham gia lại”.',
@@ -413,6 +416,9 @@ const en: Record<MessageKey, string> = {
   'controls.camOff': 'Turn camera off',
   'controls.camOn': 'Turn camera on',
   'controls.leave': 'Leave the hearing',
+  'controls.shareScreen': 'Share screen',
+  'controls.stopShareScreen': 'Stop sharing',
+  'hearing.screenOf': 'Screen of {name}',
 
   'left.heading': 'You left the hearing',
   'left.body': 'If you left by mistake or are invited back, press “Rejoin”.',

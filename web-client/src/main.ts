@@ -20,6 +20,7 @@ import {
   refreshWaitingTimes,
   remoteGone,
   remoteTrack,
+  updateScreenShare,
   videoPaused,
   renderHearing,
   showBanner,
@@ -160,6 +161,10 @@ function startSession(): void {
       },
       remoteTrack(pid, kind, track) {
         remoteTrack(pid, kind, track);
+      },
+      screenShare() {
+        if (state.session !== s) return;
+        updateScreenShare();
       },
       videoPaused(pid, paused) {
         if (state.session !== s) return;

@@ -60,12 +60,70 @@ export function simulcastEnabled(): boolean {
   return typeof location === 'undefined' || new URLSearchParams(location.search).get('simulcast') !== '0';
 }
 
-/** Whether this browser can send VP8 with three temporal layers (`L1T3`). */
-export function canSendL1T3(): boolean {
-  const caps = typeof RTCRtpSender !== 'undefined' ? RTCRtpSender.getCapabilities?.('video') : null;
+/** This browser's video send capabilities (null where it cannot say). */
+export function videoSendCapabilities(): RTCRtpCapabilities | null {
+  return typeof RTCRtpSender !== 'undefined' ? (RTCRtpSender.getCapabilities?.('video') ?? null) : null;
+}
+
+/** Whether `caps` (by default this browser's) can send VP8 with three temporal layers (`L1T3`). */
+export function canSendL1T3(caps: RTCRtpCapabilities | null = videoSendCapabilities()): boolean {
   return (caps?.codecs ?? []).some(
     (c) => c.mimeType.toLowerCase() === 'video/vp8' && ((c as { scalabilityModes?: string[] }).scalabilityModes ?? []).includes('L1T3'),
   );
+}
+
+/** A screen share's frame rate: a document changes seldom; its detail matters. */
+export const SCREEN_MAX_FRAMERATE = 5;
+/** A screen share's bitrate ceiling (bits/s): room for sharp text at full resolution. */
+export const SCREEN_MAX_BITRATE = 1_500_000;
+
+/**
+ * How a screen share is sent: ONE encoding at the captured resolution (never scaled
+ * down), at most 5 frames/s and about 1.5 Mbit/s, with three temporal layers where
+ * `caps` lists `L1T3` for VP8 (the server may then thin its frame rate, never its
+ * resolution). Send-only: the connection already receives on its other sections.
+ */
+export function screenShareInit(caps: RTCRtpCapabilities | null, stream: MediaStream | undefined): RTCRtpTransceiverInit {
+  const encoding = {
+    scaleResolutionDownBy: 1,
+    maxFramerate: SCREEN_MAX_FRAMERATE,
+    maxBitrate: SCREEN_MAX_BITRATE,
+    ...(canSendL1T3(caps) ? { scalabilityMode: 'L1T3' } : {}),
+  } as RTCRtpEncodingParameters;
+  return { direction: 'sendonly', streams: stream ? [stream] : [], sendEncodings: [encoding] };
+}
+
+/**
+ * Adds a screen share (a track whose contentHint is `detail`) to `pc` as one
+ * high-resolution, low-frame-rate encoding (`screenShareInit`), falling back as the
+ * camera does: without the scalability mode, then a plain track. The encoder is asked
+ * to keep the resolution and drop frames when short of bandwidth. Returns the sender.
+ */
+export function addScreenTrack(pc: RTCPeerConnection, track: MediaStreamTrack, stream: MediaStream): RTCRtpSender {
+  const caps = videoSendCapabilities();
+  let sender: RTCRtpSender;
+  try {
+    sender = pc.addTransceiver(track, screenShareInit(caps, stream)).sender;
+  } catch {
+    try {
+      sender = pc.addTransceiver(track, screenShareInit(null, stream)).sender;
+    } catch {
+      sender = pc.addTrack(track, stream);
+    }
+  }
+  void keepResolution(sender);
+  return sender;
+}
+
+/** `degradationPreference: 'maintain-resolution'` where the browser takes it. */
+async function keepResolution(sender: RTCRtpSender): Promise<void> {
+  try {
+    const params = sender.getParameters() as RTCRtpSendParameters & { degradationPreference?: string };
+    params.degradationPreference = 'maintain-resolution';
+    await sender.setParameters(params);
+  } catch {
+    // Not supported here: the content hint `detail` asks the same of the encoder.
+  }
 }
 
 /**
@@ -74,8 +132,11 @@ export function canSendL1T3(): boolean {
  * screen) and every track without simulcast as one encoding.
  */
 export function addVideoTrack(pc: RTCPeerConnection, track: MediaStreamTrack, stream: MediaStream): void {
-  const screen = track.contentHint === 'detail' || track.contentHint === 'text';
-  if (screen || !simulcastEnabled()) {
+  if (track.contentHint === 'detail' || track.contentHint === 'text') {
+    addScreenTrack(pc, track, stream);
+    return;
+  }
+  if (!simulcastEnabled()) {
     pc.addTrack(track, stream);
     return;
   }

@@ -41,17 +41,30 @@ export function emptyCounters(): InboundCounters {
   };
 }
 
+/** What the server says it forwards on each mid of `sdp` (its offer): the `a=msid`
+ * stream id (the publisher's participant id) and track id (`audio-<id>`, `video-<id>`
+ * for the camera, `screen-<id>` for a screen share: src/sfu/peer.rs). */
+export function msidByMid(sdp: string): Map<string, { stream: string; track: string | null }> {
+  const out = new Map<string, { stream: string; track: string | null }>();
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = /\r?\na=mid:(\S+)/.exec(section);
+    const msid = /\r?\na=msid:(\S+)(?: (\S+))?/.exec(section) ?? /\r?\na=ssrc:\d+ msid:(\S+)(?: (\S+))?/.exec(section);
+    if (mid && msid) out.set(mid[1], { stream: msid[1], track: msid[2] ?? null });
+  }
+  return out;
+}
+
+/** Whether the server's track id names a screen share (`screen-<participant id>`). */
+export function isScreenTrack(trackId: string | null | undefined): boolean {
+  return !!trackId && trackId.startsWith('screen-');
+}
+
 /** Inbound counters per remote participant id (own media excluded). */
 export async function sampleInbound(pc: RTCPeerConnection, selfId: string | null): Promise<Record<string, InboundCounters>> {
   const out: Record<string, InboundCounters> = {};
-  const streamOfMid = new Map<string, string>();
-  for (const section of (pc.remoteDescription?.sdp ?? '').split(/\r?\nm=/).slice(1)) {
-    const mid = /\r?\na=mid:(\S+)/.exec(section);
-    const msid = /\r?\na=msid:(\S+)/.exec(section) ?? /\r?\na=ssrc:\d+ msid:(\S+)/.exec(section);
-    if (mid && msid) streamOfMid.set(mid[1], msid[1]);
-  }
+  const streamOfMid = msidByMid(pc.remoteDescription?.sdp ?? '');
   for (const tr of pc.getTransceivers()) {
-    const pid = tr.mid ? streamOfMid.get(tr.mid) : undefined;
+    const pid = tr.mid ? streamOfMid.get(tr.mid)?.stream : undefined;
     if (!pid || pid === selfId) continue;
     const c = (out[pid] ??= emptyCounters());
     const stats = await tr.receiver.getStats();

@@ -18,8 +18,8 @@ import {
   type RoomKind,
   type ServerMessage,
 } from './protocol';
-import { addVideoTrack, preferRed } from './media';
-import type { InboundCounters } from './reception';
+import { addScreenTrack, addVideoTrack, preferRed } from './media';
+import { isScreenTrack, msidByMid, type InboundCounters } from './reception';
 import { IceRecovery } from './recovery';
 
 export type SessionStatus =
@@ -70,14 +70,20 @@ export interface SessionEvents {
   consultationAnswered(requestId: string, approved: boolean): void;
   /** The private room this participant was in ended; they are back in the hearing room. */
   roomEnded(ev: { roomId: string; kind: RoomKind; reason: RoomEndReason; by: string | null }): void;
-  /** The participant's current remote track of `kind` (null = none / removed). */
-  remoteTrack(participantId: string, kind: 'audio' | 'video', track: MediaStreamTrack | null): void;
+  /** The participant's current remote track of `kind` (null = none / removed);
+   * `screen` is their screen share (a second video track). */
+  remoteTrack(participantId: string, kind: RemoteKind, track: MediaStreamTrack | null): void;
+  /** This page's own screen share started (true) or stopped (false). */
+  screenShare?(sharing: boolean): void;
   participantLeft(participantId: string, reason: string): void;
   /** A non-fatal server error to show the user. */
   error(err: ServerError): void;
   /** The WebSocket opened (performance.now()). */
   opened(at: number): void;
 }
+
+/** What a remote track carries. */
+export type RemoteKind = 'audio' | 'video' | 'screen';
 
 export interface SessionOptions {
   url: string;
@@ -104,7 +110,11 @@ export class HearingSession {
   private ws: WebSocket | null = null;
   private participants = new Map<string, ParticipantInfo>();
   /** receiver track id → [participant id, kind] currently shown. */
-  private trackOwner = new Map<string, { pid: string; kind: 'audio' | 'video'; track: MediaStreamTrack }>();
+  private trackOwner = new Map<string, { pid: string; kind: RemoteKind; track: MediaStreamTrack }>();
+  /** This page's screen share, while it is sent on the current connection. */
+  private screen: { track: MediaStreamTrack; sender: RTCRtpSender } | null = null;
+  /** An offer of ours (a screen share added or removed) is due when negotiation allows. */
+  private offerWanted = false;
   private pendingCandidates: RTCIceCandidateInit[] = [];
   /** Messages of the current socket, handled in order (SDP operations are asynchronous). */
   private chain: Promise<void> = Promise.resolve();
@@ -326,6 +336,11 @@ export class HearingSession {
     this.recovery?.stop();
     this.recovery = null;
     this.restartWanted = false;
+    this.offerWanted = false;
+    // A share does not survive its connection: re-sent on a new one together with the
+    // camera, the server could take either for the camera (it calls the second video
+    // track to arrive the screen). The participant shares again.
+    this.endScreenShare();
     if (this.pc) {
       this.pc.onicecandidate = this.pc.ontrack = this.pc.onconnectionstatechange = null;
       this.pc.close();
@@ -417,10 +432,16 @@ export class HearingSession {
     if (!pc) return;
     this.setStatus(pc.connectionState === 'connected' ? 'connected' : 'media');
     // Our offer may have been lost with the old socket: start that negotiation over.
-    if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
+    let rolledBack = false;
+    if (pc.signalingState === 'have-local-offer') {
+      await pc.setLocalDescription({ type: 'rollback' });
+      rolledBack = true;
+    }
     // Candidates sent meanwhile may be lost too: a connection that is not up restarts
     // ICE now rather than at its next retry.
     if (pc.connectionState !== 'connected') this.restartIce(pc);
+    // A lost offer of ours (a screen share added or removed) is made again.
+    else if (rolledBack) this.renegotiate(pc);
     if (this.canPublish) this.sendMediaState();
   }
 
@@ -489,6 +510,7 @@ export class HearingSession {
         }
         this.opts.events.remoteTrack(msg.participant_id, 'audio', null);
         this.opts.events.remoteTrack(msg.participant_id, 'video', null);
+        this.opts.events.remoteTrack(msg.participant_id, 'screen', null);
         this.opts.events.participantLeft(msg.participant_id, msg.reason);
         this.emitParticipants();
         break;
@@ -497,19 +519,25 @@ export class HearingSession {
         if (!this.pc) return;
         await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
         await this.flushCandidates();
+        if (this.offerWanted) await this.sendOffer(this.pc);
         break;
       case 'offer': {
         const pc = this.pc;
         if (!pc) return;
         // Our ICE-restart offer crossed this one and was refused (`negotiation_conflict`):
         // the server's goes first, ours is sent again right after.
-        if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
+        if (pc.signalingState === 'have-local-offer') {
+          await pc.setLocalDescription({ type: 'rollback' });
+          // A screen share's offer (not a restart) is made again after this exchange.
+          if (!this.recovery?.recovering) this.offerWanted = true;
+        }
         await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         await this.flushCandidates();
         const answer = await pc.createAnswer();
         await pc.setLocalDescription(answer);
         this.send({ type: 'answer', sdp: pc.localDescription?.sdp ?? answer.sdp ?? '' });
         if (this.restartWanted) await this.sendRestartOffer(pc);
+        else if (this.offerWanted) await this.sendOffer(pc);
         break;
       }
       case 'candidate':
@@ -527,6 +555,11 @@ export class HearingSession {
         else if (msg.code === 'negotiation_conflict') {
           // Only an ICE-restart offer can conflict (the first offer never does).
           if (this.pc && this.recovery?.recovering) this.restartWanted = true;
+          else if (this.pc?.signalingState === 'stable') {
+            // Ours was rolled back for the server's and is not on its way again yet.
+            this.offerWanted = true;
+            await this.sendOffer(this.pc);
+          }
         } else this.opts.events.error(err);
         break;
       }
@@ -694,10 +727,13 @@ export class HearingSession {
     if (!stream) return;
     const pid = stream.id;
     if (pid === this.participantId) return;
-    const kind = track.kind === 'audio' ? 'audio' : 'video';
+    // The server names a screen share's track `screen-<id>` in its offer (by mid).
+    const mid = ev.transceiver?.mid;
+    const named = mid ? msidByMid(this.pc?.remoteDescription?.sdp ?? '').get(mid)?.track : null;
+    const kind: RemoteKind = track.kind === 'audio' ? 'audio' : isScreenTrack(named) ? 'screen' : 'video';
     // A reused transceiver keeps its track: move it from its previous owner.
     const prev = this.trackOwner.get(track.id);
-    if (prev && prev.pid !== pid) this.opts.events.remoteTrack(prev.pid, prev.kind, null);
+    if (prev && (prev.pid !== pid || prev.kind !== kind)) this.opts.events.remoteTrack(prev.pid, prev.kind, null);
     this.trackOwner.set(track.id, { pid, kind, track });
     this.opts.events.remoteTrack(pid, kind, track);
 
@@ -719,6 +755,72 @@ export class HearingSession {
         this.opts.events.remoteTrack(pid, o.kind, null);
       }
     };
+  }
+
+  /** Whether this page sends a screen share now. */
+  get sharingScreen(): boolean {
+    return this.screen !== null;
+  }
+
+  /**
+   * Sends `track` (a screen capture, contentHint `detail`) as a second video track
+   * and renegotiates; the server decides who receives it (`publish_screen`, policy).
+   * The browser's own "stop sharing" ends it as `stopScreenShare` does.
+   */
+  startScreenShare(track: MediaStreamTrack, stream: MediaStream): boolean {
+    const pc = this.pc;
+    if (!pc || !this.welcomed || !this.canPublish || this.screen || track.readyState !== 'live') return false;
+    const sender = addScreenTrack(pc, track, stream);
+    this.screen = { track, sender };
+    track.addEventListener('ended', () => {
+      if (this.screen?.track === track) this.stopScreenShare();
+    });
+    this.opts.events.screenShare?.(true);
+    this.renegotiate(pc);
+    return true;
+  }
+
+  /** Stops the screen share: the track is removed and the connection renegotiated. */
+  stopScreenShare(): void {
+    const pc = this.pc;
+    const share = this.screen;
+    if (!share) return;
+    if (pc && pc.signalingState !== 'closed') {
+      try {
+        pc.removeTrack(share.sender);
+      } catch {
+        /* the connection is going */
+      }
+      this.renegotiate(pc);
+    }
+    this.endScreenShare();
+  }
+
+  /** Forgets the share and stops its capture (no renegotiation). */
+  private endScreenShare(): void {
+    const share = this.screen;
+    if (!share) return;
+    this.screen = null;
+    share.track.stop();
+    this.opts.events.screenShare?.(false);
+  }
+
+  /** Queues an offer of ours behind the messages being handled. */
+  private renegotiate(pc: RTCPeerConnection): void {
+    this.offerWanted = true;
+    this.chain = this.chain.then(() => this.sendOffer(pc)).catch((e) => console.warn('[openhearing] renegotiation', e));
+  }
+
+  /** Sends our offer if one is due and negotiation allows it now (else after the
+   * current exchange: `answer` / `offer` handling sends it). */
+  private async sendOffer(pc: RTCPeerConnection): Promise<void> {
+    if (this.pc !== pc || !this.offerWanted || !this.welcomed) return;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    if (pc.signalingState !== 'stable') return;
+    this.offerWanted = false;
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.send({ type: 'offer', sdp: pc.localDescription?.sdp ?? offer.sdp ?? '' });
   }
 
   get hasWelcome(): boolean {

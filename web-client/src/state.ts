@@ -49,6 +49,8 @@ export interface ClientState {
   lastStatus: { status: SessionStatus; attempt?: number };
   /** The remote tracks by participant id (a track may come before its participant). */
   remoteTracks: Map<string, { audio: MediaStreamTrack | null; video: MediaStreamTrack | null }>;
+  /** Remote screen shares by participant id (a second video track). */
+  remoteScreens: Map<string, MediaStreamTrack>;
   /** Participants whose video the server paused for this page's bandwidth (`video_paused`). */
   videoPaused: Set<string>;
   /** The error shown in the hearing's banner. */
@@ -103,6 +105,7 @@ export const state: ClientState = {
   firstRemoteFrameAt: null,
   lastStatus: { status: 'connecting' },
   remoteTracks: new Map(),
+  remoteScreens: new Map(),
   videoPaused: new Set(),
   bannerError: null,
   bannerLost: false,
@@ -147,6 +150,7 @@ export function everyone(): ParticipantInfo[] {
 /** Forgets what belonged to the previous connection (before a new session starts). */
 export function resetConnection(): void {
   state.remoteTracks.clear();
+  state.remoteScreens.clear();
   state.videoPaused.clear();
   state.joinedAt = null;
   state.firstRemoteFrameAt = null;

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { base64UrlDecode, checkToken, decodeTokenPayload, parseJoinLink, signalingUrl } from '../build-unit/jwt.js';
 import { MESSAGES, LANGS, errorText, roleName, t } from '../build-unit/i18n.js';
 import { ALL_ERROR_CODES, ALL_ROLES } from '../build-unit/protocol.js';
-import { cameraEncodings } from '../build-unit/media.js';
+import { cameraEncodings, screenShareInit, SCREEN_MAX_FRAMERATE } from '../build-unit/media.js';
+import { isScreenTrack, msidByMid } from '../build-unit/reception.js';
 
 import { HEARING_ID as HID, b64, samplePayload, unsignedJwt } from '../scripts/token-fixture.mjs';
 
@@ -91,6 +92,50 @@ test('the camera is published as q/h/f simulcast layers, lowest resolution first
   assert.ok(rates[0] < rates[1] && rates[1] < rates[2], `bitrates grow with resolution: ${rates}`);
   assert.ok(plain.every((e) => !('scalabilityMode' in e)));
   assert.ok(cameraEncodings(true).every((e) => e.scalabilityMode === 'L1T3'));
+});
+
+test('a screen share is one full-resolution, low-frame-rate encoding, L1T3 only where offered', () => {
+  const vp8 = (modes) => ({ mimeType: 'video/VP8', clockRate: 90000, ...(modes ? { scalabilityModes: modes } : {}) });
+  const stream = { id: 'local-screen' };
+  const withL1T3 = screenShareInit({ codecs: [vp8(['L1T1', 'L1T2', 'L1T3'])], headerExtensions: [] }, stream);
+  assert.equal(withL1T3.direction, 'sendonly');
+  assert.deepEqual(withL1T3.streams, [stream]);
+  assert.equal(withL1T3.sendEncodings.length, 1, 'one encoding, no simulcast');
+  const [e] = withL1T3.sendEncodings;
+  assert.equal(e.rid, undefined);
+  assert.equal(e.scaleResolutionDownBy, 1, 'never scaled down');
+  assert.equal(e.maxFramerate, 5);
+  assert.equal(SCREEN_MAX_FRAMERATE, 5);
+  assert.ok(e.maxBitrate >= 1_000_000 && e.maxBitrate <= 2_000_000, `about 1.5 Mbit/s: ${e.maxBitrate}`);
+  assert.equal(e.scalabilityMode, 'L1T3');
+  // A browser that lists no L1T3 for VP8 (or nothing at all) gets no scalability mode.
+  for (const caps of [{ codecs: [vp8(['L1T1']), { mimeType: 'video/H264', clockRate: 90000, scalabilityModes: ['L1T3'] }], headerExtensions: [] }, { codecs: [vp8(null)], headerExtensions: [] }, null]) {
+    const init = screenShareInit(caps, stream);
+    assert.equal(init.sendEncodings.length, 1);
+    assert.ok(!('scalabilityMode' in init.sendEncodings[0]), JSON.stringify(caps));
+    assert.equal(init.sendEncodings[0].maxFramerate, 5);
+    assert.equal(init.sendEncodings[0].scaleResolutionDownBy, 1);
+  }
+  assert.deepEqual(screenShareInit(null, undefined).streams, []);
+});
+
+test('the server offer names each mid: the publisher, and camera or screen', () => {
+  const pid = '7b0c0d6e-0000-4000-8000-000000000001';
+  const sdp = [
+    'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'a=mid:0', `a=msid:${pid} audio-${pid}`,
+    'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=mid:1', `a=msid:${pid} video-${pid}`,
+    'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=mid:2', 'a=ssrc:5 cname:x', `a=ssrc:5 msid:${pid} screen-${pid}`,
+    'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=mid:3', 'a=recvonly', '',
+  ].join('\r\n');
+  const m = msidByMid(sdp);
+  assert.deepEqual(m.get('0'), { stream: pid, track: `audio-${pid}` });
+  assert.equal(m.get('1').stream, pid);
+  assert.ok(!isScreenTrack(m.get('1').track));
+  assert.deepEqual(m.get('2'), { stream: pid, track: `screen-${pid}` });
+  assert.ok(isScreenTrack(m.get('2').track));
+  assert.equal(m.get('3'), undefined, 'nothing forwarded there');
+  assert.ok(!isScreenTrack(null) && !isScreenTrack(undefined));
 });
 
 test('the join token leaves the address bar but survives a reload in the same tab', async () => {

@@ -81,6 +81,7 @@ use openhearing_signaling::{
 };
 use uuid::Uuid;
 
+use super::policy::Source;
 use super::recording::{self, RecorderNews};
 use super::writer::WriteOp;
 use super::{AdminOp, Refusal};
@@ -374,6 +375,16 @@ impl HearingCore {
         self.members
             .values()
             .any(|m| m.tracks.iter().any(|t| t.id == track))
+    }
+
+    /// Whether this track is its publisher's screen share ([`Source::Screen`]): its
+    /// legs are named so that receivers show it apart from the camera.
+    pub fn is_screen(&self, track: &str) -> bool {
+        self.members.values().any(|m| {
+            m.tracks
+                .iter()
+                .any(|t| t.id == track && t.source == Source::Screen)
+        })
     }
 
     /// Whose media comes first where a link is short (the SFU's allocators rank

@@ -13,7 +13,7 @@ import { h, icon } from '../dom';
 import { errorText, t, type MessageKey } from '../i18n';
 import { mediaFlows, type CourtCommand, type DeviceEvent, type ParticipantInfo, type Role } from '../protocol';
 import { makeRoomsView, tickDurations, updateRooms, type RoomsView } from '../rooms';
-import type { SessionStatus } from '../session';
+import type { RemoteKind, SessionStatus } from '../session';
 import { courtMuted, everyone, inLobby, state } from '../state';
 import { bind, header, mount, newScreen, relabel, tr } from '../ui';
 import {
@@ -38,6 +38,11 @@ interface HearingView {
   count: HTMLElement;
   micBtn: HTMLButtonElement;
   camBtn: HTMLButtonElement;
+  shareBtn: HTMLButtonElement;
+  stopShareBtn: HTMLButtonElement;
+  /** The shared screens, large above the camera tiles. */
+  screens: HTMLElement;
+  screenTiles: Map<string, ScreenView>;
   stateEl: HTMLElement;
   room: HTMLElement;
   lobby: HTMLElement;
@@ -47,6 +52,13 @@ interface HearingView {
   unmutePrompt: HTMLElement;
   rooms: RoomsView;
   console: ConsoleView | null;
+}
+
+/** One remote participant's shared screen. */
+interface ScreenView {
+  root: HTMLElement;
+  video: HTMLVideoElement;
+  label: HTMLElement;
 }
 
 let view: HearingView | null = null;
@@ -121,6 +133,22 @@ export function renderHearing(onLeave: () => void): void {
     attrs: { type: 'button' },
     on: { click: () => toggle('video') },
   });
+  // Screen sharing (with `publish_screen` only; the server refuses it otherwise).
+  const shareBtn = h('button', {
+    class: 'btn control',
+    testid: 'share-screen',
+    attrs: { type: 'button' },
+    on: { click: () => void shareScreen() },
+  });
+  shareBtn.append(icon('screen'), tr(h('span'), 'controls.shareScreen'));
+  const stopShareBtn = h('button', {
+    class: 'btn control sharing',
+    testid: 'stop-share-screen',
+    attrs: { type: 'button' },
+    on: { click: () => state.session?.stopScreenShare() },
+  });
+  stopShareBtn.append(icon('screen'), tr(h('span'), 'controls.stopShareScreen'));
+  shareBtn.hidden = stopShareBtn.hidden = true;
   const leaveBtn = h('button', {
     class: 'btn control danger',
     testid: 'leave',
@@ -151,7 +179,9 @@ export function renderHearing(onLeave: () => void): void {
   lobby.hidden = true;
   const mediaWait = h('p', { class: 'note', testid: 'media-wait' });
   mediaWait.hidden = true;
-  const room = h('section', { class: 'room', testid: 'room' }, mediaWait, grid, count);
+  const screens = h('section', { class: 'screens', attrs: { 'aria-live': 'off' } });
+  screens.hidden = true;
+  const room = h('section', { class: 'room', testid: 'room' }, mediaWait, screens, grid, count);
 
   const unmutePrompt = h(
     'div',
@@ -202,6 +232,10 @@ export function renderHearing(onLeave: () => void): void {
     count,
     micBtn,
     camBtn,
+    shareBtn,
+    stopShareBtn,
+    screens,
+    screenTiles: new Map(),
     stateEl,
     room,
     lobby,
@@ -218,9 +252,13 @@ export function renderHearing(onLeave: () => void): void {
     updateStatus();
     view.self.update(selfInfo());
     for (const tile of view.tiles.values()) tile.update(tile.info);
+    for (const pid of view.screenTiles.keys()) labelScreen(pid);
     updateCount();
     updateCourt(true);
   });
+
+  // Screens shared before this screen was drawn (a rejoin, a language switch).
+  for (const [pid, track] of state.remoteScreens) setScreen(pid, track);
 
   mount(
     hd.el,
@@ -235,7 +273,7 @@ export function renderHearing(onLeave: () => void): void {
       unmutePrompt,
       h('div', { class: 'hearing-body' }, h('div', { class: 'stage' }, lobby, room), consoleView?.root ?? null),
     ),
-    h('footer', { class: 'controls' }, micBtn, camBtn, rooms.consultControls, leaveBtn),
+    h('footer', { class: 'controls' }, micBtn, camBtn, shareBtn, stopShareBtn, rooms.consultControls, leaveBtn),
     dialog,
   );
   relabel();
@@ -270,6 +308,44 @@ function updateControls(): void {
   };
   set(view.micBtn, 'audio');
   set(view.camBtn, 'video');
+  updateScreenShare();
+}
+
+/** The share / stop-sharing buttons: only for a role with `publish_screen`. */
+export function updateScreenShare(): void {
+  if (!view) return;
+  const may = state.canPublish && state.permissions.includes('publish_screen') && canCapture();
+  const sharing = !!state.session?.sharingScreen;
+  view.shareBtn.hidden = !may || sharing;
+  view.stopShareBtn.hidden = !sharing;
+  view.shareBtn.disabled = !state.session?.hasWelcome;
+}
+
+function canCapture(): boolean {
+  return typeof navigator !== 'undefined' && typeof navigator.mediaDevices?.getDisplayMedia === 'function';
+}
+
+/** Asks the browser for a screen, window or tab and sends it (session.ts, media.ts). */
+async function shareScreen(): Promise<void> {
+  const session = state.session;
+  if (!session || session.sharingScreen || !canCapture()) return;
+  let stream: MediaStream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({
+      video: { width: { ideal: 1920 }, height: { ideal: 1080 }, frameRate: { ideal: 5, max: 15 } },
+      audio: false,
+    });
+  } catch (e) {
+    // Cancelled in the browser's picker, or refused: nothing is shared.
+    console.info('[openhearing] screen capture not started', e);
+    return;
+  }
+  const track = stream.getVideoTracks()[0];
+  if (!track) return;
+  // Sharp text over smooth motion: the encoder keeps the detail (and one encoding).
+  track.contentHint = 'detail';
+  if (state.session !== session || !session.startScreenShare(track, stream)) stream.getTracks().forEach((tk) => tk.stop());
+  updateScreenShare();
 }
 
 function toggle(kind: 'audio' | 'video'): void {
@@ -522,6 +598,7 @@ export function syncParticipants(list: ParticipantInfo[]): void {
     }
   }
   orderTiles();
+  for (const pid of view.screenTiles.keys()) labelScreen(pid);
   updateCount();
   updateStateBanner();
   refreshRooms();
@@ -529,11 +606,58 @@ export function syncParticipants(list: ParticipantInfo[]): void {
 }
 
 /** A participant's current remote track (kept for a tile that does not exist yet). */
-export function remoteTrack(pid: string, kind: 'audio' | 'video', track: MediaStreamTrack | null): void {
+export function remoteTrack(pid: string, kind: RemoteKind, track: MediaStreamTrack | null): void {
+  if (kind === 'screen') {
+    if (track) state.remoteScreens.set(pid, track);
+    else state.remoteScreens.delete(pid);
+    setScreen(pid, track);
+    return;
+  }
   const cur = state.remoteTracks.get(pid) ?? { audio: null, video: null };
   cur[kind] = track;
   state.remoteTracks.set(pid, cur);
   view?.tiles.get(pid)?.setTrack(kind, track);
+}
+
+/** Shows (or removes) `pid`'s shared screen, large, above the camera tiles. */
+function setScreen(pid: string, track: MediaStreamTrack | null): void {
+  if (!view) return;
+  let sv = view.screenTiles.get(pid);
+  if (!track) {
+    if (sv) {
+      sv.video.srcObject = null;
+      sv.root.remove();
+      view.screenTiles.delete(pid);
+    }
+  } else {
+    if (!sv) {
+      const video = h('video', { class: 'screen-video', attrs: { autoplay: '', playsinline: '', muted: '' } });
+      video.muted = true;
+      const label = h('div', { class: 'screen-label' });
+      const root = h('article', { class: 'screen-tile', testid: `screen-${pid}` }, video, label);
+      root.dataset.participant = pid;
+      sv = { root, video, label };
+      view.screenTiles.set(pid, sv);
+      view.screens.append(root);
+    }
+    const cur = (sv.video.srcObject as MediaStream | null)?.getTracks()[0] ?? null;
+    if (cur !== track) {
+      sv.video.srcObject = new MediaStream([track]);
+      void sv.video.play().catch(() => undefined);
+    }
+    labelScreen(pid);
+  }
+  view.screens.hidden = view.screenTiles.size === 0;
+  view.room.classList.toggle('has-screen', view.screenTiles.size > 0);
+}
+
+/** "Màn hình của {name}" on `pid`'s shared screen. */
+function labelScreen(pid: string): void {
+  const sv = view?.screenTiles.get(pid);
+  if (!sv) return;
+  const name = state.others.find((p) => p.id === pid)?.name ?? '';
+  sv.label.textContent = t('hearing.screenOf', { name });
+  sv.root.setAttribute('aria-label', sv.label.textContent);
 }
 
 /** The server paused (or resumed) a participant's video for this page's bandwidth. */
@@ -546,6 +670,8 @@ export function videoPaused(pid: string, paused: boolean): void {
 /** A participant left: their tracks leave the tile. */
 export function remoteGone(pid: string): void {
   state.remoteTracks.delete(pid);
+  state.remoteScreens.delete(pid);
+  setScreen(pid, null);
   state.videoPaused.delete(pid);
   view?.tiles.get(pid)?.setPaused(false);
   view?.tiles.get(pid)?.setTrack('audio', null);

@@ -243,6 +243,50 @@ fn a_track_the_role_may_not_publish_reaches_nobody() {
             crate::hearing::policy::Source::Screen
         ]
     );
+    assert!(c.core.is_screen("screen") && !c.core.is_screen("cam"));
+}
+
+#[test]
+fn a_second_video_track_is_a_screen_share_only_for_a_role_with_publish_screen() {
+    let mut c = session_with_defence();
+    let subscribes = |effects: &[Effect], track: &str| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Subscribe { track: t, .. } if t == track))
+            .count()
+    };
+    // Defence counsel may share a screen: the judge and the defendant receive it.
+    c.publish("counsel", "counsel-cam", MediaKind::Video);
+    let effects = c.publish("counsel", "counsel-screen", MediaKind::Video);
+    assert!(errors_to(&effects, c.session("counsel")).is_empty());
+    assert_eq!(subscribes(&effects, "counsel-screen"), 2);
+    assert!(c.subscribed("judge", "counsel-screen"));
+    assert!(c.core.is_screen("counsel-screen") && !c.core.is_screen("counsel-cam"));
+    // The defendant may not: the second video track is refused and reaches nobody,
+    // while the camera flows.
+    c.publish("defendant", "defendant-cam", MediaKind::Video);
+    assert!(c.subscribed("judge", "defendant-cam"));
+    let effects = c.publish("defendant", "defendant-screen", MediaKind::Video);
+    assert_eq!(
+        errors_to(&effects, c.session("defendant")),
+        [(
+            ErrorCode::PermissionDenied,
+            "your role may not publish screen; that track reaches nobody".to_owned()
+        )]
+    );
+    assert_eq!(subscribes(&effects, "defendant-screen"), 0);
+    assert!(!c.subscribed("judge", "defendant-screen"));
+    // Sharing stopped (the track ended): its legs go, the camera's stay.
+    let effects = c.handle(Input::TrackEnded {
+        participant: c.id("counsel"),
+        session: c.session("counsel"),
+        track: "counsel-screen".into(),
+    });
+    assert!(!c.subscribed("judge", "counsel-screen"));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Unsubscribe { track, .. } if track == "counsel-screen")));
+    assert!(c.subscribed("judge", "counsel-cam"));
 }
 
 #[test]
