@@ -11,9 +11,7 @@ use chrono::{DateTime, Utc};
 use ffmpeg_next as ff;
 use openhearing_recorder::render::strip::HealthStrip;
 use openhearing_recorder::render::{render, Progress, RenderOptions, RenderReport};
-use openhearing_recorder::{
-    verify, ArchiveKey, Codec, EventKind, HearingEvent, HearingRecorder, RecorderConfig,
-};
+use openhearing_recorder::{verify, Codec, EventKind, HearingEvent};
 use support::*;
 
 /// Decoded frames as (seconds from the start, Y plane, V plane, width, strides).
@@ -106,19 +104,7 @@ fn record_and_render(m: &std::path::Path) -> (std::path::PathBuf, RenderReport, 
     let vb = read_clip(&make_vp8(m, "vb", gray));
     let aa = read_clip(&make_opus(m, "aa", "anullsrc=r=48000:cl=mono:d=6"));
     let ab = read_clip(&make_opus(m, "ab", "anullsrc=r=48000:cl=mono:d=6"));
-    let key = ArchiveKey::from_seed([3u8; 32]);
-    let mut cfg = RecorderConfig::new(m.join("rec"));
-    cfg.segment_seconds = 2;
-    let rec = HearingRecorder::open(cfg, key.clone(), hearing("strip"), |_| {}).expect("open");
-    for (id, p, name, role, codec) in [
-        ("a-cam", "a", "Nguyễn Văn A", "presiding_judge", Codec::Vp8),
-        ("a-mic", "a", "Nguyễn Văn A", "presiding_judge", Codec::Opus),
-        ("b-cam", "b", "Trần Văn B", "defendant", Codec::Vp8),
-        ("b-mic", "b", "Trần Văn B", "defendant", Codec::Opus),
-    ] {
-        rec.add_track(track(id, p, name, role, codec), || {})
-            .expect("add");
-    }
+    let (key, rec) = two_party_recorder(m, 3, "strip");
     let start = now_us() - 100_000_000;
     rec.event(health(start + 200_000, "a", "b", "video", "ok"))
         .expect("event");

@@ -108,19 +108,7 @@ fn white_frame_and_tone_burst_stay_within_40_ms_after_render() {
         "ab",
         "aevalsrc='if(between(t,2.5,2.7),0.8*sin(2*PI*1000*t),0)':s=48000:d=6",
     ));
-    let key = ArchiveKey::from_seed([1u8; 32]);
-    let mut cfg = RecorderConfig::new(m.join("rec"));
-    cfg.segment_seconds = 2;
-    let rec = HearingRecorder::open(cfg, key.clone(), hearing("sync"), |_| {}).expect("open");
-    for (id, p, name, role, codec) in [
-        ("a-cam", "a", "Nguyễn Văn A", "presiding_judge", Codec::Vp8),
-        ("a-mic", "a", "Nguyễn Văn A", "presiding_judge", Codec::Opus),
-        ("b-cam", "b", "Trần Văn B", "defendant", Codec::Vp8),
-        ("b-mic", "b", "Trần Văn B", "defendant", Codec::Opus),
-    ] {
-        rec.add_track(track(id, p, name, role, codec), || {})
-            .expect("add");
-    }
+    let (key, rec) = two_party_recorder(m, 1, "sync");
     let start_a = now_us() - 100_000_000;
     let start_b = start_a + 500_000;
     let plan = |track: &str, codec, frames: &Vec<ClipFrame>, start, delay_ms, ssrc: u32| SendPlan {

@@ -106,6 +106,32 @@ const ICE_RESTART_WINDOW: Duration = Duration::from_secs(30);
 pub use self::socket::handler;
 
 /// A trickled candidate from the wire, as the SFU takes it.
+/// Takes one message's token from a connection's `bucket`: false, with a fatal
+/// `rate_limited` to the client, when it floods (hearing sessions and self-tests).
+fn charge(bucket: &mut TokenBucket, out: &Outbox) -> bool {
+    if bucket.take() {
+        return true;
+    }
+    out.fatal(
+        ErrorCode::RateLimited,
+        "too many messages; the connection is closed",
+    );
+    false
+}
+
+/// Keeps a candidate that came before the connection's first offer, up to
+/// [`EARLY_CANDIDATES`]; beyond, the client is told and the candidate dropped.
+fn keep_early(early: &mut Vec<Candidate>, candidate: Candidate, out: &Outbox) {
+    if early.len() >= EARLY_CANDIDATES {
+        out.error(
+            ErrorCode::InvalidCandidate,
+            "too many candidates before the offer",
+        );
+    } else {
+        early.push(candidate);
+    }
+}
+
 fn to_sfu(c: IceCandidate) -> Candidate {
     Candidate {
         candidate: c.candidate,
@@ -451,14 +477,7 @@ impl Session {
 
     /// Rate limit: false (and the socket is being closed) when the client floods.
     fn charge(&mut self) -> bool {
-        if self.bucket.take() {
-            return true;
-        }
-        self.out.fatal(
-            ErrorCode::RateLimited,
-            "too many messages; the connection is closed",
-        );
-        false
+        charge(&mut self.bucket, &self.out)
     }
 
     async fn on_client(&mut self, msg: ClientMessage) -> Option<EndReason> {
@@ -541,14 +560,7 @@ impl Session {
             ClientMessage::Candidate { candidate } => {
                 let candidate = to_sfu(candidate);
                 if !self.initial_done {
-                    if self.early_candidates.len() >= EARLY_CANDIDATES {
-                        self.out.error(
-                            ErrorCode::InvalidCandidate,
-                            "too many candidates before the offer",
-                        );
-                    } else {
-                        self.early_candidates.push(candidate);
-                    }
+                    keep_early(&mut self.early_candidates, candidate, &self.out);
                 } else if let Err(e) = self.peer.add_candidate(candidate).await {
                     self.out.error(ErrorCode::InvalidCandidate, e.to_string());
                 }

@@ -510,29 +510,19 @@ impl Actor {
                 .map(|(l, n)| (l, n as f64))
                 .collect::<std::collections::BTreeMap<_, _>>()
         };
-        let cells = self
-            .core
-            .health_cells()
-            .into_iter()
-            .map(|((kind, state), n)| {
-                (
-                    vec![("kind", kind.to_owned()), ("state", state.to_owned())],
-                    n,
-                )
-            })
-            .collect();
+        // Counts keyed by two label values, named `a` and `b`.
+        let by_two = |a: &'static str,
+                      b: &'static str,
+                      counts: std::collections::BTreeMap<(&str, &str), usize>|
+         -> Vec<(crate::metrics::Labels, usize)> {
+            counts
+                .into_iter()
+                .map(|((x, y), n)| (vec![(a, x.to_owned()), (b, y.to_owned())], n))
+                .collect()
+        };
+        let cells = by_two("kind", "state", self.core.health_cells());
         self.gauges.health_cells.set(labelled(cells));
-        let people = self
-            .core
-            .participant_states()
-            .into_iter()
-            .map(|((role, state), n)| {
-                (
-                    vec![("role", role.to_owned()), ("state", state.to_owned())],
-                    n,
-                )
-            })
-            .collect();
+        let people = by_two("role", "state", self.core.participant_states());
         self.gauges.participants.set(labelled(people));
         let queued = self.active.as_ref().map_or(0, |a| a.queued());
         self.gauges

@@ -277,9 +277,10 @@ impl std::fmt::Debug for Budget {
 }
 
 impl Budget {
-    /// A budget capped at `cap_bps` (none: the estimate alone), reporting pauses to
-    /// `events`.
+    /// The budget of `peer`'s connection (named in its log lines), capped at
+    /// `cap_bps` (none: the estimate alone), reporting pauses to `events`.
     pub fn new(
+        peer: &str,
         cap_bps: Option<u64>,
         events: Option<mpsc::UnboundedSender<PeerEvent>>,
     ) -> Arc<Budget> {
@@ -287,7 +288,7 @@ impl Budget {
             estimate_bps: Arc::new(AtomicU64::new(INITIAL_ESTIMATE_BPS)),
             cap_bps,
             prober: Arc::new(Prober::new(ProbeConfig::default())),
-            peer: Arc::from(""),
+            peer: Arc::from(peer),
             reception: Arc::default(),
             state: Mutex::new(State {
                 allocator: Allocator::new(AllocatorConfig::default()),
@@ -312,14 +313,6 @@ impl Budget {
             published: None,
             capacity: None,
         }
-    }
-
-    /// Names the connection's participant in this budget's log lines.
-    pub fn for_peer(mut self: Arc<Self>, peer: impl std::fmt::Display) -> Arc<Self> {
-        if let Some(b) = Arc::get_mut(&mut self) {
-            b.peer = Arc::from(peer.to_string());
-        }
-        self
     }
 
     /// The prober, for the connection's pacer to send its clusters.
@@ -572,7 +565,7 @@ mod tests {
     const START_BPS: f64 = 2_500_000.0;
 
     fn estimator_after(lost: impl Fn(u64) -> bool) -> (f64, f64) {
-        let budget = Budget::new(None, None);
+        let budget = Budget::new("test", None, None);
         let mut e = budget.estimator();
         // Started well above the floor, as after a probe, so a cut can show.
         e.inner = Gcc::new(START_BPS, MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64);
@@ -629,7 +622,7 @@ mod tests {
     fn a_probe_sets_a_thin_links_estimate_at_once_and_raises_a_good_ones() {
         // A 600 kbit/s link spreads the cluster 16 ms apart: the estimate (1 Mbit/s
         // to start) is that at once, not after seconds of GCC backing off.
-        let budget = Budget::new(None, None);
+        let budget = Budget::new("test", None, None);
         let mut e = budget.estimator();
         probe_feedback(&budget, &mut e, Instant::now(), Duration::from_millis(16));
         let thin = budget.available_bps();
@@ -648,13 +641,13 @@ mod tests {
         let later = budget.available_bps();
         assert!(later <= thin * 11 / 10 + 1, "{later} vs {thin}");
         // A fast link: the first probe shows the rate it was sent at, and raises.
-        let budget = Budget::new(None, None);
+        let budget = Budget::new("test", None, None);
         let mut e = budget.estimator();
         probe_feedback(&budget, &mut e, Instant::now(), Duration::from_micros(2400));
         let fast = budget.available_bps();
         assert!(fast > 3_500_000, "{fast}");
         // The operator's cap still bounds what is spent.
-        let capped = Budget::new(Some(800_000), None);
+        let capped = Budget::new("test", Some(800_000), None);
         let mut e = capped.estimator();
         probe_feedback(&capped, &mut e, Instant::now(), Duration::from_micros(2400));
         assert_eq!(capped.available_bps(), 800_000);
@@ -662,7 +655,7 @@ mod tests {
 
     #[test]
     fn the_estimate_rises_no_faster_than_gcc_increases_without_a_probe() {
-        let budget = Budget::new(None, None);
+        let budget = Budget::new("test", None, None);
         let mut e = budget.estimator();
         let t0 = Instant::now();
         e.published = Some((600_000.0, t0));
@@ -687,9 +680,9 @@ mod tests {
 
     #[test]
     fn the_cap_bounds_the_estimate() {
-        let capped = Budget::new(Some(300_000), None);
+        let capped = Budget::new("test", Some(300_000), None);
         assert_eq!(capped.available_bps(), 300_000);
-        let free = Budget::new(None, None);
+        let free = Budget::new("test", None, None);
         assert_eq!(free.available_bps(), INITIAL_ESTIMATE_BPS);
         free.estimate_bps.store(700_000, Ordering::Relaxed);
         assert_eq!(free.available_bps(), 700_000);

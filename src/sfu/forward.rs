@@ -394,7 +394,7 @@ impl PublishedTrack {
         self.downstreams
             .load()
             .iter()
-            .map(|d| (d.subscriber, d.counters()))
+            .map(|d| (d.subscriber, d.counters(self.codec.clock_rate)))
             .collect()
     }
 
@@ -570,8 +570,6 @@ pub struct Downstream {
     counted: std::sync::atomic::AtomicU8,
     /// The subscriber connection's reception reports, once attached.
     reception: std::sync::OnceLock<Arc<super::reception::ReceptionReports>>,
-    /// The clock rate of this leg's media, for its reported jitter.
-    clock_rate: std::sync::atomic::AtomicU32,
 }
 
 const NO_LAYER: u8 = u8::MAX;
@@ -654,7 +652,6 @@ impl Downstream {
             layers,
             counted: std::sync::atomic::AtomicU8::new(NO_LAYER),
             reception: std::sync::OnceLock::new(),
-            clock_rate: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -778,19 +775,15 @@ impl Downstream {
         let _ = self.reception.set(reception);
     }
 
-    /// The clock rate of the leg's media (its reported jitter is in its units).
-    pub fn set_clock_rate(&self, hz: u32) {
-        self.clock_rate.store(hz, Ordering::Relaxed);
-    }
-
     /// What this leg has forwarded and dropped so far (media health samples it), and
-    /// what the subscriber last reported about it.
-    pub fn counters(&self) -> LegCounters {
+    /// what the subscriber last reported about it (its jitter is in ticks of the
+    /// track's `clock_rate`).
+    pub fn counters(&self, clock_rate: u32) -> LegCounters {
         let reported = self
             .reception
             .get()
             .and_then(|r| r.latest(self.ssrc, std::time::Instant::now()));
-        let hz = self.clock_rate.load(Ordering::Relaxed);
+        let hz = clock_rate;
         LegCounters {
             forwarded: self.forwarded.load(Ordering::Relaxed),
             dropped: self.dropped(),

@@ -111,7 +111,7 @@ impl Loopback {
                     .active
                     .iter()
                     .find(|l| l.source.id == t.id)
-                    .map(|l| l.downstream.counters())
+                    .map(|l| l.downstream.counters(t.codec.clock_rate))
                     .unwrap_or_default();
                 LoopbackCounters {
                     kind: t.kind,

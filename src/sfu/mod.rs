@@ -250,8 +250,11 @@ impl Sfu {
 
         let mut media =
             media_engine().map_err(|e| SfuError::WebRtc(format!("media engine: {e}")))?;
-        let budget = budget::Budget::new(self.settings.max_subscriber_bps, Some(events.clone()))
-            .for_peer(id);
+        let budget = budget::Budget::new(
+            &id.to_string(),
+            self.settings.max_subscriber_bps,
+            Some(events.clone()),
+        );
         let formats = Arc::new(ArcSwap::from_pointee(sdp::RepairFormats::default()));
         let registry = interceptors(&mut media, formats.clone(), budget.reception())
             .map_err(|e| SfuError::WebRtc(format!("interceptors: {e}")))?;

@@ -500,7 +500,6 @@ impl Peer {
             Downstream::start(self.id, sink, leg.ssrc, pt)
         };
         downstream.attach_reception(self.budget.reception());
-        downstream.set_clock_rate(leg.source.codec.clock_rate);
         // Every leg: plain ones are the fixed cost the simulcast ones must fit beside.
         self.budget.add_leg(&downstream, &leg.source);
         relay_keyframe_requests(

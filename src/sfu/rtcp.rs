@@ -113,3 +113,53 @@ impl Interceptor for KeyframeRequestTap {
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtcp::reception_report::ReceptionReport;
+    use rtc::shared::TransportMessage;
+
+    fn inbound(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
+        TransportMessage {
+            now: Instant::now(),
+            transport: Default::default(),
+            message: Packet::Rtcp(packets).into(),
+        }
+    }
+
+    #[test]
+    fn reception_blocks_of_receiver_and_sender_reports_are_recorded_and_consumed() {
+        let reception = Arc::new(super::super::reception::ReceptionReports::default());
+        let mut tap = KeyframeRequestTap::recording(reception.clone());
+        let block = |ssrc, fraction_lost| ReceptionReport {
+            ssrc,
+            fraction_lost,
+            jitter: 450,
+            ..Default::default()
+        };
+        let rr = ReceiverReport {
+            ssrc: 9,
+            reports: vec![block(1, 128)],
+            ..Default::default()
+        };
+        let sr = SenderReport {
+            ssrc: 9,
+            reports: vec![block(2, 0)],
+            ..Default::default()
+        };
+        tap.handle_read(inbound(vec![Box::new(rr)])).expect("read");
+        // The receiver report is the interceptors' business: it goes no further.
+        assert!(tap.poll_read().is_none());
+        tap.handle_read(inbound(vec![Box::new(sr)])).expect("read");
+        assert!(
+            tap.poll_read().is_some(),
+            "a sender report goes to the application"
+        );
+        let now = Instant::now();
+        let one = reception.latest(1, now).expect("stream 1 reported");
+        assert_eq!((one.fraction_lost, one.jitter), (0.5, 450));
+        assert_eq!(reception.latest(2, now).map(|r| r.fraction_lost), Some(0.0));
+        assert!(reception.latest(3, now).is_none());
+    }
+}

@@ -11,7 +11,10 @@ use bytes::Bytes;
 use ffmpeg_next as ff;
 use openhearing_recorder::journal::{Entry, Line, JOURNAL_FILE};
 use openhearing_recorder::timing::unix_us_to_ntp;
-use openhearing_recorder::{Codec, HearingMeta, HearingRecorder, MediaKind, RtpPacket, TrackMeta};
+use openhearing_recorder::{
+    ArchiveKey, Codec, HearingMeta, HearingRecorder, MediaKind, RecorderConfig, RtpPacket,
+    TrackMeta,
+};
 
 /// One encoded frame from a clip.
 #[derive(Clone)]
@@ -429,4 +432,24 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&p, &t).expect("copy");
         }
     }
+}
+
+/// A recorder of a two-party hearing `hearing_id` in `dir/rec` (2 s segments) with
+/// four tracks: `a-cam`/`a-mic` of the presiding judge A, `b-cam`/`b-mic` of the
+/// defendant B.
+pub fn two_party_recorder(dir: &Path, seed: u8, hearing_id: &str) -> (ArchiveKey, HearingRecorder) {
+    let key = ArchiveKey::from_seed([seed; 32]);
+    let mut cfg = RecorderConfig::new(dir.join("rec"));
+    cfg.segment_seconds = 2;
+    let rec = HearingRecorder::open(cfg, key.clone(), hearing(hearing_id), |_| {}).expect("open");
+    for (id, p, name, role, codec) in [
+        ("a-cam", "a", "Nguyễn Văn A", "presiding_judge", Codec::Vp8),
+        ("a-mic", "a", "Nguyễn Văn A", "presiding_judge", Codec::Opus),
+        ("b-cam", "b", "Trần Văn B", "defendant", Codec::Vp8),
+        ("b-mic", "b", "Trần Văn B", "defendant", Codec::Opus),
+    ] {
+        rec.add_track(track(id, p, name, role, codec), || {})
+            .expect("add");
+    }
+    (key, rec)
 }

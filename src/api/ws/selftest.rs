@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::join::Authenticated;
-use super::{to_sfu, to_wire, Outbox, SignalingState, SocketStream, EARLY_CANDIDATES};
+use super::{charge, keep_early, to_sfu, to_wire, Outbox, SignalingState, SocketStream};
 use crate::api::join_limit::TokenBucket;
 use crate::sfu::{Candidate, LinkState, Loopback, PeerEvent, SfuError};
 
@@ -232,14 +232,7 @@ impl SelfTest {
 
     /// Rate limit, as in a hearing session: false (and closing) when the client floods.
     fn charge(&mut self) -> bool {
-        if self.bucket.take() {
-            return true;
-        }
-        self.out.fatal(
-            ErrorCode::RateLimited,
-            "too many messages; the connection is closed",
-        );
-        false
+        charge(&mut self.bucket, &self.out)
     }
 
     async fn on_client(&mut self, msg: ClientMessage) -> Option<End> {
@@ -301,14 +294,7 @@ impl SelfTest {
             ClientMessage::Candidate { candidate } => {
                 let candidate = to_sfu(candidate);
                 if !self.offered {
-                    if self.early.len() >= EARLY_CANDIDATES {
-                        self.out.error(
-                            ErrorCode::InvalidCandidate,
-                            "too many candidates before the offer",
-                        );
-                    } else {
-                        self.early.push(candidate);
-                    }
+                    keep_early(&mut self.early, candidate, &self.out);
                 } else if let Err(e) = self.loopback.peer().add_candidate(candidate).await {
                     self.out.error(ErrorCode::InvalidCandidate, e.to_string());
                 }
