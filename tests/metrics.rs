@@ -218,11 +218,23 @@ async fn metrics_move_with_a_real_hearing_and_need_the_key() {
     for p in [&judge, &defendant, &observer] {
         let _ = p.leave().await;
     }
+    // Every series the asserts below read: the three leaves reach the hearing one
+    // after another, and the gauges follow each.
+    let gone = |m: &HashMap<String, f64>| {
+        value(m, "openhearing_sfu_legs") == 0.0
+            && ["presiding_judge", "defendant", "observer"]
+                .iter()
+                .all(|role| {
+                    value(m, &format!("openhearing_sessions{{role={role}}}")) == 0.0
+                        && value(
+                            m,
+                            &format!("openhearing_participants{{role={role},state=admitted}}"),
+                        ) == 0.0
+                })
+    };
     let mut after = scrape(&server).await;
     for _ in 0..100 {
-        if value(&after, "openhearing_sfu_legs") == 0.0
-            && value(&after, "openhearing_sessions{role=defendant}") == 0.0
-        {
+        if gone(&after) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
