@@ -97,8 +97,25 @@ impl Server {
                 opts.bin.display()
             );
         }
+        // The port is free when chosen but not held: an outgoing connection of another
+        // test may take it (the same ephemeral range) before the server binds it. A
+        // server that could not listen there is started again on another port.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = free_tcp_port()?;
+            match Self::spawn_on(opts, port).await {
+                Err(e) if attempts < 5 && e.to_string().contains("Address already in use") => {
+                    tracing::warn!(port, "the server's port was taken meanwhile; another");
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Starts `openhearing serve` listening on `port`, waits for /healthz.
+    async fn spawn_on(opts: &ServerOptions, port: u16) -> Result<Server> {
         let dir = tempfile::tempdir()?;
-        let port = free_tcp_port()?;
         let config = format!(
             r#"[server]
 listen = "127.0.0.1:{port}"
