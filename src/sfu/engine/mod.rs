@@ -182,3 +182,5 @@
 //! 4. Copies: SRTP into the output buffer, a shared retransmission cache per track.
 
 pub mod demux;
+pub mod tcp;
+pub mod timers;
