@@ -289,7 +289,7 @@ mod tests {
         );
         assert_eq!(encode_frame(&[], &mut out), Err(FramingError::Empty));
         assert!(out.is_empty());
-        encode_frame(&[0xAB; 65_535], &mut out).expect("largest");
+        encode_frame(&vec![0xAB; 65_535], &mut out).expect("largest");
         assert_eq!(&out[..2], &[0xFF, 0xFF]);
         assert_eq!(out.len(), 65_537);
     }
