@@ -184,3 +184,4 @@
 pub mod demux;
 pub mod tcp;
 pub mod timers;
+pub mod worker;

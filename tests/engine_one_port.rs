@@ -1,0 +1,327 @@
+//! The engine spike (issue 14): one media worker, ONE UDP socket on 127.0.0.1, ICE-lite
+//! with server-chosen ufrags, serving several webrtc 0.21 peers at once. One peer
+//! publishes the VP8/Opus test clips; every other peer receives them through the
+//! worker (frames matched by content against the clips); the publisher gets nothing
+//! of its own back. The server side's UDP sockets are counted in /proc: exactly the
+//! worker's one, with one peer connected and with all of them. Junk sent to the port
+//! meanwhile is dropped and counted by reason, and media keeps flowing.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openhearing::sfu::engine::demux::DropReason;
+use openhearing::sfu::engine::worker::{Answer, Worker, WorkerConfig, WorkerStats, RELAY_STREAM};
+use openhearing_peer::{MediaFixtures, MediaPeer};
+
+const SUBSCRIBERS: usize = 4;
+const WAIT: Duration = Duration::from_secs(20);
+
+fn fixtures() -> Arc<MediaFixtures> {
+    let dir = std::env::temp_dir().join("openhearing-test-fixtures");
+    Arc::new(MediaFixtures::generate(&dir).expect("ffmpeg makes the test clips"))
+}
+
+/// (inode, local port) of every UDP socket in this network namespace.
+fn udp_table() -> Vec<(u64, u16)> {
+    let mut out = Vec::new();
+    for file in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(inode)) = (cols.get(1), cols.get(9)) else {
+                continue;
+            };
+            let port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if let (Some(port), Ok(inode)) = (port, inode.parse::<u64>()) {
+                out.push((inode, port));
+            }
+        }
+    }
+    out
+}
+
+/// Local ports of the UDP sockets this process holds (its fds matched against the
+/// namespace's UDP table by inode).
+fn process_udp_ports() -> Vec<u16> {
+    let mut inodes = HashSet::new();
+    for entry in std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+    {
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            let t = target.to_string_lossy();
+            if let Some(n) = t
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                inodes.insert(n);
+            }
+        }
+    }
+    udp_table()
+        .into_iter()
+        .filter(|(inode, _)| inodes.contains(inode))
+        .map(|(_, port)| port)
+        .collect()
+}
+
+/// The server side's UDP sockets: the process's, minus the peers' own (known from
+/// the host candidates they announced) and the junk sender's.
+fn server_udp_ports(client_ports: &HashSet<u16>) -> Vec<u16> {
+    let mut p: Vec<u16> = process_udp_ports()
+        .into_iter()
+        .filter(|p| !client_ports.contains(p))
+        .collect();
+    p.sort_unstable();
+    p
+}
+
+/// A peer connected to the worker, and the ports of its host candidates.
+struct Connected {
+    peer: MediaPeer,
+    answer: Answer,
+    ports: HashSet<u16>,
+}
+
+async fn connect(worker: &Worker, publish: bool) -> Connected {
+    let peer = MediaPeer::new().await.expect("peer builds");
+    let mut candidates = peer.take_candidates().expect("candidate receiver");
+    if publish {
+        peer.add_media_tracks("publisher").await.expect("tracks");
+    } else {
+        peer.add_recvonly_transceivers()
+            .await
+            .expect("transceivers");
+    }
+    let offer = peer.create_offer().await.expect("offer");
+    let answer = tokio::time::timeout(WAIT, worker.answer(offer))
+        .await
+        .expect("the worker answers in time")
+        .expect("the worker answers");
+    assert!(
+        answer.sdp.contains("a=ice-lite"),
+        "the answer is ICE-lite:\n{}",
+        answer.sdp
+    );
+    assert!(
+        answer
+            .sdp
+            .contains(&format!("a=ice-ufrag:{}", answer.ufrag)),
+        "with the worker's ufrag"
+    );
+    let port = worker.local_addr().port();
+    assert!(
+        answer
+            .sdp
+            .lines()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .all(|l| l.contains(&format!(" {port} typ host"))),
+        "every candidate is the worker's one port:\n{}",
+        answer.sdp
+    );
+    peer.apply_answer(answer.sdp.clone())
+        .await
+        .expect("answer applies");
+    peer.wait_connected(WAIT)
+        .await
+        .expect("connects through the one port");
+    // The peer's own host candidates (gathered before it connected).
+    let mut ports = HashSet::new();
+    while let Ok(c) = candidates.try_recv() {
+        let fields: Vec<&str> = c.candidate.split_whitespace().collect();
+        if let Some(p) = fields.get(5).and_then(|p| p.parse::<u16>().ok()) {
+            ports.insert(p);
+        }
+    }
+    assert!(!ports.is_empty(), "the peer announced its candidates");
+    Connected {
+        peer,
+        answer,
+        ports,
+    }
+}
+
+async fn stats(worker: &Worker) -> WorkerStats {
+    tokio::time::timeout(WAIT, worker.stats())
+        .await
+        .expect("stats in time")
+        .expect("stats")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_peers_share_one_port_and_receive_the_publishers_media() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let fx = fixtures();
+    let worker = Worker::spawn(WorkerConfig::new(0, "127.0.0.1:0".parse().expect("addr")))
+        .expect("worker starts");
+    let port = worker.local_addr().port();
+    let mut client_ports = HashSet::new();
+
+    let publisher = connect(&worker, true).await;
+    client_ports.extend(publisher.ports.iter().copied());
+    assert_eq!(
+        server_udp_ports(&client_ports),
+        vec![port],
+        "one peer: the server holds one UDP socket"
+    );
+
+    let mut subscribers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let s = connect(&worker, false).await;
+        client_ports.extend(s.ports.iter().copied());
+        s.peer.set_known_hashes(fx.hashes());
+        subscribers.push(s);
+    }
+    assert_eq!(
+        server_udp_ports(&client_ports),
+        vec![port],
+        "{} peers: still the one UDP socket",
+        SUBSCRIBERS + 1
+    );
+    let ufrags: HashSet<&str> = subscribers
+        .iter()
+        .chain(std::iter::once(&publisher))
+        .map(|c| c.answer.ufrag.as_str())
+        .collect();
+    assert_eq!(ufrags.len(), SUBSCRIBERS + 1, "a ufrag per connection");
+
+    let s = stats(&worker).await;
+    assert_eq!(s.connections, SUBSCRIBERS + 1);
+    assert_eq!(s.connected, SUBSCRIBERS + 1, "{s:?}");
+    assert!(
+        s.flows > SUBSCRIBERS,
+        "a flow per peer at least: {s:?}"
+    );
+    assert_eq!(s.sockets, 1);
+
+    publisher
+        .peer
+        .start_publishing(fx.clone())
+        .await
+        .expect("publishing starts");
+
+    // Junk at the port while media flows: random datagrams, STUN with a ufrag nobody
+    // has, fake SRTP from an unknown 4-tuple.
+    let junk = UdpSocket::bind("127.0.0.1:0").expect("junk socket");
+    client_ports.insert(junk.local_addr().expect("addr").port());
+    let to: SocketAddr = worker.local_addr();
+    let mut x: u32 = 0x9e37_79b9;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for i in 0..300u32 {
+        let len = 1 + (next() % 200) as usize;
+        let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        match i % 3 {
+            // An unclassifiable first byte.
+            0 => d[0] = 0xff,
+            // RTP-looking, from a flow that never did ICE.
+            1 => {
+                d.resize(len.max(12), 0);
+                d[0] = 0x80;
+                d[1] = 96;
+            }
+            _ => {}
+        }
+        let _ = junk.send_to(&d, to);
+        // Keep under the per-source limit's burst for most of it: the point is the
+        // counting by reason, the flood case is the unit tests'.
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // A well-formed binding request for a ufrag the worker never gave out, from a
+    // source that has not sent anything yet (the junk source may be rate-limited).
+    let mut stun = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xA4, 0x42];
+    stun.extend_from_slice(&[1u8; 12]);
+    stun.extend_from_slice(&[0x00, 0x06, 0x00, 0x08]);
+    stun.extend_from_slice(b"nobody:x");
+    let stranger = UdpSocket::bind("127.0.0.2:0").expect("second junk socket");
+    client_ports.insert(stranger.local_addr().expect("addr").port());
+    let _ = stranger.send_to(&stun, to);
+
+    for (i, s) in subscribers.iter().enumerate() {
+        let got = s
+            .peer
+            .wait_until(
+                |st| {
+                    st.stream(RELAY_STREAM)
+                        .is_some_and(|r| r.video.frames_matched >= 15 && r.audio.rtp_packets >= 50)
+                },
+                WAIT,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("subscriber {i} got the publisher's media: {e}"));
+        let r = got.stream(RELAY_STREAM).expect("relay stream");
+        assert!(
+            r.video.frames_discarded <= r.video.frames / 10 + 1,
+            "subscriber {i}: frames arrive whole: {:?}",
+            r.video
+        );
+    }
+    // Nothing of its own comes back to the publisher.
+    let own = publisher
+        .peer
+        .stats()
+        .stream(RELAY_STREAM)
+        .map_or(0, |r| r.audio.rtp_packets + r.video.rtp_packets);
+    assert_eq!(own, 0, "the publisher is not sent its own media");
+
+    let s = stats(&worker).await;
+    eprintln!("worker: {s:?}");
+    assert!(s.rtp_forwarded >= s.rtp_in, "fanned out: {s:?}");
+    assert!(s.drops.get(DropReason::Unclassified) > 0, "{s:?}");
+    assert!(s.drops.get(DropReason::UnknownFlow) > 0, "{s:?}");
+    assert_eq!(s.drops.get(DropReason::UnknownUfrag), 1, "{s:?}");
+    assert!(
+        s.drops.get(DropReason::UnknownFlow)
+            + s.drops.get(DropReason::Unclassified)
+            + s.drops.get(DropReason::MalformedStun)
+            + s.drops.get(DropReason::StunNoUsername)
+            + s.drops.get(DropReason::UnknownUfrag)
+            + s.drops.get(DropReason::RateLimited)
+            >= 250,
+        "the junk was dropped and counted: {s:?}"
+    );
+    assert_eq!(
+        s.connected,
+        SUBSCRIBERS + 1,
+        "junk broke no connection: {s:?}"
+    );
+    assert_eq!(
+        server_udp_ports(&client_ports),
+        vec![port],
+        "after all that, still one UDP socket"
+    );
+
+    // Closing connections releases their state.
+    publisher.peer.close().await.expect("closes");
+    worker.close(publisher.answer.conn).expect("close");
+    for s in &subscribers {
+        s.peer.close().await.expect("closes");
+        worker.close(s.answer.conn).expect("close");
+    }
+    let s = stats(&worker).await;
+    assert_eq!((s.connections, s.flows, s.timers), (0, 0, 0), "{s:?}");
+    worker.shutdown();
+    assert!(
+        !process_udp_ports().contains(&port),
+        "the worker's socket is gone with it"
+    );
+}
