@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rand::distr::{Alphanumeric, SampleString};
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -45,6 +45,7 @@ use tokio::sync::oneshot;
 
 use super::demux::{ConnId, Demux, DemuxLimits, DropCounters, Flow, LogGate, Route, Ufrag};
 use super::timers::TimerHeap;
+use crate::sfu::rtcp::KeyframeRequestTap;
 
 /// The longest the thread sleeps on its socket before looking at its commands.
 pub const MAX_WAIT: Duration = Duration::from_millis(5);
@@ -126,6 +127,11 @@ pub struct WorkerStats {
     pub rtp_in: u64,
     /// RTP packets written into other connections.
     pub rtp_forwarded: u64,
+    /// RTCP compounds read out of connections, and those with a PLI.
+    pub rtcp_in: u64,
+    /// Datagrams that are SRTCP by their first bytes (RFC 5761), whatever came of them.
+    pub rtcp_datagrams_in: u64,
+    pub plis_in: u64,
     pub plis_relayed: u64,
     pub drops: DropCounters,
     pub send_errors: u64,
@@ -395,7 +401,10 @@ impl State {
             .build();
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        // rtc delivers inbound RTCP to the application only if an interceptor marks it:
+        // today's keyframe-request tap (sfu/rtcp.rs) does, last in the chain, unchanged.
+        let registry = register_default_interceptors(Registry::new(), &mut media)?
+            .with(Slot::from(14_000), KeyframeRequestTap::default());
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(setting)
             .with_media_engine(media)
@@ -476,6 +485,9 @@ impl State {
 
     fn datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
         self.stats.datagrams_in += 1;
+        if super::demux::classify(data) == super::demux::Class::Rtcp {
+            self.stats.rtcp_datagrams_in += 1;
+        }
         let flow = Flow {
             local: self.local,
             remote: from,
@@ -544,12 +556,15 @@ impl State {
                                 });
                             }
                         }
-                        RTCMessage::RtcpPacket(_, packets)
+                        RTCMessage::RtcpPacket(_, packets) => {
+                            self.stats.rtcp_in += 1;
                             if packets
                                 .iter()
-                                .any(|p| p.as_any().is::<PictureLossIndication>()) =>
-                        {
-                            forwards.push(Forward::Pli { from: id });
+                                .any(|p| p.as_any().is::<PictureLossIndication>())
+                            {
+                                self.stats.plis_in += 1;
+                                forwards.push(Forward::Pli { from: id });
+                            }
                         }
                         _ => {}
                     }
