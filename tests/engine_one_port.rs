@@ -18,6 +18,16 @@ use openhearing_peer::{MediaFixtures, MediaPeer};
 const SUBSCRIBERS: usize = 4;
 const WAIT: Duration = Duration::from_secs(20);
 
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,rtc_dtls::config=error".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
 fn fixtures() -> Arc<MediaFixtures> {
     let dir = std::env::temp_dir().join("openhearing-test-fixtures");
     Arc::new(MediaFixtures::generate(&dir).expect("ffmpeg makes the test clips"))
@@ -47,9 +57,9 @@ fn udp_table() -> Vec<(u64, u16)> {
     out
 }
 
-/// Local ports of the UDP sockets this process holds (its fds matched against the
-/// namespace's UDP table by inode).
-fn process_udp_ports() -> Vec<u16> {
+/// (inode, local port) of the UDP sockets this process holds (its fds matched
+/// against the namespace's UDP table by inode).
+fn process_udp_sockets() -> Vec<(u64, u16)> {
     let mut inodes = HashSet::new();
     for entry in std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd")
@@ -69,20 +79,44 @@ fn process_udp_ports() -> Vec<u16> {
     udp_table()
         .into_iter()
         .filter(|(inode, _)| inodes.contains(inode))
-        .map(|(_, port)| port)
         .collect()
 }
 
-/// The server side's UDP sockets: the process's, minus the peers' own (known from
-/// the host candidates they announced) and the junk sender's.
-fn server_udp_ports(client_ports: &HashSet<u16>) -> Vec<u16> {
-    let mut p: Vec<u16> = process_udp_ports()
-        .into_iter()
-        .filter(|p| !client_ports.contains(p))
-        .collect();
-    p.sort_unstable();
-    p
+fn process_udp_ports() -> Vec<u16> {
+    process_udp_sockets().into_iter().map(|(_, p)| p).collect()
 }
+
+/// Counts the server side's UDP sockets: those this process opened since `new`
+/// (the worker is spawned after), minus the peers' own, known from the host
+/// candidates they announced, and the test's junk senders.
+struct ServerSockets {
+    before: HashSet<u64>,
+    client_ports: HashSet<u16>,
+}
+
+impl ServerSockets {
+    fn new() -> ServerSockets {
+        ServerSockets {
+            before: process_udp_sockets().into_iter().map(|(i, _)| i).collect(),
+            client_ports: HashSet::new(),
+        }
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        let mut p: Vec<u16> = process_udp_sockets()
+            .into_iter()
+            .filter(|(inode, port)| {
+                !self.before.contains(inode) && !self.client_ports.contains(port)
+            })
+            .map(|(_, port)| port)
+            .collect();
+        p.sort_unstable();
+        p
+    }
+}
+
+/// The tests count this process's sockets: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A peer connected to the worker, and the ports of its host candidates.
 struct Connected {
@@ -158,22 +192,19 @@ async fn stats(worker: &Worker) -> WorkerStats {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_peers_share_one_port_and_receive_the_publishers_media() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    init_tracing();
+    let _serial = SERIAL.lock().await;
     let fx = fixtures();
+    // Taken before the worker exists: what is new after it is the server's.
+    let mut sockets = ServerSockets::new();
     let worker = Worker::spawn(WorkerConfig::new(0, "127.0.0.1:0".parse().expect("addr")))
         .expect("worker starts");
     let port = worker.local_addr().port();
-    let mut client_ports = HashSet::new();
 
     let publisher = connect(&worker, true).await;
-    client_ports.extend(publisher.ports.iter().copied());
+    sockets.client_ports.extend(publisher.ports.iter().copied());
     assert_eq!(
-        server_udp_ports(&client_ports),
+        sockets.ports(),
         vec![port],
         "one peer: the server holds one UDP socket"
     );
@@ -181,12 +212,12 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
     let mut subscribers = Vec::new();
     for _ in 0..SUBSCRIBERS {
         let s = connect(&worker, false).await;
-        client_ports.extend(s.ports.iter().copied());
+        sockets.client_ports.extend(s.ports.iter().copied());
         s.peer.set_known_hashes(fx.hashes());
         subscribers.push(s);
     }
     assert_eq!(
-        server_udp_ports(&client_ports),
+        sockets.ports(),
         vec![port],
         "{} peers: still the one UDP socket",
         SUBSCRIBERS + 1
@@ -213,7 +244,9 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
     // Junk at the port while media flows: random datagrams, STUN with a ufrag nobody
     // has, fake SRTP from an unknown 4-tuple.
     let junk = UdpSocket::bind("127.0.0.1:0").expect("junk socket");
-    client_ports.insert(junk.local_addr().expect("addr").port());
+    sockets
+        .client_ports
+        .insert(junk.local_addr().expect("addr").port());
     let to: SocketAddr = worker.local_addr();
     let mut x: u32 = 0x9e37_79b9;
     let mut next = || {
@@ -250,7 +283,9 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
     stun.extend_from_slice(&[0x00, 0x06, 0x00, 0x08]);
     stun.extend_from_slice(b"nobody:x");
     let stranger = UdpSocket::bind("127.0.0.2:0").expect("second junk socket");
-    client_ports.insert(stranger.local_addr().expect("addr").port());
+    sockets
+        .client_ports
+        .insert(stranger.local_addr().expect("addr").port());
     let _ = stranger.send_to(&stun, to);
 
     for (i, s) in subscribers.iter().enumerate() {
@@ -320,7 +355,7 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
         "junk broke no connection: {s:?}"
     );
     assert_eq!(
-        server_udp_ports(&client_ports),
+        sockets.ports(),
         vec![port],
         "after all that, still one UDP socket"
     );
@@ -339,4 +374,101 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
         !process_udp_ports().contains(&port),
         "the worker's socket is gone with it"
     );
+}
+
+async fn wait_stats(
+    worker: &Worker,
+    what: &str,
+    mut pred: impl FnMut(&WorkerStats) -> bool,
+) -> WorkerStats {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = stats(worker).await;
+        if pred(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {WAIT:?}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_leave_cycles_and_abandoned_answers_leave_nothing_behind() {
+    const CYCLES: usize = 30;
+    init_tracing();
+    let _serial = SERIAL.lock().await;
+    let mut sockets = ServerSockets::new();
+    let mut cfg = WorkerConfig::new(1, "127.0.0.1:0".parse().expect("addr"));
+    cfg.ufrag_idle = Duration::from_secs(1);
+    cfg.flow_idle = Duration::from_secs(2);
+    let worker = Worker::spawn(cfg).expect("worker starts");
+    let port = worker.local_addr().port();
+
+    for cycle in 0..CYCLES {
+        let c = connect(&worker, false).await;
+        sockets.client_ports.extend(c.ports.iter().copied());
+        assert!(
+            c.answer.ufrag.starts_with("w01c"),
+            "the ufrag names worker 1: {}",
+            c.answer.ufrag
+        );
+        c.peer.close().await.expect("peer closes");
+        if cycle % 10 != 9 {
+            // The hearing side closes it (a participant leaving says so).
+            worker.close(c.answer.conn).expect("close");
+        }
+        // Otherwise the peer just goes: rtc 0.21 ignores its DTLS close_notify (the
+        // connection only turns `disconnected` 5 s later), so it is the flow going
+        // idle for flow_idle that ends it.
+        wait_stats(
+            &worker,
+            &format!("cycle {cycle}: the connection gone"),
+            |s| s.connections == 0 && s.flows == 0 && s.timers == 0,
+        )
+        .await;
+    }
+    assert_eq!(
+        sockets.ports(),
+        vec![port],
+        "{CYCLES} joins and leaves: still one UDP socket"
+    );
+
+    // An offer answered and then abandoned (the client never sends a check): its
+    // connection and ufrag go after ufrag_idle.
+    let peer = MediaPeer::new().await.expect("peer builds");
+    peer.add_recvonly_transceivers()
+        .await
+        .expect("transceivers");
+    let offer = peer.create_offer().await.expect("offer");
+    let answer = worker.answer(offer).await.expect("answered");
+    let s = stats(&worker).await;
+    assert_eq!((s.connections, s.flows), (1, 0), "{s:?}");
+    wait_stats(&worker, "the abandoned answer expired", |s| {
+        s.connections == 0
+    })
+    .await;
+    // Its ufrag now routes nowhere.
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    stun.extend_from_slice(&[3u8; 12]);
+    let user = format!("{}:x", answer.ufrag);
+    let mut attr = vec![0x00, 0x06];
+    attr.extend_from_slice(&(user.len() as u16).to_be_bytes());
+    attr.extend_from_slice(user.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    stun[2..4].copy_from_slice(&(attr.len() as u16).to_be_bytes());
+    stun.extend_from_slice(&attr);
+    let probe = UdpSocket::bind("127.0.0.1:0").expect("socket");
+    probe.send_to(&stun, worker.local_addr()).expect("sent");
+    let s = wait_stats(&worker, "the stale ufrag counted", |s| {
+        s.drops.get(DropReason::UnknownUfrag) == 1
+    })
+    .await;
+    assert_eq!((s.connections, s.flows, s.timers), (0, 0, 0), "{s:?}");
+    peer.close().await.expect("closes");
+    worker.shutdown();
 }
