@@ -152,13 +152,21 @@ async fn connect(worker: &Worker, publish: bool) -> Connected {
         "with the worker's ufrag"
     );
     let port = worker.local_addr().port();
+    let tcp = worker.tcp_addr().map(|a| a.port());
     assert!(
         answer
             .sdp
             .lines()
             .filter(|l| l.starts_with("a=candidate:"))
-            .all(|l| l.contains(&format!(" {port} typ host"))),
-        "every candidate is the worker's one port:\n{}",
+            .all(|l| match l.split_whitespace().nth(2) {
+                Some(p) if p.eq_ignore_ascii_case("udp") => {
+                    l.contains(&format!(" {port} typ host"))
+                }
+                Some(p) if p.eq_ignore_ascii_case("tcp") =>
+                    tcp.is_some_and(|t| { l.contains(&format!(" {t} typ host tcptype passive")) }),
+                _ => false,
+            }),
+        "every candidate is the worker's one UDP port (or its TCP listener):\n{}",
         answer.sdp
     );
     peer.apply_answer(answer.sdp.clone())
@@ -470,5 +478,170 @@ async fn join_leave_cycles_and_abandoned_answers_leave_nothing_behind() {
     .await;
     assert_eq!((s.connections, s.flows, s.timers), (0, 0, 0), "{s:?}");
     peer.close().await.expect("closes");
+    worker.shutdown();
+}
+
+/// What a bare webrtc subscriber that has no UDP socket at all receives.
+#[derive(Default)]
+struct TcpOnlyCounts {
+    audio: std::sync::atomic::AtomicU64,
+    video: std::sync::atomic::AtomicU64,
+}
+
+struct TcpOnlyHandler {
+    state: tokio::sync::watch::Sender<webrtc::peer_connection::RTCPeerConnectionState>,
+    counts: Arc<TcpOnlyCounts>,
+}
+
+#[async_trait::async_trait]
+impl webrtc::peer_connection::PeerConnectionEventHandler for TcpOnlyHandler {
+    async fn on_connection_state_change(
+        &self,
+        state: webrtc::peer_connection::RTCPeerConnectionState,
+    ) {
+        self.state.send_replace(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {
+        let counts = self.counts.clone();
+        tokio::spawn(async move {
+            let kind = track.kind().await;
+            while let Some(ev) = track.poll().await {
+                if let webrtc::media_stream::track_remote::TrackRemoteEvent::OnRtpPacket(_) = ev {
+                    let c = match kind {
+                        rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio => &counts.audio,
+                        _ => &counts.video,
+                    };
+                    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_without_udp_receives_over_ice_tcp() {
+    use std::sync::atomic::Ordering::Relaxed;
+    use webrtc::peer_connection::{
+        PeerConnection, PeerConnectionBuilder, RTCPeerConnectionState, RTCSessionDescription,
+        SettingEngineBuilder,
+    };
+    init_tracing();
+    let _serial = SERIAL.lock().await;
+    let fx = fixtures();
+    let mut cfg = WorkerConfig::new(2, "127.0.0.1:0".parse().expect("addr"));
+    cfg.tcp = Some("127.0.0.1:0".parse().expect("addr"));
+    let worker = Worker::spawn(cfg).expect("worker starts");
+    let tcp_port = worker.tcp_addr().expect("a TCP listener").port();
+
+    let publisher = connect(&worker, true).await;
+
+    // The subscriber: webrtc 0.21 with a TCP listener and no UDP socket.
+    let mut media = rtc::peer_connection::configuration::media_engine::MediaEngine::default();
+    media.register_default_codecs().expect("codecs");
+    let registry =
+        rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors(
+            rtc::interceptor::Registry::new(),
+            &mut media,
+        )
+        .expect("interceptors");
+    let (state_tx, mut state_rx) = tokio::sync::watch::channel(RTCPeerConnectionState::New);
+    let counts = Arc::new(TcpOnlyCounts::default());
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(
+            SettingEngineBuilder::new()
+                .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+                .build(),
+        )
+        .with_handler(Arc::new(TcpOnlyHandler {
+            state: state_tx,
+            counts: counts.clone(),
+        }))
+        .with_udp_addrs(Vec::<String>::new())
+        .with_tcp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .build()
+        .await
+        .expect("TCP-only peer builds");
+    for kind in [
+        rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio,
+        rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
+    ] {
+        pc.add_transceiver_from_kind(
+            kind,
+            Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
+                direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .expect("transceiver");
+    }
+    let offer = pc.create_offer(None).await.expect("offer");
+    pc.set_local_description(offer.clone())
+        .await
+        .expect("local offer");
+    let answer = tokio::time::timeout(WAIT, worker.answer(offer.sdp))
+        .await
+        .expect("answered in time")
+        .expect("answered");
+    assert!(
+        answer
+            .sdp
+            .lines()
+            .any(|l| l.contains(&format!(" {tcp_port} typ host tcptype passive"))),
+        "the answer offers the passive TCP candidate:\n{}",
+        answer.sdp
+    );
+    pc.set_remote_description(RTCSessionDescription::answer(answer.sdp.clone()).expect("sdp"))
+        .await
+        .expect("answer applies");
+    // webrtc 0.21 dials a passive TCP candidate only when it is trickled.
+    for c in answer.candidates.clone() {
+        pc.add_ice_candidate(c).await.expect("candidate");
+    }
+    tokio::time::timeout(
+        WAIT,
+        state_rx.wait_for(|s| *s == RTCPeerConnectionState::Connected),
+    )
+    .await
+    .expect("connects over TCP in time")
+    .expect("state");
+
+    publisher
+        .peer
+        .start_publishing(fx)
+        .await
+        .expect("publishing starts");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while counts.video.load(Relaxed) < 30 || counts.audio.load(Relaxed) < 50 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "media over ICE-TCP: audio {} video {}",
+            counts.audio.load(Relaxed),
+            counts.video.load(Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let s = stats(&worker).await;
+    eprintln!("worker: {s:?}");
+    assert_eq!((s.tcp_accepted, s.tcp_streams), (1, 1), "{s:?}");
+    assert!(
+        s.tcp_frames_out >= 80,
+        "the media went out framed on TCP: {s:?}"
+    );
+    assert_eq!(s.connected, 2, "{s:?}");
+
+    pc.close().await.expect("closes");
+    publisher.peer.close().await.expect("closes");
+    worker.close(answer.conn).expect("close");
+    worker.close(publisher.answer.conn).expect("close");
+    let s = wait_stats(&worker, "everything released", |s| {
+        s.connections == 0 && s.tcp_streams == 0 && s.flows == 0
+    })
+    .await;
+    assert_eq!(s.timers, 0);
     worker.shutdown();
 }

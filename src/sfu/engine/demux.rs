@@ -399,11 +399,13 @@ impl<K: Hash + Eq + Clone> LogGate<K> {
     }
 }
 
-/// A flow as the socket sees it: who sent, to which of our addresses.
+/// A flow as the socket sees it: who sent, to which of our addresses, over UDP or
+/// over an ICE-TCP stream (a UDP and a TCP port may share a number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Flow {
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    pub tcp: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -505,6 +507,15 @@ impl Router {
             },
         );
         Ok(())
+    }
+
+    /// Forgets one flow (a TCP stream that closed).
+    pub fn unbind(&mut self, flow: &Flow) {
+        if let Some(f) = self.flows.remove(flow) {
+            if let Some(c) = self.conns.get_mut(&f.conn) {
+                c.flows = c.flows.saturating_sub(1);
+            }
+        }
     }
 
     /// Removes flows idle for `flow_idle` and connections that never got a flow within
@@ -709,6 +720,7 @@ mod tests {
         Flow {
             local: "127.0.0.1:40000".parse().expect("addr"),
             remote: SocketAddr::from(([127, 0, 0, 2], port)),
+            tcp: false,
         }
     }
 
@@ -1071,6 +1083,7 @@ mod tests {
         let other = Flow {
             local: flow(0).local,
             remote: "127.0.0.3:9000".parse().expect("addr"),
+            tcp: false,
         };
         assert!(matches!(d.route(other, &req, t0), Route::Conn { .. }));
         // Half a second later the flooder has 25 more tokens.

@@ -12,13 +12,15 @@
 //! [`MAX_WAIT`], so a command waits at most that long).
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rand::distr::{Alphanumeric, SampleString};
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -43,7 +45,11 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::sync::oneshot;
 
-use super::demux::{ConnId, Demux, DemuxLimits, DropCounters, Flow, LogGate, Route, Ufrag};
+use super::demux::{
+    binding_username, local_ufrag, ConnId, Demux, DemuxLimits, DropCounters, Flow, LogGate, Route,
+    Ufrag,
+};
+use super::tcp::{encode_frame, FrameDecoder};
 use super::timers::TimerHeap;
 use crate::sfu::rtcp::KeyframeRequestTap;
 
@@ -52,6 +58,15 @@ pub const MAX_WAIT: Duration = Duration::from_millis(5);
 
 /// The largest datagram read.
 const RECV_BUF: usize = 2048;
+
+/// The largest ICE-TCP frame taken (a datagram's worth).
+const MAX_TCP_FRAME: usize = 1500;
+/// Framed bytes queued for one TCP stream before its packets are dropped.
+const MAX_TCP_QUEUE: usize = 512 * 1024;
+/// ICE-TCP streams one worker holds at most.
+const MAX_TCP_STREAMS: usize = 4096;
+/// A TCP stream that has not sent a binding request for a connection by then is closed.
+const TCP_FIRST_FRAME: Duration = Duration::from_secs(10);
 
 /// Stream id of the tracks a connection receives from the worker.
 pub const RELAY_STREAM: &str = "relay";
@@ -86,6 +101,8 @@ pub struct WorkerConfig {
     pub flow_idle: Duration,
     /// A connection that got no binding request this long after its answer is closed.
     pub ufrag_idle: Duration,
+    /// ICE-TCP (passive): the address its TCP listener binds (same IP rule as UDP).
+    pub tcp: Option<SocketAddr>,
 }
 
 impl WorkerConfig {
@@ -97,6 +114,7 @@ impl WorkerConfig {
             limits: DemuxLimits::default(),
             flow_idle: Duration::from_secs(30),
             ufrag_idle: Duration::from_secs(30),
+            tcp: None,
         }
     }
 }
@@ -107,6 +125,9 @@ pub struct Answer {
     pub conn: ConnId,
     pub ufrag: String,
     pub sdp: String,
+    /// The candidates in the answer (UDP host, TCP passive), for a client that
+    /// takes them trickled.
+    pub candidates: Vec<RTCIceCandidateInit>,
 }
 
 /// What a worker holds and has done.
@@ -139,6 +160,14 @@ pub struct WorkerStats {
     pub core_errors: u64,
     /// Wake-ups for expired timers and connections they touched.
     pub timer_wakeups: u64,
+    /// ICE-TCP streams accepted, open now, refused (no binding request for one of
+    /// our ufrags first, bad framing, too many), and packets dropped on a full queue.
+    pub tcp_accepted: u64,
+    pub tcp_streams: usize,
+    pub tcp_refused: u64,
+    pub tcp_dropped: u64,
+    pub tcp_frames_in: u64,
+    pub tcp_frames_out: u64,
 }
 
 enum Command {
@@ -159,6 +188,7 @@ enum Command {
 pub struct Worker {
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -172,10 +202,28 @@ impl Worker {
             return Err(WorkerError::Unspecified(bound));
         }
         let local = SocketAddr::new(ip, bound.port());
+        let (tcp_listener, tcp_local) = match config.tcp {
+            Some(bind) => {
+                let l = TcpListener::bind(bind)?;
+                l.set_nonblocking(true)?;
+                let b = l.local_addr()?;
+                let ip = config.announce.unwrap_or(b.ip());
+                if ip.is_unspecified() {
+                    return Err(WorkerError::Unspecified(b));
+                }
+                (Some(l), Some(SocketAddr::new(ip, b.port())))
+            }
+            None => (None, None),
+        };
         let (tx, rx) = mpsc::channel();
         let mut state = State {
             index: config.index,
-            socket,
+            io: Io {
+                socket,
+                tcp: HashMap::new(),
+            },
+            tcp_listener,
+            tcp_local,
             local,
             commands: rx,
             demux: Demux::new(config.limits),
@@ -195,6 +243,7 @@ impl Worker {
         Ok(Worker {
             commands: tx,
             local_addr: local,
+            tcp_addr: tcp_local,
             thread: Some(thread),
         })
     }
@@ -202,6 +251,11 @@ impl Worker {
     /// The address of the worker's one UDP socket, as its candidates announce it.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of its ICE-TCP listener, if it has one.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
     }
 
     /// Answers an offer with a new connection on this worker.
@@ -266,9 +320,29 @@ struct Conn {
     incoming: HashMap<String, (RtpCodecKind, RTCRtpReceiverId)>,
 }
 
+/// An accepted ICE-TCP stream.
+struct TcpFlow {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    /// The connection its first binding request named.
+    conn: Option<ConnId>,
+    /// Framed bytes not yet written.
+    out: Vec<u8>,
+    accepted: Instant,
+}
+
+/// The worker's sockets: the UDP socket, and the ICE-TCP streams by remote address.
+struct Io {
+    socket: UdpSocket,
+    tcp: HashMap<SocketAddr, TcpFlow>,
+}
+
 struct State {
     index: u8,
-    socket: UdpSocket,
+    io: Io,
+    tcp_listener: Option<TcpListener>,
+    /// The announced address of the TCP listener (its passive candidate).
+    tcp_local: Option<SocketAddr>,
     local: SocketAddr,
     commands: mpsc::Receiver<Command>,
     demux: Demux,
@@ -329,6 +403,9 @@ impl State {
             if now.saturating_duration_since(self.last_expiry) >= Duration::from_secs(1) {
                 self.expire(now);
             }
+            if self.tcp_listener.is_some() {
+                self.poll_tcp(&mut buf, now);
+            }
 
             let wait = self
                 .timers
@@ -336,12 +413,12 @@ impl State {
                 .map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()))
                 .clamp(Duration::from_micros(100), MAX_WAIT);
             if wait != wait_set {
-                if let Err(e) = self.socket.set_read_timeout(Some(wait)) {
+                if let Err(e) = self.io.socket.set_read_timeout(Some(wait)) {
                     tracing::error!("media worker {}: set_read_timeout: {e}", self.index);
                 }
                 wait_set = wait;
             }
-            match self.socket.recv_from(&mut buf) {
+            match self.io.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let data = buf.get(..n).unwrap_or_default();
                     self.datagram(from, data, Instant::now());
@@ -378,6 +455,7 @@ impl State {
                 s.timers = self.timers.len();
                 s.sockets = 1;
                 s.drops = self.demux.drops().clone();
+                s.tcp_streams = self.io.tcp.len();
                 let _ = reply.send(s);
             }
             Command::Shutdown => {}
@@ -455,7 +533,24 @@ impl State {
             ..Default::default()
         }
         .new_candidate_host()?;
-        pc.add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+        let mut candidates = vec![RTCIceCandidate::from(&host).to_json()?];
+        if let Some(tcp) = self.tcp_local {
+            let passive = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "tcp".to_owned(),
+                    address: tcp.ip().to_string(),
+                    port: tcp.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type: TcpType::Passive,
+            }
+            .new_candidate_host()?;
+            candidates.push(RTCIceCandidate::from(&passive).to_json()?);
+        }
+        for c in &candidates {
+            pc.add_local_candidate(c.clone())?;
+        }
         pc.add_local_candidate(RTCIceCandidateInit::default())?;
         let answer = pc.create_answer(None)?;
         pc.set_local_description(now, answer)?;
@@ -480,6 +575,7 @@ impl State {
             conn: id,
             ufrag: ufrag.as_str().to_owned(),
             sdp,
+            candidates,
         })
     }
 
@@ -491,6 +587,7 @@ impl State {
         let flow = Flow {
             local: self.local,
             remote: from,
+            tcp: false,
         };
         match self.demux.route(flow, data, now) {
             Route::Conn { conn, .. } => {
@@ -571,7 +668,7 @@ impl State {
                 }
                 // Reading can raise events (a track opening on its first packet).
                 drain_events(id, c, &mut closed);
-                flush(&self.socket, c, &mut self.stats);
+                flush(&mut self.io, c, &mut self.stats);
                 self.timers.schedule(id, c.pc.poll_timeout());
             }
             for f in forwards {
@@ -694,7 +791,172 @@ impl State {
             if c.pc.close().is_err() {
                 self.stats.core_errors += 1;
             }
-            flush(&self.socket, &mut c, &mut self.stats);
+            flush(&mut self.io, &mut c, &mut self.stats);
+        }
+        // Its ICE-TCP streams go with it (the router already forgot their flows).
+        self.io.tcp.retain(|_, f| {
+            let keep = f.conn != Some(id);
+            if !keep {
+                let _ = f.stream.shutdown(std::net::Shutdown::Both);
+            }
+            keep
+        });
+    }
+
+    /// Accepts ICE-TCP streams, writes what they have queued, reads their frames and
+    /// hands each to its connection. Each stream's first frame must be a binding
+    /// request naming one of this worker's ufrags, or the stream is closed.
+    fn poll_tcp(&mut self, buf: &mut [u8], now: Instant) {
+        if let Some(listener) = &self.tcp_listener {
+            for _ in 0..64 {
+                match listener.accept() {
+                    Ok((stream, peer)) => {
+                        if self.io.tcp.len() >= MAX_TCP_STREAMS
+                            || stream.set_nonblocking(true).is_err()
+                        {
+                            self.stats.tcp_refused += 1;
+                            continue;
+                        }
+                        let _ = stream.set_nodelay(true);
+                        self.stats.tcp_accepted += 1;
+                        self.io.tcp.insert(
+                            peer,
+                            TcpFlow {
+                                stream,
+                                decoder: FrameDecoder::new(MAX_TCP_FRAME),
+                                conn: None,
+                                out: Vec::new(),
+                                accepted: now,
+                            },
+                        );
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::debug!("media worker {}: accept: {e}", self.index);
+                        break;
+                    }
+                }
+            }
+        }
+        let peers: Vec<SocketAddr> = self.io.tcp.keys().copied().collect();
+        for peer in peers {
+            let mut frames = Vec::new();
+            let mut close = false;
+            if let Some(f) = self.io.tcp.get_mut(&peer) {
+                close |= !write_pending(f);
+                // Bounded: a stream that keeps sending waits for the next wake-up.
+                for _ in 0..16 {
+                    if close {
+                        break;
+                    }
+                    let n = f.decoder.room().min(buf.len());
+                    match f.stream.read(&mut buf[..n]) {
+                        Ok(0) => close = true,
+                        Ok(k) => {
+                            f.decoder.feed(&buf[..k]);
+                            loop {
+                                match f.decoder.next_frame() {
+                                    Ok(Some(frame)) => frames.push(frame),
+                                    Ok(None) => break,
+                                    Err(_) => {
+                                        self.stats.tcp_refused += 1;
+                                        close = true;
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => close = true,
+                    }
+                }
+                if f.conn.is_none()
+                    && frames.is_empty()
+                    && now.saturating_duration_since(f.accepted) >= TCP_FIRST_FRAME
+                {
+                    close = true;
+                }
+            }
+            for frame in frames {
+                if close || !self.tcp_frame(peer, frame, now) {
+                    close = true;
+                    break;
+                }
+            }
+            if close {
+                self.close_tcp(peer);
+            }
+        }
+    }
+
+    /// One frame from an ICE-TCP stream; false: close the stream.
+    fn tcp_frame(&mut self, peer: SocketAddr, frame: BytesMut, now: Instant) -> bool {
+        let Some(local) = self.tcp_local else {
+            return false;
+        };
+        let flow = Flow {
+            local,
+            remote: peer,
+            tcp: true,
+        };
+        let bound = self.io.tcp.get(&peer).and_then(|f| f.conn);
+        let conn = match bound {
+            Some(c) => {
+                let _ = self.demux.router.by_flow(&flow, now);
+                c
+            }
+            None => {
+                let named = binding_username(&frame)
+                    .ok()
+                    .flatten()
+                    .and_then(local_ufrag)
+                    .and_then(|u| self.demux.router.by_ufrag(u));
+                let Some(c) = named else {
+                    self.stats.tcp_refused += 1;
+                    return false;
+                };
+                if self.demux.router.bind(flow, c, now).is_err() {
+                    self.stats.tcp_refused += 1;
+                    return false;
+                }
+                if let Some(f) = self.io.tcp.get_mut(&peer) {
+                    f.conn = Some(c);
+                }
+                c
+            }
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        self.stats.tcp_frames_in += 1;
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: peer,
+                ecn: None,
+                transport_protocol: TransportProtocol::TCP,
+            },
+            message: frame,
+        };
+        if c.pc.handle_read(msg).is_err() {
+            self.stats.core_errors += 1;
+        }
+        self.touched.insert(conn);
+        self.service(now);
+        true
+    }
+
+    fn close_tcp(&mut self, peer: SocketAddr) {
+        if let Some(f) = self.io.tcp.remove(&peer) {
+            let _ = f.stream.shutdown(std::net::Shutdown::Both);
+            if let (Some(local), Some(_)) = (self.tcp_local, f.conn) {
+                self.demux.router.unbind(&Flow {
+                    local,
+                    remote: peer,
+                    tcp: true,
+                });
+            }
         }
     }
 
@@ -733,18 +995,49 @@ fn drain_events(id: ConnId, c: &mut Conn, closed: &mut Vec<ConnId>) {
     }
 }
 
-/// Sends what the connection has queued (one `send_to` each: batching is the next
-/// step).
-fn flush(socket: &UdpSocket, c: &mut Conn, stats: &mut WorkerStats) {
+/// Sends what the connection has queued: UDP with one `send_to` each (batching is
+/// the next step), TCP framed onto its stream's queue.
+fn flush(io: &mut Io, c: &mut Conn, stats: &mut WorkerStats) {
     while let Some(out) = c.pc.poll_write() {
-        if out.transport.transport_protocol != TransportProtocol::UDP {
-            continue;
-        }
-        match socket.send_to(&out.message, out.transport.peer_addr) {
-            Ok(_) => stats.datagrams_out += 1,
-            Err(_) => stats.send_errors += 1,
+        match out.transport.transport_protocol {
+            TransportProtocol::UDP => {
+                match io.socket.send_to(&out.message, out.transport.peer_addr) {
+                    Ok(_) => stats.datagrams_out += 1,
+                    Err(_) => stats.send_errors += 1,
+                }
+            }
+            TransportProtocol::TCP => {
+                let Some(f) = io.tcp.get_mut(&out.transport.peer_addr) else {
+                    stats.tcp_dropped += 1;
+                    continue;
+                };
+                if f.out.len() > MAX_TCP_QUEUE || encode_frame(&out.message, &mut f.out).is_err() {
+                    // A slow stream drops its own packets; nobody waits for it.
+                    stats.tcp_dropped += 1;
+                    continue;
+                }
+                stats.tcp_frames_out += 1;
+                // A broken stream is found and closed by the next poll.
+                let _ = write_pending(f);
+            }
+            _ => stats.send_errors += 1,
         }
     }
+}
+
+/// Writes what a TCP stream has queued, as far as it takes it; false if broken.
+fn write_pending(f: &mut TcpFlow) -> bool {
+    while !f.out.is_empty() {
+        match f.stream.write(&f.out) {
+            Ok(0) => return false,
+            Ok(n) => {
+                f.out.drain(..n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 fn opus() -> RTCRtpCodec {
