@@ -295,6 +295,34 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
         .client_ports
         .insert(stranger.local_addr().expect("addr").port());
     let _ = stranger.send_to(&stun, to);
+    // A binding request naming a live connection's ufrag (as if sniffed) but signed
+    // with a guessed password: refused before it binds a flow or reaches the core.
+    let forged = {
+        use rtc::stun::message::{Message, Setter, BINDING_REQUEST};
+        let provider = rtc::crypto::default_provider().expect("crypto provider");
+        let mut m = Message::new();
+        m.build(&[
+            Box::new(BINDING_REQUEST) as Box<dyn Setter>,
+            Box::new(rtc::stun::textattrs::TextAttribute::new(
+                rtc::stun::attributes::ATTR_USERNAME,
+                format!("{}:intruder", publisher.answer.ufrag),
+            )),
+            Box::new(
+                rtc::stun::integrity::MessageIntegrity::new_short_term_integrity_with_provider(
+                    "guessed-password-000000".to_owned(),
+                    provider.crypto(),
+                ),
+            ),
+            Box::new(rtc::stun::fingerprint::FINGERPRINT),
+        ])
+        .expect("builds");
+        m.raw
+    };
+    let intruder = UdpSocket::bind("127.0.0.3:0").expect("third junk socket");
+    sockets
+        .client_ports
+        .insert(intruder.local_addr().expect("addr").port());
+    let _ = intruder.send_to(&forged, to);
 
     for (i, s) in subscribers.iter().enumerate() {
         let got = s
@@ -347,6 +375,7 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
     assert!(s.drops.get(DropReason::Unclassified) > 0, "{s:?}");
     assert!(s.drops.get(DropReason::UnknownFlow) > 0, "{s:?}");
     assert_eq!(s.drops.get(DropReason::UnknownUfrag), 1, "{s:?}");
+    assert_eq!(s.drops.get(DropReason::BadIntegrity), 1, "{s:?}");
     assert!(
         s.drops.get(DropReason::UnknownFlow)
             + s.drops.get(DropReason::Unclassified)

@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rtc::crypto::{HmacAlgorithm, RTCCryptoProvider};
 
 /// What a datagram is, by its first byte (RFC 7983 §7, as updated by RFC 9443).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub const STUN_HEADER: usize = 20;
 const STUN_MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const STUN_BINDING_REQUEST: u16 = 0x0001;
 const ATTR_USERNAME: u16 = 0x0006;
+const ATTR_MESSAGE_INTEGRITY: u16 = 0x0008;
+const MESSAGE_INTEGRITY_LEN: usize = 20;
 /// RFC 8489 §14.3: USERNAME is less than 513 bytes.
 const MAX_USERNAME: usize = 512;
 
@@ -111,6 +116,79 @@ pub fn binding_username(data: &[u8]) -> Result<Option<&str>, StunError> {
             .ok_or(StunError::Attribute { attr })?;
     }
     Ok(None)
+}
+
+/// What MESSAGE-INTEGRITY covers (RFC 8489 §14.5): the header with its length field
+/// as if MESSAGE-INTEGRITY were the last attribute, the attributes before it, and the
+/// 20-byte HMAC-SHA1 tag itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrityParts<'a> {
+    pub header: [u8; STUN_HEADER],
+    pub body: &'a [u8],
+    pub tag: &'a [u8],
+}
+
+/// Finds MESSAGE-INTEGRITY in a STUN message (`Ok(None)` if it has none), bounds
+/// checked like [`binding_username`].
+pub fn integrity_parts(data: &[u8]) -> Result<Option<IntegrityParts<'_>>, StunError> {
+    let header = data.get(..STUN_HEADER).ok_or(StunError::Short)?;
+    if header[0] & 0xC0 != 0 || header[4..8] != STUN_MAGIC {
+        return Err(StunError::NotStun);
+    }
+    let declared = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let available = data.len() - STUN_HEADER;
+    if declared != available || declared % 4 != 0 {
+        return Err(StunError::Length {
+            declared,
+            available,
+        });
+    }
+    let mut at = STUN_HEADER;
+    while at < data.len() {
+        let (Some(t), Some(l)) = (data.get(at..at + 2), data.get(at + 2..at + 4)) else {
+            return Err(StunError::Attribute { attr: 0 });
+        };
+        let attr = u16::from_be_bytes([t[0], t[1]]);
+        let len = usize::from(u16::from_be_bytes([l[0], l[1]]));
+        if attr == ATTR_MESSAGE_INTEGRITY {
+            if len != MESSAGE_INTEGRITY_LEN {
+                return Err(StunError::Attribute { attr });
+            }
+            let tag = data
+                .get(at + 4..at + 4 + MESSAGE_INTEGRITY_LEN)
+                .ok_or(StunError::Attribute { attr })?;
+            let mut h = [0u8; STUN_HEADER];
+            h.copy_from_slice(header);
+            // The length counts everything up to and including this attribute.
+            let covered = u16::try_from(at + 4 + MESSAGE_INTEGRITY_LEN - STUN_HEADER)
+                .map_err(|_| StunError::Attribute { attr })?;
+            h[2..4].copy_from_slice(&covered.to_be_bytes());
+            return Ok(Some(IntegrityParts {
+                header: h,
+                body: &data[STUN_HEADER..at],
+                tag,
+            }));
+        }
+        let padded = len.div_ceil(4) * 4;
+        if data.len() < at + 4 + padded {
+            return Err(StunError::Attribute { attr });
+        }
+        at += 4 + padded;
+    }
+    Ok(None)
+}
+
+/// Whether `data` carries a MESSAGE-INTEGRITY made with `key` (ICE short-term
+/// credentials: the key is the receiver's password). Constant-time comparison; false
+/// for a message without one, a malformed one, or a crypto error.
+pub fn has_valid_integrity(data: &[u8], key: &[u8], crypto: &dyn RTCCryptoProvider) -> bool {
+    let Ok(Some(parts)) = integrity_parts(data) else {
+        return false;
+    };
+    let Ok(mut mac) = crypto.crypto().new_hmac(HmacAlgorithm::Sha1, key) else {
+        return false;
+    };
+    mac.verify(&[&parts.header, parts.body], parts.tag).is_ok()
 }
 
 /// The receiver's part of an ICE USERNAME (`receiver:sender`, RFC 8445 §7.2.2): the
@@ -200,6 +278,9 @@ pub enum DropReason {
     StunNoUsername,
     /// A binding request whose ufrag is not one of this worker's connections.
     UnknownUfrag,
+    /// A binding request for one of our ufrags without a MESSAGE-INTEGRITY made
+    /// with that connection's password (forged, or a stale session's).
+    BadIntegrity,
     /// DTLS or RTP/RTCP from a 4-tuple no binding request has opened.
     UnknownFlow,
     /// The connection already holds its maximum number of flows.
@@ -211,11 +292,12 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::RateLimited,
         DropReason::MalformedStun,
         DropReason::StunNoUsername,
         DropReason::UnknownUfrag,
+        DropReason::BadIntegrity,
         DropReason::UnknownFlow,
         DropReason::FlowLimit,
         DropReason::MdnsPort,
@@ -228,6 +310,7 @@ impl DropReason {
             DropReason::MalformedStun => "malformed_stun",
             DropReason::StunNoUsername => "stun_no_username",
             DropReason::UnknownUfrag => "unknown_ufrag",
+            DropReason::BadIntegrity => "bad_integrity",
             DropReason::UnknownFlow => "unknown_flow",
             DropReason::FlowLimit => "flow_limit",
             DropReason::MdnsPort => "mdns_port",
@@ -243,7 +326,7 @@ impl DropReason {
 /// Datagrams dropped, by reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DropCounters {
-    counts: [u64; 8],
+    counts: [u64; 9],
 }
 
 impl DropCounters {
@@ -417,6 +500,8 @@ struct FlowEntry {
 #[derive(Debug, Clone)]
 struct ConnEntry {
     ufrag: String,
+    /// The ICE password binding requests must be signed with, if checked here.
+    key: Option<Vec<u8>>,
     flows: usize,
     created: Instant,
 }
@@ -450,10 +535,23 @@ impl Router {
             conn,
             ConnEntry {
                 ufrag: ufrag.to_owned(),
+                key: None,
                 flows: 0,
                 created: now,
             },
         );
+    }
+
+    /// Sets the password a connection's binding requests are checked against before
+    /// a new flow is bound to it (a [`Demux`] built with [`Demux::verifying`]).
+    pub fn set_key(&mut self, conn: ConnId, key: &[u8]) {
+        if let Some(e) = self.conns.get_mut(&conn) {
+            e.key = Some(key.to_vec());
+        }
+    }
+
+    fn key(&self, conn: ConnId) -> Option<&[u8]> {
+        self.conns.get(&conn).and_then(|e| e.key.as_deref())
     }
 
     /// Forgets a connection, its ufrag and every flow bound to it.
@@ -607,23 +705,47 @@ pub enum Route {
 
 /// One socket's demultiplexer: rate limits, classification, the routing table, and
 /// the counters of what it dropped.
-#[derive(Debug)]
 pub struct Demux {
     pub router: Router,
+    /// With it, a new flow is bound only by a binding request whose
+    /// MESSAGE-INTEGRITY matches its connection's key (when one is set).
+    crypto: Option<Arc<dyn RTCCryptoProvider>>,
     unknown: RateLimiter<IpAddr>,
     known: RateLimiter<Flow>,
     drops: DropCounters,
     routed: u64,
 }
 
+impl std::fmt::Debug for Demux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demux")
+            .field("router", &self.router)
+            .field("verifying", &self.crypto.is_some())
+            .field("drops", &self.drops)
+            .field("routed", &self.routed)
+            .finish()
+    }
+}
+
 impl Demux {
     pub fn new(limits: DemuxLimits) -> Demux {
         Demux {
             router: Router::new(limits.max_flows_per_conn),
+            crypto: None,
             unknown: RateLimiter::new(limits.unknown_per_ip, limits.max_sources),
             known: RateLimiter::new(limits.per_flow, limits.max_sources),
             drops: DropCounters::default(),
             routed: 0,
+        }
+    }
+
+    /// Like [`new`](Self::new), checking MESSAGE-INTEGRITY before binding a flow to a
+    /// connection that has a key ([`Router::set_key`]), so a forged request carrying
+    /// a sniffed ufrag never binds a flow or reaches the core.
+    pub fn verifying(limits: DemuxLimits, crypto: Arc<dyn RTCCryptoProvider>) -> Demux {
+        Demux {
+            crypto: Some(crypto),
+            ..Demux::new(limits)
         }
     }
 
@@ -672,12 +794,25 @@ impl Demux {
         let Some(conn) = self.router.by_ufrag(ours) else {
             return Route::Drop(DropReason::UnknownUfrag);
         };
+        if !self.authentic(conn, data) {
+            return Route::Drop(DropReason::BadIntegrity);
+        }
         match self.router.bind(flow, conn, now) {
             Ok(()) => Route::Conn {
                 conn,
                 new_flow: true,
             },
             Err(r) => Route::Drop(r),
+        }
+    }
+
+    /// Whether a binding request may open a flow to `conn`: it carries a valid
+    /// MESSAGE-INTEGRITY for the connection's key, or nothing is checked here (no
+    /// crypto provider, or no key set). Also for ICE-TCP's first frame.
+    pub fn authentic(&self, conn: ConnId, data: &[u8]) -> bool {
+        match (&self.crypto, self.router.key(conn)) {
+            (Some(crypto), Some(key)) => has_valid_integrity(data, key, crypto.as_ref()),
+            _ => true,
         }
     }
 
@@ -854,6 +989,91 @@ mod tests {
         let len = (s.len() - STUN_HEADER) as u16;
         s[2..4].copy_from_slice(&len.to_be_bytes());
         assert_eq!(binding_username(&s), Err(StunError::UsernameTooLong(603)));
+    }
+
+    fn signed(username: &str, password: &str) -> Vec<u8> {
+        use rtc::stun::fingerprint::FINGERPRINT;
+        use rtc::stun::integrity::MessageIntegrity;
+        let provider = rtc::crypto::default_provider().expect("a crypto provider");
+        let mut m = Message::new();
+        m.build(&[
+            Box::new(BINDING_REQUEST) as Box<dyn Setter>,
+            Box::new(TextAttribute::new(
+                rtc::stun::attributes::ATTR_USERNAME,
+                username.to_owned(),
+            )),
+            Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+                password.to_owned(),
+                provider.crypto(),
+            )),
+            Box::new(FINGERPRINT),
+        ])
+        .expect("builds");
+        m.raw
+    }
+
+    #[test]
+    fn message_integrity_is_checked_with_the_connections_password() {
+        let provider = rtc::crypto::default_provider().expect("a crypto provider");
+        let p = provider.as_ref();
+        let req = signed("w00c00000001aaaaaaaa:peer", "the-password-of-conn-1");
+        assert!(has_valid_integrity(&req, b"the-password-of-conn-1", p));
+        assert!(!has_valid_integrity(&req, b"another-password", p));
+        // Any changed byte before the tag breaks it (the fingerprint after it does not count).
+        let tag_at = integrity_parts(&req)
+            .expect("ok")
+            .expect("present")
+            .body
+            .len()
+            + STUN_HEADER;
+        for i in (0..tag_at + 24).filter(|i| !(2..4).contains(i)) {
+            let mut c = req.clone();
+            c[i] ^= 0x01;
+            assert!(
+                !has_valid_integrity(&c, b"the-password-of-conn-1", p),
+                "byte {i}"
+            );
+        }
+        // No MESSAGE-INTEGRITY at all; truncations.
+        let plain = stun(Some("w00c00000001aaaaaaaa:peer"), BINDING_REQUEST);
+        assert_eq!(integrity_parts(&plain), Ok(None));
+        assert!(!has_valid_integrity(&plain, b"the-password-of-conn-1", p));
+        for n in 0..req.len() {
+            assert!(!has_valid_integrity(
+                &req[..n],
+                b"the-password-of-conn-1",
+                p
+            ));
+        }
+    }
+
+    #[test]
+    fn a_verifying_demux_binds_only_signed_requests() {
+        let t0 = Instant::now();
+        let provider = rtc::crypto::default_provider().expect("a crypto provider");
+        let mut d = Demux::verifying(DemuxLimits::default(), provider);
+        d.router.insert_conn("w00c00000001aaaaaaaa", ConnId(1), t0);
+        d.router.set_key(ConnId(1), b"pwd-one-xxxxxxxxxxxxxxxx");
+        let forged = signed("w00c00000001aaaaaaaa:peer", "guessed");
+        assert_eq!(
+            d.route(flow(1), &forged, t0),
+            Route::Drop(DropReason::BadIntegrity)
+        );
+        let unsigned = stun(Some("w00c00000001aaaaaaaa:peer"), BINDING_REQUEST);
+        assert_eq!(
+            d.route(flow(1), &unsigned, t0),
+            Route::Drop(DropReason::BadIntegrity)
+        );
+        assert_eq!(d.router.flows(), 0, "nothing bound");
+        let good = signed("w00c00000001aaaaaaaa:peer", "pwd-one-xxxxxxxxxxxxxxxx");
+        assert_eq!(
+            d.route(flow(1), &good, t0),
+            Route::Conn {
+                conn: ConnId(1),
+                new_flow: true
+            }
+        );
+        assert_eq!(d.drops().get(DropReason::BadIntegrity), 2);
     }
 
     #[test]

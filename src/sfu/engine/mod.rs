@@ -88,13 +88,12 @@
 //! * **New flows by STUN USERNAME.** A STUN binding request from an unknown 4-tuple:
 //!   [`demux::binding_username`] reads USERNAME (`ours:theirs`) with bounds checks,
 //!   without trusting it; the `ours` part is looked up in the worker's ufrag table
-//!   (the parse is only a hint: the table decides), and the 4-tuple is bound to that
-//!   connection. The ICE agent inside the core then checks MESSAGE-INTEGRITY with the
-//!   password; a forged request with a sniffed ufrag binds a flow whose packets the
-//!   agent rejects, and each connection may hold only a few flows (the candidate
+//!   (the parse is only a hint: the table decides); its MESSAGE-INTEGRITY is checked
+//!   with that connection's password (we chose it: [`demux::Demux::verifying`],
+//!   HMAC-SHA1 through rtc's own crypto provider), and only then is the 4-tuple bound
+//!   to the connection. A forged request with a sniffed ufrag binds nothing and never
+//!   reaches the core, and each connection may hold only a few flows (the candidate
 //!   pairs a client tries), so the table cannot be inflated through one ufrag.
-//!   (Next: check MESSAGE-INTEGRITY in the demuxer before binding — we know the
-//!   password — so forged requests never reach the core.)
 //! * **Known flows by 4-tuple.** DTLS, SRTP and SRTCP carry no ufrag: they are routed
 //!   only by the 4-tuple map; from an unknown 4-tuple they are dropped and counted.
 //! * **Expiry.** A flow idle for `flow_idle` (default 30 s, ICE consent freshness's
@@ -111,7 +110,12 @@
 //!   its local candidates exactly, so the worker passes the *advertised* candidate
 //!   address (the announced IP and the worker's port), not the socket's `0.0.0.0`.
 //!   rtc's ICE agent treats every datagram from source port 5353 as mDNS: the demuxer
-//!   must not route such a source to a connection (documented, counted).
+//!   does not route such a source to a connection (counted). Inbound RTCP reaches the
+//!   application only if an interceptor marks it: the worker registers today's
+//!   [`crate::sfu::rtcp::KeyframeRequestTap`], unchanged, and reads PLIs through it.
+//!   rtc 0.21 ignores a DTLS close_notify (the connection turns `disconnected` 5 s
+//!   later, `failed` later still): a leaving participant is closed by the hearing
+//!   side, and one that just vanishes by its flows going idle (`flow_idle`).
 //!
 //! # TCP: ICE-TCP passive on one port, and on the HTTPS port
 //!
@@ -119,7 +123,8 @@
 //! carries a `tcptype passive` candidate for it after the UDP one. Its accept thread
 //! reads the first RFC 4571 frame ([`tcp::FrameDecoder`]), which must be a STUN binding
 //! request; the ufrag in its USERNAME names the worker, which gets the stream (and the
-//! bytes already read) through its command queue and registers it with its poll. From
+//! bytes already read) through its command queue and registers it with its poll.
+//! (The spike's worker owns a listener itself: the one-worker case.) From
 //! then on the worker reads frames into `handle_read` with
 //! `TransportProtocol::TCP` and writes the core's TCP datagrams framed
 //! ([`tcp::encode_frame`]) to that stream; a stream that stalls drops its own packets
@@ -177,7 +182,10 @@
 //!    [`crate::sfu::peer`] (create a peer, negotiate, add/remove legs, tap) whose
 //!    calls become worker commands; the forwarding of [`crate::sfu::forward`] called
 //!    from the worker; a config switch, then the hearing tests run on both.
-//! 2. ICE-TCP: the listener and the HTTPS-port intake above, with [`tcp`].
+//! 2. ICE-TCP: the shared listener's accept thread handing streams to workers by
+//!    ufrag, and the HTTPS-port intake above, with [`tcp`] (the spike proves a
+//!    worker serves a client with no UDP at all over a passive TCP candidate; note
+//!    webrtc 0.21 clients dial one only when it is trickled, browsers from the SDP).
 //! 3. Batching: `sendmmsg` + GSO egress, `recvmmsg` ingress, measured step by step.
 //! 4. Copies: SRTP into the output buffer, a shared retransmission cache per track.
 

@@ -6,10 +6,15 @@
 //! rewritten), and a subscriber's PLI goes to the publishers. The real fan-out
 //! (legs, layers, policy) stays in [`crate::sfu::forward`] until it moves here.
 //!
-//! Not yet: `sendmmsg`/`recvmmsg` batching (one `send_to` per datagram here), TCP,
+//! ICE-TCP (passive) is served from the worker's own listener when configured: each
+//! stream's first RFC 4571 frame must be a binding request, signed with the password
+//! of the connection its ufrag names.
+//!
+//! Not yet: `sendmmsg`/`recvmmsg` batching (one `send_to` per datagram here),
 //! renegotiation (each connection is answered once), per-leg header-extension
-//! rewriting, epoll (the thread waits on the socket with a read timeout, at most
-//! [`MAX_WAIT`], so a command waits at most that long).
+//! rewriting (extensions are stripped), epoll (the thread waits on the UDP socket
+//! with a read timeout of at most [`MAX_WAIT`] and polls its TCP streams between, so
+//! a command or a TCP frame waits at most that long).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
@@ -83,6 +88,8 @@ pub enum WorkerError {
     NoLocalDescription,
     #[error("the worker thread has stopped")]
     Stopped,
+    #[error("crypto provider: {0}")]
+    Crypto(String),
 }
 
 /// How a worker is set up.
@@ -226,7 +233,10 @@ impl Worker {
             tcp_local,
             local,
             commands: rx,
-            demux: Demux::new(config.limits),
+            demux: Demux::verifying(
+                config.limits,
+                rtc::crypto::default_provider().map_err(|e| WorkerError::Crypto(e.to_string()))?,
+            ),
             timers: TimerHeap::new(),
             conns: HashMap::new(),
             next_conn: 1,
@@ -474,7 +484,7 @@ impl State {
         let pwd = Alphanumeric.sample_string(&mut rng, 24);
         let setting = SettingEngineBuilder::new()
             .with_lite(true)
-            .with_ice_credentials(ufrag.as_str().to_owned(), pwd)
+            .with_ice_credentials(ufrag.as_str().to_owned(), pwd.clone())
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .build();
         let mut media = MediaEngine::default();
@@ -560,6 +570,8 @@ impl State {
             .sdp;
 
         self.demux.router.insert_conn(ufrag.as_str(), id, now);
+        // Checked before a flow is bound: a forged request never reaches the core.
+        self.demux.router.set_key(id, pwd.as_bytes());
         self.conns.insert(
             id,
             Conn {
@@ -911,7 +923,7 @@ impl State {
                     .flatten()
                     .and_then(local_ufrag)
                     .and_then(|u| self.demux.router.by_ufrag(u));
-                let Some(c) = named else {
+                let Some(c) = named.filter(|c| self.demux.authentic(*c, &frame)) else {
                     self.stats.tcp_refused += 1;
                     return false;
                 };
