@@ -18,13 +18,47 @@ use openhearing_peer::{MediaFixtures, MediaPeer};
 const SUBSCRIBERS: usize = 4;
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Lines the worker logged about dropped datagrams (counted by a layer of the test's
+/// subscriber): the rate-limited sources must show up as a few lines, not a flood.
+static DROP_LINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+struct DropLines;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for DropLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                if f.name() == "message" && format!("{v:?}").contains("dropped") {
+                    self.0 = true;
+                }
+            }
+        }
+        let mut m = Message(false);
+        event.record(&mut m);
+        if m.0 {
+            DROP_LINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_test_writer()
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "warn,rtc_dtls::config=error".into()),
-        )
-        .with_test_writer()
+        );
+    let drops = DropLines.with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_target("openhearing::sfu::engine", tracing::Level::INFO),
+    );
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(drops)
         .try_init();
 }
 
@@ -248,6 +282,7 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
         .start_publishing(fx.clone())
         .await
         .expect("publishing starts");
+    let lines_before = DROP_LINES.load(std::sync::atomic::Ordering::Relaxed);
 
     // Junk at the port while media flows: random datagrams, STUN with a ufrag nobody
     // has, fake SRTP from an unknown 4-tuple.
@@ -376,6 +411,14 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
     assert!(s.drops.get(DropReason::UnknownFlow) > 0, "{s:?}");
     assert_eq!(s.drops.get(DropReason::UnknownUfrag), 1, "{s:?}");
     assert_eq!(s.drops.get(DropReason::BadIntegrity), 1, "{s:?}");
+    // Three sources sent junk (127.0.0.1, .2, .3): a line each within the interval,
+    // whatever the number of datagrams dropped.
+    let lines = DROP_LINES.load(std::sync::atomic::Ordering::Relaxed) - lines_before;
+    assert!(
+        (1..=3).contains(&lines),
+        "{lines} log lines for {} drops",
+        s.drops.total()
+    );
     assert!(
         s.drops.get(DropReason::UnknownFlow)
             + s.drops.get(DropReason::Unclassified)

@@ -417,11 +417,15 @@ impl State {
                 self.poll_tcp(&mut buf, now);
             }
 
-            let wait = self
-                .timers
-                .next_deadline()
-                .map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()))
-                .clamp(Duration::from_micros(100), MAX_WAIT);
+            // Output still queued (service stops after a few rounds): barely wait.
+            let wait = if self.touched.is_empty() {
+                self.timers
+                    .next_deadline()
+                    .map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()))
+            } else {
+                Duration::ZERO
+            }
+            .clamp(Duration::from_micros(100), MAX_WAIT);
             if wait != wait_set {
                 if let Err(e) = self.io.socket.set_read_timeout(Some(wait)) {
                     tracing::error!("media worker {}: set_read_timeout: {e}", self.index);
