@@ -6,6 +6,7 @@
 //! (`crate::hearing::policy`) and applied here through [`PublishedTrack::add_downstream`]
 //! / [`PublishedTrack::remove_downstream`].
 //!
+//! * [`engine`]: the coming media engine on rtc's sans-IO core (issue 14), not wired in yet.
 //! * [`peer`]: one PeerConnection per participant and its negotiation steps.
 //! * [`forward`]: the per-packet fan-out (lock-free reads; each leg written straight
 //!   from the track's reader task, a full subscriber queue drops that leg's packet).
@@ -46,6 +47,7 @@
 //!   recorder.
 
 pub mod budget;
+pub mod engine;
 pub mod forward;
 pub mod layered;
 pub mod layers;
