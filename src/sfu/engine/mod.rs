@@ -189,6 +189,7 @@
 //! 3. Batching: `sendmmsg` + GSO egress, `recvmmsg` ingress, measured step by step.
 //! 4. Copies: SRTP into the output buffer, a shared retransmission cache per track.
 
+pub mod batch;
 pub mod demux;
 pub mod tcp;
 pub mod timers;
