@@ -171,6 +171,8 @@ pub struct Ingress {
     state: quinn_udp::UdpSocketState,
     bufs: Vec<Vec<u8>>,
     meta: Vec<quinn_udp::RecvMeta>,
+    /// Buffers the last call filled.
+    filled: usize,
 }
 
 /// What one [`Ingress::recv`] read.
@@ -195,17 +197,14 @@ impl Ingress {
             state,
             bufs: (0..RECV_BATCH).map(|_| vec![0u8; size]).collect(),
             meta: vec![quinn_udp::RecvMeta::default(); RECV_BATCH],
+            filled: 0,
         })
     }
 
-    /// One `recvmmsg`: hands every datagram read (GRO trains split at their stride)
-    /// to `each`.
-    pub fn recv(
-        &mut self,
-        socket: &impl AsFd,
-        mut each: impl FnMut(SocketAddr, &[u8]),
-    ) -> RecvReport {
+    /// One `recvmmsg` into the ring; what it read is then in [`Ingress::datagrams`].
+    pub fn recv(&mut self, socket: &impl AsFd) -> RecvReport {
         let mut r = RecvReport::default();
+        self.filled = 0;
         // An interrupted call and an ICMP error pending on the socket are retried
         // (bounded).
         for _ in 0..4 {
@@ -214,13 +213,8 @@ impl Ingress {
             r.syscalls += 1;
             match self.state.recv(socket.into(), &mut slices, &mut self.meta) {
                 Ok(n) => {
-                    for (m, b) in self.meta.iter().zip(self.bufs.iter()).take(n) {
-                        let data = b.get(..m.len).unwrap_or_default();
-                        for d in data.chunks(m.stride.max(1)) {
-                            r.datagrams += 1;
-                            each(m.addr, d);
-                        }
-                    }
+                    self.filled = n.min(self.meta.len());
+                    r.datagrams = self.datagrams().count() as u64;
                     return r;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -233,6 +227,21 @@ impl Ingress {
             }
         }
         r
+    }
+
+    /// The datagrams the last [`Ingress::recv`] read (GRO trains split at their
+    /// stride), with their sources.
+    pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.meta
+            .iter()
+            .zip(self.bufs.iter())
+            .take(self.filled)
+            .flat_map(|(m, b)| {
+                b.get(..m.len)
+                    .unwrap_or_default()
+                    .chunks(m.stride.max(1))
+                    .map(move |d| (m.addr, d))
+            })
     }
 }
 
@@ -369,8 +378,9 @@ mod tests {
         let mut syscalls = 0;
         // Loopback delivers at once; bounded in rounds anyway.
         for _ in 0..1000 {
-            let r = ingress.recv(&socket, |from, d| got.push((from, d.to_vec())));
+            let r = ingress.recv(&socket);
             syscalls += r.syscalls;
+            got.extend(ingress.datagrams().map(|(from, d)| (from, d.to_vec())));
             if got.len() >= 6 {
                 break;
             }
