@@ -276,6 +276,7 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
     assert_eq!(s.connected, SUBSCRIBERS + 1, "{s:?}");
     assert!(s.flows > SUBSCRIBERS, "a flow per peer at least: {s:?}");
     assert_eq!(s.sockets, 1);
+    let before_media = s;
 
     publisher
         .peer
@@ -407,6 +408,28 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
         "each relayed to the publisher: {s:?}"
     );
     assert!(s.rtp_forwarded >= s.rtp_in, "fanned out: {s:?}");
+    // Batched egress: while the publisher's media fanned out to 4 subscribers, each
+    // packet's 4 copies (and whatever else the same wake-up produced) left in one
+    // sendmmsg, so the worker made fewer send calls than it sent datagrams.
+    let sent = s.datagrams_out - before_media.datagrams_out;
+    let calls = s.send_syscalls - before_media.send_syscalls;
+    let forwarded = s.rtp_forwarded - before_media.rtp_forwarded;
+    eprintln!(
+        "fan-out window: {sent} datagrams in {calls} sendmmsg ({:.2} each), {forwarded} RTP \
+         forwarded; overall {:.2} per send, {:.2} per recvmmsg",
+        sent as f64 / calls.max(1) as f64,
+        s.datagrams_per_send(),
+        s.datagrams_per_recv()
+    );
+    assert!(
+        forwarded >= SUBSCRIBERS as u64,
+        "media was fanned out: {s:?}"
+    );
+    assert!(
+        calls > 0 && calls < sent,
+        "fewer send calls ({calls}) than datagrams sent ({sent}): {s:?}"
+    );
+    assert!(s.recv_syscalls > 0, "{s:?}");
     assert!(s.drops.get(DropReason::Unclassified) > 0, "{s:?}");
     assert!(s.drops.get(DropReason::UnknownFlow) > 0, "{s:?}");
     assert_eq!(s.drops.get(DropReason::UnknownUfrag), 1, "{s:?}");

@@ -10,20 +10,25 @@
 //! stream's first RFC 4571 frame must be a binding request, signed with the password
 //! of the connection its ufrag names.
 //!
-//! Not yet: `sendmmsg`/`recvmmsg` batching (one `send_to` per datagram here),
-//! renegotiation (each connection is answered once), per-leg header-extension
-//! rewriting (extensions are stripped), epoll (the thread waits on the UDP socket
-//! with a read timeout of at most [`MAX_WAIT`] and polls its TCP streams between, so
-//! a command or a TCP frame waits at most that long).
+//! The loop waits in epoll (`mio`) for its UDP socket, its TCP listener and streams,
+//! a [`mio::Waker`] its command queue rings, or the timer heap's first deadline (and a
+//! once-a-second tidy while it holds anything); an idle worker with nothing sleeps
+//! until a command or a datagram comes. Ingress drains the socket with `recvmmsg`,
+//! egress leaves in `sendmmsg` batches at the end of each wake-up ([`super::batch`]);
+//! [`WorkerStats`] counts the calls and the datagrams.
+//!
+//! Not yet: renegotiation (each connection is answered once), per-leg
+//! header-extension rewriting (extensions are stripped), GSO segment trains.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use mio::{Events, Interest, Poll, Token, Waker};
 use rand::distr::{Alphanumeric, SampleString};
 use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{Registry, Slot};
@@ -50,6 +55,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::sync::oneshot;
 
+use super::batch::{send_queued, EgressQueue, Ingress};
 use super::demux::{
     binding_username, local_ufrag, ConnId, Demux, DemuxLimits, DropCounters, Flow, LogGate, Route,
     Ufrag,
@@ -58,8 +64,19 @@ use super::tcp::{encode_frame, FrameDecoder};
 use super::timers::TimerHeap;
 use crate::sfu::rtcp::KeyframeRequestTap;
 
-/// The longest the thread sleeps on its socket before looking at its commands.
-pub const MAX_WAIT: Duration = Duration::from_millis(5);
+/// Poll tokens: the UDP socket, the TCP listener, the command queue's waker; TCP
+/// streams count up from [`FIRST_STREAM`].
+const UDP: Token = Token(0);
+const LISTENER: Token = Token(1);
+const WAKER: Token = Token(2);
+const FIRST_STREAM: usize = 3;
+/// Events taken per wait.
+const EVENTS: usize = 256;
+/// `recvmmsg` calls per wake-up before the rest waits for the next round.
+const INGRESS_ROUNDS: usize = 4;
+/// How often expiry, rate-limiter tidying and drop summaries run while the worker
+/// holds anything.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 /// The largest datagram read.
 const RECV_BUF: usize = 2048;
@@ -162,7 +179,21 @@ pub struct WorkerStats {
     pub plis_in: u64,
     pub plis_relayed: u64,
     pub drops: DropCounters,
+    /// Datagrams the kernel refused (`sendmmsg` failing on one).
     pub send_errors: u64,
+    /// Wake-ups of the loop (each wait that returned).
+    pub wakeups: u64,
+    /// `sendmmsg` calls, and the datagrams they sent are `datagrams_out`.
+    pub send_syscalls: u64,
+    /// `recvmmsg` calls, and the datagrams they read are `datagrams_in`.
+    pub recv_syscalls: u64,
+    /// Datagrams dropped before sending: the newest of a destination with its share
+    /// queued, or the egress queue full.
+    pub egress_dropped: u64,
+    /// Times the send buffer was full (the rest waited for a writable event).
+    pub egress_blocked: u64,
+    /// Datagrams queued now.
+    pub egress_queued: usize,
     /// Errors the core returned (a datagram it refused, a timeout handler).
     pub core_errors: u64,
     /// Wake-ups for expired timers and connections they touched.
@@ -175,6 +206,26 @@ pub struct WorkerStats {
     pub tcp_dropped: u64,
     pub tcp_frames_in: u64,
     pub tcp_frames_out: u64,
+}
+
+impl WorkerStats {
+    /// Datagrams per `sendmmsg` call (0 before the first).
+    pub fn datagrams_per_send(&self) -> f64 {
+        if self.send_syscalls == 0 {
+            0.0
+        } else {
+            self.datagrams_out as f64 / self.send_syscalls as f64
+        }
+    }
+
+    /// Datagrams per `recvmmsg` call (0 before the first).
+    pub fn datagrams_per_recv(&self) -> f64 {
+        if self.recv_syscalls == 0 {
+            0.0
+        } else {
+            self.datagrams_in as f64 / self.recv_syscalls as f64
+        }
+    }
 }
 
 enum Command {
@@ -194,6 +245,8 @@ enum Command {
 /// A running worker thread.
 pub struct Worker {
     commands: mpsc::Sender<Command>,
+    /// Rung after each command: the thread sleeps in epoll.
+    waker: Waker,
     local_addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
     thread: Option<JoinHandle<()>>,
@@ -203,6 +256,7 @@ impl Worker {
     /// Binds the socket and starts the thread.
     pub fn spawn(config: WorkerConfig) -> Result<Worker, WorkerError> {
         let socket = UdpSocket::bind(config.bind)?;
+        socket.set_nonblocking(true)?;
         let bound = socket.local_addr()?;
         let ip = config.announce.unwrap_or(bound.ip());
         if ip.is_unspecified() {
@@ -218,17 +272,36 @@ impl Worker {
                 if ip.is_unspecified() {
                     return Err(WorkerError::Unspecified(b));
                 }
-                (Some(l), Some(SocketAddr::new(ip, b.port())))
+                (
+                    Some(mio::net::TcpListener::from_std(l)),
+                    Some(SocketAddr::new(ip, b.port())),
+                )
             }
             None => (None, None),
         };
+        let ingress = Ingress::new(&socket, RECV_BUF)?;
+        let mut socket = mio::net::UdpSocket::from_std(socket);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut socket, UDP, Interest::READABLE)?;
+        let mut tcp_listener = tcp_listener;
+        if let Some(l) = tcp_listener.as_mut() {
+            poll.registry().register(l, LISTENER, Interest::READABLE)?;
+        }
+        let waker = Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = mpsc::channel();
         let mut state = State {
             index: config.index,
             io: Io {
                 socket,
                 tcp: HashMap::new(),
+                egress: EgressQueue::default(),
+                writable_interest: false,
             },
+            registry: poll.registry().try_clone()?,
+            tcp_tokens: HashMap::new(),
+            next_token: FIRST_STREAM,
+            drops_pending: false,
             tcp_listener,
             tcp_local,
             local,
@@ -249,9 +322,10 @@ impl Worker {
         };
         let thread = std::thread::Builder::new()
             .name(format!("media-worker-{}", config.index))
-            .spawn(move || state.run())?;
+            .spawn(move || state.run(poll, ingress))?;
         Ok(Worker {
             commands: tx,
+            waker,
             local_addr: local,
             tcp_addr: tcp_local,
             thread: Some(thread),
@@ -271,25 +345,26 @@ impl Worker {
     /// Answers an offer with a new connection on this worker.
     pub async fn answer(&self, offer: String) -> Result<Answer, WorkerError> {
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Answer { offer, reply })
-            .map_err(|_| WorkerError::Stopped)?;
+        self.send(Command::Answer { offer, reply })?;
         rx.await.map_err(|_| WorkerError::Stopped)?
     }
 
     /// Closes a connection (its ufrag, flows and timer go with it).
     pub fn close(&self, conn: ConnId) -> Result<(), WorkerError> {
-        self.commands
-            .send(Command::Close { conn })
-            .map_err(|_| WorkerError::Stopped)
+        self.send(Command::Close { conn })
     }
 
     pub async fn stats(&self) -> Result<WorkerStats, WorkerError> {
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Stats { reply })
-            .map_err(|_| WorkerError::Stopped)?;
+        self.send(Command::Stats { reply })?;
         rx.await.map_err(|_| WorkerError::Stopped)
+    }
+
+    /// Queues a command and wakes the thread.
+    fn send(&self, cmd: Command) -> Result<(), WorkerError> {
+        self.commands.send(cmd).map_err(|_| WorkerError::Stopped)?;
+        self.waker.wake()?;
+        Ok(())
     }
 
     /// Stops the thread and waits for it.
@@ -298,7 +373,7 @@ impl Worker {
     }
 
     fn stop(&mut self) {
-        let _ = self.commands.send(Command::Shutdown);
+        let _ = self.send(Command::Shutdown);
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 tracing::error!("media worker thread panicked");
@@ -332,7 +407,8 @@ struct Conn {
 
 /// An accepted ICE-TCP stream.
 struct TcpFlow {
-    stream: TcpStream,
+    stream: mio::net::TcpStream,
+    token: Token,
     decoder: FrameDecoder,
     /// The connection its first binding request named.
     conn: Option<ConnId>,
@@ -341,16 +417,26 @@ struct TcpFlow {
     accepted: Instant,
 }
 
-/// The worker's sockets: the UDP socket, and the ICE-TCP streams by remote address.
+/// The worker's sockets: the UDP socket with its egress queue, and the ICE-TCP
+/// streams by remote address.
 struct Io {
-    socket: UdpSocket,
+    socket: mio::net::UdpSocket,
     tcp: HashMap<SocketAddr, TcpFlow>,
+    egress: EgressQueue,
+    /// The UDP socket is registered for writable events (output is queued).
+    writable_interest: bool,
 }
 
 struct State {
     index: u8,
     io: Io,
-    tcp_listener: Option<TcpListener>,
+    /// The poll's registry (streams come and go).
+    registry: mio::Registry,
+    tcp_tokens: HashMap<Token, SocketAddr>,
+    next_token: usize,
+    /// Drops were logged through the gate since the last housekeeping.
+    drops_pending: bool,
+    tcp_listener: Option<mio::net::TcpListener>,
     /// The announced address of the TCP listener (its passive candidate).
     tcp_local: Option<SocketAddr>,
     local: SocketAddr,
@@ -381,15 +467,63 @@ enum Forward {
 }
 
 impl State {
-    fn run(&mut self) {
+    fn run(&mut self, mut poll: Poll, mut ingress: Ingress) {
+        let mut events = Events::with_capacity(EVENTS);
         let mut buf = vec![0u8; RECV_BUF];
         let mut due = Vec::new();
-        let mut wait_set = Duration::ZERO;
+        // Sources that may hold more than one round read (edge-triggered: an event
+        // comes only when new data arrives, so what a bounded round left is
+        // remembered here and the next wait does not sleep).
+        let mut udp_ready = true;
+        let mut accept_ready = self.tcp_listener.is_some();
+        let mut tcp_ready: HashSet<SocketAddr> = HashSet::new();
         loop {
+            let busy =
+                udp_ready || accept_ready || !tcp_ready.is_empty() || !self.touched.is_empty();
+            let timeout = if busy {
+                Some(Duration::ZERO)
+            } else {
+                self.next_wake()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!("media worker {}: poll: {e}", self.index);
+                    self.close_all();
+                    self.send_egress();
+                    return;
+                }
+            }
+            self.stats.wakeups += 1;
+            for ev in events.iter() {
+                match ev.token() {
+                    // Writable: send_egress below sends what is queued.
+                    UDP => udp_ready |= ev.is_readable() || ev.is_error(),
+                    LISTENER => accept_ready = true,
+                    WAKER => {}
+                    t => {
+                        let Some(peer) = self.tcp_tokens.get(&t).copied() else {
+                            continue;
+                        };
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            tcp_ready.insert(peer);
+                        }
+                        if ev.is_writable() {
+                            if let Some(f) = self.io.tcp.get_mut(&peer) {
+                                if !write_pending(f) {
+                                    // The read finds the error and closes it.
+                                    tcp_ready.insert(peer);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             loop {
                 match self.commands.try_recv() {
                     Ok(Command::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => {
                         self.close_all();
+                        self.send_egress();
                         return;
                     }
                     Ok(cmd) => self.command(cmd),
@@ -409,43 +543,81 @@ impl State {
                     self.touched.insert(id);
                 }
             }
+            if udp_ready {
+                udp_ready = self.read_udp(&mut ingress, now);
+            }
+            if accept_ready {
+                accept_ready = self.accept_tcp(now, &mut tcp_ready);
+            }
+            if !tcp_ready.is_empty() {
+                let peers: Vec<SocketAddr> = tcp_ready.drain().collect();
+                for peer in peers {
+                    if self.read_tcp(peer, &mut buf, now) {
+                        tcp_ready.insert(peer);
+                    }
+                }
+            }
             self.service(now);
-            if now.saturating_duration_since(self.last_expiry) >= Duration::from_secs(1) {
+            if now.saturating_duration_since(self.last_expiry) >= HOUSEKEEPING {
                 self.expire(now);
             }
-            if self.tcp_listener.is_some() {
-                self.poll_tcp(&mut buf, now);
-            }
+            // Everything this wake-up produced leaves together.
+            self.send_egress();
+        }
+    }
 
-            // Output still queued (service stops after a few rounds): barely wait.
-            let wait = if self.touched.is_empty() {
-                self.timers
-                    .next_deadline()
-                    .map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()))
+    /// When the thread must wake with no event: the first timer, and housekeeping
+    /// while it holds anything. None: sleep until an event.
+    fn next_wake(&mut self) -> Option<Instant> {
+        let holds = !self.conns.is_empty()
+            || self.demux.router.flows() > 0
+            || !self.io.tcp.is_empty()
+            || self.drops_pending;
+        let house = holds.then(|| self.last_expiry + HOUSEKEEPING);
+        match (self.timers.next_deadline(), house) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Reads the UDP socket in `recvmmsg` rounds and routes each datagram; true if
+    /// it may hold more (the rounds ran out before it was drained).
+    fn read_udp(&mut self, ingress: &mut Ingress, now: Instant) -> bool {
+        for _ in 0..INGRESS_ROUNDS {
+            let r = ingress.recv(&self.io.socket);
+            self.stats.recv_syscalls += r.syscalls;
+            for (from, data) in ingress.datagrams() {
+                self.datagram(from, data, now);
+            }
+            if r.drained {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends the egress queue in `sendmmsg` batches; asks for a writable event while
+    /// some of it waits for room in the send buffer.
+    fn send_egress(&mut self) {
+        if !self.io.egress.is_empty() {
+            let r = send_queued(&self.io.socket, &mut self.io.egress);
+            self.stats.send_syscalls += r.syscalls;
+            self.stats.datagrams_out += r.datagrams;
+            self.stats.send_errors += r.errors;
+            if r.blocked {
+                self.stats.egress_blocked += 1;
+            }
+        }
+        let want = !self.io.egress.is_empty();
+        if want != self.io.writable_interest {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
             } else {
-                Duration::ZERO
-            }
-            .clamp(Duration::from_micros(100), MAX_WAIT);
-            if wait != wait_set {
-                if let Err(e) = self.io.socket.set_read_timeout(Some(wait)) {
-                    tracing::error!("media worker {}: set_read_timeout: {e}", self.index);
-                }
-                wait_set = wait;
-            }
-            match self.io.socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    let data = buf.get(..n).unwrap_or_default();
-                    self.datagram(from, data, Instant::now());
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => {
-                    // ICMP port unreachable from a peer that left shows up here.
-                    tracing::debug!("media worker {}: recv: {e}", self.index);
-                }
+                Interest::READABLE
+            };
+            match self.registry.reregister(&mut self.io.socket, UDP, interest) {
+                Ok(()) => self.io.writable_interest = want,
+                Err(e) => tracing::error!("media worker {}: reregister: {e}", self.index),
             }
         }
     }
@@ -470,6 +642,8 @@ impl State {
                 s.sockets = 1;
                 s.drops = self.demux.drops().clone();
                 s.tcp_streams = self.io.tcp.len();
+                s.egress_dropped = self.io.egress.dropped;
+                s.egress_queued = self.io.egress.len();
                 let _ = reply.send(s);
             }
             Command::Shutdown => {}
@@ -623,10 +797,11 @@ impl State {
                 if c.pc.handle_read(msg).is_err() {
                     self.stats.core_errors += 1;
                 }
+                // Serviced once the wake-up's datagrams are all in.
                 self.touched.insert(conn);
-                self.service(now);
             }
             Route::Drop(reason) => {
+                self.drops_pending = true;
                 if let Some(suppressed) = self.drop_log.check(&from.ip(), now) {
                     tracing::info!(
                         worker = self.index,
@@ -785,7 +960,21 @@ impl State {
             tracing::debug!(worker = self.index, conn = %id, "connection expired");
             self.remove(id);
         }
+        // A stream that named no connection in time goes.
+        let silent: Vec<SocketAddr> = self
+            .io
+            .tcp
+            .iter()
+            .filter(|(_, f)| {
+                f.conn.is_none() && now.saturating_duration_since(f.accepted) >= TCP_FIRST_FRAME
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in silent {
+            self.close_tcp(peer);
+        }
         self.demux.tidy(now);
+        self.drops_pending = false;
         let (summaries, overflow) = self.drop_log.flush(now);
         for (ip, n) in summaries {
             tracing::info!(worker = self.index, source = %ip, suppressed = n, "media datagrams dropped");
@@ -809,100 +998,119 @@ impl State {
             }
             flush(&mut self.io, &mut c, &mut self.stats);
         }
-        // Its ICE-TCP streams go with it (the router already forgot their flows).
-        self.io.tcp.retain(|_, f| {
-            let keep = f.conn != Some(id);
-            if !keep {
-                let _ = f.stream.shutdown(std::net::Shutdown::Both);
-            }
-            keep
-        });
+        // Its ICE-TCP streams go with it.
+        let streams: Vec<SocketAddr> = self
+            .io
+            .tcp
+            .iter()
+            .filter(|(_, f)| f.conn == Some(id))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in streams {
+            self.close_tcp(peer);
+        }
     }
 
-    /// Accepts ICE-TCP streams, writes what they have queued, reads their frames and
-    /// hands each to its connection. Each stream's first frame must be a binding
-    /// request naming one of this worker's ufrags, or the stream is closed.
-    fn poll_tcp(&mut self, buf: &mut [u8], now: Instant) {
-        if let Some(listener) = &self.tcp_listener {
-            for _ in 0..64 {
-                match listener.accept() {
-                    Ok((stream, peer)) => {
-                        if self.io.tcp.len() >= MAX_TCP_STREAMS
-                            || stream.set_nonblocking(true).is_err()
-                        {
-                            self.stats.tcp_refused += 1;
-                            continue;
-                        }
-                        let _ = stream.set_nodelay(true);
-                        self.stats.tcp_accepted += 1;
-                        self.io.tcp.insert(
-                            peer,
-                            TcpFlow {
-                                stream,
-                                decoder: FrameDecoder::new(MAX_TCP_FRAME),
-                                conn: None,
-                                out: Vec::new(),
-                                accepted: now,
-                            },
-                        );
+    /// Accepts ICE-TCP streams (bounded per wake-up) and registers them; true if the
+    /// listener may hold more. Each stream's first frame must be a binding request
+    /// naming one of this worker's ufrags, or the stream is closed.
+    fn accept_tcp(&mut self, now: Instant, ready: &mut HashSet<SocketAddr>) -> bool {
+        let Some(listener) = &self.tcp_listener else {
+            return false;
+        };
+        for _ in 0..64 {
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    let token = Token(self.next_token);
+                    if self.io.tcp.len() >= MAX_TCP_STREAMS
+                        || self.io.tcp.contains_key(&peer)
+                        || self
+                            .registry
+                            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                            .is_err()
+                    {
+                        self.stats.tcp_refused += 1;
+                        continue;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => {
-                        tracing::debug!("media worker {}: accept: {e}", self.index);
-                        break;
-                    }
+                    self.next_token = self.next_token.wrapping_add(1).max(FIRST_STREAM);
+                    let _ = stream.set_nodelay(true);
+                    self.stats.tcp_accepted += 1;
+                    self.tcp_tokens.insert(token, peer);
+                    // Bytes that came with the connection are read at once.
+                    ready.insert(peer);
+                    self.io.tcp.insert(
+                        peer,
+                        TcpFlow {
+                            stream,
+                            token,
+                            decoder: FrameDecoder::new(MAX_TCP_FRAME),
+                            conn: None,
+                            out: Vec::new(),
+                            accepted: now,
+                        },
+                    );
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(e) => {
+                    tracing::debug!("media worker {}: accept: {e}", self.index);
+                    return false;
                 }
             }
         }
-        let peers: Vec<SocketAddr> = self.io.tcp.keys().copied().collect();
-        for peer in peers {
-            let mut frames = Vec::new();
-            let mut close = false;
-            if let Some(f) = self.io.tcp.get_mut(&peer) {
-                close |= !write_pending(f);
-                // Bounded: a stream that keeps sending waits for the next wake-up.
-                for _ in 0..16 {
-                    if close {
-                        break;
-                    }
-                    let n = f.decoder.room().min(buf.len());
-                    match f.stream.read(&mut buf[..n]) {
-                        Ok(0) => close = true,
-                        Ok(k) => {
-                            f.decoder.feed(&buf[..k]);
-                            loop {
-                                match f.decoder.next_frame() {
-                                    Ok(Some(frame)) => frames.push(frame),
-                                    Ok(None) => break,
-                                    Err(_) => {
-                                        self.stats.tcp_refused += 1;
-                                        close = true;
-                                        break;
-                                    }
-                                }
+        true
+    }
+
+    /// Writes what a stream has queued, reads its frames (bounded) and hands each to
+    /// its connection; true if it may hold more to read.
+    fn read_tcp(&mut self, peer: SocketAddr, buf: &mut [u8], now: Instant) -> bool {
+        let mut frames = Vec::new();
+        let mut close = false;
+        let Some(f) = self.io.tcp.get_mut(&peer) else {
+            return false;
+        };
+        close |= !write_pending(f);
+        // Bounded: a stream that keeps sending waits for the next round.
+        let mut more = !close;
+        for _ in 0..16 {
+            if close {
+                break;
+            }
+            let n = f.decoder.room().min(buf.len());
+            match f.stream.read(&mut buf[..n]) {
+                Ok(0) => close = true,
+                Ok(k) => {
+                    f.decoder.feed(&buf[..k]);
+                    loop {
+                        match f.decoder.next_frame() {
+                            Ok(Some(frame)) => frames.push(frame),
+                            Ok(None) => break,
+                            Err(_) => {
+                                self.stats.tcp_refused += 1;
+                                close = true;
+                                break;
                             }
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(_) => close = true,
                     }
                 }
-                if f.conn.is_none()
-                    && frames.is_empty()
-                    && now.saturating_duration_since(f.accepted) >= TCP_FIRST_FRAME
-                {
-                    close = true;
-                }
-            }
-            for frame in frames {
-                if close || !self.tcp_frame(peer, frame, now) {
-                    close = true;
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    more = false;
                     break;
                 }
-            }
-            if close {
-                self.close_tcp(peer);
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => close = true,
             }
         }
+        for frame in frames {
+            if close || !self.tcp_frame(peer, frame, now) {
+                close = true;
+                break;
+            }
+        }
+        if close {
+            self.close_tcp(peer);
+            return false;
+        }
+        more
     }
 
     /// One frame from an ICE-TCP stream; false: close the stream.
@@ -959,12 +1167,13 @@ impl State {
             self.stats.core_errors += 1;
         }
         self.touched.insert(conn);
-        self.service(now);
         true
     }
 
     fn close_tcp(&mut self, peer: SocketAddr) {
-        if let Some(f) = self.io.tcp.remove(&peer) {
+        if let Some(mut f) = self.io.tcp.remove(&peer) {
+            self.tcp_tokens.remove(&f.token);
+            let _ = self.registry.deregister(&mut f.stream);
             let _ = f.stream.shutdown(std::net::Shutdown::Both);
             if let (Some(local), Some(_)) = (self.tcp_local, f.conn) {
                 self.demux.router.unbind(&Flow {
@@ -1011,16 +1220,14 @@ fn drain_events(id: ConnId, c: &mut Conn, closed: &mut Vec<ConnId>) {
     }
 }
 
-/// Sends what the connection has queued: UDP with one `send_to` each (batching is
-/// the next step), TCP framed onto its stream's queue.
+/// Takes what the connection has queued: UDP onto the egress queue (sent in
+/// `sendmmsg` batches at the end of the wake-up; a destination over its share drops
+/// its newest, counted there), TCP framed onto its stream's queue.
 fn flush(io: &mut Io, c: &mut Conn, stats: &mut WorkerStats) {
     while let Some(out) = c.pc.poll_write() {
         match out.transport.transport_protocol {
             TransportProtocol::UDP => {
-                match io.socket.send_to(&out.message, out.transport.peer_addr) {
-                    Ok(_) => stats.datagrams_out += 1,
-                    Err(_) => stats.send_errors += 1,
-                }
+                let _ = io.egress.push(out.transport.peer_addr, out.message);
             }
             TransportProtocol::TCP => {
                 let Some(f) = io.tcp.get_mut(&out.transport.peer_addr) else {
@@ -1088,6 +1295,39 @@ mod tests {
         // being Send (built, then moved into the worker's state).
         assert_send::<RTCPeerConnection>();
         assert_send::<State>();
+    }
+
+    #[tokio::test]
+    async fn an_idle_worker_sleeps_in_epoll_and_a_command_wakes_it() {
+        let worker = Worker::spawn(WorkerConfig::new(0, "127.0.0.1:0".parse().expect("addr")))
+            .expect("spawn");
+        let bound = Duration::from_secs(10);
+        let first = tokio::time::timeout(bound, worker.stats())
+            .await
+            .expect("answered while idle")
+            .expect("stats");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = tokio::time::timeout(bound, worker.stats())
+            .await
+            .expect("answered while idle")
+            .expect("stats");
+        // Holding nothing it has no deadline at all: only the waker (this command)
+        // ends its wait. (A read timeout of a few ms would show dozens here.)
+        let woke = second.wakeups - first.wakeups;
+        assert!(
+            (1..=2).contains(&woke),
+            "an idle worker woke {woke} times between two commands"
+        );
+        assert_eq!((second.connections, second.timers), (0, 0));
+        worker
+            .close(ConnId(7))
+            .expect("a close of nothing is taken");
+        let third = tokio::time::timeout(bound, worker.stats())
+            .await
+            .expect("answered")
+            .expect("stats");
+        assert!(third.wakeups > second.wakeups);
+        worker.shutdown();
     }
 
     #[test]
