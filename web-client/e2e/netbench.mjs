@@ -13,12 +13,15 @@
 // the judge again and until the frame width is back to what it was before the cut.
 // Prints one JSON line per measurement and a table of medians (markdown).
 //
+// Beside each OpenHearing window, `why`: the server's legs by layer and what the
+// publishers encode (not measured; to tell causes apart).
+//
 // Not a test: nothing is asserted. Run inside a namespace as root (bench/netbench.sh).
 // Environment: RUNS (default 3), WINDOW_S, WARMUP_S, SCENARIOS (comma list of names
 // below), OPENHEARING_BIN (the server binary; a release build for real numbers).
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ARTIFACTS, createHearing, openAndJoin, sleep, startHarness, waitDecodes } from './harness.mjs';
+import { ADMIN_KEY, ARTIFACTS, createHearing, openAndJoin, sleep, startHarness, waitDecodes } from './harness.mjs';
 import { createSite } from './netns.mjs';
 
 const RUNS = Number(process.env.RUNS || 3);
@@ -158,13 +161,34 @@ function windowOf(a, b, seconds) {
   };
 }
 
-/** One window of both directions: `down()` / `up()` sample the two pages. */
-async function measure(down, up) {
+/** One window of both directions: `down()` / `up()` sample the two pages; `why()`
+ * (optional) what explains them, read at the end of the window. */
+async function measure(down, up, why) {
   await sleep(WARMUP_S * 1000);
   const [d0, u0] = [await down(), await up()];
   await sleep(WINDOW_S * 1000);
   const [d1, u1] = [await down(), await up()];
-  return { down: windowOf(d0, d1, WINDOW_S), up: windowOf(u0, u1, WINDOW_S) };
+  const r = { down: windowOf(d0, d1, WINDOW_S), up: windowOf(u0, u1, WINDOW_S) };
+  return why ? { ...r, why: await why().catch((e) => ({ error: String(e.message).slice(0, 200) })) } : r;
+}
+
+/**
+ * Not measured, only recorded beside each OpenHearing window, to tell causes apart:
+ * the server's simulcast legs by chosen layer (`/metrics`) and what the judge's and
+ * the defendant's browsers encode (layers, widths, and the encoder's
+ * qualityLimitationReason: `bandwidth` is the publisher's uplink estimate, `cpu` the
+ * machine).
+ */
+async function diagnostics(h, judge, defendant) {
+  const r = await fetch(`${h.baseUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_KEY}` }, signal: AbortSignal.timeout(5000) });
+  const serverLayers = {};
+  for (const m of (await r.text()).matchAll(/^openhearing_sfu_simulcast_legs\{layer="(\w+)"\} (\S+)$/gm)) serverLayers[m[1]] = Number(m[2]);
+  const sends = async (who) =>
+    (await who.page.evaluate(() => window.__openhearing.outbound()))
+      .filter((l) => l.kind === 'video')
+      .map((l) => `${l.rid ?? '-'}:${l.frameWidth ?? 0}px:${Math.round((l.targetBitrate ?? 0) / 1000)}k:${l.qualityLimitationReason ?? '?'}`)
+      .join(' ');
+  return { serverLayers, judgeSends: await sends(judge), defendantSends: await sends(defendant) };
 }
 
 /** Cut for CUT_S, restore; seconds until `down()` decodes again and until its width is back. */
@@ -216,6 +240,7 @@ async function main() {
           try {
             let down;
             let up;
+            let why;
             if (system === 'direct') {
               const court = await (await h.browser.newContext()).newPage();
               const sitePage = await (await siteBrowser.newContext()).newPage();
@@ -230,8 +255,9 @@ async function main() {
               contexts.push(judge.page.context(), counsel.page.context(), defendant.page.context());
               down = () => hearingCounters(defendant, judge);
               up = () => hearingCounters(judge, defendant);
+              why = () => diagnostics(h, judge, defendant);
             }
-            const r = sc.cutAfterFlowing ? { cut: await cutAndRecover(site, down) } : await measure(down, up);
+            const r = sc.cutAfterFlowing ? { cut: await cutAndRecover(site, down) } : await measure(down, up, why);
             const line = { scenario: name, run, system, ...r };
             results.push(line);
             console.log(JSON.stringify(line));
