@@ -385,6 +385,11 @@ async fn run(
     }
 }
 
+/// How long this peer may take to answer a server's offer (the server waits 20 s).
+const ANSWER_WITHIN: Duration = Duration::from_secs(15);
+/// An answer slower than this is logged (sent all the same).
+const ANSWER_SLOW: Duration = Duration::from_secs(5);
+
 async fn handle(
     client: &SignalingClient,
     peer: &MediaPeer,
@@ -409,13 +414,28 @@ async fn handle(
             let sdp = sdp.clone();
             push(events, msg);
             // Handled inline: the next server message waits, so offers are serialised.
-            match peer.answer_offer(sdp).await {
-                Ok(answer) => {
+            // Bounded below the server's answer timeout (20 s), so a peer whose own
+            // webrtc stack stalls says so instead of looking like the server's fault.
+            let started = Instant::now();
+            match tokio::time::timeout(ANSWER_WITHIN, peer.answer_offer(sdp)).await {
+                Ok(Ok(answer)) => {
                     if let Err(e) = client.send(&ClientMessage::Answer { sdp: answer }) {
                         push(failures, format!("sending an answer: {e}"));
+                    } else if started.elapsed() > ANSWER_SLOW {
+                        tracing::warn!(
+                            seconds = started.elapsed().as_secs_f64(),
+                            "answering the server's offer was slow"
+                        );
                     }
                 }
-                Err(e) => push(failures, format!("answering the server's offer: {e}")),
+                Ok(Err(e)) => push(failures, format!("answering the server's offer: {e}")),
+                Err(_) => push(
+                    failures,
+                    format!(
+                        "answering the server's offer: this peer's webrtc did not finish within {} s",
+                        ANSWER_WITHIN.as_secs()
+                    ),
+                ),
             }
         }
         other => push(events, other),
