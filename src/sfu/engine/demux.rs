@@ -79,6 +79,28 @@ pub enum StunError {
 /// must fill `data` exactly (one datagram, or one RFC 4571 frame). Nothing is
 /// verified: the caller treats the result as a claim to look up, never as an identity.
 pub fn binding_username(data: &[u8]) -> Result<Option<&str>, StunError> {
+    let header = stun_header(data)?;
+    if u16::from_be_bytes([header[0], header[1]]) != STUN_BINDING_REQUEST {
+        return Ok(None);
+    }
+    for attribute in attributes(data) {
+        let (_, attr, value) = attribute?;
+        if attr == ATTR_USERNAME {
+            if value.len() > MAX_USERNAME {
+                return Err(StunError::UsernameTooLong(value.len()));
+            }
+            return std::str::from_utf8(value)
+                .map(Some)
+                .map_err(|_| StunError::UsernameNotUtf8);
+        }
+    }
+    Ok(None)
+}
+
+/// The 20-byte header of a STUN message that fills `data` exactly: first two bits
+/// zero, the magic cookie, and a declared length (a multiple of 4) equal to what
+/// follows.
+fn stun_header(data: &[u8]) -> Result<&[u8], StunError> {
     let header = data.get(..STUN_HEADER).ok_or(StunError::Short)?;
     if header[0] & 0xC0 != 0 || header[4..8] != STUN_MAGIC {
         return Err(StunError::NotStun);
@@ -91,31 +113,37 @@ pub fn binding_username(data: &[u8]) -> Result<Option<&str>, StunError> {
             available,
         });
     }
-    if u16::from_be_bytes([header[0], header[1]]) != STUN_BINDING_REQUEST {
-        return Ok(None);
-    }
-    let mut rest = &data[STUN_HEADER..];
-    while !rest.is_empty() {
-        let (Some(t), Some(l)) = (rest.get(0..2), rest.get(2..4)) else {
-            return Err(StunError::Attribute { attr: 0 });
+    Ok(header)
+}
+
+/// The attributes of a STUN message whose header [`stun_header`] accepted: (offset,
+/// type, value) each, its value and padding inside `data`; the first malformed one
+/// ends the walk with its error.
+fn attributes(data: &[u8]) -> impl Iterator<Item = Result<(usize, u16, &[u8]), StunError>> {
+    let mut at = STUN_HEADER;
+    std::iter::from_fn(move || {
+        if at >= data.len() {
+            return None;
+        }
+        let start = at;
+        // Whatever happens, this attribute is the last one looked at if it is bad.
+        at = data.len();
+        let (Some(t), Some(l)) = (data.get(start..start + 2), data.get(start + 2..start + 4))
+        else {
+            return Some(Err(StunError::Attribute { attr: 0 }));
         };
         let attr = u16::from_be_bytes([t[0], t[1]]);
         let len = usize::from(u16::from_be_bytes([l[0], l[1]]));
-        let padded = len.div_ceil(4) * 4;
-        let value = rest.get(4..4 + len).ok_or(StunError::Attribute { attr })?;
-        if attr == ATTR_USERNAME {
-            if len > MAX_USERNAME {
-                return Err(StunError::UsernameTooLong(len));
-            }
-            return std::str::from_utf8(value)
-                .map(Some)
-                .map_err(|_| StunError::UsernameNotUtf8);
-        }
-        rest = rest
-            .get(4 + padded..)
-            .ok_or(StunError::Attribute { attr })?;
-    }
-    Ok(None)
+        let next = start + 4 + len.div_ceil(4) * 4;
+        let Some(value) = data
+            .get(start + 4..start + 4 + len)
+            .filter(|_| next <= data.len())
+        else {
+            return Some(Err(StunError::Attribute { attr }));
+        };
+        at = next;
+        Some(Ok((start, attr, value)))
+    })
 }
 
 /// What MESSAGE-INTEGRITY covers (RFC 8489 §14.5): the header with its length field
@@ -131,32 +159,13 @@ pub struct IntegrityParts<'a> {
 /// Finds MESSAGE-INTEGRITY in a STUN message (`Ok(None)` if it has none), bounds
 /// checked like [`binding_username`].
 pub fn integrity_parts(data: &[u8]) -> Result<Option<IntegrityParts<'_>>, StunError> {
-    let header = data.get(..STUN_HEADER).ok_or(StunError::Short)?;
-    if header[0] & 0xC0 != 0 || header[4..8] != STUN_MAGIC {
-        return Err(StunError::NotStun);
-    }
-    let declared = usize::from(u16::from_be_bytes([header[2], header[3]]));
-    let available = data.len() - STUN_HEADER;
-    if declared != available || declared % 4 != 0 {
-        return Err(StunError::Length {
-            declared,
-            available,
-        });
-    }
-    let mut at = STUN_HEADER;
-    while at < data.len() {
-        let (Some(t), Some(l)) = (data.get(at..at + 2), data.get(at + 2..at + 4)) else {
-            return Err(StunError::Attribute { attr: 0 });
-        };
-        let attr = u16::from_be_bytes([t[0], t[1]]);
-        let len = usize::from(u16::from_be_bytes([l[0], l[1]]));
+    let header = stun_header(data)?;
+    for attribute in attributes(data) {
+        let (at, attr, tag) = attribute?;
         if attr == ATTR_MESSAGE_INTEGRITY {
-            if len != MESSAGE_INTEGRITY_LEN {
+            if tag.len() != MESSAGE_INTEGRITY_LEN {
                 return Err(StunError::Attribute { attr });
             }
-            let tag = data
-                .get(at + 4..at + 4 + MESSAGE_INTEGRITY_LEN)
-                .ok_or(StunError::Attribute { attr })?;
             let mut h = [0u8; STUN_HEADER];
             h.copy_from_slice(header);
             // The length counts everything up to and including this attribute.
@@ -169,11 +178,6 @@ pub fn integrity_parts(data: &[u8]) -> Result<Option<IntegrityParts<'_>>, StunEr
                 tag,
             }));
         }
-        let padded = len.div_ceil(4) * 4;
-        if data.len() < at + 4 + padded {
-            return Err(StunError::Attribute { attr });
-        }
-        at += 4 + padded;
     }
     Ok(None)
 }
