@@ -679,7 +679,11 @@ impl State {
 
         let mut out = HashMap::new();
         for (kind, mime, codec) in [
-            (RtpCodecKind::Audio, MIME_TYPE_OPUS, opus()),
+            (
+                RtpCodecKind::Audio,
+                MIME_TYPE_OPUS,
+                crate::sfu::audio_codec(),
+            ),
             (RtpCodecKind::Video, MIME_TYPE_VP8, vp8()),
         ] {
             let ssrc = rand::random::<u32>().max(1);
@@ -1261,16 +1265,6 @@ fn write_pending(f: &mut TcpFlow) -> bool {
         }
     }
     true
-}
-
-fn opus() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_OPUS.to_owned(),
-        clock_rate: 48000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-        rtcp_feedback: vec![],
-    }
 }
 
 fn vp8() -> RTCRtpCodec {
