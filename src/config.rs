@@ -139,6 +139,7 @@ pub struct MediaConfig {
 #[serde(deny_unknown_fields)]
 pub struct SignalingConfig {
     pub max_message_bytes: usize,
+    pub max_sdp_bytes: usize,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
     pub join_timeout_seconds: u64,
@@ -645,6 +646,15 @@ impl Config {
                 ),
             ));
         }
+        if self.signaling.max_sdp_bytes < self.signaling.max_message_bytes {
+            return Err(err(
+                "signaling.max_sdp_bytes",
+                format!(
+                    "{} is smaller than signaling.max_message_bytes ({}); an offer or answer may be at least as large as any other message",
+                    self.signaling.max_sdp_bytes, self.signaling.max_message_bytes
+                ),
+            ));
+        }
         nonzero(
             "signaling.rate_limit_per_second",
             self.signaling.rate_limit_per_second.into(),
@@ -901,6 +911,7 @@ mod tests {
         assert_eq!(c.media.pli_throttle_ms, 500);
         assert_eq!(c.media.ice_check_interval_ms, 50);
         assert_eq!(c.signaling.max_message_bytes, 65536);
+        assert_eq!(c.signaling.max_sdp_bytes, 524288);
         assert_eq!(c.signaling.rate_limit_per_second, 50);
         assert_eq!(c.signaling.rate_limit_burst, 200);
         assert_eq!(c.signaling.join_timeout_seconds, 10);

@@ -217,7 +217,8 @@ async fn an_oversize_frame_closes_with_1009() {
     let server = TestServer::start(44040, 44049).await;
     let hearing = server.hearing_of(&[cast::JUDGE]).await;
     let url = server.ws_url(hearing.hearing_id);
-    let huge = "x".repeat(65536 * 4 + 1024);
+    // The frame limit: 2 x the default max_sdp_bytes (more than 4 x max_message_bytes).
+    let huge = "x".repeat(524288 * 2 + 1024);
 
     // Before the join.
     let (mut ws, _) = tokio_tungstenite::connect_async(&url)

@@ -156,6 +156,12 @@ struct SoakArgs {
     /// Write the report with every sample as JSON here ("-" for stdout).
     #[arg(long)]
     json: Option<String>,
+    /// The started server's log filter (tracing directives).
+    #[arg(long, default_value = "warn")]
+    server_log_filter: String,
+    /// Keep the started server's log in this file.
+    #[arg(long)]
+    server_log: Option<PathBuf>,
     #[arg(long)]
     no_progress: bool,
 }
@@ -222,6 +228,8 @@ async fn soak(a: SoakArgs) -> Result<()> {
             bin: a.server_bin.unwrap_or_else(default_server_bin),
             port_min,
             port_max,
+            log_filter: a.server_log_filter,
+            log_file: a.server_log,
             ..ServerOptions::default()
         },
         progress: !a.no_progress,
@@ -270,6 +278,7 @@ async fn run(a: RunArgs) -> Result<()> {
             attach_pid: a.server_pid,
             admin_key: a.admin_key,
             extra_config: a.server_config_extra,
+            ..ServerOptions::default()
         },
         janus: JanusOptions {
             url: a.janus_url,

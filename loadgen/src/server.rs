@@ -25,6 +25,12 @@ pub struct ServerOptions {
     pub admin_key: String,
     /// Extra TOML appended to the generated configuration.
     pub extra_config: String,
+    /// The started server's `[log] filter` (tracing directives, e.g.
+    /// `warn,openhearing::api::ws=debug`).
+    pub log_filter: String,
+    /// Write the started server's log here instead of into its temporary directory
+    /// (which is removed when the run ends).
+    pub log_file: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -37,6 +43,8 @@ impl Default for ServerOptions {
             attach_pid: None,
             admin_key: "loadgen-admin-key-0123456789abcdef".into(),
             extra_config: String::new(),
+            log_filter: "warn".into(),
+            log_file: None,
         }
     }
 }
@@ -68,6 +76,8 @@ pub struct Server {
     child: Option<Child>,
     stdin: tokio::sync::Mutex<Option<ChildStdin>>,
     _dir: Option<tempfile::TempDir>,
+    /// The started server's log (empty when attached or for the relay).
+    log_path: PathBuf,
 }
 
 fn free_tcp_port() -> Result<u16> {
@@ -89,6 +99,7 @@ impl Server {
                 child: None,
                 stdin: tokio::sync::Mutex::new(None),
                 _dir: None,
+                log_path: PathBuf::new(),
             });
         }
         if !opts.bin.is_file() {
@@ -141,7 +152,7 @@ joins_per_minute_per_source = 1000000
 join_burst_per_participant = 100000
 joins_per_minute_per_participant = 1000000
 [log]
-filter = "warn"
+filter = "{log_filter}"
 {extra}
 "#,
             dir = dir.path().display(),
@@ -149,10 +160,16 @@ filter = "warn"
             pmin = opts.port_min,
             pmax = opts.port_max,
             extra = opts.extra_config,
+            log_filter = opts.log_filter.replace(['"', '\\'], ""),
         );
         let cfg_path = dir.path().join("loadgen.toml");
         std::fs::write(&cfg_path, config)?;
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let log_path = opts
+            .log_file
+            .clone()
+            .unwrap_or_else(|| dir.path().join("server.log"));
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating the server log {}", log_path.display()))?;
         let child = Command::new(&opts.bin)
             .arg("serve")
             .arg("--config")
@@ -174,6 +191,7 @@ filter = "warn"
             child: Some(child),
             stdin: tokio::sync::Mutex::new(None),
             _dir: Some(dir),
+            log_path,
         };
         s.wait_healthy().await?;
         Ok(s)
@@ -185,11 +203,7 @@ filter = "warn"
         while start.elapsed() < Duration::from_secs(30) {
             if let Some(c) = self.child.as_mut() {
                 if let Some(status) = c.try_wait()? {
-                    let log = self
-                        ._dir
-                        .as_ref()
-                        .and_then(|d| std::fs::read_to_string(d.path().join("server.log")).ok())
-                        .unwrap_or_default();
+                    let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
                     bail!("the server exited ({status}): {log}");
                 }
             }
@@ -237,6 +251,7 @@ filter = "warn"
             child: Some(child),
             stdin: tokio::sync::Mutex::new(stdin),
             _dir: None,
+            log_path: PathBuf::new(),
         })
     }
 

@@ -122,6 +122,7 @@ async fn fake_server(
                                 },
                                 participants: vec![],
                                 max_message_bytes: 65536,
+                                max_sdp_bytes: 524288,
                                 can_publish: true,
                                 permissions: vec![Action::PublishAudio, Action::PublishVideo, Action::Subscribe],
                                 resume: None,

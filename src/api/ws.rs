@@ -62,6 +62,8 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct SignalingLimits {
     pub max_message_bytes: usize,
+    /// The limit for `offer` and `answer` (at least `max_message_bytes`).
+    pub max_sdp_bytes: usize,
     pub rate_per_second: u32,
     pub burst: u32,
     pub join_timeout: Duration,
@@ -427,15 +429,37 @@ impl Session {
         if !self.charge() {
             return Some(EndReason::ConnectionLost);
         }
-        if text.len() > st.limits.max_message_bytes {
+        if text.len() > st.limits.max_sdp_bytes {
             self.out.error(
                 ErrorCode::MessageTooLarge,
-                too_large(text.len(), st.limits.max_message_bytes),
+                too_large(text.len(), st.limits.max_sdp_bytes),
             );
             return None;
         }
         match decode_client(&text) {
+            // Only an SDP message may be larger than `max_message_bytes`: a
+            // connection's SDP grows by a media section for every track it was sent.
+            Ok(msg)
+                if text.len() > st.limits.max_message_bytes
+                    && !matches!(
+                        msg,
+                        ClientMessage::Offer { .. } | ClientMessage::Answer { .. }
+                    ) =>
+            {
+                self.out.error(
+                    ErrorCode::MessageTooLarge,
+                    too_large(text.len(), st.limits.max_message_bytes),
+                );
+                None
+            }
             Ok(msg) => self.on_client(msg).await,
+            Err(_) if text.len() > st.limits.max_message_bytes => {
+                self.out.error(
+                    ErrorCode::MessageTooLarge,
+                    too_large(text.len(), st.limits.max_message_bytes),
+                );
+                None
+            }
             Err(e) => {
                 self.out.error(e.code(), e.to_string());
                 None
@@ -541,6 +565,7 @@ impl Session {
                 }
                 match self.peer.apply_answer(sdp).await {
                     Ok(()) => {
+                        tracing::debug!(participant = %self.me, legs = self.inflight.len(), "answer to the server's offer applied");
                         self.offer_sent_at = None;
                         for leg in std::mem::take(&mut self.inflight) {
                             self.activate(leg).await;
@@ -757,6 +782,7 @@ impl Session {
             Ok(sdp) => {
                 self.inflight.append(&mut self.pending);
                 self.offer_sent_at = Some(Instant::now());
+                tracing::debug!(participant = %self.me, legs = self.inflight.len(), "offer sent");
                 self.out.send(ServerMessage::Offer { sdp });
                 self.offer_seq = self.out.sent();
             }

@@ -388,6 +388,8 @@ export type ServerMessage =
       status: HearingStatus;
       participants: ParticipantInfo[];
       max_message_bytes: number;
+      /** The largest `offer`/`answer` accepted (absent from older servers). */
+      max_sdp_bytes?: number;
       can_publish: boolean;
       permissions: Action[];
       /** How to take this session back over a new socket (`resume`). */

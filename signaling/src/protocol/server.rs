@@ -23,6 +23,10 @@ pub struct Welcome {
     pub participants: Vec<ParticipantInfo>,
     /// The largest text frame the server accepts, in bytes.
     pub max_message_bytes: usize,
+    /// The largest `offer` or `answer` the server accepts, in bytes (at least
+    /// `max_message_bytes`). 0 from a server that predates it: `max_message_bytes`.
+    #[serde(default)]
+    pub max_sdp_bytes: usize,
     /// Whether this participant may publish audio or video at all.
     pub can_publish: bool,
     /// What this participant's role may do (from the permission table), so the

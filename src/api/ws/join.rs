@@ -121,7 +121,7 @@ pub(super) async fn await_join(
                 out.close_too_big();
                 return Err(Refusal::new(
                     ErrorCode::MessageTooLarge,
-                    "a frame larger than the WebSocket limit (4x max_message_bytes)",
+                    "a frame larger than the WebSocket limit (4x max_message_bytes or 2x max_sdp_bytes)",
                 )
                 .into());
             }
@@ -240,6 +240,7 @@ pub(super) fn fill_welcome(welcome: &mut ServerMessage, st: &SignalingState) -> 
     match welcome {
         ServerMessage::Welcome(w) => {
             w.max_message_bytes = st.limits.max_message_bytes;
+            w.max_sdp_bytes = st.limits.max_sdp_bytes;
             w.can_publish
         }
         _ => false,

@@ -88,6 +88,8 @@ impl Outbox {
     }
 
     pub(super) fn error(&self, code: ErrorCode, message: impl Into<String>) -> bool {
+        let message = message.into();
+        tracing::debug!(code = ?code, "error sent to the client: {message}");
         self.send(ServerMessage::error(code, message))
     }
 

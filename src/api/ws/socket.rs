@@ -31,10 +31,10 @@ where
     SignalingState: FromRef<S>,
 {
     let st = SignalingState::from_ref(&state);
-    // Frames up to 4x the protocol limit are read so that an oversize message gets a
-    // clear `message_too_large` instead of a dropped connection; beyond that the
-    // WebSocket layer closes with 1009.
-    let cap = st.limits.max_message_bytes.saturating_mul(4).max(64 * 1024);
+    // Frames up to 4x the protocol limit (2x the SDP limit, if more) are read so that
+    // an oversize message gets a clear `message_too_large` instead of a dropped
+    // connection; beyond that the WebSocket layer closes with 1009.
+    let cap = frame_cap(&st.limits);
     ws.max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| run_session(socket, hearing, device, st))
@@ -165,4 +165,14 @@ async fn run_session(socket: WebSocket, hearing: String, device: Device, st: Sig
         let _ = tokio::join!(writer, drain);
     })
     .await;
+}
+
+/// The largest WebSocket frame read (PROTOCOL.md, *Size limit*): 4 x
+/// `max_message_bytes` or 2 x `max_sdp_bytes`, whichever is more, at least 64 KiB.
+pub(super) fn frame_cap(limits: &super::SignalingLimits) -> usize {
+    limits
+        .max_message_bytes
+        .saturating_mul(4)
+        .max(limits.max_sdp_bytes.saturating_mul(2))
+        .max(64 * 1024)
 }

@@ -194,6 +194,7 @@ impl HearingCore {
                 .map(Member::info)
                 .collect(),
             max_message_bytes: 0, // filled in by the signaling layer, which knows the limit
+            max_sdp_bytes: 0,
             can_publish: self.perms.may_publish_any(me.p.role),
             permissions: self.perms.actions(me.p.role),
             resume: None, // filled in by the signaling layer, which keeps the session
