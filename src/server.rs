@@ -192,7 +192,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, ServerError> {
             sfu,
             limits: SignalingLimits {
                 max_message_bytes: s.max_message_bytes,
-                max_sdp_bytes: s.max_sdp_bytes.max(s.max_message_bytes),
+                max_sdp_bytes: s.max_sdp_bytes,
                 rate_per_second: s.rate_limit_per_second,
                 burst: s.rate_limit_burst,
                 join_timeout: Duration::from_secs(s.join_timeout_seconds),

@@ -123,16 +123,6 @@ async fn expect_nonfatal(
     ping_pong(client, ping_id, what).await;
 }
 
-fn error_codes(p: &openhearing_peer::Participant) -> Vec<ErrorCode> {
-    p.events()
-        .into_iter()
-        .filter_map(|e| match e {
-            ServerMessage::Error { code, .. } => Some(code),
-            _ => None,
-        })
-        .collect()
-}
-
 fn has_pong(p: &openhearing_peer::Participant, id: u64) -> bool {
     p.events()
         .iter()

@@ -17,20 +17,10 @@ use std::time::Duration;
 
 use common::cast::*;
 use common::*;
-use openhearing_signaling::{ErrorCode, ServerMessage};
+use openhearing_signaling::ErrorCode;
 
 const SMALL_LIMIT: usize = 4096;
 const SDP_LIMIT: usize = 65536;
-
-fn errors(p: &openhearing_peer::Participant) -> Vec<ErrorCode> {
-    p.events()
-        .into_iter()
-        .filter_map(|e| match e {
-            ServerMessage::Error { code, .. } => Some(code),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn local_sdp_len(p: &openhearing_peer::Participant) -> usize {
     p.peer()
@@ -97,10 +87,10 @@ async fn answers_larger_than_the_message_limit_are_taken_after_many_rejoins() {
 
     for p in [&judge, &observer] {
         assert!(
-            !errors(p).contains(&ErrorCode::MessageTooLarge),
+            !error_codes(p).contains(&ErrorCode::MessageTooLarge),
             "{}'s answers were refused: {:?}",
             p.welcome().you.role,
-            errors(p)
+            error_codes(p)
         );
         assert!(!p.is_closed(), "{} was dropped", p.welcome().you.role);
         assert!(p.failures().is_empty(), "{:?}", p.failures());
@@ -108,24 +98,24 @@ async fn answers_larger_than_the_message_limit_are_taken_after_many_rejoins() {
     }
 
     // Any other message is still held to max_message_bytes ...
-    let before = errors(&observer).len();
+    let before = error_codes(&observer).len();
     let big_ping =
         serde_json::json!({"type": "ping", "id": 7, "pad": "x".repeat(SMALL_LIMIT + 16)})
             .to_string();
     observer.send_text(big_ping).expect("send");
     eventually(Duration::from_secs(10), "the big ping is refused", || {
-        errors(&observer)[before..].contains(&ErrorCode::MessageTooLarge)
+        error_codes(&observer)[before..].contains(&ErrorCode::MessageTooLarge)
     })
     .await;
     // ... and an SDP message to max_sdp_bytes.
-    let before = errors(&observer).len();
+    let before = error_codes(&observer).len();
     let huge_offer =
         serde_json::json!({"type": "offer", "sdp": "v=0\r\n".repeat(SDP_LIMIT / 5 + 16)})
             .to_string();
     assert!(huge_offer.len() > SDP_LIMIT);
     observer.send_text(huge_offer).expect("send");
     eventually(Duration::from_secs(10), "the huge offer is refused", || {
-        errors(&observer)[before..].contains(&ErrorCode::MessageTooLarge)
+        error_codes(&observer)[before..].contains(&ErrorCode::MessageTooLarge)
     })
     .await;
     assert!(!observer.is_closed(), "a refused message is not fatal");

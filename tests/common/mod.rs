@@ -456,6 +456,17 @@ pub async fn next_error(p: &Participant, skip: usize) -> openhearing_signaling::
 }
 
 /// Whether `p` was told it is in state `admission`.
+/// The codes of every `error` the server sent `p` so far, in order.
+pub fn error_codes(p: &Participant) -> Vec<openhearing_signaling::ErrorCode> {
+    p.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            openhearing_signaling::ServerMessage::Error { code, .. } => Some(code),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn sees_self(p: &Participant, admission: openhearing_signaling::Admission) -> bool {
     let me = p.id();
     p.events()
