@@ -133,9 +133,15 @@ export function makeTile(p: ParticipantInfo, self: boolean): TileView {
       link.hidden = self || g === null;
       if (!g) {
         delete link.dataset.quality;
+        delete link.dataset.loss;
+        delete link.dataset.fps;
         return;
       }
       link.dataset.quality = g.quality;
+      // The window's figures, for tests and support staff (the title says them in words).
+      link.dataset.loss = g.lossPercent.toFixed(1);
+      if (g.fps !== null) link.dataset.fps = g.fps.toFixed(1);
+      else delete link.dataset.fps;
       const parts = [t(`link.${g.quality}` as MessageKey)];
       if (g.quality !== 'none') {
         parts.push(t('link.detail', { loss: Math.round(g.lossPercent) }));
