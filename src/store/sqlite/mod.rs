@@ -537,9 +537,14 @@ impl Store for SqliteStore {
         &self,
         hearing_id: Uuid,
     ) -> Result<Option<(Vec<AuditEntry>, u64, String)>, StoreError> {
+        // The head and the entries from one snapshot (one read transaction): read
+        // apart, an entry appended between the two reads made a sound chain look
+        // broken (seen at the end of a soak, while the last sessions' `leave` rows
+        // were written).
+        let mut tx = self.pool.begin().await?;
         let Some(head) = sqlx::query("SELECT audit_count, audit_head FROM hearings WHERE id = ?")
             .bind(hearing_id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(None);
@@ -551,8 +556,10 @@ impl Store for SqliteStore {
              WHERE hearing_id = ? ORDER BY seq",
         )
         .bind(hearing_id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        // A read: nothing to commit, and ending it at once frees the snapshot.
+        tx.rollback().await?;
         let entries = rows.iter().map(audit_from_row).collect::<Result<_, _>>()?;
         Ok(Some((entries, count.max(0) as u64, hash)))
     }

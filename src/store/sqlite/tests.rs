@@ -205,6 +205,44 @@ async fn a_failed_commit_is_rolled_back_and_later_writes_succeed() {
     assert!(store.writable().await.is_ok());
 }
 
+/// The trail read while entries are appended is always one consistent snapshot:
+/// its chain verifies at every read (the head and the rows were read apart once,
+/// and a `leave` written between them made a sound chain look broken).
+#[tokio::test]
+async fn the_trail_read_during_writes_always_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(&url(dir.path())).await.unwrap());
+    let h = store
+        .create_hearing(new_hearing("HS-9/2026", 2), &[])
+        .await
+        .unwrap();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..300 {
+                store
+                    .append_audit(h.id, record(&format!("w{i}")))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() && reads < 2_000 {
+        let (entries, count, head) = store.audit_log(h.id).await.unwrap().unwrap();
+        assert_eq!(
+            crate::audit::verify_chain(h.id, &entries, count, &head),
+            Ok(()),
+            "read {reads}: {} rows, head count {count}",
+            entries.len()
+        );
+        reads += 1;
+    }
+    writer.await.unwrap();
+    let (entries, count, _) = store.audit_log(h.id).await.unwrap().unwrap();
+    assert_eq!((entries.len(), count), (300, 300));
+}
+
 /// A batch stores everything or nothing: a state change never lands without the
 /// audit entry that records it.
 #[tokio::test]
