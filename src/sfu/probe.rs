@@ -321,6 +321,8 @@ struct State {
 #[derive(Debug)]
 pub struct Prober {
     state: Mutex<State>,
+    /// Whose link this probes, for the log.
+    label: Option<std::sync::Arc<str>>,
 }
 
 impl Prober {
@@ -331,7 +333,14 @@ impl Prober {
                 in_flight: None,
                 packets: HashSet::new(),
             }),
+            label: None,
         }
+    }
+
+    /// Names the link in the log lines (the subscriber's participant).
+    pub fn labelled(mut self, label: std::sync::Arc<str>) -> Self {
+        self.label = Some(label);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -350,6 +359,13 @@ impl Prober {
     pub fn start(&self, now: Instant) -> Option<Cluster> {
         let mut state = self.lock();
         let cluster = state.schedule.next(now)?;
+        tracing::debug!(
+            peer = self.label.as_deref().unwrap_or("-"),
+            cluster = cluster.id,
+            rate_bps = cluster.rate_bps,
+            wanted_bps = ?state.schedule.pending.and_then(|(_, goal)| goal),
+            "probe started"
+        );
         state.packets.clear();
         state.in_flight = Some(InFlight {
             cluster,
