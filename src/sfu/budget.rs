@@ -85,13 +85,15 @@ pub struct ReportingEstimator {
     capacity: Option<(f64, Instant)>,
 }
 
-/// How far above a measured capacity the estimate may go: not at all. GCC's own
+/// Where the estimate stays under a measured capacity: nine tenths of it. GCC's own
 /// climb past it overflowed a 600 kbit/s site's buffer within seconds, twice a
 /// minute, and so did 1.1 × (the allocator spent the estimate, the link's queue
-/// grew, GCC fell to its floor). The probe counts RTP bytes where the layers' costs
-/// count 40 more a packet for the headers, so the capacity is already a little
-/// under the link's rate in the costs' terms; the allocator's up-margin is the rest.
-const CAPACITY_HEADROOM: f64 = 1.0;
+/// grew, GCC fell to its floor); at 1.0 × the judge's half-size picture just fitted
+/// beside the audio, its cost's wobble crossed the estimate every few seconds, and
+/// each switch down and back cost a keyframe and a freeze (8.6–11.6 frames/s in two
+/// runs of three). A link measured as the bottleneck keeps a tenth for the probes,
+/// the repairs and the keyframes; the allocator's up-margin comes on top.
+const CAPACITY_HEADROOM: f64 = 0.9;
 /// How long a measured capacity bounds the estimate without being measured again.
 const CAPACITY_FOR: Duration = Duration::from_secs(60);
 
@@ -226,7 +228,7 @@ impl ReportingEstimator {
             self.capacity = None;
         }
         let bps = match self.capacity {
-            Some((c, _)) if result.limited => result.bps.min(c),
+            Some((c, _)) if result.limited => result.bps.min(c * CAPACITY_HEADROOM),
             _ => result.bps,
         };
         if result.limited || result.initial || bps > current {
@@ -698,9 +700,10 @@ mod tests {
         let mut e = budget.estimator();
         probe_feedback(&budget, &mut e, Instant::now(), Duration::from_millis(16));
         let thin = budget.available_bps();
-        assert!((550_000..=650_000).contains(&thin), "{thin}");
+        // 600 kbit/s measured; the estimate keeps a tenth below.
+        assert!((510_000..=570_000).contains(&thin), "{thin}");
         // GCC climbing on (its 8 % a second, or a back-off from bunched feedback) does
-        // not pass the measured rate.
+        // not pass the measured rate (the estimate keeps a tenth below it).
         let t = Instant::now() + Duration::from_secs(10);
         e.inner = Gcc::new(
             2_200_000.0,
