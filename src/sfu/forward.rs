@@ -57,21 +57,6 @@ use super::MediaKind;
 /// How often a track's layer bitrates are published for the allocators.
 const METER_WINDOW: Duration = Duration::from_millis(500);
 
-/// A layer's published rate after a window that measured `measured` bits/s, where
-/// `was` was published before: a moving average over about four windows (2 s), so a
-/// keyframe or a busy half second of a camera does not read as the layer's cost —
-/// one window's rate moves by a third and more, and every such spike made each
-/// subscriber's allocator drop the layer it could afford and hold off upgrades as if
-/// the link had failed. A layer that stopped (0) or just started is taken as it is:
-/// the allocator must replace a layer that stopped arriving at once.
-fn smoothed_rate(was: u64, measured: u64) -> u64 {
-    if was == 0 || measured == 0 {
-        measured
-    } else {
-        (was * 3 + measured).div_ceil(4)
-    }
-}
-
 /// A participant's connection, as the SFU knows it: just an id.
 pub type PeerId = Uuid;
 
@@ -215,12 +200,10 @@ impl PublishedTrack {
         std::array::from_fn(|s| std::array::from_fn(|t| self.rates[s][t].load(Ordering::Relaxed)))
     }
 
-    /// Publishes one window's rates, smoothed (see [`smoothed_rate`]).
     fn publish_rates(&self, rates: &LayerRates) {
         for (cells, values) in self.rates.iter().zip(rates) {
             for (cell, &v) in cells.iter().zip(values) {
-                let was = cell.load(Ordering::Relaxed);
-                cell.store(smoothed_rate(was, v), Ordering::Relaxed);
+                cell.store(v, Ordering::Relaxed);
             }
         }
     }
@@ -1102,22 +1085,6 @@ mod tests {
         forward_red(&legs, &p, primary.as_ref());
         assert!(red.got.lock().expect("lock").is_empty());
         assert!(plain.got.lock().expect("lock").is_empty());
-    }
-
-    #[test]
-    fn layer_rates_are_smoothed_but_a_stop_or_start_is_taken_at_once() {
-        // Started: as measured.
-        assert_eq!(smoothed_rate(0, 200_000), 200_000);
-        // A keyframe's window at twice the rate moves the cost by a quarter of that.
-        assert_eq!(smoothed_rate(200_000, 400_000), 250_000);
-        // A lasting change is followed within a few windows.
-        let mut r = 200_000;
-        for _ in 0..8 {
-            r = smoothed_rate(r, 100_000);
-        }
-        assert!((100_000..112_000).contains(&r), "{r}");
-        // Stopped: gone at once.
-        assert_eq!(smoothed_rate(200_000, 0), 0);
     }
 
     #[test]
