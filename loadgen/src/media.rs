@@ -265,6 +265,16 @@ pub struct SendCounters {
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
     pub errors: AtomicU64,
+    /// Packets written in the instant webrtc had the track unbound (it unbinds and
+    /// binds a local track again while applying a renegotiation): lost by this
+    /// participant's own stack, as by a full socket buffer, so not counted as errors.
+    pub unbound: AtomicU64,
+}
+
+/// Whether a write failed only because webrtc had the local track unbound for a
+/// moment (webrtc 0.21's `track is not binding yet`).
+fn unbound_for_a_moment(e: &anyhow::Error) -> bool {
+    e.to_string().contains("not binding yet")
 }
 
 /// Sends the video loop forever at the clip's frame rate, the marker on the last packet
@@ -327,6 +337,10 @@ async fn send_counted(sink: &dyn PacketSink, p: rtp::Packet, c: &SendCounters) {
         Ok(()) => {
             c.packets.fetch_add(1, Ordering::Relaxed);
             c.bytes.fetch_add(len, Ordering::Relaxed);
+        }
+        Err(e) if unbound_for_a_moment(&e) => {
+            c.unbound.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!("RTP written while the track was unbound (renegotiation): {e}");
         }
         Err(e) => {
             let n = c.errors.fetch_add(1, Ordering::Relaxed) + 1;

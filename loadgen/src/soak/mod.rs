@@ -267,6 +267,10 @@ async fn hold(cfg: &SoakConfig, server: &Server, clip: Arc<Clip>) -> Result<Soak
         .counters
         .errors
         .load(std::sync::atomic::Ordering::Relaxed);
+    report.send_unbound = ctx
+        .counters
+        .unbound
+        .load(std::sync::atomic::Ordering::Relaxed);
     report.finish();
     Ok(report)
 }

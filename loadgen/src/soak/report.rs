@@ -79,6 +79,9 @@ pub struct SoakReport {
     /// RTP packets the participants received, over all their sessions.
     pub packets_received: u64,
     pub send_errors: u64,
+    /// Packets the publishers' own webrtc stack refused while it had a track unbound
+    /// for a renegotiation (`SendCounters::unbound`): reported, not a problem.
+    pub send_unbound: u64,
     /// Sessions the clients saw closed before they left.
     pub dropped_sessions: Vec<String>,
     /// Everything else that went wrong on the way (joins that failed, peer errors).
@@ -111,6 +114,7 @@ impl SoakReport {
             leaves: 0,
             packets_received: 0,
             send_errors: 0,
+            send_unbound: 0,
             dropped_sessions: Vec::new(),
             failures: Vec::new(),
             baseline,
@@ -206,8 +210,8 @@ impl fmt::Display for SoakReport {
         )?;
         writeln!(
             f,
-            "  sessions: {} joins, {} leaves, {} RTP packets received",
-            self.joins, self.leaves, self.packets_received
+            "  sessions: {} joins, {} leaves, {} RTP packets received, {} written while a track was unbound for a renegotiation",
+            self.joins, self.leaves, self.packets_received, self.send_unbound
         )?;
         writeln!(
             f,
