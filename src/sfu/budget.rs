@@ -426,32 +426,30 @@ impl Budget {
         }
         let live_ids: HashSet<&str> = live.iter().map(|(_, t)| t.id.as_str()).collect();
         let notices = pause_notices(&mut state.paused, &decided, &live_ids);
-        // The estimate's course, for the operator (and the netbench): whenever it
-        // moved by a tenth since it was last written, whether or not a layer changed.
+        // What the choice was made from, the operator's view of a subscriber's link:
+        // whenever a layer changed, and whenever the estimate moved by a tenth since
+        // it was last written (its course, for the operator and the netbench).
         let moved = available.abs_diff(state.logged_bps) * 10 > state.logged_bps;
         if changed || moved {
             state.logged_bps = available;
         }
         drop(state);
-        if moved && !changed {
-            tracing::debug!(
-                peer = %self.peer,
-                available_bps = available,
-                audio_bps = allocation.audio_bps,
-                video_bps = allocation.video_bps,
-                probe_bps = ?allocation.probe.map(|p| p.target_bps),
-                "estimate moved"
-            );
-        }
         if let Some(events) = &self.events {
             for (track, paused) in notices {
                 let _ = events.send(PeerEvent::VideoPaused { track, paused });
             }
         }
-        if changed {
-            // What the choice was made from: the operator's view of a subscriber's link.
-            let costs: Vec<(&str, &TrackKind)> =
-                demands.iter().map(|d| (d.key.as_str(), &d.kind)).collect();
+        if changed || moved {
+            let costs: Vec<(&str, &TrackKind)> = if changed {
+                demands.iter().map(|d| (d.key.as_str(), &d.kind)).collect()
+            } else {
+                Vec::new()
+            };
+            let what = if changed {
+                "layers reallocated"
+            } else {
+                "estimate moved"
+            };
             tracing::debug!(
                 peer = %self.peer,
                 available_bps = available,
@@ -459,7 +457,7 @@ impl Budget {
                 video_bps = allocation.video_bps,
                 probe_bps = ?allocation.probe.map(|p| p.target_bps),
                 ?costs,
-                "layers reallocated"
+                "{what}"
             );
         }
     }
