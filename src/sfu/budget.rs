@@ -133,6 +133,12 @@ impl ReportingEstimator {
         self.published.map_or_else(|| self.gcc_target(), |(v, _)| v)
     }
 
+    /// The measured capacity, while it is younger than [`CAPACITY_FOR`].
+    fn fresh_capacity(&self, now: Instant) -> Option<(f64, Instant)> {
+        self.capacity
+            .filter(|&(_, at)| now.saturating_duration_since(at) < CAPACITY_FOR)
+    }
+
     fn update(&mut self, now: Instant) {
         let raw = self.gcc_target();
         let value = match self.published {
@@ -144,11 +150,9 @@ impl ReportingEstimator {
             }
             None => raw,
         };
-        let capped = match self.capacity {
-            Some((c, at)) if now.saturating_duration_since(at) < CAPACITY_FOR => {
-                value.min(c * CAPACITY_HEADROOM)
-            }
-            _ => value,
+        let capped = match self.fresh_capacity(now) {
+            Some((c, _)) => value.min(c * CAPACITY_HEADROOM),
+            None => value,
         };
         let value = capped.clamp(MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64);
         self.published = Some((value, now));
@@ -219,9 +223,7 @@ impl ReportingEstimator {
         // rate, up or down, and stays under it (`capacity`). Otherwise the link
         // carried the whole burst: the first probe replaces the starting guess, a
         // later one raises the estimate if it shows more.
-        let fresh = self
-            .capacity
-            .filter(|&(_, at)| now.saturating_duration_since(at) < CAPACITY_FOR);
+        let fresh = self.fresh_capacity(now);
         if result.limited {
             self.capacity = Some(limited_capacity(fresh, result.bps, now));
         } else if result.bps > self.capacity.map_or(0.0, |(c, _)| c) {
@@ -321,11 +323,12 @@ impl Budget {
         cap_bps: Option<u64>,
         events: Option<mpsc::UnboundedSender<PeerEvent>>,
     ) -> Arc<Budget> {
+        let peer: Arc<str> = Arc::from(peer);
         Arc::new(Budget {
             estimate_bps: Arc::new(AtomicU64::new(INITIAL_ESTIMATE_BPS)),
             cap_bps,
-            prober: Arc::new(Prober::new(ProbeConfig::default()).labelled(Arc::from(peer))),
-            peer: Arc::from(peer),
+            prober: Arc::new(Prober::new(ProbeConfig::default()).labelled(peer.clone())),
+            peer,
             reception: Arc::default(),
             state: Mutex::new(State {
                 allocator: Allocator::new(AllocatorConfig::default()),

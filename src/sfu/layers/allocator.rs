@@ -177,8 +177,8 @@ impl Ladder {
     /// at 5 frames/s (its base temporal layer costs less than the 320 px layer at
     /// 20), where a court needs to see faces and lips move. The smallest picture's
     /// temporal layers are the fine steps a thin link needs. The pictures are ranked
-    /// by what their full rate costs, not by their index (the indices follow the
-    /// order the publisher's encodings first arrived in).
+    /// by what their full rate costs, not by their index (rids other than `q`/`h`/`f`
+    /// or `0`..`3` are indexed in the order their first packets arrived).
     fn new(layers: &[Vec<u64>]) -> Self {
         let mut pictures: Vec<Vec<(LayerTarget, u64)>> = layers
             .iter()
