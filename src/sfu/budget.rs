@@ -46,6 +46,7 @@ use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
 
 use tokio::sync::mpsc;
 
+use super::feedback::FeedbackCoverage;
 use super::forward::{Downstream, PublishedTrack};
 use super::layers::{Allocator, AllocatorConfig, Target, TrackDemand, TrackKind};
 use super::peer::PeerEvent;
@@ -77,6 +78,9 @@ pub struct ReportingEstimator {
     prober: Arc<Prober>,
     /// The connection's participant, for the log.
     peer: Arc<str>,
+    /// Which packets the subscriber's feedback described (`feedback.rs`): GCC and the
+    /// prober see only those.
+    coverage: Arc<FeedbackCoverage>,
     /// What was published last, and when (see [`ReportingEstimator::update`]).
     published: Option<(f64, Instant)>,
     /// The link's rate as a probe the link limited measured it, and when: the
@@ -252,9 +256,10 @@ impl ReportingEstimator {
 
 impl BandwidthEstimator for ReportingEstimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
-        self.inner.on_reports(now, reports);
+        let reports = self.coverage.described(reports);
+        self.inner.on_reports(now, &reports);
         self.update(now);
-        self.take_probes(now, reports);
+        self.take_probes(now, &reports);
     }
 
     fn target_bitrate(&self) -> f64 {
@@ -300,6 +305,8 @@ pub struct Budget {
     peer: Arc<str>,
     /// What the subscriber reports receiving of each stream (`reception.rs`).
     reception: Arc<ReceptionReports>,
+    /// Which packets its transport-cc feedback described (`feedback.rs`).
+    coverage: Arc<FeedbackCoverage>,
     state: Mutex<State>,
     /// Where a pause or resume of a track's video for this connection is reported
     /// ([`PeerEvent::VideoPaused`]), so its owner can tell the subscriber's page.
@@ -330,6 +337,7 @@ impl Budget {
             prober: Arc::new(Prober::new(ProbeConfig::default()).labelled(peer.clone())),
             peer,
             reception: Arc::default(),
+            coverage: Arc::default(),
             state: Mutex::new(State {
                 allocator: Allocator::new(AllocatorConfig::default()),
                 legs: Vec::new(),
@@ -351,6 +359,7 @@ impl Budget {
             out: self.estimate_bps.clone(),
             prober: self.prober.clone(),
             peer: self.peer.clone(),
+            coverage: self.coverage.clone(),
             published: None,
             capacity: None,
         }
@@ -365,6 +374,12 @@ impl Budget {
     /// read (media health).
     pub fn reception(&self) -> Arc<ReceptionReports> {
         self.reception.clone()
+    }
+
+    /// The record of the subscriber's feedback ranges, for the connection's
+    /// [`FeedbackTap`](super::feedback::FeedbackTap) to fill.
+    pub fn coverage(&self) -> Arc<FeedbackCoverage> {
+        self.coverage.clone()
     }
 
     /// What the allocator may spend: the estimate, within the cap.
@@ -640,17 +655,36 @@ mod tests {
     const START_BPS: f64 = 2_500_000.0;
 
     fn estimator_after(lost: impl Fn(u64) -> bool) -> (f64, f64) {
+        estimator_after_feedback(lost, |_| false)
+    }
+
+    /// 50 batches of [`feedback`], the ones `feedback_lost` says never reported: rtc's
+    /// history then hands their packets over as lost with the next batch.
+    fn estimator_after_feedback(
+        lost: impl Fn(u64) -> bool,
+        feedback_lost: impl Fn(u64) -> bool,
+    ) -> (f64, f64) {
         let budget = Budget::new("test", None, None);
         let mut e = budget.estimator();
         // Started well above the floor, as after a probe, so a cut can show.
         e.inner = Gcc::new(START_BPS, MIN_ESTIMATE_BPS as f64, MAX_ESTIMATE_BPS as f64);
         let epoch = Instant::now();
+        let mut unreported = Vec::new();
         for batch in 0..50u64 {
             let at = epoch + Duration::from_millis(batch * 100);
-            e.on_reports(
-                at + Duration::from_millis(100),
-                &feedback(batch * 10, at, epoch, &lost),
-            );
+            let reports = feedback(batch * 10, at, epoch, &lost);
+            if feedback_lost(batch) {
+                unreported.extend(reports.into_iter().map(|r| PacketReport {
+                    arrived: false,
+                    arrival: None,
+                    ..r
+                }));
+                continue;
+            }
+            budget.coverage().record((batch * 10) as u16, 10);
+            let mut all = std::mem::take(&mut unreported);
+            all.extend(reports);
+            e.on_reports(at + Duration::from_millis(100), &all);
         }
         (e.target_bitrate(), e.inner.target_bitrate())
     }
@@ -665,6 +699,15 @@ mod tests {
         // Three in ten: now the loss counts.
         let (ours, _) = estimator_after(|id| id % 10 < 3);
         assert!(ours < START_BPS * 0.6, "30 % loss cuts: {ours}");
+    }
+
+    #[test]
+    fn packets_whose_feedback_was_lost_are_not_lost_packets() {
+        // 10 % of the packets lost, and every third feedback: rtc's history would
+        // report 40 % loss, and the estimate was cut to the floor on the 10 % loss
+        // link. Only what a feedback described counts, so the estimate holds.
+        let (ours, _) = estimator_after_feedback(|id| id % 10 == 4, |batch| batch % 3 == 1);
+        assert!(ours >= START_BPS * 0.9, "{ours}");
     }
 
     /// Feedback for a probe cluster of 20 packets of 1200 bytes that left 2.4 ms

@@ -48,6 +48,7 @@
 
 pub mod budget;
 pub mod engine;
+pub mod feedback;
 pub mod forward;
 pub mod layered;
 pub mod layers;
@@ -277,6 +278,11 @@ impl Sfu {
             .with(
                 Slot::Pacer,
                 pacer::VideoPacer::new(budget::INITIAL_ESTIMATE_BPS).with_prober(budget.prober()),
+            )
+            // Before the congestion control reads the feedback: see feedback.rs.
+            .with(
+                Slot::from(feedback::FeedbackTap::SLOT),
+                feedback::FeedbackTap::new(budget.coverage()),
             );
 
         let mut settings = SettingEngineBuilder::new()
