@@ -47,6 +47,7 @@
 //!   recorder.
 
 pub mod budget;
+pub mod dedup;
 pub mod engine;
 pub mod feedback;
 pub mod forward;
