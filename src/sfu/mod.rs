@@ -13,7 +13,9 @@
 //! * [`layers`]: the pure layer selection (VP8 descriptor, per-leg rewriter,
 //!   per-subscriber allocator); [`simulcast`] (rid → layer, layer bitrates) and
 //!   [`layered`] (a parsed packet through a leg's rewriter) wire it to the reader;
-//!   [`budget`]: each connection's bandwidth estimate and allocation (issue 13).
+//!   [`budget`]: each connection's bandwidth estimate and allocation (issue 13);
+//!   [`feedback`]: which packets the subscriber's transport-cc feedback described (a
+//!   lost feedback is not lost media); [`probe`]: bursts that measure the link.
 //! * [`ports`]: ports from the configured range (webrtc 0.21 binds a socket per
 //!   connection; it has no UDP mux).
 //! * [`pacer`]: paces each connection's video at a multiple of its estimate (audio
@@ -22,7 +24,9 @@
 //!   labelling them with their rid (rtc 0.21 forgets a layer's SSRC on renegotiation).
 //! * [`rtcp`]: the interceptor that surfaces subscribers' keyframe requests.
 //! * [`rtx`]: publishers' retransmissions unwrapped into media before the NACK
-//!   generator and the fan-out see them.
+//!   generator and the fan-out see them; [`dedup`]: packets that arrive twice
+//!   (padding of old packets, a repair that crossed its original) dropped before
+//!   they are measured or forwarded.
 //! * [`red`]: RED audio read safely, its primary block for who did not accept RED.
 //! * [`sdp`]: the SDP inspection done before webrtc sees an offer, and the repair
 //!   formats a negotiation settled on.
@@ -36,7 +40,8 @@
 //! * *Subscriber side*: webrtc's NACK responder answers a subscriber's NACK from what
 //!   this connection sent, on the leg's RTX SSRC and payload type (each leg's own,
 //!   named in [`Peer::add_leg`] and negotiated with that subscriber).
-//! * *Publisher side*: the SFU NACKs the publisher for what did not arrive; its RTX
+//! * *Publisher side*: the SFU NACKs the publisher for what did not arrive (every
+//!   20 ms, `NACK_INTERVAL`); its RTX
 //!   packets are unwrapped back into the media stream ([`rtx`]) before the fan-out, so
 //!   a late repair is forwarded like any late packet and a raw RTX packet never is.
 //! * *Audio*: RED is forwarded as it is to subscribers that accepted it; the others
