@@ -414,9 +414,12 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
     let sent = s.datagrams_out - before_media.datagrams_out;
     let calls = s.send_syscalls - before_media.send_syscalls;
     let forwarded = s.rtp_forwarded - before_media.rtp_forwarded;
+    let trains = s.gso_trains - before_media.gso_trains;
+    let in_trains = s.gso_datagrams - before_media.gso_datagrams;
     eprintln!(
-        "fan-out window: {sent} datagrams in {calls} sendmmsg ({:.2} each), {forwarded} RTP \
-         forwarded; overall {:.2} per send, {:.2} per recvmmsg",
+        "fan-out window: {sent} datagrams in {calls} send calls ({:.2} each; {trains} of \
+         them GSO trains holding {in_trains}), {forwarded} RTP forwarded; overall {:.2} \
+         per send, {:.2} per recvmmsg",
         sent as f64 / calls.max(1) as f64,
         s.datagrams_per_send(),
         s.datagrams_per_recv()

@@ -4,6 +4,18 @@
 //! quinn-udp's `recv` (`recvmmsg`, and GRO where the kernel offers it) into a ring of
 //! [`RECV_BATCH`] buffers ([`Ingress`]).
 //!
+//! **GSO.** Where the queue's front holds a train — [`GSO_MIN`] or more datagrams in a
+//! row to one destination, all of one size but the last, which may be shorter (a
+//! video frame's packets to one subscriber: the worker drains each connection's
+//! output in one go) — the train leaves in one `sendmsg` with a `UDP_SEGMENT` size
+//! (quinn-udp's `Transmit::segment_size`): the kernel walks its UDP and IP layers
+//! once for the train and cuts it into datagrams at the end, where `sendmmsg` walks
+//! them once per datagram. rustix's `sendmmsg` has no `UDP_SEGMENT` message, so a
+//! train is its own call; a shorter run stays in the `sendmmsg` batch, where it costs
+//! no call of its own. A kernel or driver that refuses GSO turns it off for the
+//! socket (quinn-udp's `max_gso_segments` falls to 1) and the train goes by
+//! `sendmmsg` instead, nothing lost.
+//!
 //! The queue is the pure part (grouping into batches, what a partial send or a full
 //! send buffer leaves queued, the bounds): a partial `sendmmsg` or `EAGAIN` keeps the
 //! rest queued in order for the next writable wake-up; the queue is bounded per
@@ -27,6 +39,11 @@ pub const PER_DESTINATION: usize = 512;
 pub const QUEUE_CAP: usize = 16_384;
 /// Buffers per `recvmmsg` call.
 pub const RECV_BATCH: usize = 16;
+/// The shortest run to one destination sent as a GSO train of its own (a shorter
+/// one saves less in the kernel than its own call costs).
+pub const GSO_MIN: usize = 3;
+/// Bytes of one GSO train at most (a UDP datagram's 64 KiB, with room for headers).
+pub const GSO_MAX_BYTES: usize = 60_000;
 
 /// Outgoing datagrams in the order they were produced, with per-destination counts.
 #[derive(Debug)]
@@ -89,6 +106,51 @@ impl EgressQueue {
             .map(|(a, d)| (a, &d[..]))
     }
 
+    /// How many datagrams from position `at` on form one GSO train (module docs): at
+    /// most `max_segments` and [`GSO_MAX_BYTES`], to one destination, each the size
+    /// of the first but the last, which may be shorter. At least 1 if `at` is queued.
+    pub fn train_at(&self, at: usize, max_segments: usize) -> usize {
+        let Some((to, first)) = self.queue.get(at) else {
+            return 0;
+        };
+        let size = first.len();
+        let mut n = 1;
+        let mut bytes = size;
+        while n < max_segments {
+            let Some((next_to, d)) = self.queue.get(at + n) else {
+                break;
+            };
+            if next_to != to || d.len() > size || bytes + d.len() > GSO_MAX_BYTES {
+                break;
+            }
+            n += 1;
+            bytes += d.len();
+            if d.len() < size {
+                break; // a shorter one ends the train
+            }
+        }
+        n
+    }
+
+    /// How many datagrams from the front go in the next `sendmmsg`: up to `max`,
+    /// ending before the first train of [`GSO_MIN`] or more (with `max_segments`
+    /// above 1). 0 when the front itself is such a train.
+    pub fn plain_run(&self, max: usize, max_segments: usize) -> usize {
+        let end = self.queue.len().min(max);
+        if max_segments < 2 {
+            return end;
+        }
+        let mut i = 0;
+        while i < end {
+            let t = self.train_at(i, max_segments);
+            if t >= GSO_MIN {
+                return i;
+            }
+            i += t.max(1);
+        }
+        end
+    }
+
     /// The first `n` datagrams were sent: forget them.
     pub fn sent(&mut self, n: usize) {
         for _ in 0..n.min(self.queue.len()) {
@@ -114,20 +176,57 @@ pub struct SendReport {
     pub errors: u64,
     /// The send buffer was full: what is left stays queued for a writable event.
     pub blocked: bool,
+    /// GSO trains sent (each one call of `syscalls`), and the datagrams they held
+    /// (part of `datagrams`).
+    pub gso_trains: u64,
+    pub gso_datagrams: u64,
 }
 
-/// Sends the queue in `sendmmsg` batches until it is empty or the socket would block.
-/// Bounded: at most one call per batch queued now plus one per refused datagram.
-pub fn send_queued(socket: &impl AsFd, q: &mut EgressQueue) -> SendReport {
+/// Sends the queue in `sendmmsg` batches and, with `gso` (the socket's quinn-udp
+/// state), GSO trains, until it is empty or the socket would block. Bounded: at
+/// most one call per datagram queued now plus one per refused datagram.
+pub fn send_queued(
+    socket: &impl AsFd,
+    q: &mut EgressQueue,
+    gso: Option<&quinn_udp::UdpSocketState>,
+) -> SendReport {
     let mut r = SendReport::default();
-    let mut budget = q.len() / SEND_BATCH + 2 * SEND_BATCH;
+    let mut budget = q.len() + 2 * SEND_BATCH;
+    let mut train = Vec::new();
     while !q.is_empty() && budget > 0 {
         budget -= 1;
-        let addrs: Vec<SocketAddrAny> = q.batch(SEND_BATCH).map(|(a, _)| a.as_any()).collect();
-        let iovs: Vec<[IoSlice<'_>; 1]> = q
-            .batch(SEND_BATCH)
-            .map(|(_, d)| [IoSlice::new(d)])
-            .collect();
+        let segments = gso.map_or(1, |s| s.max_gso_segments());
+        let n = q.plain_run(SEND_BATCH, segments);
+        if n == 0 {
+            let Some(state) = gso else { break };
+            match send_train(socket, q, state, segments, &mut train) {
+                TrainSent::Sent(n) => {
+                    r.syscalls += 1;
+                    r.gso_trains += 1;
+                    r.gso_datagrams += n as u64;
+                    r.datagrams += n as u64;
+                }
+                TrainSent::Blocked => {
+                    r.syscalls += 1;
+                    r.blocked = true;
+                    break;
+                }
+                TrainSent::Refused => {
+                    r.syscalls += 1;
+                    if state.max_gso_segments() > 1 {
+                        // Not GSO's fault (an ICMP error pending for the
+                        // destination...): the train goes, as a refused datagram
+                        // would.
+                        r.errors += 1;
+                        q.sent(q.train_at(0, segments));
+                    }
+                    // Otherwise GSO is off for the socket now: sendmmsg next.
+                }
+            }
+            continue;
+        }
+        let addrs: Vec<SocketAddrAny> = q.batch(n).map(|(a, _)| a.as_any()).collect();
+        let iovs: Vec<[IoSlice<'_>; 1]> = q.batch(n).map(|(_, d)| [IoSlice::new(d)]).collect();
         let mut ctrls: Vec<SendAncillaryBuffer<'_, '_, '_>> = iovs
             .iter()
             .map(|_| SendAncillaryBuffer::default())
@@ -164,6 +263,53 @@ pub fn send_queued(socket: &impl AsFd, q: &mut EgressQueue) -> SendReport {
         }
     }
     r
+}
+
+enum TrainSent {
+    Sent(usize),
+    Blocked,
+    Refused,
+}
+
+/// Sends the train at the queue's front in one GSO `sendmsg`, copied into `buf`
+/// (quinn-udp takes one contiguous buffer).
+fn send_train(
+    socket: &impl AsFd,
+    q: &mut EgressQueue,
+    state: &quinn_udp::UdpSocketState,
+    segments: usize,
+    buf: &mut Vec<u8>,
+) -> TrainSent {
+    let n = q.train_at(0, segments);
+    buf.clear();
+    let mut destination = None;
+    let mut segment_size = 0;
+    for (to, d) in q.batch(n) {
+        destination.get_or_insert(*to);
+        segment_size = segment_size.max(d.len());
+        buf.extend_from_slice(d);
+    }
+    let Some(destination) = destination else {
+        return TrainSent::Refused;
+    };
+    let transmit = quinn_udp::Transmit {
+        destination,
+        ecn: None,
+        contents: buf,
+        segment_size: Some(segment_size),
+        src_ip: None,
+    };
+    match state.try_send(socket.into(), &transmit) {
+        Ok(()) => {
+            q.sent(n);
+            TrainSent::Sent(n)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => TrainSent::Blocked,
+        Err(e) => {
+            tracing::debug!("media worker: GSO send to {destination}: {e}");
+            TrainSent::Refused
+        }
+    }
 }
 
 /// The receive side: quinn-udp's socket state and a ring of buffers.
@@ -339,7 +485,7 @@ mod tests {
                 assert!(q.push(r.local_addr().expect("addr"), d(tag)));
             }
         }
-        let rep = send_queued(&sender, &mut q);
+        let rep = send_queued(&sender, &mut q, None);
         assert_eq!(rep.datagrams, 12);
         assert_eq!(
             rep.syscalls, 1,
@@ -358,6 +504,105 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn sized(tag: u8, len: usize) -> BytesMut {
+        BytesMut::from(&vec![tag; len][..])
+    }
+
+    #[test]
+    fn trains_are_runs_to_one_destination_of_one_size_but_a_shorter_last() {
+        let mut q = EgressQueue::new(100, 100);
+        // To 1: a frame of three full packets and a short last one, then a lone one
+        // to 2, two to 3 (too few for a train), then four to 1 again, one of them
+        // bigger (which ends the train before it).
+        for (port, len) in [
+            (1, 1200),
+            (1, 1200),
+            (1, 1200),
+            (1, 400),
+            (2, 1200),
+            (3, 900),
+            (3, 900),
+            (1, 800),
+            (1, 800),
+            (1, 1000),
+            (1, 800),
+        ] {
+            assert!(q.push(a(port), sized(0, len)));
+        }
+        assert_eq!(q.train_at(0, 64), 4, "three full and the short last");
+        assert_eq!(q.train_at(0, 3), 3, "no more than the kernel takes");
+        assert_eq!(q.train_at(4, 64), 1);
+        assert_eq!(q.train_at(5, 64), 2);
+        assert_eq!(q.train_at(7, 64), 2, "a bigger one is not a segment");
+        assert_eq!(q.train_at(11, 64), 0);
+        assert_eq!(q.plain_run(64, 64), 0, "the front is a train");
+        assert_eq!(q.plain_run(64, 1), 11, "no GSO: everything batched");
+        q.sent(4);
+        assert_eq!(
+            q.plain_run(64, 64),
+            7,
+            "no train of three left: one sendmmsg for the rest"
+        );
+        assert_eq!(q.plain_run(5, 64), 5, "at most a batch");
+        // The byte bound: 60 datagrams of 1200 bytes are more than a train holds.
+        let mut q = EgressQueue::new(100, 100);
+        for _ in 0..60 {
+            assert!(q.push(a(1), sized(0, 1200)));
+        }
+        assert_eq!(q.train_at(0, 64), GSO_MAX_BYTES / 1200);
+    }
+
+    #[test]
+    fn a_train_leaves_in_one_call_and_arrives_as_separate_datagrams() {
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        sender.set_nonblocking(true).expect("nonblocking");
+        let state = quinn_udp::UdpSocketState::new((&sender).into()).expect("state");
+        if state.max_gso_segments() < 2 {
+            eprintln!("no GSO on this kernel: the sendmmsg path is tested elsewhere");
+            return;
+        }
+        let frame = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let other = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut q = EgressQueue::default();
+        // A frame of five packets (the last shorter) to one subscriber, then one
+        // datagram each to it and another.
+        for i in 0..5u8 {
+            let len = if i == 4 { 300 } else { 1100 };
+            assert!(q.push(frame.local_addr().expect("addr"), sized(i, len)));
+        }
+        assert!(q.push(other.local_addr().expect("addr"), sized(9, 50)));
+        assert!(q.push(frame.local_addr().expect("addr"), sized(5, 60)));
+        let rep = send_queued(&sender, &mut q, Some(&state));
+        assert_eq!(rep.datagrams, 7);
+        assert_eq!((rep.gso_trains, rep.gso_datagrams), (1, 5));
+        assert_eq!(rep.syscalls, 2, "one train, one sendmmsg for the rest");
+        assert!(q.is_empty() && !rep.blocked && rep.errors == 0);
+        let got = |s: &std::net::UdpSocket, n: usize| {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .expect("timeout");
+            let mut buf = [0u8; 2048];
+            (0..n)
+                .map(|_| {
+                    let (len, _) = s.recv_from(&mut buf).expect("received");
+                    (buf[0], len)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            got(&frame, 6),
+            vec![
+                (0, 1100),
+                (1, 1100),
+                (2, 1100),
+                (3, 1100),
+                (4, 300),
+                (5, 60)
+            ],
+            "cut where they were joined, in order"
+        );
+        assert_eq!(got(&other, 1), vec![(9, 50)]);
     }
 
     #[test]

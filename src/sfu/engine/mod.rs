@@ -163,9 +163,11 @@
 //!   counted (`egress_dropped`), so nobody, a publisher least of all, waits. Measured
 //!   by [`worker::WorkerStats`]' `send_syscalls` / `datagrams_out`: in
 //!   tests/engine_one_port's fan-out to 4 subscribers, 343 datagrams left in 71 calls
-//!   (4.8 per call, against 1 per `send_to` before). **Not yet:** GSO — where one
-//!   destination gets several equal-size datagrams in a row (a video frame's packets
-//!   to one subscriber) they could become one segment train (`UDP_SEGMENT`).
+//!   (4.8 per call, against 1 per `send_to` before). **GSO (built):** where one
+//!   destination gets three or more equal-size datagrams in a row (a video frame's
+//!   packets to one subscriber: each connection's output is drained in one go) they
+//!   leave as one `UDP_SEGMENT` train through quinn-udp (`batch.rs` says why it is a
+//!   call of its own and how a kernel that refuses GSO falls back).
 //! * **Ingress (built).** quinn-udp's `recv` (`recvmmsg`, and GRO where the kernel
 //!   offers it, trains split at their stride) fills a ring of 16 buffers
 //!   ([`batch::Ingress`]); each datagram is routed and handed to its connection, and
@@ -205,9 +207,9 @@
 //!    ufrag, and the HTTPS-port intake above, with [`tcp`] (the spike proves a
 //!    worker serves a client with no UDP at all over a passive TCP candidate; note
 //!    webrtc 0.21 clients dial one only when it is trickled, browsers from the SDP).
-//! 3. Batching: `sendmmsg` egress and `recvmmsg` ingress are built and counted; GSO
-//!    trains, and the gain measured under the load generator (CPU per forwarded
-//!    packet, BENCHMARKS.md) remain.
+//! 3. Batching: `sendmmsg` egress, GSO trains and `recvmmsg` ingress are built and
+//!    counted; the gain measured under the load generator (CPU per forwarded packet,
+//!    BENCHMARKS.md) remains.
 //! 4. Copies: SRTP into the output buffer, a shared retransmission cache per track.
 
 pub mod batch;

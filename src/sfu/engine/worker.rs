@@ -14,11 +14,11 @@
 //! a [`mio::Waker`] its command queue rings, or the timer heap's first deadline (and a
 //! once-a-second tidy while it holds anything); an idle worker with nothing sleeps
 //! until a command or a datagram comes. Ingress drains the socket with `recvmmsg`,
-//! egress leaves in `sendmmsg` batches at the end of each wake-up ([`super::batch`]);
-//! [`WorkerStats`] counts the calls and the datagrams.
+//! egress leaves in `sendmmsg` batches and GSO trains at the end of each wake-up
+//! ([`super::batch`]); [`WorkerStats`] counts the calls and the datagrams.
 //!
 //! Not yet: renegotiation (each connection is answered once), per-leg
-//! header-extension rewriting (extensions are stripped), GSO segment trains.
+//! header-extension rewriting (extensions are stripped).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
@@ -185,6 +185,10 @@ pub struct WorkerStats {
     pub wakeups: u64,
     /// `sendmmsg` calls, and the datagrams they sent are `datagrams_out`.
     pub send_syscalls: u64,
+    /// Of `send_syscalls`, the GSO trains (one `sendmsg` each), and the datagrams
+    /// they held (part of `datagrams_out`).
+    pub gso_trains: u64,
+    pub gso_datagrams: u64,
     /// `recvmmsg` calls, and the datagrams they read are `datagrams_in`.
     pub recv_syscalls: u64,
     /// Datagrams dropped before sending: the newest of a destination with its share
@@ -280,6 +284,7 @@ impl Worker {
             None => (None, None),
         };
         let ingress = Ingress::new(&socket, RECV_BUF)?;
+        let gso = quinn_udp::UdpSocketState::new((&socket).into())?;
         let mut socket = mio::net::UdpSocket::from_std(socket);
         let poll = Poll::new()?;
         poll.registry()
@@ -296,6 +301,7 @@ impl Worker {
                 socket,
                 tcp: HashMap::new(),
                 egress: EgressQueue::default(),
+                gso,
                 writable_interest: false,
             },
             registry: poll.registry().try_clone()?,
@@ -423,6 +429,8 @@ struct Io {
     socket: mio::net::UdpSocket,
     tcp: HashMap<SocketAddr, TcpFlow>,
     egress: EgressQueue,
+    /// quinn-udp's state of the socket, for GSO trains (`batch.rs`).
+    gso: quinn_udp::UdpSocketState,
     /// The UDP socket is registered for writable events (output is queued).
     writable_interest: bool,
 }
@@ -600,9 +608,11 @@ impl State {
     /// some of it waits for room in the send buffer.
     fn send_egress(&mut self) {
         if !self.io.egress.is_empty() {
-            let r = send_queued(&self.io.socket, &mut self.io.egress);
+            let r = send_queued(&self.io.socket, &mut self.io.egress, Some(&self.io.gso));
             self.stats.send_syscalls += r.syscalls;
             self.stats.datagrams_out += r.datagrams;
+            self.stats.gso_trains += r.gso_trains;
+            self.stats.gso_datagrams += r.gso_datagrams;
             self.stats.send_errors += r.errors;
             if r.blocked {
                 self.stats.egress_blocked += 1;
