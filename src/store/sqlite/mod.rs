@@ -124,6 +124,14 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // No idle timeout, no lifetime (so sqlx runs no maintenance task): sqlx
+            // 0.9.0's task can read an underflowed idle count and spin at 100 % CPU
+            // forever once the pool closes (sqlx issue 3645, fixed upstream after
+            // 0.9.0); seen here as a test process stuck at exit. A local SQLite file
+            // gains nothing from recycling its four connections.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .min_connections(0)
             .after_release(clean_on_release)
             .connect_with(options)
             .await

@@ -290,3 +290,16 @@ async fn a_batch_is_all_or_nothing() {
     let (entries, count, _) = store.audit_log(h.id).await.unwrap().unwrap();
     assert_eq!((entries[0].action.as_str(), count), ("locked", 1));
 }
+
+#[tokio::test]
+async fn the_pool_runs_no_maintenance_task_that_could_spin_at_close() {
+    // sqlx 0.9.0 spawns a maintenance task only for an idle timeout, a lifetime or a
+    // minimum of connections; its sweep can spin forever after close (see `open`).
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(dir.path())).await.unwrap();
+    let options = store.pool().options();
+    assert_eq!(options.get_idle_timeout(), None);
+    assert_eq!(options.get_max_lifetime(), None);
+    assert_eq!(options.get_min_connections(), 0);
+    store.close().await;
+}
