@@ -13,7 +13,8 @@ from collections import defaultdict
 d = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
 groups = defaultdict(list)
 for path in sorted(glob.glob(os.path.join(d, "*-run*.json"))):
-    m = re.match(r"(\w+)-(\w+)-(\d+)-run\d+\.json", os.path.basename(path))
+    # <scenario>-<target>-<N>-run<k>.json; a target may hold a hyphen (floor-batch).
+    m = re.match(r"(\w+)-([\w-]+?)-(\d+)-run\d+\.json", os.path.basename(path))
     if not m:
         continue
     with open(path) as f:
@@ -57,13 +58,15 @@ for key in sorted(groups, key=lambda k: (k[0], k[2], k[1])):
 print()
 print("Ratios of median CPU per forwarded packet (broadcast, same host, interleaved runs):")
 print()
-print("| N | OpenHearing µs | Janus µs | floor µs | OpenHearing / Janus | OpenHearing / floor |")
-print("|---|---|---|---|---|---|")
+print("| N | OpenHearing µs | Janus µs | floor µs | batched floor µs | OpenHearing / Janus | OpenHearing / floor | OpenHearing / batched floor |")
+print("|---|---|---|---|---|---|---|---|")
 ns = sorted({k[2] for k in groups if k[0] == "broadcast"})
 for n in ns:
     o = med(groups.get(("broadcast", "openhearing", n), []), "cpu_us_per_packet")
     j = med(groups.get(("broadcast", "janus", n), []), "cpu_us_per_packet")
     fl = med(groups.get(("broadcast", "floor", n), []), "cpu_us_per_packet")
+    fb = med(groups.get(("broadcast", "floor-batch", n), []), "cpu_us_per_packet")
     r1 = o / j if o and j else None
     r2 = o / fl if o and fl else None
-    print(f"| {n} | {fmt(o)} | {fmt(j)} | {fmt(fl)} | {fmt(r1)} | {fmt(r2)} |")
+    r3 = o / fb if o and fb else None
+    print(f"| {n} | {fmt(o)} | {fmt(j)} | {fmt(fl)} | {fmt(fb)} | {fmt(r1)} | {fmt(r2)} | {fmt(r3)} |")

@@ -8,7 +8,7 @@
 # Knobs (environment): RUNS (3), WINDOW seconds (20), OBSERVERS ("10 50 100"),
 # HEARING_OBSERVERS (20), CONFERENCE (5), JOIN_RATE (10 joins/s, the join-time goal's
 # rate), PROFILE (1: perf profile of a frame-pointer build of the server),
-# MICRO (1: criterion micro-benchmarks), TARGETS ("openhearing janus floor"),
+# MICRO (1: criterion micro-benchmarks), TARGETS ("openhearing janus floor floor-batch"),
 # NETNS (1: run the broadcast runs inside Janus's namespace; 0: on the host, no Janus).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ JOIN_RATE=${JOIN_RATE:-10}
 CONFERENCE=${CONFERENCE:-5}
 PROFILE=${PROFILE:-1}
 MICRO=${MICRO:-1}
-TARGETS=${TARGETS:-"openhearing janus floor"}
+TARGETS=${TARGETS:-"openhearing janus floor floor-batch"}
 NETNS=${NETNS:-1}
 out=$PWD/bench/results
 mkdir -p "$out"

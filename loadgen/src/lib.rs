@@ -1,6 +1,7 @@
 //! `openhearing-loadgen`: measures how much media one core of the OpenHearing SFU can
 //! relay, how fast participants join and what each costs, side by side with Janus's
-//! streaming plugin and a bare UDP relay (the floor) on the same machine.
+//! streaming plugin and a bare UDP relay (the floor, plain or batched with recvmmsg and
+//! sendmmsg) on the same machine.
 //!
 //! * [`media`]: the pre-encoded VP8/Opus loops, stamped with their send time.
 //! * [`metrics`]: per-receiver sequence and latency bookkeeping, /proc readings.

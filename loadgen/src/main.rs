@@ -30,13 +30,17 @@ enum Cmd {
     /// Holds a hearing (6 publishers, N observers, recording on) for --secs while
     /// participants leave and rejoin, then checks for leaks; exits 1 on a problem.
     Soak(Box<SoakArgs>),
-    /// The UDP-relay floor (started by `run --target floor`): receives RTP on --listen
-    /// and sends each packet to every address read from stdin.
+    /// The UDP-relay floor (started by `run --target floor`, or `floor-batch` with
+    /// --batch): receives RTP on --listen and sends each packet to every address read
+    /// from stdin.
     Relay {
         #[arg(long)]
         listen: SocketAddr,
         #[arg(long, default_value_t = 0)]
         expect: usize,
+        /// recvmmsg + sendmmsg instead of one recv and one sendto per copy.
+        #[arg(long)]
+        batch: bool,
     },
 }
 
@@ -186,7 +190,11 @@ fn write_json(path: &str, value: &impl serde::Serialize) -> Result<()> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Relay { listen, expect } => openhearing_loadgen::server::relay_main(listen, expect),
+        Cmd::Relay {
+            listen,
+            expect,
+            batch,
+        } => openhearing_loadgen::server::relay_main(listen, expect, batch),
         Cmd::Run(a) => runtime()?.block_on(run(*a)),
         Cmd::Soak(a) => runtime()?.block_on(soak(*a)),
     }

@@ -222,7 +222,7 @@ filter = "{log_filter}"
     }
 
     /// Starts the UDP relay (`openhearing-loadgen relay`, this same executable).
-    pub async fn start_relay(expected_destinations: usize) -> Result<Server> {
+    pub async fn start_relay(expected_destinations: usize, batch: bool) -> Result<Server> {
         let port = {
             let s = UdpSocket::bind("127.0.0.1:0")?;
             s.local_addr()?.port()
@@ -235,6 +235,7 @@ filter = "{log_filter}"
             .arg(addr.to_string())
             .arg("--expect")
             .arg(expected_destinations.to_string())
+            .args(batch.then_some("--batch"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -314,8 +315,9 @@ fn relay_exe() -> Result<PathBuf> {
 }
 
 /// The relay itself: receive each packet on `listen`, send it to every destination.
-/// Blocking, one thread, one socket each way: the syscalls and nothing else.
-pub fn relay_main(listen: SocketAddr, expect: usize) -> Result<()> {
+/// Blocking, one thread, one socket each way: the syscalls and nothing else. With
+/// `batch`, [`relay_batched`] instead.
+pub fn relay_main(listen: SocketAddr, expect: usize, batch: bool) -> Result<()> {
     use std::io::BufRead;
     let input = UdpSocket::bind(listen)?;
     let mut dests: Vec<SocketAddr> = Vec::with_capacity(expect);
@@ -327,6 +329,9 @@ pub fn relay_main(listen: SocketAddr, expect: usize) -> Result<()> {
         }
     }
     let out = UdpSocket::bind("127.0.0.1:0")?;
+    if batch {
+        return relay_batched(&input, &out, &dests);
+    }
     let mut buf = [0u8; 2048];
     let mut errors = 0u64;
     loop {
@@ -336,6 +341,80 @@ pub fn relay_main(listen: SocketAddr, expect: usize) -> Result<()> {
                 errors += 1;
                 if errors == 1 || errors.is_multiple_of(10_000) {
                     eprintln!("relay: {errors} send errors");
+                }
+            }
+        }
+    }
+}
+
+/// Packets read per `recvmmsg`, and messages per `sendmmsg`.
+const RELAY_RECV_BATCH: usize = 16;
+const RELAY_SEND_BATCH: usize = 64;
+
+/// The batched floor (`relay --batch`): wait for the socket, read what is there in
+/// `recvmmsg` calls (quinn-udp), and send every packet to every destination in
+/// `sendmmsg` calls of up to 64 messages, each destination's packets together (as
+/// the media engine drains each connection's output in one go). No copies: the
+/// messages point into the receive buffers. The floor the engine's batching is
+/// measured against; the plain relay is one `recv` and one `sendto` per copy.
+fn relay_batched(input: &UdpSocket, out: &UdpSocket, dests: &[SocketAddr]) -> Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::net::addr::SocketAddrArg;
+    use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+    use std::io::{IoSlice, IoSliceMut};
+
+    input.set_nonblocking(true)?;
+    let state = quinn_udp::UdpSocketState::new(input.into())?;
+    let mut bufs = vec![vec![0u8; 2048]; RELAY_RECV_BATCH];
+    let mut meta = vec![quinn_udp::RecvMeta::default(); RELAY_RECV_BATCH];
+    let addrs: Vec<SocketAddrAny> = dests.iter().map(|d| d.as_any()).collect();
+    let mut errors = 0u64;
+    loop {
+        let mut fds = [PollFd::new(input, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let n = {
+            let mut slices: Vec<IoSliceMut<'_>> =
+                bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+            match state.recv(input.into(), &mut slices, &mut meta) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let packets: Vec<&[u8]> = meta[..n]
+            .iter()
+            .zip(&bufs)
+            .flat_map(|(m, b)| b[..m.len].chunks(m.stride.max(1)))
+            .collect();
+        let copies: Vec<(&SocketAddrAny, [IoSlice<'_>; 1])> = addrs
+            .iter()
+            .flat_map(|a| packets.iter().map(move |p| (a, [IoSlice::new(p)])))
+            .collect();
+        let mut at = 0;
+        while at < copies.len() {
+            let chunk = &copies[at..copies.len().min(at + RELAY_SEND_BATCH)];
+            let mut ctrls: Vec<SendAncillaryBuffer<'_, '_, '_>> = chunk
+                .iter()
+                .map(|_| SendAncillaryBuffer::default())
+                .collect();
+            let mut msgs: Vec<MMsgHdr<'_>> = chunk
+                .iter()
+                .zip(ctrls.iter_mut())
+                .map(|((a, iov), c)| MMsgHdr::new_with_addr(a, iov, c))
+                .collect();
+            match sendmmsg(out, &mut msgs, SendFlags::empty()) {
+                Ok(sent) => at += sent.max(1),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => {
+                    // The first message failed: it goes, the rest are retried.
+                    at += 1;
+                    errors += 1;
+                    if errors == 1 || errors.is_multiple_of(10_000) {
+                        eprintln!("relay: {errors} send errors");
+                    }
                 }
             }
         }

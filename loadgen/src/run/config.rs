@@ -21,6 +21,8 @@ pub enum Target {
     Janus,
     /// A minimal UDP relay: receive one, send N. The cost of the syscalls alone.
     Floor,
+    /// The same relay batched: `recvmmsg` in, `sendmmsg` of up to 64 copies out.
+    FloorBatch,
 }
 
 /// What the hearing looks like.

@@ -123,8 +123,8 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
             .await?;
             (pid, 1, r)
         }
-        Target::Floor => {
-            let s = Server::start_relay(cfg.n).await?;
+        Target::Floor | Target::FloorBatch => {
+            let s = Server::start_relay(cfg.n, cfg.target == Target::FloorBatch).await?;
             let pid = s.pid;
             let r = baselines::setup_floor(
                 cfg,
