@@ -12,8 +12,9 @@
 //! never got, so it is always a first arrival; a packet seen already (padding, a
 //! repair that crossed a late original, a network duplicate) is dropped here.
 //!
-//! [`SeenWindow`] remembers, per SSRC, which of the last [`WINDOW`] sequence numbers
-//! arrived. Pure; the track reader (`forward.rs`) owns one per SSRC.
+//! [`SeenWindow`] remembers which of an SSRC's last [`WINDOW`] sequence numbers
+//! arrived; [`SeenBySsrc`] holds one per SSRC of a track. Pure; the track reader
+//! (`forward.rs`) owns one [`SeenBySsrc`].
 
 /// How many sequence numbers back a duplicate is recognised: several seconds of a
 /// full-size layer, more than any repair or padding reaches back.
@@ -98,6 +99,29 @@ impl SeenWindow {
     }
 }
 
+/// The windows of one track's SSRCs: one, or one per simulcast layer; a few more are
+/// kept, the oldest forgotten.
+#[derive(Debug, Default)]
+pub struct SeenBySsrc(Vec<(u32, SeenWindow)>);
+
+impl SeenBySsrc {
+    const SSRCS: usize = 8;
+
+    /// Whether `seq` of `ssrc` arrives for the first time (and notes it).
+    pub fn first_time(&mut self, ssrc: u32, seq: u16) -> bool {
+        if let Some((_, w)) = self.0.iter_mut().find(|(s, _)| *s == ssrc) {
+            return w.first_time(seq);
+        }
+        if self.0.len() == Self::SSRCS {
+            self.0.remove(0);
+        }
+        let mut w = SeenWindow::default();
+        w.first_time(seq);
+        self.0.push((ssrc, w));
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +144,21 @@ mod tests {
             assert!(!w.first_time(seq), "{seq} was seen");
         }
         assert!(w.first_time(start.wrapping_add(100)));
+    }
+
+    #[test]
+    fn each_ssrc_has_its_own_window() {
+        let mut seen = SeenBySsrc::default();
+        assert!(seen.first_time(1, 100));
+        assert!(seen.first_time(2, 100), "another layer's 100");
+        assert!(!seen.first_time(1, 100));
+        assert!(!seen.first_time(2, 100));
+        // Past the few SSRCs kept, the oldest is forgotten (its numbers are new again).
+        for ssrc in 3..=9 {
+            assert!(seen.first_time(ssrc, 100));
+        }
+        assert!(seen.first_time(1, 100));
+        assert!(!seen.first_time(9, 100));
     }
 
     #[test]

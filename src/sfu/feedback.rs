@@ -21,6 +21,7 @@
 //! ([`FeedbackCoverage::described`]): a packet reported lost stays lost, one that
 //! merely went unreported is left out.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -63,20 +64,22 @@ impl FeedbackCoverage {
 
     /// The reports a feedback described: every packet reported received, every one
     /// reported lost, and none that no feedback named (their feedback was lost). A
-    /// report without a transport sequence number is kept as it is.
-    pub fn described(&self, reports: &[PacketReport]) -> Vec<PacketReport> {
+    /// report without a transport sequence number is kept as it is. Borrowed when
+    /// all are kept (no feedback was lost: the usual case).
+    pub fn described<'a>(&self, reports: &'a [PacketReport]) -> Cow<'a, [PacketReport]> {
         let ranges = self.lock();
-        let covered = |seq: u16| {
-            ranges
-                .iter()
-                .rev()
-                .any(|&(base, count)| seq.wrapping_sub(base) < count)
+        let keep = |r: &PacketReport| {
+            r.arrived
+                || !r.is_twcc
+                || ranges
+                    .iter()
+                    .rev()
+                    .any(|&(base, count)| r.twcc_sequence_number.wrapping_sub(base) < count)
         };
-        reports
-            .iter()
-            .filter(|r| r.arrived || !r.is_twcc || covered(r.twcc_sequence_number))
-            .cloned()
-            .collect()
+        if reports.iter().all(keep) {
+            return Cow::Borrowed(reports);
+        }
+        Cow::Owned(reports.iter().filter(|r| keep(r)).cloned().collect())
     }
 }
 
@@ -216,7 +219,8 @@ mod tests {
         for i in 0..(RANGES as u16 + 1) {
             coverage.record(i * 10, 10);
         }
-        let kept = coverage.described(&[report(5, false), report(15, false)]);
+        let reports = [report(5, false), report(15, false)];
+        let kept = coverage.described(&reports);
         assert_eq!(
             kept.iter()
                 .map(|r| r.twcc_sequence_number)
@@ -225,5 +229,8 @@ mod tests {
         );
         coverage.record(1000, 0);
         assert!(coverage.described(&[report(1000, false)]).is_empty());
+        // Nothing to leave out: the reports themselves, not a copy.
+        let all = [report(15, false), report(1000, true)];
+        assert!(matches!(coverage.described(&all), Cow::Borrowed(_)));
     }
 }

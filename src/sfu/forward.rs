@@ -48,7 +48,7 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use super::dedup::SeenWindow;
+use super::dedup::SeenBySsrc;
 use super::layered::{Format, LayeredLeg, Parsed, SimulcastFanout};
 use super::layers::{Priority, RewriterConfig, Target, MAX_SPATIAL_LAYERS};
 use super::sdp::RepairFormats;
@@ -214,7 +214,7 @@ impl PublishedTrack {
     pub(crate) async fn run_reader(self: Arc<Self>) {
         let mut meter = LayerMeter::new(METER_WINDOW);
         let mut red_seen = false;
-        let mut seen = Seen::default();
+        let mut seen = SeenBySsrc::default();
         let mut simulcast = self.first_rid.clone().map(|rid| {
             let format = Format::of_mime(&self.codec.mime_type);
             let mut fanout = SimulcastFanout::new(self.rewriter_config(), format, METER_WINDOW);
@@ -915,28 +915,6 @@ impl KeyframeRequester {
             return KeyframeDecision::AlreadyScheduled;
         }
         KeyframeDecision::Later(Duration::from_millis(throttle - (now - last)))
-    }
-}
-
-/// The sequence numbers seen of each SSRC of one track (`dedup.rs`): a track has one
-/// SSRC, or one per simulcast layer; a few more are kept, the oldest forgotten.
-#[derive(Default)]
-struct Seen(Vec<(u32, SeenWindow)>);
-
-impl Seen {
-    const SSRCS: usize = 8;
-
-    fn first_time(&mut self, ssrc: u32, seq: u16) -> bool {
-        if let Some((_, w)) = self.0.iter_mut().find(|(s, _)| *s == ssrc) {
-            return w.first_time(seq);
-        }
-        if self.0.len() == Self::SSRCS {
-            self.0.remove(0);
-        }
-        let mut w = SeenWindow::default();
-        w.first_time(seq);
-        self.0.push((ssrc, w));
-        true
     }
 }
 

@@ -26,6 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use rustix::net::addr::SocketAddrArg;
@@ -211,14 +212,14 @@ pub fn send_queued(
                     r.blocked = true;
                     break;
                 }
-                TrainSent::Refused => {
+                TrainSent::Refused(n) => {
                     r.syscalls += 1;
                     if state.max_gso_segments() > 1 {
                         // Not GSO's fault (an ICMP error pending for the
                         // destination...): the train goes, as a refused datagram
                         // would.
                         r.errors += 1;
-                        q.sent(q.train_at(0, segments));
+                        q.sent(n);
                     }
                     // Otherwise GSO is off for the socket now: sendmmsg next.
                 }
@@ -265,10 +266,11 @@ pub fn send_queued(
     r
 }
 
+/// What became of the train at the queue's front (its length where it matters).
 enum TrainSent {
     Sent(usize),
     Blocked,
-    Refused,
+    Refused(usize),
 }
 
 /// Sends the train at the queue's front in one GSO `sendmsg`, copied into `buf`
@@ -290,7 +292,7 @@ fn send_train(
         buf.extend_from_slice(d);
     }
     let Some(destination) = destination else {
-        return TrainSent::Refused;
+        return TrainSent::Refused(0);
     };
     let transmit = quinn_udp::Transmit {
         destination,
@@ -307,14 +309,16 @@ fn send_train(
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => TrainSent::Blocked,
         Err(e) => {
             tracing::debug!("media worker: GSO send to {destination}: {e}");
-            TrainSent::Refused
+            TrainSent::Refused(n)
         }
     }
 }
 
 /// The receive side: quinn-udp's socket state and a ring of buffers.
 pub struct Ingress {
-    state: quinn_udp::UdpSocketState,
+    /// Shared with the egress's GSO trains ([`Ingress::socket_state`]): one socket,
+    /// one state (a GSO refusal turns GSO off for the socket once).
+    state: Arc<quinn_udp::UdpSocketState>,
     bufs: Vec<Vec<u8>>,
     meta: Vec<quinn_udp::RecvMeta>,
     /// Buffers the last call filled.
@@ -334,7 +338,7 @@ impl Ingress {
     /// Sets the socket up for quinn-udp (packet info, GRO where offered); `datagram`
     /// is the largest datagram taken.
     pub fn new(socket: &impl AsFd, datagram: usize) -> std::io::Result<Ingress> {
-        let state = quinn_udp::UdpSocketState::new(socket.into())?;
+        let state = Arc::new(quinn_udp::UdpSocketState::new(socket.into())?);
         // A GRO buffer holds up to gro_segments datagrams of one flow.
         let size = datagram
             .saturating_mul(state.gro_segments().max(1))
@@ -345,6 +349,11 @@ impl Ingress {
             meta: vec![quinn_udp::RecvMeta::default(); RECV_BATCH],
             filled: 0,
         })
+    }
+
+    /// quinn-udp's state of the socket, for [`send_queued`]'s GSO trains.
+    pub fn socket_state(&self) -> Arc<quinn_udp::UdpSocketState> {
+        self.state.clone()
     }
 
     /// One `recvmmsg` into the ring; what it read is then in [`Ingress::datagrams`].

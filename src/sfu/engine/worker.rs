@@ -284,7 +284,7 @@ impl Worker {
             None => (None, None),
         };
         let ingress = Ingress::new(&socket, RECV_BUF)?;
-        let gso = quinn_udp::UdpSocketState::new((&socket).into())?;
+        let gso = ingress.socket_state();
         let mut socket = mio::net::UdpSocket::from_std(socket);
         let poll = Poll::new()?;
         poll.registry()
@@ -429,8 +429,8 @@ struct Io {
     socket: mio::net::UdpSocket,
     tcp: HashMap<SocketAddr, TcpFlow>,
     egress: EgressQueue,
-    /// quinn-udp's state of the socket, for GSO trains (`batch.rs`).
-    gso: quinn_udp::UdpSocketState,
+    /// quinn-udp's state of the socket (the ingress's), for GSO trains (`batch.rs`).
+    gso: std::sync::Arc<quinn_udp::UdpSocketState>,
     /// The UDP socket is registered for writable events (output is queued).
     writable_interest: bool,
 }
