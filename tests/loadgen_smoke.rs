@@ -6,9 +6,19 @@ use std::time::Duration;
 
 use openhearing_loadgen::media::ClipSpec;
 use openhearing_loadgen::server::ServerOptions;
-use openhearing_loadgen::{run, JanusOptions, Report, RunConfig, Scenario, Target};
+use openhearing_loadgen::{run, JanusOptions, Observers, Report, RunConfig, Scenario, Target};
 
 fn config(scenario: Scenario, n: usize, port_min: u16, port_max: u16) -> RunConfig {
+    config_with(scenario, n, port_min, port_max, Observers::Full)
+}
+
+fn config_with(
+    scenario: Scenario,
+    n: usize,
+    port_min: u16,
+    port_max: u16,
+    observers: Observers,
+) -> RunConfig {
     RunConfig {
         target: Target::Openhearing,
         scenario,
@@ -27,6 +37,7 @@ fn config(scenario: Scenario, n: usize, port_min: u16, port_max: u16) -> RunConf
         join_rate: 0.0,
         media_timeout: Duration::from_secs(30),
         progress: false,
+        observers,
         server: ServerOptions {
             bin: env!("CARGO_BIN_EXE_openhearing").into(),
             port_min,
@@ -75,4 +86,23 @@ async fn hearing_with_lobby_admission_and_a_witness() {
         .expect("load generator runs");
     assert_media_flowed(&r, 8);
     assert_eq!(r.publishers, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_to_lite_observers() {
+    // Lite observers (rtc's sans-IO core, all on one thread of the load generator):
+    // each does ICE, DTLS and SRTP with the server and counts what it decrypts.
+    let r = run(&config_with(
+        Scenario::Broadcast,
+        12,
+        43900,
+        43979,
+        Observers::Lite,
+    ))
+    .await
+    .expect("load generator runs");
+    assert_media_flowed(&r, 12);
+    assert_eq!(r.observers, Observers::Lite);
+    // Every observer's own sequence counting saw both tracks and the window's packets.
+    assert!(r.loss_pct.is_some_and(|l| l < 50.0), "{r:#?}");
 }

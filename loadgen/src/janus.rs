@@ -1,5 +1,6 @@
-//! A subscriber of Janus's streaming plugin over its HTTP API, with the same media peer
-//! (webrtc 0.21, same receive tap) as the OpenHearing subscribers: create a session,
+//! A subscriber of Janus's streaming plugin over its HTTP API, with the same media side
+//! (a webrtc 0.21 peer or a lite observer, same receive tap) as the OpenHearing
+//! subscribers: create a session,
 //! attach `janus.plugin.streaming`, `watch`, answer Janus's offer, `start`, trickle our
 //! candidates. A long-poll task per session keeps the session alive (Janus expires a
 //! session nobody polls) and delivers events.
@@ -13,15 +14,22 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::lite::{LiteHost, LiteId};
 use crate::metrics::ReceiverTap;
 use crate::run::JanusOptions;
 
 pub struct JanusSubscriber {
     client: reqwest::Client,
     session_url: String,
-    _peer: Arc<MediaPeer>,
+    media: Media,
     poller: JoinHandle<()>,
     trickle: JoinHandle<()>,
+}
+
+/// The subscriber's media side.
+enum Media {
+    Full(Arc<MediaPeer>),
+    Lite(LiteHost, LiteId),
 }
 
 fn tx() -> String {
@@ -70,7 +78,12 @@ fn sdp_candidates(sdp: &str) -> Vec<webrtc::peer_connection::RTCIceCandidateInit
 }
 
 impl JanusSubscriber {
-    pub async fn watch(opts: &JanusOptions, tap: Arc<ReceiverTap>) -> Result<JanusSubscriber> {
+    /// Watches the mountpoint with a full peer, or on `lite`'s thread.
+    pub async fn watch(
+        opts: &JanusOptions,
+        tap: Arc<ReceiverTap>,
+        lite: Option<&LiteHost>,
+    ) -> Result<JanusSubscriber> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(40))
             .build()?;
@@ -144,30 +157,45 @@ impl JanusSubscriber {
         .await
         .map_err(|_| anyhow!("no offer from Janus within 20 s"))??;
 
-        let peer = Arc::new(
-            MediaPeer::with_receive(ReceiveOptions {
-                tap: Some(tap as Arc<dyn RtpTap>),
-                tap_only: true,
-                bind_ip: Some(opts.peer_ip),
-            })
-            .await
-            .map_err(|e| anyhow!("{e}"))?,
-        );
-        let mut candidates = peer
-            .take_candidates()
-            .ok_or_else(|| anyhow!("candidates taken"))?;
-        let answer = peer
-            .answer_offer(offer.clone())
-            .await
-            .map_err(|e| anyhow!("answering Janus's offer: {e}"))?;
-        // webrtc 0.21 pairs nothing with candidates that arrive inside a remote
-        // description (it only uses trickled ones), and Janus puts its candidates in
-        // the offer: hand them over one by one.
-        for c in sdp_candidates(&offer) {
-            peer.add_remote_candidate(c)
-                .await
-                .map_err(|e| anyhow!("Janus's candidate: {e}"))?;
-        }
+        let (media, answer, mut candidates) = match lite {
+            None => {
+                let peer = Arc::new(
+                    MediaPeer::with_receive(ReceiveOptions {
+                        tap: Some(tap as Arc<dyn RtpTap>),
+                        tap_only: true,
+                        bind_ip: Some(opts.peer_ip),
+                    })
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?,
+                );
+                let candidates = peer
+                    .take_candidates()
+                    .ok_or_else(|| anyhow!("candidates taken"))?;
+                let answer = peer
+                    .answer_offer(offer.clone())
+                    .await
+                    .map_err(|e| anyhow!("answering Janus's offer: {e}"))?;
+                // webrtc 0.21 pairs nothing with candidates that arrive inside a remote
+                // description (it only uses trickled ones), and Janus puts its
+                // candidates in the offer: hand them over one by one.
+                for c in sdp_candidates(&offer) {
+                    peer.add_remote_candidate(c)
+                        .await
+                        .map_err(|e| anyhow!("Janus's candidate: {e}"))?;
+                }
+                (Media::Full(peer), answer, candidates)
+            }
+            Some(host) => {
+                let local = host.answer(tap, offer.clone()).await?;
+                // The same core: the offer's candidates go in one by one here too.
+                for c in sdp_candidates(&offer) {
+                    host.add_candidate(local.id, c)?;
+                }
+                let (tx, rx) = mpsc::unbounded_channel();
+                let _ = tx.send(local.candidate);
+                (Media::Lite(host.clone(), local.id), local.sdp, rx)
+            }
+        };
         post(
             &client,
             &handle_url,
@@ -194,7 +222,7 @@ impl JanusSubscriber {
         Ok(JanusSubscriber {
             client,
             session_url,
-            _peer: peer,
+            media,
             poller,
             trickle,
         })
@@ -213,6 +241,11 @@ impl JanusSubscriber {
         .await;
         self.poller.abort();
         self.trickle.abort();
-        let _ = self._peer.close().await;
+        match self.media {
+            Media::Full(peer) => {
+                let _ = peer.close().await;
+            }
+            Media::Lite(host, id) => host.close(id),
+        }
     }
 }

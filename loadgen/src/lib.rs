@@ -7,14 +7,16 @@
 //! * [`metrics`]: per-receiver sequence and latency bookkeeping, /proc readings.
 //! * [`server`]: the process under test (OpenHearing or the relay).
 //! * [`janus`]: a Janus streaming-plugin subscriber over the HTTP API.
+//! * [`lite`]: receive-only observers on rtc's sans-IO core, many per thread.
 //! * [`run`]: scenarios, the measurement window, the report.
 //! * [`soak`]: a long hearing with participants leaving and rejoining, checked for leaks.
 
 pub mod janus;
+pub mod lite;
 pub mod media;
 pub mod metrics;
 pub mod run;
 pub mod server;
 pub mod soak;
 
-pub use run::{run, JanusOptions, Report, RunConfig, Scenario, Target};
+pub use run::{run, JanusOptions, Observers, Report, RunConfig, Scenario, Target};

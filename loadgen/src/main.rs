@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use openhearing_loadgen::media::ClipSpec;
-use openhearing_loadgen::run::{median, table, JanusOptions, RunConfig, Scenario, Target};
+use openhearing_loadgen::run::{
+    median, table, JanusOptions, Observers, RunConfig, Scenario, Target,
+};
 use openhearing_loadgen::server::{default_server_bin, ServerOptions};
 use openhearing_loadgen::soak::SoakConfig;
 
@@ -80,6 +82,10 @@ struct RunArgs {
     /// Seconds every receiver may take to get its first packets.
     #[arg(long, default_value_t = 60)]
     media_timeout: u64,
+    /// Observers as full webrtc peers (~100 fit on a small machine) or lite
+    /// receive-only connections, many on one thread (several hundred fit).
+    #[arg(long, value_enum, default_value_t = Observers::Full)]
+    observers: Observers,
     /// The openhearing binary (default: next to this one).
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -204,7 +210,10 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error".into()),
+                // rtc's ICE agent logs a success response that arrives for a pair it
+                // has already replaced (a retransmitted check answered twice) at ERROR;
+                // nothing fails, and with hundreds of observers it buries real errors.
+                .unwrap_or_else(|_| "error,rtc_ice::agent::agent_selector=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -278,6 +287,7 @@ async fn run(a: RunArgs) -> Result<()> {
         join_rate: a.join_rate,
         media_timeout: Duration::from_secs(a.media_timeout),
         progress: !a.no_progress,
+        observers: a.observers,
         server: ServerOptions {
             bin: a.server_bin.unwrap_or_else(default_server_bin),
             port_min: pmin,

@@ -9,7 +9,8 @@ use anyhow::{anyhow, bail, Result};
 use openhearing_peer::MediaKind;
 use tokio::task::JoinSet;
 
-use super::{join_slot, progress, Alive, Ramp, Receiver, RunConfig, Scenario};
+use super::{join_slot, progress, Alive, Observers, Ramp, Receiver, RunConfig, Scenario};
+use crate::lite::LiteHost;
 use crate::media::{pace_audio, pace_video, Clip, SendCounters, UdpSink};
 use crate::metrics::{process_rss, Collector, ReceiverTap};
 use crate::server::Server;
@@ -55,9 +56,14 @@ pub(super) async fn setup_janus(
     let ramp_start = Instant::now();
     let pb = progress(cfg.progress, cfg.n as u64, "joining");
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.join_concurrency.max(1)));
+    let lite = match cfg.observers {
+        Observers::Lite => Some(LiteHost::spawn(cfg.janus.peer_ip)?),
+        Observers::Full => None,
+    };
     let mut set = JoinSet::new();
     for i in 0..cfg.n {
         let sem = sem.clone();
+        let lite = lite.clone();
         let tap = ReceiverTap::new(collector.clone());
         let opts = cfg.janus.clone();
         let slot = join_slot(ramp_start, i, cfg.join_rate);
@@ -65,7 +71,8 @@ pub(super) async fn setup_janus(
             tokio::time::sleep_until(slot.into()).await;
             let _permit = sem.acquire_owned().await?;
             let opened = Instant::now();
-            let sub = crate::janus::JanusSubscriber::watch(&opts, tap.clone()).await?;
+            let sub =
+                crate::janus::JanusSubscriber::watch(&opts, tap.clone(), lite.as_ref()).await?;
             anyhow::Ok((sub, tap, opened))
         });
     }

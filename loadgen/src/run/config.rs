@@ -37,6 +37,17 @@ pub enum Scenario {
     Hearing,
 }
 
+/// What the view-only receivers (observers) are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observers {
+    /// Full webrtc 0.21 peers, one each (~100 fit on this machine).
+    Full,
+    /// Receive-only connections on rtc's sans-IO core, many on one thread
+    /// ([`crate::lite`]): several hundred fit. Publishers stay full peers.
+    Lite,
+}
+
 /// Everything a run needs.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -56,6 +67,8 @@ pub struct RunConfig {
     /// How long every receiver may take to get its first packets.
     pub media_timeout: Duration,
     pub progress: bool,
+    /// Observers as full peers or lite ones (OpenHearing and Janus targets).
+    pub observers: Observers,
     pub server: ServerOptions,
     pub janus: JanusOptions,
 }

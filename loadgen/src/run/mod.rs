@@ -24,7 +24,7 @@ use crate::media::SendCounters;
 use crate::metrics::{process_cpu, process_rss, quantile_ms, Collector, ReceiverTap};
 use crate::server::Server;
 
-pub use config::{JanusOptions, RunConfig, Scenario, Target};
+pub use config::{JanusOptions, Observers, RunConfig, Scenario, Target};
 pub use report::{median, table, Report};
 
 struct Receiver {
@@ -39,6 +39,7 @@ struct Receiver {
 #[derive(Default)]
 struct Alive {
     participants: Vec<Arc<Participant>>,
+    lite: Vec<crate::lite::LiteObserver>,
     janus: Vec<crate::janus::JanusSubscriber>,
     udp_tasks: Vec<tokio::task::JoinHandle<()>>,
     pacers: Vec<tokio::task::JoinHandle<()>>,
@@ -223,6 +224,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
     let report = Report {
         target: cfg.target,
         scenario: cfg.scenario,
+        observers: cfg.observers,
         publishers,
         receivers: receivers.len(),
         participants,
@@ -263,6 +265,9 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
     // Tear down: participants first (so the server sees them leave), then the server.
     for p in &alive.participants {
         let _ = tokio::time::timeout(Duration::from_secs(2), p.close_abruptly()).await;
+    }
+    for o in &alive.lite {
+        o.close();
     }
     for j in alive.janus.drain(..) {
         j.destroy().await;

@@ -14,7 +14,8 @@ use openhearing_signaling::{
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::{join_slot, progress, Alive, Ramp, Receiver, RunConfig, Scenario};
+use super::{join_slot, progress, Alive, Observers, Ramp, Receiver, RunConfig, Scenario};
+use crate::lite::{LiteHost, LiteObserver};
 use crate::media::{pace_audio, pace_video, Clip, PacketSink, SendCounters};
 use crate::metrics::{process_rss, Collector, ReceiverTap};
 use crate::server::Server;
@@ -168,6 +169,12 @@ pub(super) async fn setup(
         .signaling_sender()
         .ok_or_else(|| anyhow!("judge's signaling closed"))?;
 
+    let lite_host = match cfg.observers {
+        Observers::Lite => Some(LiteHost::spawn(std::net::IpAddr::V4(
+            std::net::Ipv4Addr::LOCALHOST,
+        ))?),
+        Observers::Full => None,
+    };
     let pb = progress(cfg.progress, (roster.len() - 1) as u64, "joining");
     let sem = Arc::new(tokio::sync::Semaphore::new(cfg.join_concurrency.max(1)));
     let joins_start = Instant::now();
@@ -195,9 +202,22 @@ pub(super) async fn setup(
         let clip = clip.clone();
         let counters = counters.clone();
         let slot = join_slot(joins_start, i - 1, join_rate);
+        let lite = lite_host.clone().filter(|_| !publish);
         set.spawn(async move {
             tokio::time::sleep_until(slot.into()).await;
             let _permit = sem.acquire_owned().await?;
+            if let Some(host) = lite {
+                let tap = ReceiverTap::new(collector.clone());
+                let o = LiteObserver::join(&host, &ws_url, &token, tap.clone()).await?;
+                if o.welcome().you.admission != Admission::Admitted {
+                    judge_sender
+                        .send(&ClientMessage::Admit {
+                            participant_id: o.welcome().you.id,
+                        })
+                        .map_err(|e| anyhow!("judge admits: {e}"))?;
+                }
+                return anyhow::Ok(Joined::Lite(o, tap));
+            }
             let (p, tap) =
                 join_one(&ws_url, &token, publish, &fixtures, &collector, true, None).await?;
             if p.welcome().you.admission != Admission::Admitted {
@@ -217,13 +237,23 @@ pub(super) async fn setup(
                     .map_err(|e| anyhow!("{role:?} connects: {e}"))?;
                 pacers = start_pacing(&p, &clip, &counters).await?;
             }
-            anyhow::Ok((p, tap, publish, pacers))
+            anyhow::Ok(Joined::Full(p, tap, publish, pacers))
         });
     }
     let mut joined = 1;
     while let Some(r) = set.join_next().await {
         match r.map_err(|e| anyhow!("join task: {e}")).and_then(|r| r) {
-            Ok((p, tap, publish, pacers)) => {
+            Ok(Joined::Lite(o, tap)) => {
+                receivers.push(Receiver {
+                    tap,
+                    opened: o.ws_opened(),
+                    expect_tracks: 2 * publishers,
+                });
+                alive.lite.push(o);
+                joined += 1;
+                pb.inc(1);
+            }
+            Ok(Joined::Full(p, tap, publish, pacers)) => {
                 receivers.push(Receiver {
                     tap,
                     opened: p.join_timing().ws_opened,
@@ -250,6 +280,18 @@ pub(super) async fn setup(
             duration: Some(duration),
         },
     ))
+}
+
+/// A participant that joined: a full peer (with its pacers if it publishes) or a
+/// lite observer.
+enum Joined {
+    Full(
+        Participant,
+        Arc<ReceiverTap>,
+        bool,
+        Vec<tokio::task::JoinHandle<()>>,
+    ),
+    Lite(LiteObserver, Arc<ReceiverTap>),
 }
 
 pub(crate) async fn join_one(

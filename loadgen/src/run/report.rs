@@ -4,13 +4,15 @@
 
 use serde::Serialize;
 
-use super::{Scenario, Target};
+use super::{Observers, Scenario, Target};
 
 /// The result of one run. Times in milliseconds, CPU in microseconds per packet.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub target: Target,
     pub scenario: Scenario,
+    /// Full webrtc peers or lite ones as observers.
+    pub observers: Observers,
     pub publishers: usize,
     pub receivers: usize,
     pub participants: usize,
