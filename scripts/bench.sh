@@ -9,7 +9,9 @@
 # HEARING_OBSERVERS (20), CONFERENCE (5), JOIN_RATE (10 joins/s, the join-time goal's
 # rate), PROFILE (1: perf profile of a frame-pointer build of the server),
 # MICRO (1: criterion micro-benchmarks), TARGETS ("openhearing janus floor floor-batch"),
-# NETNS (1: run the broadcast runs inside Janus's namespace; 0: on the host, no Janus).
+# NETNS (1: run the broadcast runs inside Janus's namespace; 0: on the host, no Janus),
+# OBSERVER_KIND (full: webrtc peers, ~100 fit; lite: rtc sans-IO observers on one
+# thread, several hundred fit — see BENCHMARKS.md "Lite observers").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
@@ -23,6 +25,7 @@ PROFILE=${PROFILE:-1}
 MICRO=${MICRO:-1}
 TARGETS=${TARGETS:-"openhearing janus floor floor-batch"}
 NETNS=${NETNS:-1}
+OBSERVER_KIND=${OBSERVER_KIND:-full}
 out=$PWD/bench/results
 mkdir -p "$out"
 
@@ -42,7 +45,7 @@ SERVER=$CARGO_TARGET_DIR/release/openhearing
 cat "$out/machine.txt"
 
 # Broadcast: the three targets interleaved, run by run, inside Janus's namespace.
-export LG SERVER RUNS WINDOW OBSERVERS TARGETS JOIN_RATE out
+export LG SERVER RUNS WINDOW OBSERVERS TARGETS JOIN_RATE OBSERVER_KIND out
 wrap=(bench/janus-netns.sh)
 [ "$NETNS" = 1 ] || wrap=(env JANUS_PID=0)
 "${wrap[@]}" bash -c '
@@ -52,7 +55,8 @@ for run in $(seq "$RUNS"); do
     for target in $TARGETS; do
       echo "== broadcast $target n=$n run $run ($(cut -d" " -f1-3 /proc/loadavg))" >&2
       "$LG" run --no-progress --target "$target" --scenario broadcast -n "$n" \
-        --window "$WINDOW" --join-rate "$JOIN_RATE" --server-bin "$SERVER" --server-pid "$JANUS_PID" \
+        --window "$WINDOW" --join-rate "$JOIN_RATE" --observers "$OBSERVER_KIND" \
+        --server-bin "$SERVER" --server-pid "$JANUS_PID" \
         --json "$out/broadcast-$target-$n-run$run.json" || echo "FAILED: $target $n $run" >&2
     done
   done

@@ -33,8 +33,8 @@ enum Cmd {
     /// participants leave and rejoin, then checks for leaks; exits 1 on a problem.
     Soak(Box<SoakArgs>),
     /// The UDP-relay floor (started by `run --target floor`, or `floor-batch` with
-    /// --batch): receives RTP on --listen and sends each packet to every address read
-    /// from stdin.
+    /// --batch): receives RTP on --listen (port 0: any; the address bound is printed
+    /// on stdout) and sends each packet to every address read from stdin.
     Relay {
         #[arg(long)]
         listen: SocketAddr,

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 
 /// How to get an OpenHearing server.
@@ -223,25 +223,38 @@ filter = "{log_filter}"
 
     /// Starts the UDP relay (`openhearing-loadgen relay`, this same executable).
     pub async fn start_relay(expected_destinations: usize, batch: bool) -> Result<Server> {
-        let port = {
-            let s = UdpSocket::bind("127.0.0.1:0")?;
-            s.local_addr()?.port()
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let exe = relay_exe()?;
+        // The relay binds port 0 itself and prints the address: a port picked here
+        // and released could be taken again by one of the receivers' sockets bound
+        // right after (it was, at N = 300), and the feed would go straight to it.
         let mut child = Command::new(exe)
             .arg("relay")
             .arg("--listen")
-            .arg(addr.to_string())
+            .arg("127.0.0.1:0")
             .arg("--expect")
             .arg(expected_destinations.to_string())
             .args(batch.then_some("--batch"))
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .context("starting the UDP relay")?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("relay without stdout"))?;
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::io::BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .map_err(|_| anyhow!("the relay did not say its address within 10 s"))??;
+        let addr: SocketAddr = line
+            .trim()
+            .parse()
+            .with_context(|| format!("the relay's address line {line:?}"))?;
         let pid = child.id().ok_or_else(|| anyhow!("relay exited at once"))?;
         let stdin = child.stdin.take();
         Ok(Server {
@@ -319,7 +332,13 @@ fn relay_exe() -> Result<PathBuf> {
 /// `batch`, [`relay_batched`] instead.
 pub fn relay_main(listen: SocketAddr, expect: usize, batch: bool) -> Result<()> {
     use std::io::BufRead;
+    use std::io::Write;
     let input = UdpSocket::bind(listen)?;
+    // The address actually bound (port 0 picks one), for whoever started us.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", input.local_addr()?)?;
+    stdout.flush()?;
+    drop(stdout);
     let mut dests: Vec<SocketAddr> = Vec::with_capacity(expect);
     for line in std::io::stdin().lock().lines() {
         let line = line?;

@@ -17,24 +17,33 @@ impl Drop for Relay {
 }
 
 fn relays_every_packet_to_every_destination(batch: bool) {
-    let listen = {
-        let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        s.local_addr().expect("addr")
-    };
     let receivers: Vec<UdpSocket> = (0..3)
         .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
         .collect();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_openhearing-loadgen"));
-    cmd.args(["relay", "--listen", &listen.to_string(), "--expect", "3"]);
+    // Port 0: the relay picks it and says which on stdout (no port picked here and
+    // released, which a socket bound meanwhile could take).
+    cmd.args(["relay", "--listen", "127.0.0.1:0", "--expect", "3"]);
     if batch {
         cmd.arg("--batch");
     }
     let mut relay = Relay(
         cmd.stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("relay started"),
     );
+    let listen: std::net::SocketAddr = {
+        use std::io::BufRead;
+        let stdout = relay.0.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the relay prints its address");
+        line.trim().parse().expect("an address")
+    };
+    assert_eq!(listen.ip().to_string(), "127.0.0.1");
+    assert_ne!(listen.port(), 0);
     {
         let mut stdin = relay.0.stdin.take().expect("stdin");
         for r in &receivers {
