@@ -909,7 +909,7 @@ mod tests {
         assert_eq!(c.media.udp_port_max, 40999);
         assert!(c.media.ice_tcp);
         assert_eq!(c.media.pli_throttle_ms, 500);
-        assert_eq!(c.media.ice_check_interval_ms, 50);
+        assert_eq!(c.media.ice_check_interval_ms, 20);
         assert_eq!(c.signaling.max_message_bytes, 65536);
         assert_eq!(c.signaling.max_sdp_bytes, 524288);
         assert_eq!(c.signaling.rate_limit_per_second, 50);

@@ -186,7 +186,7 @@ impl JanusSubscriber {
                 (Media::Full(peer), answer, candidates)
             }
             Some(host) => {
-                let local = host.answer(tap, offer.clone()).await?;
+                let local = host.answer(tap, Arc::default(), offer.clone()).await?;
                 // The same core: the offer's candidates go in one by one here too.
                 for c in sdp_candidates(&offer) {
                     host.add_candidate(local.id, c)?;

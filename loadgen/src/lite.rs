@@ -72,6 +72,28 @@ const RECV_BUF: usize = 2048;
 /// How long joining (WebSocket join → welcome) may take.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// When each step of a join first happened (welcome, the server's answer applied,
+/// connected, the server's first offer answered): where a join's time goes.
+#[derive(Debug, Default)]
+pub struct JoinMarks {
+    marks: Mutex<Vec<(&'static str, Instant)>>,
+}
+
+impl JoinMarks {
+    /// Records `step` now, unless it was recorded before.
+    pub fn mark(&self, step: &'static str) {
+        if let Ok(mut m) = self.marks.lock() {
+            if !m.iter().any(|(s, _)| *s == step) {
+                m.push((step, Instant::now()));
+            }
+        }
+    }
+
+    pub fn get(&self) -> Vec<(&'static str, Instant)> {
+        self.marks.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
 /// Which connection of a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LiteId(usize);
@@ -102,10 +124,12 @@ pub struct Local {
 enum Command {
     Offer {
         tap: Arc<ReceiverTap>,
+        marks: Arc<JoinMarks>,
         reply: oneshot::Sender<Result<Local>>,
     },
     Answer {
         tap: Arc<ReceiverTap>,
+        marks: Arc<JoinMarks>,
         offer: String,
         reply: oneshot::Sender<Result<Local>>,
     },
@@ -219,14 +243,24 @@ impl LiteHost {
 
     /// A new connection offering to receive one audio and one video track (as a
     /// browser observer does); the answer goes to [`apply_answer`](Self::apply_answer).
-    pub async fn offer(&self, tap: Arc<ReceiverTap>) -> Result<Local> {
-        self.ask(|reply| Command::Offer { tap, reply }).await
+    pub async fn offer(&self, tap: Arc<ReceiverTap>, marks: Arc<JoinMarks>) -> Result<Local> {
+        self.ask(|reply| Command::Offer { tap, marks, reply }).await
     }
 
     /// A new connection answering `offer` (a server that offers, like Janus).
-    pub async fn answer(&self, tap: Arc<ReceiverTap>, offer: String) -> Result<Local> {
-        self.ask(|reply| Command::Answer { tap, offer, reply })
-            .await
+    pub async fn answer(
+        &self,
+        tap: Arc<ReceiverTap>,
+        marks: Arc<JoinMarks>,
+        offer: String,
+    ) -> Result<Local> {
+        self.ask(|reply| Command::Answer {
+            tap,
+            marks,
+            offer,
+            reply,
+        })
+        .await
     }
 
     pub async fn apply_answer(&self, id: LiteId, sdp: String) -> Result<()> {
@@ -256,6 +290,7 @@ struct Conn {
     socket: mio::net::UdpSocket,
     local: SocketAddr,
     tap: Arc<ReceiverTap>,
+    marks: Arc<JoinMarks>,
     /// Track id → (stream id, kind) of what it receives.
     tracks: HashMap<String, (String, MediaKind)>,
     /// Remote candidates that came before the remote description.
@@ -323,11 +358,16 @@ impl State {
 
     fn command(&mut self, cmd: Command, now: Instant) {
         match cmd {
-            Command::Offer { tap, reply } => {
-                let _ = reply.send(self.create(tap, None, now));
+            Command::Offer { tap, marks, reply } => {
+                let _ = reply.send(self.create(tap, marks, None, now));
             }
-            Command::Answer { tap, offer, reply } => {
-                let _ = reply.send(self.create(tap, Some(offer), now));
+            Command::Answer {
+                tap,
+                marks,
+                offer,
+                reply,
+            } => {
+                let _ = reply.send(self.create(tap, marks, Some(offer), now));
             }
             Command::ApplyAnswer { id, sdp, reply } => {
                 let r = self.with_conn(id, |c| {
@@ -381,6 +421,7 @@ impl State {
     fn create(
         &mut self,
         tap: Arc<ReceiverTap>,
+        marks: Arc<JoinMarks>,
         offer: Option<String>,
         now: Instant,
     ) -> Result<Local> {
@@ -442,6 +483,7 @@ impl State {
                 socket,
                 local,
                 tap,
+                marks,
                 tracks: HashMap::new(),
                 pending: Vec::new(),
                 deadline: None,
@@ -591,6 +633,7 @@ impl Conn {
                         if connected != self.connected {
                             self.connected = connected;
                             if connected {
+                                self.marks.mark("connected");
                                 stats.connected.fetch_add(1, Ordering::Relaxed);
                             } else {
                                 stats.connected.fetch_sub(1, Ordering::Relaxed);
@@ -603,6 +646,9 @@ impl Conn {
                             closed = true;
                         }
                     }
+                    RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(
+                        rtc::peer_connection::state::RTCIceConnectionState::Connected,
+                    ) => self.marks.mark("ice_connected"),
                     RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                         let kind = self
                             .pc
@@ -660,11 +706,14 @@ fn new_connection(now: Instant) -> Result<RTCPeerConnection> {
     media.register_default_codecs()?;
     let registry = register_default_interceptors(Registry::new(), &mut media)?;
     // As the full peers (peer/src/media_peer.rs): no mDNS, peer-reflexive candidates
-    // taken at once, a new pair checked within 50 ms (joins measure the same way).
+    // taken at once, a new pair checked within 10 ms (joins measure the same way).
     let setting = SettingEngineBuilder::new()
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+        .with_ice_connection_attempts(
+            Some(openhearing_peer::media_peer::ICE_CHECK_INTERVAL),
+            Some(openhearing_peer::media_peer::ICE_CHECKS_PER_PAIR),
+        )
         .build();
     Ok(RTCPeerConnectionBuilder::new()
         .with_setting_engine(setting)
@@ -699,6 +748,7 @@ pub struct LiteObserver {
     welcome: Welcome,
     sender: SignalingSender,
     ws_opened: Instant,
+    marks: Arc<JoinMarks>,
     failures: Arc<Mutex<Vec<String>>>,
     task: TaskHandle<()>,
 }
@@ -720,7 +770,9 @@ impl LiteObserver {
             .join_from(token, None, JOIN_TIMEOUT)
             .await
             .map_err(|e| anyhow!("join: {e}"))?;
-        let local = host.offer(tap).await?;
+        let marks = Arc::new(JoinMarks::default());
+        marks.mark("welcome");
+        let local = host.offer(tap, marks.clone()).await?;
         client
             .send(&ClientMessage::Offer { sdp: local.sdp })
             .map_err(|e| anyhow!("sending the offer: {e}"))?;
@@ -731,13 +783,20 @@ impl LiteObserver {
             .map_err(|e| anyhow!("sending our candidate: {e}"))?;
         let failures = Arc::new(Mutex::new(Vec::new()));
         let sender = client.sender();
-        let task = tokio::spawn(signaling(client, host.clone(), local.id, failures.clone()));
+        let task = tokio::spawn(signaling(
+            client,
+            host.clone(),
+            local.id,
+            marks.clone(),
+            failures.clone(),
+        ));
         Ok(LiteObserver {
             host: host.clone(),
             id: local.id,
             welcome,
             sender,
             ws_opened,
+            marks,
             failures,
             task,
         })
@@ -749,6 +808,11 @@ impl LiteObserver {
 
     pub fn ws_opened(&self) -> Instant {
         self.ws_opened
+    }
+
+    /// When each step of its join happened.
+    pub fn marks(&self) -> Vec<(&'static str, Instant)> {
+        self.marks.get()
     }
 
     /// What went wrong in signaling so far.
@@ -776,6 +840,7 @@ async fn signaling(
     mut client: SignalingClient,
     host: LiteHost,
     id: LiteId,
+    marks: Arc<JoinMarks>,
     failures: Arc<Mutex<Vec<String>>>,
 ) {
     let fail = |what: String| {
@@ -789,8 +854,10 @@ async fn signaling(
                 if let Err(e) = host.apply_answer(id, sdp).await {
                     fail(format!("applying the server's answer: {e:#}"));
                 }
+                marks.mark("answer");
             }
             ServerMessage::Candidate { candidate } => {
+                marks.mark("remote_candidate");
                 if let Err(e) = host.add_candidate(id, from_wire(candidate)) {
                     fail(format!("remote candidate: {e:#}"));
                 }
@@ -800,6 +867,7 @@ async fn signaling(
                     if let Err(e) = client.send(&ClientMessage::Answer { sdp: answer }) {
                         fail(format!("sending an answer: {e}"));
                     }
+                    marks.mark("server_offer");
                 }
                 Err(e) => fail(format!("answering the server's offer: {e:#}")),
             },
@@ -835,7 +903,7 @@ mod tests {
         let mut ids = Vec::new();
         for _ in 0..20 {
             let local = host
-                .offer(ReceiverTap::new(collector.clone()))
+                .offer(ReceiverTap::new(collector.clone()), Arc::default())
                 .await
                 .expect("offer");
             assert!(local.sdp.contains("a=recvonly"), "{}", local.sdp);

@@ -96,6 +96,12 @@ struct RunArgs {
     /// '[recording]\nenabled = false' to measure without the recorder.
     #[arg(long, default_value = "")]
     server_config_extra: String,
+    /// The started server's log filter (tracing directives).
+    #[arg(long, default_value = "warn")]
+    server_log_filter: String,
+    /// Keep the started server's log in this file.
+    #[arg(long)]
+    server_log: Option<PathBuf>,
     /// Attach to a running OpenHearing server (http URL) instead of starting one.
     #[arg(long)]
     server_url: Option<String>,
@@ -296,7 +302,8 @@ async fn run(a: RunArgs) -> Result<()> {
             attach_pid: a.server_pid,
             admin_key: a.admin_key,
             extra_config: a.server_config_extra,
-            ..ServerOptions::default()
+            log_filter: a.server_log_filter,
+            log_file: a.server_log,
         },
         janus: JanusOptions {
             url: a.janus_url,

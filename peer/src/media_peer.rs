@@ -290,6 +290,14 @@ struct Publishing {
     video_task: Option<JoinHandle<()>>,
 }
 
+/// How often this peer's ICE agent checks while connecting. Browsers check a new
+/// candidate pair at once; webrtc's tick paces the first check and the nomination that
+/// follows it, so each join this peer measures pays it up to twice (at 50 ms: a join
+/// p50 of 114–121 ms against 65–67 ms at 10 ms, same server, BENCHMARKS.md).
+pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+/// Checks per candidate pair before it fails: webrtc's default patience (1.4 s).
+pub const ICE_CHECKS_PER_PAIR: u16 = 140;
+
 /// One PeerConnection: 127.0.0.1 only (unless [`ReceiveOptions::bind_ip`] says otherwise), default codecs and interceptors, no mDNS,
 /// peer-reflexive candidates accepted at once.
 pub struct MediaPeer {
@@ -319,9 +327,7 @@ impl MediaPeer {
         let setting_engine = SettingEngineBuilder::new()
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            // Browsers check a new candidate pair at once; webrtc's 200 ms tick would
-            // add up to 200 ms to every join this peer measures.
-            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_CHECKS_PER_PAIR))
             .build();
         let bind = std::net::SocketAddr::new(
             receive

@@ -169,16 +169,41 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
             cfg.media_timeout
         ));
     }
-    let mut joins: Vec<Duration> = receivers
+    let firsts: Vec<(openhearing_peer::MediaKind, Duration)> = receivers
         .iter()
         .flat_map(|r| {
             let opened = r.opened;
             r.tap
                 .first_packets()
                 .into_iter()
-                .map(move |(_, _, t)| t.saturating_duration_since(opened))
+                .map(move |(_, kind, t)| (kind, t.saturating_duration_since(opened)))
         })
         .collect();
+    let mut joins: Vec<Duration> = firsts.iter().map(|(_, d)| *d).collect();
+    let joins_of = |kind| -> Vec<Duration> {
+        firsts
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, d)| *d)
+            .collect()
+    };
+    // Lite observers mark their join's steps: the median time of each since the
+    // WebSocket opened.
+    let mut steps: std::collections::BTreeMap<String, Vec<Duration>> = Default::default();
+    for o in &alive.lite {
+        for (step, at) in o.marks() {
+            steps
+                .entry(step.to_owned())
+                .or_default()
+                .push(at.saturating_duration_since(o.ws_opened()));
+        }
+    }
+    let join_steps_p50_ms = steps
+        .into_iter()
+        .filter_map(|(step, mut d)| Some((step, quantile_ms(&mut d, 0.5)?)))
+        .collect();
+    let mut audio_joins = joins_of(openhearing_peer::MediaKind::Audio);
+    let mut video_joins = joins_of(openhearing_peer::MediaKind::Video);
 
     let totals = |rs: &[Receiver]| {
         rs.iter()
@@ -244,6 +269,9 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
         latency_p99_ms: collector.latency_ms(0.99),
         join_p50_ms: quantile_ms(&mut joins, 0.5),
         join_p99_ms: quantile_ms(&mut joins, 0.99),
+        join_audio_p50_ms: quantile_ms(&mut audio_joins, 0.5),
+        join_video_p50_ms: quantile_ms(&mut video_joins, 0.5),
+        join_steps_p50_ms,
         join_rate_per_s: ramp
             .duration
             .filter(|d| !d.is_zero())

@@ -36,6 +36,14 @@ pub struct Report {
     /// WebSocket (or Janus session) open → first RTP of each remote track.
     pub join_p50_ms: Option<f64>,
     pub join_p99_ms: Option<f64>,
+    /// The same for audio tracks only, and for video only (a video track's first
+    /// packet may wait for a keyframe).
+    pub join_audio_p50_ms: Option<f64>,
+    pub join_video_p50_ms: Option<f64>,
+    /// Lite observers only: the median time from WebSocket open to each step of the
+    /// join (`welcome`, `answer` applied, ICE+DTLS `connected`, the server's first
+    /// `server_offer` answered, the first `remote_candidate`, `ice_connected`).
+    pub join_steps_p50_ms: std::collections::BTreeMap<String, f64>,
     /// Participants joined per second during ramp-up (everyone, joins in parallel).
     pub join_rate_per_s: Option<f64>,
     /// Loss on the streams already flowing while the others joined: every receiver
@@ -82,6 +90,8 @@ pub fn median(reports: &[Report]) -> Option<Report> {
     base.latency_p99_ms = mo(&|r| r.latency_p99_ms);
     base.join_p50_ms = mo(&|r| r.join_p50_ms);
     base.join_p99_ms = mo(&|r| r.join_p99_ms);
+    base.join_audio_p50_ms = mo(&|r| r.join_audio_p50_ms);
+    base.join_video_p50_ms = mo(&|r| r.join_video_p50_ms);
     base.join_rate_per_s = mo(&|r| r.join_rate_per_s);
     base.ramp_loss_pct = mo(&|r| r.ramp_loss_pct);
     base.rss_before_mb = m(&|r| r.rss_before_mb);
