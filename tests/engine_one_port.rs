@@ -1,8 +1,9 @@
-//! The engine spike (issue 14): one media worker, ONE UDP socket on 127.0.0.1, ICE-lite
-//! with server-chosen ufrags, serving several webrtc 0.21 peers at once. One peer
-//! publishes the VP8/Opus test clips; every other peer receives them through the
-//! worker (frames matched by content against the clips); the publisher gets nothing
-//! of its own back. The server side's UDP sockets are counted in /proc: exactly the
+//! The engine's worker (issue 14): one media worker, ONE UDP socket on 127.0.0.1,
+//! ICE-lite with server-chosen ufrags, serving several webrtc 0.21 peers at once. One
+//! peer publishes the VP8/Opus test clips; the peers given legs to it (each leg a
+//! server offer answered by the peer) receive them through the worker (frames matched
+//! by content against the clips), a connected peer given no leg receives nothing, a
+//! leg removed stops; the publisher gets nothing of its own back. The server side's UDP sockets are counted in /proc: exactly the
 //! worker's one, with one peer connected and with all of them. Junk sent to the port
 //! meanwhile is dropped and counted by reason, and media keeps flowing.
 
@@ -12,10 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openhearing::sfu::engine::demux::DropReason;
-use openhearing::sfu::engine::worker::{Answer, Worker, WorkerConfig, WorkerStats, RELAY_STREAM};
+use openhearing::sfu::engine::worker::{
+    Answer, LegId, Worker, WorkerConfig, WorkerError, WorkerStats,
+};
 use openhearing_peer::{MediaFixtures, MediaPeer};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 const SUBSCRIBERS: usize = 4;
+/// The stream id the legs carry (the hearing side names the publisher's participant).
+const PUBLISHER_STREAM: &str = "publisher";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Lines the worker logged about dropped datagrams (counted by a layer of the test's
@@ -225,6 +231,48 @@ async fn connect(worker: &Worker, publish: bool) -> Connected {
     }
 }
 
+/// Gives `sub` the publisher's audio and video: a leg each, the worker's offer
+/// answered by the peer.
+async fn subscribe(worker: &Worker, publisher: &Connected, sub: &Connected) -> Vec<LegId> {
+    let mut legs = Vec::new();
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        let offer = worker
+            .add_leg(
+                sub.answer.conn,
+                publisher.answer.conn,
+                kind,
+                PUBLISHER_STREAM,
+            )
+            .await
+            .expect("leg added");
+        assert!(
+            offer.sdp.contains("a=sendonly"),
+            "the leg is a sendonly m-section:\n{}",
+            offer.sdp
+        );
+        let answer = sub
+            .peer
+            .answer_offer(offer.sdp)
+            .await
+            .expect("peer answers");
+        let started = worker
+            .apply_answer(sub.answer.conn, answer)
+            .await
+            .expect("answer applies");
+        assert_eq!(started, vec![offer.leg], "the leg starts with the answer");
+        legs.push(offer.leg);
+    }
+    legs
+}
+
+/// RTP packets a peer got from the publisher so far.
+fn received(c: &Connected) -> u64 {
+    c.peer
+        .stats()
+        .stream(PUBLISHER_STREAM)
+        .map_or(0, |r| r.audio.rtp_packets + r.video.rtp_packets)
+}
+
 async fn stats(worker: &Worker) -> WorkerStats {
     tokio::time::timeout(WAIT, worker.stats())
         .await
@@ -271,8 +319,92 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
         .collect();
     assert_eq!(ufrags.len(), SUBSCRIBERS + 1, "a ufrag per connection");
 
+    // The last subscriber stays a bystander: connected, no leg, so nothing reaches
+    // it (the worker forwards only what a leg says, and the hearing side makes legs
+    // only where the policy allows).
+    let (bystander, viewers) = subscribers.split_last().expect("subscribers");
+    // One negotiation at a time per connection: a second leg while the first's offer
+    // waits for its answer is refused, and the first still completes.
+    let first = worker
+        .add_leg(
+            viewers[0].answer.conn,
+            publisher.answer.conn,
+            RtpCodecKind::Audio,
+            PUBLISHER_STREAM,
+        )
+        .await
+        .expect("leg added");
+    let refused = worker
+        .add_leg(
+            viewers[0].answer.conn,
+            publisher.answer.conn,
+            RtpCodecKind::Video,
+            PUBLISHER_STREAM,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(WorkerError::Negotiating(c)) if c == viewers[0].answer.conn),
+        "{refused:?}"
+    );
+    // Garbage for an answer: refused with the reason, the offer still outstanding.
+    let garbage = worker
+        .apply_answer(viewers[0].answer.conn, "v=0 not an answer".into())
+        .await;
+    assert!(
+        matches!(garbage, Err(WorkerError::InvalidAnswer { .. })),
+        "{garbage:?}"
+    );
+    let answer = viewers[0]
+        .peer
+        .answer_offer(first.sdp)
+        .await
+        .expect("peer answers");
+    assert_eq!(
+        worker
+            .apply_answer(viewers[0].answer.conn, answer)
+            .await
+            .expect("answer applies"),
+        vec![first.leg]
+    );
+    let mut legs = vec![vec![first.leg]];
+    let offer = worker
+        .add_leg(
+            viewers[0].answer.conn,
+            publisher.answer.conn,
+            RtpCodecKind::Video,
+            PUBLISHER_STREAM,
+        )
+        .await
+        .expect("video leg");
+    let answer = viewers[0]
+        .peer
+        .answer_offer(offer.sdp)
+        .await
+        .expect("peer answers");
+    worker
+        .apply_answer(viewers[0].answer.conn, answer)
+        .await
+        .expect("answer applies");
+    legs[0].push(offer.leg);
+    for v in &viewers[1..] {
+        legs.push(subscribe(&worker, &publisher, v).await);
+    }
+    assert!(
+        matches!(
+            worker
+                .apply_answer(bystander.answer.conn, "v=0".into())
+                .await,
+            Err(WorkerError::NoOffer(_))
+        ),
+        "nothing to answer on the bystander"
+    );
+
     let s = stats(&worker).await;
     assert_eq!(s.connections, SUBSCRIBERS + 1);
+    assert_eq!(
+        (s.legs, s.legs_flowing),
+        (2 * viewers.len(), 2 * viewers.len())
+    );
     assert_eq!(s.connected, SUBSCRIBERS + 1, "{s:?}");
     assert!(s.flows > SUBSCRIBERS, "a flow per peer at least: {s:?}");
     assert_eq!(s.sockets, 1);
@@ -360,32 +492,33 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
         .insert(intruder.local_addr().expect("addr").port());
     let _ = intruder.send_to(&forged, to);
 
-    for (i, s) in subscribers.iter().enumerate() {
+    for (i, s) in viewers.iter().enumerate() {
         let got = s
             .peer
             .wait_until(
                 |st| {
-                    st.stream(RELAY_STREAM)
+                    st.stream(PUBLISHER_STREAM)
                         .is_some_and(|r| r.video.frames_matched >= 15 && r.audio.rtp_packets >= 50)
                 },
                 WAIT,
             )
             .await
             .unwrap_or_else(|e| panic!("subscriber {i} got the publisher's media: {e}"));
-        let r = got.stream(RELAY_STREAM).expect("relay stream");
+        let r = got.stream(PUBLISHER_STREAM).expect("publisher's stream");
         assert!(
             r.video.frames_discarded <= r.video.frames / 10 + 1,
             "subscriber {i}: frames arrive whole: {:?}",
             r.video
         );
     }
-    // Nothing of its own comes back to the publisher.
-    let own = publisher
-        .peer
-        .stats()
-        .stream(RELAY_STREAM)
-        .map_or(0, |r| r.audio.rtp_packets + r.video.rtp_packets);
-    assert_eq!(own, 0, "the publisher is not sent its own media");
+    // Nothing of its own comes back to the publisher, and nothing reaches the
+    // bystander, connected all along.
+    assert_eq!(
+        received(&publisher),
+        0,
+        "the publisher is not sent its own media"
+    );
+    assert_eq!(received(bystander), 0, "no leg, no media");
 
     // Each subscriber asked for a keyframe when its video opened (as browsers do):
     // the worker read the PLIs (through today's keyframe-request interceptor) and
@@ -393,14 +526,14 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
     let deadline = tokio::time::Instant::now() + WAIT;
     let s = loop {
         let s = stats(&worker).await;
-        if s.plis_relayed >= SUBSCRIBERS as u64 || tokio::time::Instant::now() >= deadline {
+        if s.plis_relayed >= viewers.len() as u64 || tokio::time::Instant::now() >= deadline {
             break s;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     eprintln!("worker: {s:?}");
     assert!(
-        s.plis_in >= SUBSCRIBERS as u64,
+        s.plis_in >= viewers.len() as u64,
         "a PLI from each subscriber: {s:?}"
     );
     assert!(
@@ -425,7 +558,7 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
         s.datagrams_per_recv()
     );
     assert!(
-        forwarded >= SUBSCRIBERS as u64,
+        forwarded >= viewers.len() as u64,
         "media was fanned out: {s:?}"
     );
     assert!(
@@ -466,6 +599,34 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
         "after all that, still one UDP socket"
     );
 
+    // A leg removed stops at once; its removal is a renegotiation like its making.
+    let (gone, kept) = (&viewers[0], &viewers[1]);
+    for leg in &legs[0] {
+        let offer = worker
+            .remove_leg(*leg)
+            .await
+            .expect("leg removed")
+            .expect("an offer removing it");
+        let answer = gone.peer.answer_offer(offer).await.expect("peer answers");
+        worker
+            .apply_answer(gone.answer.conn, answer)
+            .await
+            .expect("answer applies");
+    }
+    assert!(matches!(
+        worker.remove_leg(legs[0][0]).await,
+        Err(WorkerError::NoLeg(_))
+    ));
+    let s = stats(&worker).await;
+    let left = 2 * (viewers.len() - 1);
+    assert_eq!((s.legs, s.legs_flowing), (left, left), "{s:?}");
+    // Packets already on their way may still land: settle, then watch.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (gone_before, kept_before) = (received(gone), received(kept));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(received(gone), gone_before, "a removed leg carries nothing");
+    assert!(received(kept) > kept_before, "the other legs still flow");
+
     // Closing connections releases their state.
     publisher.peer.close().await.expect("closes");
     worker.close(publisher.answer.conn).expect("close");
@@ -475,6 +636,11 @@ async fn several_peers_share_one_port_and_receive_the_publishers_media() {
     }
     let s = stats(&worker).await;
     assert_eq!((s.connections, s.flows, s.timers), (0, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.legs, s.legs_flowing),
+        (0, 0),
+        "no leg outlives its connections"
+    );
     worker.shutdown();
     assert!(
         !process_udp_ports().contains(&port),
@@ -708,6 +874,23 @@ async fn a_site_without_udp_receives_over_ice_tcp() {
     .expect("connects over TCP in time")
     .expect("state");
 
+    // Its legs: the worker's offers, over TCP like everything else, answered here.
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        let offer = worker
+            .add_leg(answer.conn, publisher.answer.conn, kind, PUBLISHER_STREAM)
+            .await
+            .expect("leg added");
+        pc.set_remote_description(RTCSessionDescription::offer(offer.sdp).expect("sdp"))
+            .await
+            .expect("offer applies");
+        let reply = pc.create_answer(None).await.expect("answer");
+        pc.set_local_description(reply).await.expect("local answer");
+        let sdp = pc.local_description().await.expect("local description").sdp;
+        worker
+            .apply_answer(answer.conn, sdp)
+            .await
+            .expect("answer applies");
+    }
     publisher
         .peer
         .start_publishing(fx)

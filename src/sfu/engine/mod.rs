@@ -52,9 +52,9 @@
 //! stream) is remembered and the next wait does not sleep.
 //!
 //! The hearing side talks to a worker through a command queue (a `std::sync::mpsc`
-//! channel plus the `mio::Waker`; built: new connection with its offer, close, stats;
-//! to come: renegotiation, add/remove a leg) with a `tokio::sync::oneshot` reply for
-//! each; the participant's actor awaits the reply, so negotiation stays serialised
+//! channel plus the `mio::Waker`; built: new connection with its offer, add a leg
+//! (the server's offer), apply the client's answer, remove a leg (the offer that
+//! removes it), close, stats) with a `tokio::sync::oneshot` reply for each; the participant's actor awaits the reply, so negotiation stays serialised
 //! per participant as today. Events (connection state, a track opened, a keyframe
 //! request, counters) come back through a bounded channel; media never does.
 //!
@@ -201,8 +201,12 @@
 //!
 //! 1. An `EngineSfu` with the same surface as [`crate::sfu::Sfu`] /
 //!    [`crate::sfu::peer`] (create a peer, negotiate, add/remove legs, tap) whose
-//!    calls become worker commands; the forwarding of [`crate::sfu::forward`] called
-//!    from the worker; a config switch, then the hearing tests run on both.
+//!    calls become worker commands — legs and the server's renegotiation offers are
+//!    built ([`worker::Worker::add_leg`], `apply_answer`, `remove_leg`: nothing flows
+//!    without a leg, a PLI goes to its leg's publisher); still to come: the client's
+//!    own renegotiation offers, the forwarding of [`crate::sfu::forward`] (layers,
+//!    RTX, RED, extensions per leg) called from the worker, the recorder's tap; a
+//!    config switch, then the hearing tests run on both.
 //! 2. ICE-TCP: the shared listener's accept thread handing streams to workers by
 //!    ufrag, and the HTTPS-port intake above, with [`tcp`] (the spike proves a
 //!    worker serves a client with no UDP at all over a passive TCP candidate; note

@@ -1,10 +1,20 @@
-//! The spike that proves the core can be driven the engine's way: one OS thread, ONE
-//! UDP socket, many `rtc` `RTCPeerConnection`s behind it (ICE-lite, server-chosen
-//! ufrags), datagrams routed by [`Demux`], timeouts from a [`TimerHeap`]. Forwarding
-//! is deliberately trivial: every RTP packet a connection publishes goes to every
-//! other connection's outgoing track of the same kind (SSRC and payload type
-//! rewritten), and a subscriber's PLI goes to the publishers. The real fan-out
-//! (legs, layers, policy) stays in [`crate::sfu::forward`] until it moves here.
+//! One media worker: one OS thread, ONE UDP socket, many `rtc` `RTCPeerConnection`s
+//! behind it (ICE-lite, server-chosen ufrags), datagrams routed by [`Demux`], timeouts
+//! from a [`TimerHeap`].
+//!
+//! **Legs.** Nothing is forwarded that the owner did not ask for: a leg is one
+//! publisher's track of one kind into one subscriber's connection, made by
+//! [`Worker::add_leg`] — the call the hearing side makes where `policy::may_forward`
+//! said yes, as it calls `PublishedTrack::add_downstream` today. Adding a leg gives the
+//! subscriber's connection a sendonly transceiver of its own and returns the server's
+//! offer; the leg carries media once [`Worker::apply_answer`] applied the answer with
+//! the codec accepted (the payload type is read then). [`Worker::remove_leg`] stops it
+//! at once and returns the offer that removes the transceiver. A connection with an
+//! offer outstanding refuses another negotiation step ([`WorkerError::Negotiating`]):
+//! the caller serialises them per participant, as today. A subscriber's PLI names the
+//! leg's SSRC and goes to that leg's publisher only. The layer selection, RTX and RED
+//! of [`crate::sfu::forward`] are not here yet (packets are forwarded as they come,
+//! SSRC and payload type rewritten, extensions stripped).
 //!
 //! ICE-TCP (passive) is served from the worker's own listener when configured: each
 //! stream's first RFC 4571 frame must be a binding request, signed with the password
@@ -17,8 +27,8 @@
 //! egress leaves in `sendmmsg` batches and GSO trains at the end of each wake-up
 //! ([`super::batch`]); [`WorkerStats`] counts the calls and the datagrams.
 //!
-//! Not yet: renegotiation (each connection is answered once), per-leg
-//! header-extension rewriting (extensions are stripped).
+//! Not yet: per-leg header-extension rewriting (extensions are stripped), the
+//! client's own renegotiation offers (a connection answers the client's first offer).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
@@ -50,7 +60,9 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::sync::oneshot;
@@ -90,8 +102,16 @@ const MAX_TCP_STREAMS: usize = 4096;
 /// A TCP stream that has not sent a binding request for a connection by then is closed.
 const TCP_FIRST_FRAME: Duration = Duration::from_secs(10);
 
-/// Stream id of the tracks a connection receives from the worker.
-pub const RELAY_STREAM: &str = "relay";
+/// Which leg of a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LegId(pub u32);
+
+/// A leg added to a subscriber's connection, and the server's offer carrying it.
+#[derive(Debug, Clone)]
+pub struct LegOffer {
+    pub leg: LegId,
+    pub sdp: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -107,6 +127,18 @@ pub enum WorkerError {
     Stopped,
     #[error("crypto provider: {0}")]
     Crypto(String),
+    #[error("connection {0} is not on this worker (closed, or never made)")]
+    NoConnection(ConnId),
+    #[error("leg {0:?} is not on this worker")]
+    NoLeg(LegId),
+    #[error("connection {0} has an offer waiting for its answer: one negotiation at a time")]
+    Negotiating(ConnId),
+    #[error("connection {0} has no offer outstanding to answer")]
+    NoOffer(ConnId),
+    #[error("the answer is not valid SDP for connection {conn}: {reason}")]
+    InvalidAnswer { conn: ConnId, reason: String },
+    #[error("a {0} leg cannot be made: the worker forwards audio and video only")]
+    Kind(RtpCodecKind),
 }
 
 /// How a worker is set up.
@@ -161,6 +193,9 @@ pub struct WorkerStats {
     /// Connections in the `Connected` state.
     pub connected: usize,
     pub flows: usize,
+    /// Legs made (pending or flowing), and those carrying media now.
+    pub legs: usize,
+    pub legs_flowing: usize,
     /// Connections with a deadline in the timer heap.
     pub timers: usize,
     /// UDP sockets the worker holds (one, by construction; reported for the tests
@@ -239,6 +274,22 @@ enum Command {
     },
     Close {
         conn: ConnId,
+    },
+    AddLeg {
+        subscriber: ConnId,
+        publisher: ConnId,
+        kind: RtpCodecKind,
+        stream_id: String,
+        reply: oneshot::Sender<Result<LegOffer, WorkerError>>,
+    },
+    ApplyAnswer {
+        conn: ConnId,
+        sdp: String,
+        reply: oneshot::Sender<Result<Vec<LegId>, WorkerError>>,
+    },
+    RemoveLeg {
+        leg: LegId,
+        reply: oneshot::Sender<Result<Option<String>, WorkerError>>,
     },
     Stats {
         reply: oneshot::Sender<WorkerStats>,
@@ -319,6 +370,9 @@ impl Worker {
             timers: TimerHeap::new(),
             conns: HashMap::new(),
             next_conn: 1,
+            legs: HashMap::new(),
+            next_leg: 1,
+            flowing: HashMap::new(),
             stats: WorkerStats::default(),
             drop_log: LogGate::new(Duration::from_secs(10), 1024),
             flow_idle: config.flow_idle,
@@ -360,6 +414,43 @@ impl Worker {
         self.send(Command::Close { conn })
     }
 
+    /// Adds a leg: `publisher`'s `kind` track into `subscriber`'s connection, whose
+    /// stream id (how the client tells whose media it is) is `stream_id`. Returns the
+    /// offer to send the subscriber; media flows once its answer is applied.
+    pub async fn add_leg(
+        &self,
+        subscriber: ConnId,
+        publisher: ConnId,
+        kind: RtpCodecKind,
+        stream_id: impl Into<String>,
+    ) -> Result<LegOffer, WorkerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::AddLeg {
+            subscriber,
+            publisher,
+            kind,
+            stream_id: stream_id.into(),
+            reply,
+        })?;
+        rx.await.map_err(|_| WorkerError::Stopped)?
+    }
+
+    /// Applies a client's answer to the server's outstanding offer; returns the legs
+    /// it started.
+    pub async fn apply_answer(&self, conn: ConnId, sdp: String) -> Result<Vec<LegId>, WorkerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ApplyAnswer { conn, sdp, reply })?;
+        rx.await.map_err(|_| WorkerError::Stopped)?
+    }
+
+    /// Stops a leg at once; returns the offer that removes it from the subscriber's
+    /// connection (`None` if that connection is gone).
+    pub async fn remove_leg(&self, leg: LegId) -> Result<Option<String>, WorkerError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::RemoveLeg { leg, reply })?;
+        rx.await.map_err(|_| WorkerError::Stopped)?
+    }
+
     pub async fn stats(&self) -> Result<WorkerStats, WorkerError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Stats { reply })?;
@@ -394,19 +485,21 @@ impl Drop for Worker {
     }
 }
 
-/// A track a connection sends (what the worker forwards into it).
-struct OutTrack {
+/// One publisher's track of one kind into one subscriber's connection.
+struct Leg {
+    subscriber: ConnId,
+    publisher: ConnId,
+    kind: RtpCodecKind,
     sender: RTCRtpSenderId,
     ssrc: u32,
     codec_mime: &'static str,
-    /// The payload type negotiated for it, read once connected.
+    /// Read from the subscriber's answer; until then the leg carries nothing.
     payload_type: Option<u8>,
 }
 
 struct Conn {
     pc: RTCPeerConnection,
     state: RTCPeerConnectionState,
-    out: HashMap<RtpCodecKind, OutTrack>,
     /// Track id → (kind, receiver) of what this connection publishes.
     incoming: HashMap<String, (RtpCodecKind, RTCRtpReceiverId)>,
 }
@@ -453,6 +546,10 @@ struct State {
     timers: TimerHeap,
     conns: HashMap<ConnId, Conn>,
     next_conn: u32,
+    legs: HashMap<LegId, Leg>,
+    next_leg: u32,
+    /// The legs carrying media, by the publisher and kind they take it from.
+    flowing: HashMap<(ConnId, RtpCodecKind), Vec<LegId>>,
     stats: WorkerStats,
     drop_log: LogGate<IpAddr>,
     flow_idle: Duration,
@@ -469,9 +566,8 @@ enum Forward {
         kind: RtpCodecKind,
         packet: rtc::rtp::Packet,
     },
-    Pli {
-        from: ConnId,
-    },
+    /// A subscriber's keyframe request about the stream with this SSRC.
+    Pli { from: ConnId, media_ssrc: u32 },
 }
 
 impl State {
@@ -639,6 +735,24 @@ impl State {
                 let _ = reply.send(r);
             }
             Command::Close { conn } => self.remove(conn),
+            Command::AddLeg {
+                subscriber,
+                publisher,
+                kind,
+                stream_id,
+                reply,
+            } => {
+                let r = self.add_leg(subscriber, publisher, kind, stream_id, Instant::now());
+                let _ = reply.send(r);
+            }
+            Command::ApplyAnswer { conn, sdp, reply } => {
+                let r = self.apply_answer(conn, sdp, Instant::now());
+                let _ = reply.send(r);
+            }
+            Command::RemoveLeg { leg, reply } => {
+                let r = self.remove_leg(leg, Instant::now());
+                let _ = reply.send(r);
+            }
             Command::Stats { reply } => {
                 let mut s = self.stats.clone();
                 s.connections = self.conns.len();
@@ -648,6 +762,8 @@ impl State {
                     .filter(|c| c.state == RTCPeerConnectionState::Connected)
                     .count();
                 s.flows = self.demux.router.flows();
+                s.legs = self.legs.len();
+                s.legs_flowing = self.flowing.values().map(Vec::len).sum();
                 s.timers = self.timers.len();
                 s.sockets = 1;
                 s.drops = self.demux.drops().clone();
@@ -687,42 +803,8 @@ impl State {
             .with_interceptor_registry(registry)
             .build(now)?;
 
-        let mut out = HashMap::new();
-        for (kind, mime, codec) in [
-            (
-                RtpCodecKind::Audio,
-                MIME_TYPE_OPUS,
-                crate::sfu::audio_codec(),
-            ),
-            (RtpCodecKind::Video, MIME_TYPE_VP8, vp8()),
-        ] {
-            let ssrc = rand::random::<u32>().max(1);
-            let track = MediaStreamTrack::new(
-                RELAY_STREAM.to_owned(),
-                format!("{RELAY_STREAM}-{kind}"),
-                format!("{kind}"),
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            );
-            let sender = pc.add_track(track)?;
-            out.insert(
-                kind,
-                OutTrack {
-                    sender,
-                    ssrc,
-                    codec_mime: mime,
-                    payload_type: None,
-                },
-            );
-        }
-
+        // No tracks of ours yet: what this connection receives comes in legs
+        // (`add_leg`), each a renegotiation of its own.
         pc.set_remote_description(now, RTCSessionDescription::offer(offer)?)?;
         let host = CandidateHostConfig {
             base_config: CandidateConfig {
@@ -769,7 +851,6 @@ impl State {
             Conn {
                 pc,
                 state: RTCPeerConnectionState::New,
-                out,
                 incoming: HashMap::new(),
             },
         );
@@ -860,12 +941,15 @@ impl State {
                         }
                         RTCMessage::RtcpPacket(_, packets) => {
                             self.stats.rtcp_in += 1;
-                            if packets
+                            for pli in packets
                                 .iter()
-                                .any(|p| p.as_any().is::<PictureLossIndication>())
+                                .filter_map(|p| p.as_any().downcast_ref::<PictureLossIndication>())
                             {
                                 self.stats.plis_in += 1;
-                                forwards.push(Forward::Pli { from: id });
+                                forwards.push(Forward::Pli {
+                                    from: id,
+                                    media_ssrc: pli.media_ssrc,
+                                });
                             }
                         }
                         _ => {}
@@ -888,37 +972,27 @@ impl State {
     fn forward(&mut self, f: Forward, now: Instant) {
         match f {
             Forward::Rtp { from, kind, packet } => {
-                for (id, c) in self.conns.iter_mut() {
-                    if *id == from || c.state != RTCPeerConnectionState::Connected {
+                let Some(legs) = self.flowing.get(&(from, kind)) else {
+                    return;
+                };
+                for leg_id in legs {
+                    let Some(leg) = self.legs.get(leg_id) else {
+                        continue;
+                    };
+                    let Some(pt) = leg.payload_type else {
+                        continue;
+                    };
+                    let Some(c) = self.conns.get_mut(&leg.subscriber) else {
+                        continue;
+                    };
+                    if c.state != RTCPeerConnectionState::Connected {
                         continue;
                     }
-                    let Some(out) = c.out.get_mut(&kind) else {
+                    let Some(mut sender) = c.pc.rtp_sender(leg.sender) else {
                         continue;
-                    };
-                    let Some(mut sender) = c.pc.rtp_sender(out.sender) else {
-                        continue;
-                    };
-                    let pt = match out.payload_type {
-                        Some(pt) => pt,
-                        None => {
-                            let Some(pt) = sender
-                                .get_parameters()
-                                .rtp_parameters
-                                .codecs
-                                .iter()
-                                .find(|p| {
-                                    p.rtp_codec.mime_type.eq_ignore_ascii_case(out.codec_mime)
-                                })
-                                .map(|p| p.payload_type)
-                            else {
-                                continue;
-                            };
-                            out.payload_type = Some(pt);
-                            pt
-                        }
                     };
                     let mut p = packet.clone();
-                    p.header.ssrc = out.ssrc;
+                    p.header.ssrc = leg.ssrc;
                     p.header.payload_type = pt;
                     // The publisher's extension ids are not this connection's: drop
                     // them (the real legs rewrite them, forward.rs).
@@ -929,37 +1003,216 @@ impl State {
                     } else {
                         self.stats.core_errors += 1;
                     }
-                    self.touched.insert(*id);
+                    self.touched.insert(leg.subscriber);
                 }
             }
-            Forward::Pli { from } => {
-                for (id, c) in self.conns.iter_mut() {
-                    if *id == from || c.state != RTCPeerConnectionState::Connected {
+            Forward::Pli { from, media_ssrc } => {
+                // The leg whose SSRC the request names, and only its publisher.
+                let Some(publisher) = self
+                    .legs
+                    .values()
+                    .find(|l| {
+                        l.subscriber == from
+                            && l.ssrc == media_ssrc
+                            && l.kind == RtpCodecKind::Video
+                    })
+                    .map(|l| l.publisher)
+                else {
+                    return;
+                };
+                let Some(c) = self.conns.get_mut(&publisher) else {
+                    return;
+                };
+                let receivers: Vec<RTCRtpReceiverId> = c
+                    .incoming
+                    .values()
+                    .filter(|(k, _)| *k == RtpCodecKind::Video)
+                    .map(|(_, r)| *r)
+                    .collect();
+                for r in receivers {
+                    let Some(mut receiver) = c.pc.rtp_receiver(r) else {
                         continue;
-                    }
-                    let receivers: Vec<RTCRtpReceiverId> = c
-                        .incoming
-                        .values()
-                        .filter(|(k, _)| *k == RtpCodecKind::Video)
-                        .map(|(_, r)| *r)
-                        .collect();
-                    for r in receivers {
-                        let Some(mut receiver) = c.pc.rtp_receiver(r) else {
-                            continue;
+                    };
+                    let ssrcs: Vec<u32> = receiver.track().ssrcs().collect();
+                    for media_ssrc in ssrcs {
+                        let pli = PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc,
                         };
-                        let ssrcs: Vec<u32> = receiver.track().ssrcs().collect();
-                        for media_ssrc in ssrcs {
-                            let pli = PictureLossIndication {
-                                sender_ssrc: 0,
-                                media_ssrc,
-                            };
-                            if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
-                                self.stats.plis_relayed += 1;
-                            }
+                        if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
+                            self.stats.plis_relayed += 1;
                         }
                     }
-                    self.touched.insert(*id);
                 }
+                self.touched.insert(publisher);
+            }
+        }
+    }
+
+    /// Adds a sendonly transceiver for the leg to the subscriber's connection and
+    /// returns the offer carrying it.
+    fn add_leg(
+        &mut self,
+        subscriber: ConnId,
+        publisher: ConnId,
+        kind: RtpCodecKind,
+        stream_id: String,
+        now: Instant,
+    ) -> Result<LegOffer, WorkerError> {
+        let (mime, codec) = match kind {
+            RtpCodecKind::Audio => (MIME_TYPE_OPUS, crate::sfu::audio_codec()),
+            RtpCodecKind::Video => (MIME_TYPE_VP8, vp8()),
+            other => return Err(WorkerError::Kind(other)),
+        };
+        if !self.conns.contains_key(&publisher) {
+            return Err(WorkerError::NoConnection(publisher));
+        }
+        let c = self
+            .conns
+            .get_mut(&subscriber)
+            .ok_or(WorkerError::NoConnection(subscriber))?;
+        if c.pc.pending_local_description().is_some() {
+            return Err(WorkerError::Negotiating(subscriber));
+        }
+        let leg = LegId(self.next_leg);
+        self.next_leg = self.next_leg.wrapping_add(1).max(1);
+        let ssrc = rand::random::<u32>().max(1);
+        let label = format!("{kind}-{}", leg.0);
+        let track = MediaStreamTrack::new(
+            stream_id,
+            label.clone(),
+            label,
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        // A transceiver of its own (`add_track` would reuse an idle one of the same
+        // kind, even the m-section the client publishes on: see peer.rs).
+        let transceiver = c.pc.add_transceiver_from_track(
+            track,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )?;
+        let offer = c.pc.create_offer(None)?;
+        c.pc.set_local_description(now, offer)?;
+        let sdp =
+            c.pc.local_description()
+                .ok_or(WorkerError::NoLocalDescription)?
+                .sdp;
+        self.legs.insert(
+            leg,
+            Leg {
+                subscriber,
+                publisher,
+                kind,
+                sender: RTCRtpSenderId::from(transceiver),
+                ssrc,
+                codec_mime: mime,
+                payload_type: None,
+            },
+        );
+        self.touched.insert(subscriber);
+        Ok(LegOffer { leg, sdp })
+    }
+
+    /// Applies the client's answer; the subscriber's legs waiting for it start
+    /// (those whose codec it accepted).
+    fn apply_answer(
+        &mut self,
+        conn: ConnId,
+        sdp: String,
+        now: Instant,
+    ) -> Result<Vec<LegId>, WorkerError> {
+        let live: HashSet<ConnId> = self.conns.keys().copied().collect();
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(WorkerError::NoConnection(conn))?;
+        if c.pc.pending_local_description().is_none() {
+            return Err(WorkerError::NoOffer(conn));
+        }
+        let invalid = |e: rtc::shared::error::Error| WorkerError::InvalidAnswer {
+            conn,
+            reason: e.to_string(),
+        };
+        let answer = RTCSessionDescription::answer(sdp).map_err(invalid)?;
+        c.pc.set_remote_description(now, answer).map_err(invalid)?;
+        self.touched.insert(conn);
+        let mut started = Vec::new();
+        for (id, leg) in self
+            .legs
+            .iter_mut()
+            .filter(|(_, l)| l.subscriber == conn && l.payload_type.is_none())
+        {
+            let Some(mut sender) = c.pc.rtp_sender(leg.sender) else {
+                continue;
+            };
+            let pt = sender
+                .get_parameters()
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|p| p.rtp_codec.mime_type.eq_ignore_ascii_case(leg.codec_mime))
+                .map(|p| p.payload_type);
+            let Some(pt) = pt else {
+                tracing::debug!(conn = %conn, leg = id.0, "the subscriber did not accept {}", leg.codec_mime);
+                continue;
+            };
+            leg.payload_type = Some(pt);
+            // Only while the publisher is there: a leg of a closed one stays idle
+            // until the owner removes it.
+            if live.contains(&leg.publisher) {
+                self.flowing
+                    .entry((leg.publisher, leg.kind))
+                    .or_default()
+                    .push(*id);
+            }
+            started.push(*id);
+        }
+        Ok(started)
+    }
+
+    /// Stops a leg and removes its transceiver from the subscriber's connection;
+    /// the offer that says so, if the connection is still there.
+    fn remove_leg(&mut self, id: LegId, now: Instant) -> Result<Option<String>, WorkerError> {
+        let leg = self.legs.get(&id).ok_or(WorkerError::NoLeg(id))?;
+        let (subscriber, publisher, kind, sender) =
+            (leg.subscriber, leg.publisher, leg.kind, leg.sender);
+        if let Some(c) = self.conns.get(&subscriber) {
+            if c.pc.pending_local_description().is_some() {
+                return Err(WorkerError::Negotiating(subscriber));
+            }
+        }
+        self.legs.remove(&id);
+        self.stop_flowing(publisher, kind, id);
+        let Some(c) = self.conns.get_mut(&subscriber) else {
+            return Ok(None);
+        };
+        c.pc.remove_track(sender)?;
+        let offer = c.pc.create_offer(None)?;
+        c.pc.set_local_description(now, offer)?;
+        self.touched.insert(subscriber);
+        Ok(Some(
+            c.pc.local_description()
+                .ok_or(WorkerError::NoLocalDescription)?
+                .sdp,
+        ))
+    }
+
+    fn stop_flowing(&mut self, publisher: ConnId, kind: RtpCodecKind, id: LegId) {
+        if let Some(list) = self.flowing.get_mut(&(publisher, kind)) {
+            list.retain(|l| *l != id);
+            if list.is_empty() {
+                self.flowing.remove(&(publisher, kind));
             }
         }
     }
@@ -1003,6 +1256,14 @@ impl State {
     }
 
     fn remove(&mut self, id: ConnId) {
+        // Its legs as a subscriber go; as a publisher they stop flowing and stay
+        // (idle) in their subscribers' connections until the owner removes them.
+        self.legs.retain(|_, l| l.subscriber != id);
+        self.flowing.retain(|(publisher, _), _| *publisher != id);
+        for legs in self.flowing.values_mut() {
+            legs.retain(|l| self.legs.contains_key(l));
+        }
+        self.flowing.retain(|_, legs| !legs.is_empty());
         self.demux.router.remove_conn(id);
         self.timers.remove(id);
         self.touched.remove(&id);
