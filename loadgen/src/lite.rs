@@ -39,9 +39,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use bytes::BytesMut;
 use mio::{Events, Interest, Poll, Token, Waker};
+use openhearing_peer::participant::{from_wire, to_wire};
 use openhearing_peer::MediaKind;
 use openhearing_signaling::{
-    ClientMessage, IceCandidate, ServerMessage, SignalingClient, SignalingSender, Welcome,
+    ClientMessage, ServerMessage, SignalingClient, SignalingSender, Welcome,
 };
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -720,25 +721,6 @@ fn new_connection(now: Instant) -> Result<RTCPeerConnection> {
         .with_media_engine(media)
         .with_interceptor_registry(registry)
         .build(now)?)
-}
-
-fn to_wire(c: RTCIceCandidateInit) -> IceCandidate {
-    IceCandidate {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid.filter(|m| !m.is_empty()),
-        sdp_mline_index: c.sdp_mline_index,
-        username_fragment: c.username_fragment,
-    }
-}
-
-fn from_wire(c: IceCandidate) -> RTCIceCandidateInit {
-    RTCIceCandidateInit {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid,
-        sdp_mline_index: c.sdp_mline_index,
-        username_fragment: c.username_fragment,
-        url: None,
-    }
 }
 
 /// An observer of an OpenHearing hearing whose media runs on a [`LiteHost`].

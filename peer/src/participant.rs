@@ -306,7 +306,8 @@ impl Drop for Participant {
     }
 }
 
-pub(crate) fn to_wire(c: RTCIceCandidateInit) -> IceCandidate {
+/// A webrtc candidate as the signaling protocol carries it.
+pub fn to_wire(c: RTCIceCandidateInit) -> IceCandidate {
     IceCandidate {
         candidate: c.candidate,
         // webrtc 0.21 reports `sdpMid: ""`; that is no mid at all, say so.
@@ -316,7 +317,8 @@ pub(crate) fn to_wire(c: RTCIceCandidateInit) -> IceCandidate {
     }
 }
 
-pub(crate) fn from_wire(c: IceCandidate) -> RTCIceCandidateInit {
+/// A signaling candidate as webrtc takes it.
+pub fn from_wire(c: IceCandidate) -> RTCIceCandidateInit {
     RTCIceCandidateInit {
         candidate: c.candidate,
         sdp_mid: c.sdp_mid,

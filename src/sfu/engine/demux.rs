@@ -404,6 +404,15 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         }
     }
 
+    /// Whether `key` has a token left at `now`, taking none (an untracked key has a
+    /// full bucket).
+    pub fn has_tokens(&self, key: &K, now: Instant) -> bool {
+        self.buckets.get(key).is_none_or(|b| {
+            let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
+            b.tokens + elapsed * self.rate.per_second >= 1.0
+        })
+    }
+
     /// Forgets buckets that would be full again by `now`.
     pub fn forget_refilled(&mut self, now: Instant) {
         let rate = self.rate;
@@ -779,35 +788,48 @@ impl Demux {
                 },
             };
         }
-        if !self.unknown.allow(&flow.remote.ip(), now) {
+        // An unknown flow. What fails to open a flow is charged to its source IP, and a
+        // source out of budget is dropped before anything is parsed or verified; an
+        // authentic binding request is not charged: a court's or a prison's sites
+        // join from one NAT address, many at once, each repeating its checks until
+        // one is answered (300 joining within 4 s overran a per-IP budget of all
+        // datagrams). Once bound, the flow has its own budget (`per_flow`).
+        let ip = flow.remote.ip();
+        if !self.unknown.has_tokens(&ip, now) {
             return Route::Drop(DropReason::RateLimited);
         }
-        match classify(data) {
-            Class::Stun => {}
-            Class::Dtls | Class::Rtp | Class::Rtcp => return Route::Drop(DropReason::UnknownFlow),
-            Class::Other => return Route::Drop(DropReason::Unclassified),
-        }
-        let username = match binding_username(data) {
-            Ok(Some(u)) => u,
-            Ok(None) => return Route::Drop(DropReason::StunNoUsername),
-            Err(_) => return Route::Drop(DropReason::MalformedStun),
-        };
-        let Some(ours) = local_ufrag(username) else {
-            return Route::Drop(DropReason::StunNoUsername);
-        };
-        let Some(conn) = self.router.by_ufrag(ours) else {
-            return Route::Drop(DropReason::UnknownUfrag);
-        };
-        if !self.authentic(conn, data) {
-            return Route::Drop(DropReason::BadIntegrity);
-        }
-        match self.router.bind(flow, conn, now) {
-            Ok(()) => Route::Conn {
+        match self.open_flow(flow, data, now) {
+            Ok(conn) => Route::Conn {
                 conn,
                 new_flow: true,
             },
-            Err(r) => Route::Drop(r),
+            Err(reason) => {
+                self.unknown.allow(&ip, now);
+                Route::Drop(reason)
+            }
         }
+    }
+
+    /// A datagram of an unknown flow: a binding request naming one of our ufrags,
+    /// signed with its connection's key, binds its flow; anything else says why not.
+    fn open_flow(&mut self, flow: Flow, data: &[u8], now: Instant) -> Result<ConnId, DropReason> {
+        match classify(data) {
+            Class::Stun => {}
+            Class::Dtls | Class::Rtp | Class::Rtcp => return Err(DropReason::UnknownFlow),
+            Class::Other => return Err(DropReason::Unclassified),
+        }
+        let username = match binding_username(data) {
+            Ok(Some(u)) => u,
+            Ok(None) => return Err(DropReason::StunNoUsername),
+            Err(_) => return Err(DropReason::MalformedStun),
+        };
+        let ours = local_ufrag(username).ok_or(DropReason::StunNoUsername)?;
+        let conn = self.router.by_ufrag(ours).ok_or(DropReason::UnknownUfrag)?;
+        if !self.authentic(conn, data) {
+            return Err(DropReason::BadIntegrity);
+        }
+        self.router.bind(flow, conn, now)?;
+        Ok(conn)
     }
 
     /// Whether a binding request may open a flow to `conn`: it carries a valid
@@ -1316,6 +1338,45 @@ mod tests {
             .filter(|_| d.route(flow(9000), &junk, t1) != Route::Drop(DropReason::RateLimited))
             .count();
         assert_eq!(passed, 25);
+    }
+
+    #[test]
+    fn many_joins_from_one_address_are_not_limited_but_its_junk_is() {
+        let t0 = Instant::now();
+        let mut d = Demux::new(DemuxLimits::default());
+        // 300 participants behind one NAT address join within the same instant, each
+        // repeating its first check 5 times: three times the junk budget's burst.
+        for i in 0..300u32 {
+            d.router
+                .insert_conn(&format!("w00c{i:08x}aaaaaaaa"), ConnId(i + 1), t0);
+        }
+        let mut bound = 0;
+        for i in 0..300u32 {
+            let req = stun(Some(&format!("w00c{i:08x}aaaaaaaa:x")), BINDING_REQUEST);
+            for _ in 0..5 {
+                if matches!(
+                    d.route(flow(10_000 + i as u16), &req, t0),
+                    Route::Conn { .. }
+                ) {
+                    bound += 1;
+                }
+            }
+        }
+        assert_eq!(bound, 1500, "every check reached its connection");
+        assert_eq!(d.drops().total(), 0);
+        // Junk from the same address still has its budget: a burst of 100 counted by
+        // what it is, then rate-limited, and the flows already bound keep working.
+        let junk = stun(Some("w00cffffffffzzzzzzzz:x"), BINDING_REQUEST);
+        for _ in 0..150 {
+            d.route(flow(9000), &junk, t0);
+        }
+        assert_eq!(d.drops().get(DropReason::UnknownUfrag), 100);
+        assert_eq!(d.drops().get(DropReason::RateLimited), 50);
+        let req = stun(Some("w00c00000000aaaaaaaa:x"), BINDING_REQUEST);
+        assert!(matches!(
+            d.route(flow(10_000), &req, t0),
+            Route::Conn { .. }
+        ));
     }
 
     #[test]

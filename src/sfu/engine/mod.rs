@@ -108,10 +108,13 @@
 //!   failure window) is removed; a connection closing removes its ufrag and all its
 //!   flows; a ufrag never used within `ufrag_idle` after the answer is removed with its
 //!   connection. Expiry takes the time as an argument: no clock inside the tables.
-//! * **Abuse.** Datagrams of unknown flows are rate-limited per source IP (a flood of
-//!   STUN with random ufrags costs a hash lookup and a counter), known flows per
-//!   4-tuple (generously: a court's sites share a NAT address, so never per IP for
-//!   them). Every drop is counted by its reason ([`demux::DropReason`]) and logged
+//! * **Abuse.** Datagrams of unknown flows that fail to open one (junk, STUN with a
+//!   ufrag nobody has, a bad MESSAGE-INTEGRITY) are charged to their source IP, and a
+//!   source over its budget is dropped before anything is parsed or verified (a flood
+//!   of STUN with random ufrags costs a hash lookup and a counter); an authentic
+//!   binding request is never charged — a court's sites share a NAT address and join
+//!   many at once (300 joining from one address within 4 s overran a budget that
+//!   counted everything). Known flows are limited per 4-tuple, generously. Every drop is counted by its reason ([`demux::DropReason`]) and logged
 //!   through [`demux::LogGate`]: one line per source per interval with the count of
 //!   what was suppressed, never a line per packet.
 //! * **What rtc requires.** The core matches `TransportContext::local_addr` against
