@@ -29,35 +29,10 @@ use openhearing_loadgen::lite::LiteHost;
 use openhearing_loadgen::media::{
     load_clip, pace_audio, pace_video, ClipSpec, PacketSink, SendCounters,
 };
-use openhearing_loadgen::metrics::{clock_ticks, Collector, ReceiverTap};
+use openhearing_loadgen::metrics::{thread_cpu, Collector, ReceiverTap};
 use openhearing_peer::{MediaKind, MediaPeer};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::task::JoinSet;
-
-/// CPU time of this process's thread named `name` (user + system).
-fn thread_cpu(name: &str) -> Result<Duration> {
-    for task in std::fs::read_dir("/proc/self/task")? {
-        let dir = task?.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(dir.join("stat"))?;
-        let rest = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r)
-            .ok_or_else(|| anyhow!("malformed stat"))?;
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let field = |i: usize| -> Result<u64> {
-            f.get(i)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| anyhow!("malformed stat"))
-        };
-        let ticks = field(11)? + field(12)?;
-        return Ok(Duration::from_nanos(ticks * 1_000_000_000 / clock_ticks()));
-    }
-    Err(anyhow!("no thread named {name}"))
-}
 
 async fn stats(worker: &Worker) -> Result<WorkerStats> {
     Ok(tokio::time::timeout(Duration::from_secs(10), worker.stats()).await??)

@@ -44,10 +44,6 @@ use openhearing_peer::MediaKind;
 use openhearing_signaling::{
     ClientMessage, ServerMessage, SignalingClient, SignalingSender, Welcome,
 };
-use rtc::interceptor::Registry;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -703,19 +699,9 @@ impl Conn {
 }
 
 fn new_connection(now: Instant) -> Result<RTCPeerConnection> {
-    let mut media = MediaEngine::default();
-    media.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut media)?;
-    // As the full peers (peer/src/media_peer.rs): no mDNS, peer-reflexive candidates
-    // taken at once, a new pair checked within 10 ms (joins measure the same way).
-    let setting = SettingEngineBuilder::new()
-        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_ice_connection_attempts(
-            Some(openhearing_peer::media_peer::ICE_CHECK_INTERVAL),
-            Some(openhearing_peer::media_peer::ICE_CHECKS_PER_PAIR),
-        )
-        .build();
+    // As the full peers are built: joins measure the same way.
+    let (media, registry, setting) = openhearing_peer::media_peer::client_config()
+        .map_err(|e| anyhow!("client configuration: {e}"))?;
     Ok(RTCPeerConnectionBuilder::new()
         .with_setting_engine(setting)
         .with_media_engine(media)

@@ -209,7 +209,26 @@ pub fn clock_ticks() -> u64 {
 
 /// User + system CPU time of process `pid` (all threads), from /proc/<pid>/stat.
 pub fn process_cpu(pid: u32) -> std::io::Result<Duration> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat_cpu(&std::path::PathBuf::from(format!("/proc/{pid}/stat")))
+}
+
+/// User + system CPU time of this process's thread named `name` (its
+/// /proc/self/task/<tid>/stat), e.g. one media worker measured apart from the peers
+/// that share its process.
+pub fn thread_cpu(name: &str) -> std::io::Result<Duration> {
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let dir = task?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            return stat_cpu(&dir.join("stat"));
+        }
+    }
+    Err(std::io::Error::other(format!("no thread named {name}")))
+}
+
+/// utime + stime of a /proc `stat` file.
+fn stat_cpu(path: &std::path::Path) -> std::io::Result<Duration> {
+    let text = std::fs::read_to_string(path)?;
     // The command name may contain spaces; fields restart after the last ')'.
     let rest = text
         .rsplit_once(')')
@@ -283,6 +302,23 @@ mod tests {
         let p50 = c.latency_ms(0.5).expect("samples");
         assert!(p50 > 0.0 && p50 < 1000.0);
         assert_eq!(c.packets.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn a_named_threads_own_cpu() {
+        let busy = std::thread::Builder::new()
+            .name("metrics-busy".into())
+            .spawn(|| {
+                let mut x = 0u64;
+                for i in 0..50_000_000u64 {
+                    x = x.wrapping_mul(31).wrapping_add(i);
+                }
+                std::hint::black_box(x);
+                thread_cpu("metrics-busy").expect("its own stat")
+            })
+            .expect("thread");
+        assert!(busy.join().expect("joins") > Duration::ZERO);
+        assert!(thread_cpu("no-such-thread").is_err());
     }
 
     #[test]

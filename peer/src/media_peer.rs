@@ -24,7 +24,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceCandidateInit,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, SettingEngine,
+    SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -298,6 +299,22 @@ pub const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 /// Checks per candidate pair before it fails: webrtc's default patience (1.4 s).
 pub const ICE_CHECKS_PER_PAIR: u16 = 140;
 
+/// What every client peer of the tests and the load generator is built with (full
+/// peers here, lite observers in `openhearing-loadgen`): default codecs and
+/// interceptors; no mDNS, peer-reflexive candidates taken at once, a new pair checked
+/// every [`ICE_CHECK_INTERVAL`], so joins are measured the same way by both.
+pub fn client_config() -> Result<(MediaEngine, Registry, SettingEngine), PeerError> {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    let settings = SettingEngineBuilder::new()
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_CHECKS_PER_PAIR))
+        .build();
+    Ok((media_engine, registry, settings))
+}
+
 /// One PeerConnection: 127.0.0.1 only (unless [`ReceiveOptions::bind_ip`] says otherwise), default codecs and interceptors, no mDNS,
 /// peer-reflexive candidates accepted at once.
 pub struct MediaPeer {
@@ -321,14 +338,7 @@ impl MediaPeer {
 
     /// Like [`new`](Self::new), with a tap on received RTP.
     pub async fn with_receive(receive: ReceiveOptions) -> Result<MediaPeer, PeerError> {
-        let mut media_engine = MediaEngine::default();
-        media_engine.register_default_codecs()?;
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
-        let setting_engine = SettingEngineBuilder::new()
-            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_CHECKS_PER_PAIR))
-            .build();
+        let (media_engine, registry, setting_engine) = client_config()?;
         let bind = std::net::SocketAddr::new(
             receive
                 .bind_ip

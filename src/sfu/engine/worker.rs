@@ -1102,12 +1102,7 @@ impl State {
                 send_encodings: vec![],
             }),
         )?;
-        let offer = c.pc.create_offer(None)?;
-        c.pc.set_local_description(now, offer)?;
-        let sdp =
-            c.pc.local_description()
-                .ok_or(WorkerError::NoLocalDescription)?
-                .sdp;
+        let sdp = local_offer(&mut c.pc, now)?;
         self.legs.insert(
             leg,
             Leg {
@@ -1198,14 +1193,9 @@ impl State {
             return Ok(None);
         };
         c.pc.remove_track(sender)?;
-        let offer = c.pc.create_offer(None)?;
-        c.pc.set_local_description(now, offer)?;
+        let sdp = local_offer(&mut c.pc, now)?;
         self.touched.insert(subscriber);
-        Ok(Some(
-            c.pc.local_description()
-                .ok_or(WorkerError::NoLocalDescription)?
-                .sdp,
-        ))
+        Ok(Some(sdp))
     }
 
     fn stop_flowing(&mut self, publisher: ConnId, kind: RtpCodecKind, id: LegId) {
@@ -1259,11 +1249,11 @@ impl State {
         // Its legs as a subscriber go; as a publisher they stop flowing and stay
         // (idle) in their subscribers' connections until the owner removes them.
         self.legs.retain(|_, l| l.subscriber != id);
-        self.flowing.retain(|(publisher, _), _| *publisher != id);
-        for legs in self.flowing.values_mut() {
-            legs.retain(|l| self.legs.contains_key(l));
-        }
-        self.flowing.retain(|_, legs| !legs.is_empty());
+        let legs = &self.legs;
+        self.flowing.retain(|(publisher, _), flowing| {
+            flowing.retain(|l| legs.contains_key(l));
+            *publisher != id && !flowing.is_empty()
+        });
         self.demux.router.remove_conn(id);
         self.timers.remove(id);
         self.touched.remove(&id);
@@ -1493,6 +1483,16 @@ fn drain_events(id: ConnId, c: &mut Conn, closed: &mut Vec<ConnId>) {
             _ => {}
         }
     }
+}
+
+/// Creates an offer, sets it as the local description and returns its SDP.
+fn local_offer(pc: &mut RTCPeerConnection, now: Instant) -> Result<String, WorkerError> {
+    let offer = pc.create_offer(None)?;
+    pc.set_local_description(now, offer)?;
+    Ok(pc
+        .local_description()
+        .ok_or(WorkerError::NoLocalDescription)?
+        .sdp)
 }
 
 /// Takes what the connection has queued: UDP onto the egress queue (sent in
